@@ -1,0 +1,165 @@
+/// @file
+/// SIMD helpers over xsimd 8 batches: the few operations xsimd 8.1 does not offer portably
+/// (the high half of a 32×32-bit product, lane masks to and from bit fields), and
+/// `default_arch`, the best instruction set the user's `-m` flags enable.
+///
+/// Each helper has an x86 fast path chosen at compile time from the batch's architecture and
+/// a generic lane-by-lane fallback, so every kernel built on them gives identical bits on every
+/// instruction set.
+#ifndef REGULA_CORE_SIMD_HPP
+#define REGULA_CORE_SIMD_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "regula/config.hpp"
+
+namespace regula {
+
+/// The instruction set regula's header-only kernels are compiled for: the best one enabled by
+/// the compiler flags of the translation unit (e.g. AVX-512 with `-march=native` on a recent
+/// x86, SSE2 for plain x86-64).
+using default_arch = xsimd::default_arch;
+
+namespace simd {
+
+template <class T, class A = default_arch>
+using batch = xsimd::batch<T, A>;
+
+template <class T, class A = default_arch>
+inline constexpr std::size_t width = xsimd::batch<T, A>::size;
+
+template <class A, class Base>
+inline constexpr bool is_arch_v = std::is_base_of_v<Base, A>;
+
+/// Lane-wise high 32 bits of the 64-bit product `a * m`.
+template <class A>
+REGULA_ALWAYS_INLINE xsimd::batch<std::uint32_t, A> mulhi(const xsimd::batch<std::uint32_t, A>& a,
+                                                          std::uint32_t m) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (is_arch_v<A, xsimd::avx512f>) {
+    const __m512i x = a;
+    const __m512i mm = _mm512_set1_epi32(static_cast<int>(m));
+    const __m512i even = _mm512_mul_epu32(x, mm);
+    const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(x, 32), mm);
+    return _mm512_mask_blend_epi32(__mmask16(0xAAAA), _mm512_srli_epi64(even, 32), odd);
+  } else
+#endif
+#if XSIMD_WITH_AVX2
+  if constexpr (is_arch_v<A, xsimd::avx2>) {
+    const __m256i x = a;
+    const __m256i mm = _mm256_set1_epi32(static_cast<int>(m));
+    const __m256i even = _mm256_mul_epu32(x, mm);
+    const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), mm);
+    return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+  } else
+#endif
+#if XSIMD_WITH_SSE2
+  if constexpr (is_arch_v<A, xsimd::sse2>) {
+    const __m128i x = a;
+    const __m128i mm = _mm_set1_epi32(static_cast<int>(m));
+    const __m128i even = _mm_mul_epu32(x, mm);
+    const __m128i odd = _mm_mul_epu32(_mm_srli_epi64(x, 32), mm);
+    const __m128i hi_mask = _mm_set_epi32(-1, 0, -1, 0);
+    return _mm_or_si128(_mm_srli_epi64(even, 32), _mm_and_si128(odd, hi_mask));
+  } else
+#endif
+  {
+    constexpr std::size_t W = xsimd::batch<std::uint32_t, A>::size;
+    alignas(64) std::uint32_t v[W];
+    a.store_aligned(v);
+    for (std::size_t i = 0; i < W; ++i) {
+      v[i] = static_cast<std::uint32_t>((std::uint64_t{v[i]} * m) >> 32);
+    }
+    return xsimd::batch<std::uint32_t, A>::load_aligned(v);
+  }
+}
+
+/// Bit i of the result is lane i of `b` (as `_mm_movemask_ps`); lanes are 32-bit.
+template <class T, class A>
+REGULA_ALWAYS_INLINE std::uint64_t to_bits(const xsimd::batch_bool<T, A>& b) noexcept {
+  static_assert(sizeof(T) == 4, "to_bits: 32-bit lanes only");
+#if XSIMD_WITH_AVX512F
+  if constexpr (is_arch_v<A, xsimd::avx512f>) {
+    return static_cast<std::uint64_t>(static_cast<__mmask16>(b));
+  } else
+#endif
+#if XSIMD_WITH_AVX2
+  if constexpr (is_arch_v<A, xsimd::avx2>) {
+    const __m256i r = b;
+    return static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(r)));
+  } else
+#endif
+#if XSIMD_WITH_SSE2
+  if constexpr (is_arch_v<A, xsimd::sse2>) {
+    const __m128i r = b;
+    return static_cast<std::uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(r)));
+  } else
+#endif
+  {
+    constexpr std::size_t W = xsimd::batch<T, A>::size;
+    alignas(64) bool v[W];
+    b.store_aligned(v);
+    std::uint64_t bits = 0;
+    for (std::size_t i = 0; i < W; ++i) bits |= std::uint64_t{v[i]} << i;
+    return bits;
+  }
+}
+
+/// Integer lanes of T's width, all ones where bit i of `bits` is set: broadcast the field, keep
+/// lane i's bit, compare with zero (the usual mask expansion without a lookup table).
+template <class T, class A>
+REGULA_ALWAYS_INLINE auto detail_expand_bits(std::uint64_t bits) noexcept {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  using UB = xsimd::batch<U, A>;
+  constexpr std::size_t W = UB::size;
+  alignas(64) U lane_bit[W];
+  for (std::size_t i = 0; i < W; ++i) lane_bit[i] = U{1} << i;
+  const UB sel = UB(static_cast<U>(bits)) & UB::load_aligned(lane_bit);
+  return static_cast<typename UB::register_type>(xsimd::bitwise_cast(sel != UB(U{0})));
+}
+
+/// The lane mask whose lane i is bit i of `bits` (the inverse of to_bits, for T's lanes).
+template <class T, class A>
+REGULA_ALWAYS_INLINE xsimd::batch_bool<T, A> from_bits(std::uint64_t bits) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (is_arch_v<A, xsimd::avx512f>) {
+    using reg = typename xsimd::batch_bool<T, A>::register_type;
+    return xsimd::batch_bool<T, A>(static_cast<reg>(bits));
+  } else
+#endif
+#if XSIMD_WITH_AVX2
+  if constexpr (is_arch_v<A, xsimd::avx2>) {
+    const __m256i r = detail_expand_bits<T, A>(bits);
+    if constexpr (sizeof(T) == 4) {
+      return xsimd::batch_bool<T, A>(_mm256_castsi256_ps(r));
+    } else {
+      return xsimd::batch_bool<T, A>(_mm256_castsi256_pd(r));
+    }
+  } else
+#endif
+#if XSIMD_WITH_SSE2
+  if constexpr (is_arch_v<A, xsimd::sse2>) {
+    const __m128i r = detail_expand_bits<T, A>(bits);
+    if constexpr (sizeof(T) == 4) {
+      return xsimd::batch_bool<T, A>(_mm_castsi128_ps(r));
+    } else {
+      return xsimd::batch_bool<T, A>(_mm_castsi128_pd(r));
+    }
+  } else
+#endif
+  {
+    constexpr std::size_t W = xsimd::batch<T, A>::size;
+    alignas(64) bool v[W];
+    for (std::size_t i = 0; i < W; ++i) v[i] = ((bits >> i) & 1U) != 0;
+    return xsimd::batch_bool<T, A>::load_aligned(v);
+  }
+}
+
+}  // namespace simd
+}  // namespace regula
+
+#endif  // REGULA_CORE_SIMD_HPP

@@ -1,0 +1,201 @@
+/// @file
+/// Raw-pointer dropout kernels: keep masks drawn from Philox4x32-10 and the masked scale
+/// y = x ⊙ m·s, each with a scalar reference twin that gives identical bits.
+///
+/// **Where element i's random bits come from.** Elements are numbered 0, 1, … in the order of
+/// the call (column-major: i = col·rows + row). Element i uses 16 bits: half h = ⌊i/64⌋ mod 2
+/// (h = 0 the low 16 bits) of word w = ⌊i/16⌋ mod 4 of the Philox block
+/// `first_block + 16·⌊i/128⌋ + (i mod 16)`. So 128 elements (a *tile*) use 16 consecutive
+/// blocks, and one SIMD lane holds one block at any width up to 16 lanes: no transposes, and
+/// the same bits at every width. Element i is kept when its 16-bit value u satisfies
+/// u < keep_threshold, so the keep probability is keep_threshold / 2¹⁶ exactly.
+///
+/// Keep masks are bit fields in call order: bit i mod 64 of word ⌊i/64⌋ is element i.
+#ifndef REGULA_KERNELS_DROPOUT_HPP
+#define REGULA_KERNELS_DROPOUT_HPP
+
+#include <cstddef>
+#include <cstdint>
+
+#include "regula/core/philox.hpp"
+#include "regula/core/simd.hpp"
+
+namespace regula::kernels {
+
+/// Elements per tile, and Philox blocks per tile.
+inline constexpr std::size_t dropout_tile = 128;
+inline constexpr std::size_t dropout_tile_blocks = 16;
+/// Random bits per element; the keep probability is quantized to multiples of 2⁻¹⁶.
+inline constexpr int dropout_bits = 16;
+
+/// Where a dropout call's bits come from: Philox key, subsequence, first block of tile 0,
+/// and the keep threshold in [0, 2¹⁶].
+struct DropoutDraw {
+  PhiloxKey key;
+  std::uint64_t subsequence;
+  std::uint64_t first_block;
+  std::uint32_t keep_threshold;
+};
+
+/// Philox blocks used by a call on n elements: 16 per started tile.
+[[nodiscard]] constexpr std::uint64_t dropout_blocks(std::size_t n) noexcept {
+  const std::uint64_t tiles = (n + dropout_tile - 1) / dropout_tile;
+  return tiles * dropout_tile_blocks;
+}
+
+/// Words of a keep mask for n elements: two per started tile.
+[[nodiscard]] constexpr std::size_t dropout_mask_words(std::size_t n) noexcept {
+  return 2 * ((n + dropout_tile - 1) / dropout_tile);
+}
+
+/// Scalar reference of dropout_tile_keep.
+inline void dropout_tile_keep_reference(const DropoutDraw& d, std::uint64_t tile,
+                                        std::uint64_t keep[2]) noexcept {
+  keep[0] = keep[1] = 0;
+  const std::uint64_t first = d.first_block + tile * dropout_tile_blocks;
+  PhiloxBlock blocks[dropout_tile_blocks];
+  for (std::size_t l = 0; l < dropout_tile_blocks; ++l) {
+    blocks[l] = philox4x32_10(philox_counter(first + l, d.subsequence), d.key);
+  }
+  for (std::size_t j = 0; j < dropout_tile; ++j) {
+    const std::uint32_t word = blocks[j % 16][(j / 16) % 4];
+    const std::uint32_t u = (j / 64) == 0 ? (word & 0xFFFFU) : (word >> 16);
+    keep[j / 64] |= std::uint64_t{u < d.keep_threshold} << (j % 64);
+  }
+}
+
+/// The 128 keep bits of tile `tile`: keep[0] for its elements 0..63, keep[1] for 64..127.
+template <class A = default_arch>
+REGULA_ALWAYS_INLINE void dropout_tile_keep(const DropoutDraw& d, std::uint64_t tile,
+                                            std::uint64_t keep[2]) noexcept {
+  using B = xsimd::batch<std::uint32_t, A>;
+  using IB = xsimd::batch<std::int32_t, A>;
+  constexpr std::size_t W = B::size;
+  static_assert(dropout_tile_blocks % W == 0, "SIMD width must divide 16 lanes");
+  const std::uint64_t first = d.first_block + tile * dropout_tile_blocks;
+  const IB threshold(static_cast<std::int32_t>(d.keep_threshold));
+  const B low16(0xFFFFU);
+  std::uint64_t k0 = 0;
+  std::uint64_t k1 = 0;
+  for (std::size_t n = 0; n < dropout_tile_blocks / W; ++n) {
+    B c[4];
+    simd::philox_counters(c, first + n * W, d.subsequence);
+    simd::philox4x32_10(c, d.key);
+    for (std::size_t w = 0; w < 4; ++w) {
+      // Both halves are below 2¹⁶, so a signed compare is exact (and native on every ISA).
+      const IB lo = xsimd::bitwise_cast<IB>(c[w] & low16);
+      const IB hi = xsimd::bitwise_cast<IB>(c[w] >> 16);
+      const std::size_t pos = w * 16 + n * W;
+      k0 |= simd::to_bits(lo < threshold) << pos;
+      k1 |= simd::to_bits(hi < threshold) << pos;
+    }
+  }
+  keep[0] = k0;
+  keep[1] = k1;
+}
+
+/// y[j] = x[j]·(bit j of keep ? scale : 0) for j < n ≤ 128, scalar. Multiplying by the factor
+/// (rather than writing 0) keeps PyTorch's semantics: NaN or ±inf in a dropped element gives NaN.
+template <class T>
+REGULA_ALWAYS_INLINE void masked_scale_tile_reference(const T* x, const std::uint64_t keep[2],
+                                                      std::size_t j0, std::size_t n, T scale,
+                                                      T* y) noexcept {
+  for (std::size_t j = j0; j < j0 + n; ++j) {
+    const T factor = ((keep[j / 64] >> (j % 64)) & 1U) != 0 ? scale : T(0);
+    y[j - j0] = x[j - j0] * factor;
+  }
+}
+
+/// The SIMD twin of masked_scale_tile_reference for one whole tile (j0 = 0, n = 128).
+template <class T, class A = default_arch>
+REGULA_ALWAYS_INLINE void masked_scale_tile(const T* x, const std::uint64_t keep[2], T scale,
+                                            T* y) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  constexpr std::uint64_t lanes = W == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << W) - 1;
+  const B s(scale);
+  const B zero(T(0));
+  for (std::size_t k = 0; k < dropout_tile; k += W) {
+    const std::uint64_t bits = (keep[k / 64] >> (k % 64)) & lanes;
+    const B factor = xsimd::select(simd::from_bits<T, A>(bits), s, zero);
+    (B::load_unaligned(x + k) * factor).store_unaligned(y + k);
+  }
+}
+
+namespace detail {
+
+/// Stores keep bits j0..j0+n−1 of a tile into the call's mask at element offset `tile_base`.
+inline void store_keep_bits(std::uint64_t* mask, std::size_t tile_base, const std::uint64_t keep[2],
+                            std::size_t j0, std::size_t n) noexcept {
+  std::uint64_t* words = mask + tile_base / 64;
+  if (j0 == 0 && n == dropout_tile) {
+    words[0] = keep[0];
+    words[1] = keep[1];
+    return;
+  }
+  for (std::size_t h = 0; h < 2; ++h) {
+    const std::size_t lo = j0 > h * 64 ? j0 - h * 64 : 0;
+    const std::size_t hi_end = j0 + n < (h + 1) * 64 ? j0 + n - h * 64 : 64;
+    if (j0 + n <= h * 64 || lo >= 64 || hi_end <= lo) continue;
+    const std::size_t len = hi_end - lo;
+    const std::uint64_t sel = (len == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << len) - 1)) << lo;
+    words[h] = (words[h] & ~sel) | (keep[h] & sel);
+  }
+}
+
+/// Reads the keep bits of a tile from a call's mask.
+inline void load_keep_bits(const std::uint64_t* mask, std::size_t tile_base,
+                           std::uint64_t keep[2]) noexcept {
+  keep[0] = mask[tile_base / 64];
+  keep[1] = mask[tile_base / 64 + 1];
+}
+
+}  // namespace detail
+
+/// Dropout of the call's elements [i0, i0 + n), x and y pointing at element i0 (y may equal x):
+/// y = x ⊙ m·scale with m drawn as described at the top of this file. When `mask` is not null
+/// the keep bits of these elements are also written to it (bits i0..i0+n−1 of the call's mask).
+/// With `Recompute = false` the bits are read from `mask` instead of drawn.
+template <class T, bool Draw = true, class A = default_arch>
+void dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x, T scale,
+                     T* y, std::uint64_t* mask) noexcept {
+  std::size_t i = i0;
+  const std::size_t end = i0 + n;
+  while (i < end) {
+    const std::size_t tile = i / dropout_tile;
+    const std::size_t base = tile * dropout_tile;
+    const std::size_t j0 = i - base;
+    const std::size_t len = (end - base < dropout_tile ? end - base : dropout_tile) - j0;
+    std::uint64_t keep[2];
+    if constexpr (Draw) {
+      dropout_tile_keep<A>(d, tile, keep);
+      if (mask != nullptr) detail::store_keep_bits(mask, base, keep, j0, len);
+    } else {
+      detail::load_keep_bits(mask, base, keep);
+    }
+    const std::size_t off = i - i0;
+    if (len == dropout_tile) {
+      masked_scale_tile<T, A>(x + off, keep, scale, y + off);
+    } else {
+      masked_scale_tile_reference(x + off, keep, j0, len, scale, y + off);
+    }
+    i += len;
+  }
+}
+
+/// Scalar reference of dropout_segment (drawing variant), element by element.
+template <class T>
+void dropout_segment_reference(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x,
+                               T scale, T* y, std::uint64_t* mask) noexcept {
+  for (std::size_t i = i0; i < i0 + n; ++i) {
+    std::uint64_t keep[2];
+    dropout_tile_keep_reference(d, i / dropout_tile, keep);
+    const std::size_t j = i % dropout_tile;
+    masked_scale_tile_reference(x + (i - i0), keep, j, 1, scale, y + (i - i0));
+    if (mask != nullptr) detail::store_keep_bits(mask, i - j, keep, j, 1);
+  }
+}
+
+}  // namespace regula::kernels
+
+#endif  // REGULA_KERNELS_DROPOUT_HPP

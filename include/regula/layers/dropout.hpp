@@ -1,0 +1,272 @@
+/// @file
+/// Dropout (Srivastava et al., JMLR 2014) with PyTorch's semantics, a counter-based mask and a
+/// backward that recomputes the mask instead of storing it.
+#ifndef REGULA_LAYERS_DROPOUT_HPP
+#define REGULA_LAYERS_DROPOUT_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "regula/core/error.hpp"
+#include "regula/core/matrix.hpp"
+#include "regula/core/parallel.hpp"
+#include "regula/core/stream.hpp"
+#include "regula/kernels/dropout.hpp"
+
+namespace regula {
+
+/// Options of Dropout, with PyTorch's names: `p` is the probability of *zeroing* an element.
+struct DropoutOptions {
+  /// Drop probability in [0, 1] (PyTorch's default 0.5).
+  double p = 0.5;
+  /// Keep a 1-bit mask in the context (n/8 bytes) instead of recomputing it in backward. Both
+  /// give bit-identical gradients; recomputation stores nothing and costs one Philox pass.
+  bool store_mask = false;
+};
+
+/// What backward needs from a forward call: where its mask came from (the stream position and
+/// keep threshold), the shape, and the 1-bit mask when the options asked for one. Small,
+/// caller-owned and reusable: passing the same context to every forward call reuses its mask
+/// storage, so only the first call allocates.
+class DropoutContext {
+ public:
+  /// How forward treated its input.
+  enum class Mode : std::uint8_t {
+    identity,  ///< eval mode or p = 0: y = x
+    zero,      ///< p = 1: y = 0·x (NaN and ±inf give NaN, as in PyTorch)
+    random     ///< y = x ⊙ m/(1 − p)
+  };
+
+  DropoutContext() = default;
+
+  [[nodiscard]] Mode mode() const noexcept { return mode_; }
+  /// Stream position of the first block the forward call used.
+  [[nodiscard]] const Stream& stream() const noexcept { return stream_; }
+  [[nodiscard]] Index rows() const noexcept { return rows_; }
+  [[nodiscard]] Index cols() const noexcept { return cols_; }
+  /// Keep threshold t: an element is kept when its 16-bit draw is below t.
+  [[nodiscard]] std::uint32_t keep_threshold() const noexcept { return keep_threshold_; }
+  /// True when the 1-bit mask is stored (DropoutOptions::store_mask in random mode).
+  [[nodiscard]] bool has_mask() const noexcept { return has_mask_; }
+  /// The stored mask: bit i mod 64 of word ⌊i/64⌋ is element i (i = col·rows + row), 1 = kept.
+  [[nodiscard]] const std::vector<std::uint64_t>& mask() const noexcept { return mask_; }
+  /// Whether element (row, col) was kept (recomputed from the stream when no mask is stored).
+  [[nodiscard]] bool kept(Index row, Index col) const noexcept {
+    switch (mode_) {
+      case Mode::identity: return true;
+      case Mode::zero: return false;
+      case Mode::random: break;
+    }
+    const auto i = static_cast<std::size_t>(col * rows_ + row);
+    std::uint64_t keep[2];
+    if (has_mask_) {
+      keep[0] = mask_[(i / 128) * 2];
+      keep[1] = mask_[(i / 128) * 2 + 1];
+    } else {
+      kernels::dropout_tile_keep_reference(draw(), i / 128, keep);
+    }
+    return ((keep[(i % 128) / 64] >> (i % 64)) & 1U) != 0;
+  }
+
+ private:
+  template <class T>
+  friend class Dropout;
+
+  [[nodiscard]] kernels::DropoutDraw draw() const noexcept {
+    return {stream_.key(), stream_.subsequence(), stream_.offset(), keep_threshold_};
+  }
+
+  Stream stream_{0};
+  Index rows_ = 0;
+  Index cols_ = 0;
+  std::uint32_t keep_threshold_ = 0;
+  Mode mode_ = Mode::identity;
+  bool has_mask_ = false;
+  std::vector<std::uint64_t> mask_;
+};
+
+/// Inverted dropout: in training y = x ⊙ m/(1 − p) with m_i ~ Bernoulli(1 − p) i.i.d.; in eval
+/// y = x. Matches `torch.nn.Dropout`: p = 0 or eval is the identity and draws nothing; p = 1 gives
+/// y = 0·x (so NaN stays NaN); a dropped NaN or ±inf element gives NaN, since y is x times a
+/// factor of 0 or 1/(1 − p).
+///
+/// **Randomness.** Each element uses 16 bits of Philox4x32-10 at a fixed position (see
+/// kernels/dropout.hpp), so masks are the same for any SIMD width and thread count, and the
+/// stream advances by 16 blocks per started group of 128 elements. The keep probability is
+/// quantized to q = round((1 − p)·2¹⁶)/2¹⁶ and the scale is 1/q, so E[y] = x holds exactly;
+/// `effective_p()` reports 1 − q (|effective_p() − p| ≤ 2⁻¹⁷). A p so small that q rounds to 1 is
+/// the identity; one so close to 1 that q rounds to 0 is p = 1.
+///
+/// **Shapes.** x is `features × batch` (any matrix with contiguous columns); element order is
+/// column-major. y has x's shape and may be x itself (in place), but may not partly overlap it.
+///
+/// **Threads.** forward and backward are const and allocate nothing (unless a stored mask must
+/// grow): one layer serves many threads, each with its own stream and context. With OpenMP the
+/// element range is cut into fixed chunks, and results do not depend on the thread count.
+///
+/// ```cpp
+/// regula::Dropout<float> drop(regula::DropoutOptions{0.1});
+/// regula::Stream stream(42);
+/// auto ctx = drop.forward(x, y, stream);  // y = x ⊙ m/(1 − p)
+/// drop.backward(dy, ctx, dx);             // dx = dy ⊙ m/(1 − p), m recomputed
+/// ```
+template <class T>
+class Dropout {
+  static_assert(is_scalar_v<T>, "regula::Dropout<T>: T must be float or double");
+
+ public:
+  using Scalar = T;
+  using Context = DropoutContext;
+
+  /// @throws regula::invalid_argument if p is not in [0, 1] (NaN included).
+  explicit Dropout(DropoutOptions options = {}) : options_(options) {
+    REGULA_EXPECTS(options.p >= 0.0 && options.p <= 1.0, "regula::Dropout",
+                   "p must be in [0, 1], got ", options.p);
+    const double q = std::nearbyint((1.0 - options.p) * 65536.0);
+    keep_threshold_ = static_cast<std::uint32_t>(q);
+    scale_ = keep_threshold_ == 0 ? T(0) : static_cast<T>(65536.0 / q);
+  }
+
+  [[nodiscard]] const DropoutOptions& options() const noexcept { return options_; }
+  /// The drop probability actually used: 1 − round((1 − p)·2¹⁶)/2¹⁶.
+  [[nodiscard]] double effective_p() const noexcept {
+    return 1.0 - static_cast<double>(keep_threshold_) / 65536.0;
+  }
+  /// The factor applied to kept elements, 1/(1 − effective_p()), rounded to T.
+  [[nodiscard]] T scale() const noexcept { return scale_; }
+
+  void train(bool on = true) noexcept { training_ = on; }
+  void eval() noexcept { training_ = false; }
+  [[nodiscard]] bool is_training() const noexcept { return training_; }
+
+  /// y = x ⊙ m/(1 − p) in training, y = x in eval. Returns the context backward needs.
+  /// @throws regula::invalid_argument if y's shape differs from x's or y partly overlaps x.
+  [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
+    Context ctx;
+    forward(x, y, stream, ctx);
+    return ctx;
+  }
+
+  /// As above, writing into a caller-owned context whose mask storage is reused.
+  void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
+    check_io("x", x, "y", y);
+    ctx.rows_ = x.rows();
+    ctx.cols_ = x.cols();
+    ctx.keep_threshold_ = keep_threshold_;
+    ctx.stream_ = stream;
+    ctx.has_mask_ = false;
+    ctx.mode_ = mode();
+    switch (ctx.mode_) {
+      case Context::Mode::identity:
+        if (y.data() != x.data()) y = x;
+        return;
+      case Context::Mode::zero:
+        y = x * T(0);
+        return;
+      case Context::Mode::random: break;
+    }
+    const auto n = static_cast<std::size_t>(x.size());
+    stream.skip(kernels::dropout_blocks(n));
+    std::uint64_t* mask = nullptr;
+    if (options_.store_mask) {
+      ctx.mask_.resize(kernels::dropout_mask_words(n));
+      ctx.has_mask_ = true;
+      mask = ctx.mask_.data();
+    }
+    run<true>(ctx.draw(), x, y, mask);
+  }
+
+  /// dx = dy ⊙ m/(1 − p) with the mask of the forward call that produced `ctx` (dx = dy if it
+  /// ran in eval mode, dx = 0·dy if p = 1). dx may be dy itself.
+  /// @throws regula::invalid_argument if dy's shape differs from the forward input's, or dx's
+  ///         from dy's, or dx partly overlaps dy.
+  void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
+    REGULA_EXPECTS(dy.rows() == ctx.rows() && dy.cols() == ctx.cols(), "regula::Dropout::backward",
+                   "dy must have the shape of the forward input (", ctx.rows(), " x ", ctx.cols(),
+                   "), got ", dy.rows(), " x ", dy.cols());
+    check_io("dy", dy, "dx", dx);
+    switch (ctx.mode()) {
+      case Context::Mode::identity:
+        if (dx.data() != dy.data()) dx = dy;
+        return;
+      case Context::Mode::zero:
+        dx = dy * T(0);
+        return;
+      case Context::Mode::random: break;
+    }
+    const T scale = ctx.keep_threshold() == 0 ? T(0) : static_cast<T>(65536.0 / ctx.keep_threshold());
+    if (ctx.has_mask()) {
+      run<false>(ctx.draw(), dy, dx, const_cast<std::uint64_t*>(ctx.mask().data()), scale);
+    } else {
+      run<true>(ctx.draw(), dy, dx, nullptr, scale);
+    }
+  }
+
+  /// Elements per parallel chunk: a multiple of the 128-element tile, so chunks never share a
+  /// mask word.
+  static constexpr std::size_t chunk = 1U << 15;
+
+ private:
+  [[nodiscard]] Context::Mode mode() const noexcept {
+    if (!training_ || keep_threshold_ == 65536U) return Context::Mode::identity;
+    if (keep_threshold_ == 0U) return Context::Mode::zero;
+    return Context::Mode::random;
+  }
+
+  void check_io(const char* in_name, const MatrixCRef<T>& in, const char* out_name,
+                const MatrixRef<T>& out) const {
+    detail::check_same_shape("regula::Dropout", out_name, out, in_name, in);
+    REGULA_EXPECTS(!detail::overlaps_partially(in.data(), detail::extent(in), out.data(),
+                                               detail::extent(out)),
+                   "regula::Dropout", out_name, " must be ", in_name,
+                   " itself or not overlap it; it overlaps partly");
+    REGULA_EXPECTS(in.data() != out.data() || in.outerStride() == out.outerStride(),
+                   "regula::Dropout", out_name, " aliases ", in_name, " with another layout");
+  }
+
+  template <bool Draw>
+  void run(const kernels::DropoutDraw& d, const MatrixCRef<T>& x, MatrixRef<T>& y,
+           std::uint64_t* mask) const noexcept {
+    run<Draw>(d, x, y, mask, scale_);
+  }
+
+  /// Walks the call's elements in fixed, tile-aligned chunks; inside a chunk, column by column
+  /// when the columns are not adjacent in memory.
+  template <bool Draw>
+  static void run(const kernels::DropoutDraw& d, const MatrixCRef<T>& x, MatrixRef<T>& y,
+                  std::uint64_t* mask, T scale) noexcept {
+    const auto rows = static_cast<std::size_t>(x.rows());
+    const auto n = static_cast<std::size_t>(x.size());
+    const T* xp = x.data();
+    T* yp = y.data();
+    const auto xs = static_cast<std::size_t>(x.outerStride());
+    const auto ys = static_cast<std::size_t>(y.outerStride());
+    const bool flat = x.cols() <= 1 || (xs == rows && ys == rows);
+    parallel_for_chunks(n, chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
+      if (flat) {
+        kernels::dropout_segment<T, Draw>(d, begin, end - begin, xp + begin, scale, yp + begin, mask);
+        return;
+      }
+      std::size_t i = begin;
+      while (i < end) {
+        const std::size_t col = i / rows;
+        const std::size_t row = i % rows;
+        const std::size_t len = (rows - row) < (end - i) ? rows - row : end - i;
+        kernels::dropout_segment<T, Draw>(d, i, len, xp + col * xs + row, scale,
+                                          yp + col * ys + row, mask);
+        i += len;
+      }
+    });
+  }
+
+  DropoutOptions options_;
+  std::uint32_t keep_threshold_ = 0;
+  T scale_ = T(1);
+  bool training_ = true;
+};
+
+}  // namespace regula
+
+#endif  // REGULA_LAYERS_DROPOUT_HPP

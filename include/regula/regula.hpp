@@ -1,0 +1,18 @@
+/// @file
+/// The umbrella header: every public header of regula except integrations/. Including the one
+/// header you use is cheaper to compile.
+#ifndef REGULA_REGULA_HPP
+#define REGULA_REGULA_HPP
+
+#include "regula/config.hpp"
+#include "regula/core/error.hpp"
+#include "regula/core/matrix.hpp"
+#include "regula/core/parallel.hpp"
+#include "regula/core/philox.hpp"
+#include "regula/core/simd.hpp"
+#include "regula/core/stream.hpp"
+#include "regula/kernels/dropout.hpp"
+#include "regula/layers/dropout.hpp"
+#include "regula/version.hpp"
+
+#endif  // REGULA_REGULA_HPP

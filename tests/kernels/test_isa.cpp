@@ -1,0 +1,8 @@
+// The SIMD-versus-scalar cases compiled for one instruction set (REGULA_TEST_ISA), run only on
+// a CPU that has it.
+#include "kernels/simd_cases.hpp"
+
+TEST_CASE("this binary runs on a CPU with its instruction set", "[kernels][isa]") {
+  INFO("ISA " << REGULA_TEST_ISA << ", xsimd arch " << regula::default_arch::name());
+  CHECK(xsimd::available_architectures().best >= regula::default_arch::version());
+}
