@@ -66,25 +66,38 @@ inline constexpr int rounds = 10;
 
 namespace simd {
 
-/// Philox4x32-10 on W blocks at once, one block per lane, words held as four batches
-/// (structure of arrays): on return c[w] lane l is word w of lane l's block.
-template <class A>
-REGULA_ALWAYS_INLINE void philox4x32_10(xsimd::batch<std::uint32_t, A> (&c)[4],
+/// Philox4x32-10 on M·W blocks at once, one block per lane, words held as four batches
+/// (structure of arrays): on return c[m][w] lane l is word w of that lane's block. The M
+/// independent chains are interleaved round by round, which hides the multiply latency.
+template <class A, std::size_t M>
+REGULA_ALWAYS_INLINE void philox4x32_10(xsimd::batch<std::uint32_t, A> (&c)[M][4],
                                         PhiloxKey k) noexcept {
   using namespace philox_constants;
   using B = xsimd::batch<std::uint32_t, A>;
   for (int r = 0; r < rounds; ++r) {
-    const B hi0 = mulhi(c[0], M0);
-    const B lo0 = c[0] * B(M0);
-    const B hi1 = mulhi(c[2], M1);
-    const B lo1 = c[2] * B(M1);
-    c[0] = hi1 ^ c[1] ^ B(k[0]);
-    c[1] = lo1;
-    c[2] = hi0 ^ c[3] ^ B(k[1]);
-    c[3] = lo0;
+    const B k0(k[0]);
+    const B k1(k[1]);
+    for (std::size_t m = 0; m < M; ++m) {
+      B hi0, lo0, hi1, lo1;
+      mulhilo(c[m][0], M0, hi0, lo0);
+      mulhilo(c[m][2], M1, hi1, lo1);
+      c[m][0] = hi1 ^ c[m][1] ^ k0;
+      c[m][1] = lo1;
+      c[m][2] = hi0 ^ c[m][3] ^ k1;
+      c[m][3] = lo0;
+    }
     k[0] += W0;
     k[1] += W1;
   }
+}
+
+/// Philox4x32-10 on W blocks at once (a single chain).
+template <class A>
+REGULA_ALWAYS_INLINE void philox4x32_10(xsimd::batch<std::uint32_t, A> (&c)[4],
+                                        PhiloxKey k) noexcept {
+  xsimd::batch<std::uint32_t, A> one[1][4] = {{c[0], c[1], c[2], c[3]}};
+  philox4x32_10<A, 1>(one, k);
+  for (std::size_t w = 0; w < 4; ++w) c[w] = one[0][w];
 }
 
 /// Loads the counters of blocks `first, first + 1, …, first + W − 1` of `subsequence`,

@@ -64,34 +64,51 @@ inline void dropout_tile_keep_reference(const DropoutDraw& d, std::uint64_t tile
   }
 }
 
-/// The 128 keep bits of tile `tile`: keep[0] for its elements 0..63, keep[1] for 64..127.
-template <class A = default_arch>
-REGULA_ALWAYS_INLINE void dropout_tile_keep(const DropoutDraw& d, std::uint64_t tile,
-                                            std::uint64_t keep[2]) noexcept {
+/// The keep bits of the K consecutive tiles tile0, …, tile0 + K − 1: keep[k][0] for the
+/// elements 0..63 of tile tile0 + k, keep[k][1] for 64..127. The K·16/W Philox chains run
+/// interleaved.
+template <std::size_t K, class A = default_arch>
+REGULA_ALWAYS_INLINE void dropout_tiles_keep(const DropoutDraw& d, std::uint64_t tile0,
+                                             std::uint64_t (&keep)[K][2]) noexcept {
   using B = xsimd::batch<std::uint32_t, A>;
   using IB = xsimd::batch<std::int32_t, A>;
   constexpr std::size_t W = B::size;
   static_assert(dropout_tile_blocks % W == 0, "SIMD width must divide 16 lanes");
-  const std::uint64_t first = d.first_block + tile * dropout_tile_blocks;
+  constexpr std::size_t per_tile = dropout_tile_blocks / W;
+  constexpr std::size_t M = K * per_tile;
+  const std::uint64_t first = d.first_block + tile0 * dropout_tile_blocks;
+  B c[M][4];
+  for (std::size_t m = 0; m < M; ++m) simd::philox_counters(c[m], first + m * W, d.subsequence);
+  simd::philox4x32_10<A, M>(c, d.key);
   const IB threshold(static_cast<std::int32_t>(d.keep_threshold));
   const B low16(0xFFFFU);
-  std::uint64_t k0 = 0;
-  std::uint64_t k1 = 0;
-  for (std::size_t n = 0; n < dropout_tile_blocks / W; ++n) {
-    B c[4];
-    simd::philox_counters(c, first + n * W, d.subsequence);
-    simd::philox4x32_10(c, d.key);
-    for (std::size_t w = 0; w < 4; ++w) {
-      // Both halves are below 2¹⁶, so a signed compare is exact (and native on every ISA).
-      const IB lo = xsimd::bitwise_cast<IB>(c[w] & low16);
-      const IB hi = xsimd::bitwise_cast<IB>(c[w] >> 16);
-      const std::size_t pos = w * 16 + n * W;
-      k0 |= simd::to_bits(lo < threshold) << pos;
-      k1 |= simd::to_bits(hi < threshold) << pos;
+  for (std::size_t k = 0; k < K; ++k) {
+    std::uint64_t k0 = 0;
+    std::uint64_t k1 = 0;
+    for (std::size_t n = 0; n < per_tile; ++n) {
+      for (std::size_t w = 0; w < 4; ++w) {
+        const B word = c[k * per_tile + n][w];
+        // Both halves are below 2¹⁶, so a signed compare is exact (and native on every ISA).
+        const IB lo = xsimd::bitwise_cast<IB>(word & low16);
+        const IB hi = xsimd::bitwise_cast<IB>(word >> 16);
+        const std::size_t pos = w * 16 + n * W;
+        k0 |= simd::to_bits(lo < threshold) << pos;
+        k1 |= simd::to_bits(hi < threshold) << pos;
+      }
     }
+    keep[k][0] = k0;
+    keep[k][1] = k1;
   }
-  keep[0] = k0;
-  keep[1] = k1;
+}
+
+/// The 128 keep bits of tile `tile`: keep[0] for its elements 0..63, keep[1] for 64..127.
+template <class A = default_arch>
+REGULA_ALWAYS_INLINE void dropout_tile_keep(const DropoutDraw& d, std::uint64_t tile,
+                                            std::uint64_t keep[2]) noexcept {
+  std::uint64_t k[1][2];
+  dropout_tiles_keep<1, A>(d, tile, k);
+  keep[0] = k[0][0];
+  keep[1] = k[0][1];
 }
 
 /// y[j] = x[j]·(bit j of keep ? scale : 0) for j < n ≤ 128, scalar. Multiplying by the factor
@@ -159,11 +176,30 @@ inline void load_keep_bits(const std::uint64_t* mask, std::size_t tile_base,
 template <class T, bool Draw = true, class A = default_arch>
 void dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x, T scale,
                      T* y, std::uint64_t* mask) noexcept {
+  // Four tiles per step keep four independent Philox chains in flight.
+  constexpr std::size_t K = 4;
   std::size_t i = i0;
   const std::size_t end = i0 + n;
   while (i < end) {
     const std::size_t tile = i / dropout_tile;
     const std::size_t base = tile * dropout_tile;
+    const std::size_t off = i - i0;
+    if (i == base && end - i >= K * dropout_tile) {
+      std::uint64_t keep[K][2];
+      if constexpr (Draw) {
+        dropout_tiles_keep<K, A>(d, tile, keep);
+      }
+      for (std::size_t k = 0; k < K; ++k) {
+        if constexpr (Draw) {
+          if (mask != nullptr) detail::store_keep_bits(mask, base + k * dropout_tile, keep[k], 0, dropout_tile);
+        } else {
+          detail::load_keep_bits(mask, base + k * dropout_tile, keep[k]);
+        }
+        masked_scale_tile<T, A>(x + off + k * dropout_tile, keep[k], scale, y + off + k * dropout_tile);
+      }
+      i += K * dropout_tile;
+      continue;
+    }
     const std::size_t j0 = i - base;
     const std::size_t len = (end - base < dropout_tile ? end - base : dropout_tile) - j0;
     std::uint64_t keep[2];
@@ -173,7 +209,6 @@ void dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const 
     } else {
       detail::load_keep_bits(mask, base, keep);
     }
-    const std::size_t off = i - i0;
     if (len == dropout_tile) {
       masked_scale_tile<T, A>(x + off, keep, scale, y + off);
     } else {

@@ -1,0 +1,47 @@
+// Helpers shared by the benchmarks: deterministic inputs and the memcpy reference.
+#ifndef REGULA_BENCH_SUPPORT_HPP
+#define REGULA_BENCH_SUPPORT_HPP
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "regula/core/stream.hpp"
+
+namespace regula::bench {
+
+/// n values drawn uniformly from [-1, 1), the same for every run.
+template <class T>
+std::vector<T> uniform_data(std::size_t n, std::uint64_t seed = 1) {
+  std::vector<T> v(n);
+  Stream s(seed);
+  s.uniform(v.data(), n);
+  for (T& x : v) x = T(2) * x - T(1);
+  return v;
+}
+
+/// "64Ki", "1Mi", "16Mi" for powers of two, the number otherwise.
+inline std::string size_name(std::size_t n) {
+  if (n >= (1U << 20) && n % (1U << 20) == 0) return std::to_string(n >> 20) + "Mi";
+  if (n >= (1U << 10) && n % (1U << 10) == 0) return std::to_string(n >> 10) + "Ki";
+  return std::to_string(n);
+}
+
+/// The physical reference for streaming kernels: memcpy of `bytes` bytes, reporting bytes read
+/// plus bytes written, as the kernels do.
+inline void memcpy_reference(benchmark::State& state, std::size_t bytes) {
+  std::vector<char> src(bytes, 1), dst(bytes);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), bytes);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() *
+                          static_cast<std::int64_t>(2 * bytes));
+}
+
+}  // namespace regula::bench
+
+#endif
