@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what regula's build, tests, benchmarks and examples need, from Debian 12's archive.
+# Run as root (or with sudo). Packages already present are not downloaded again.
+set -euo pipefail
+packages=(cmake g++ ninja-build libeigen3-dev libxsimd-dev catch2 libbenchmark-dev
+          librandom123-dev)
+missing=()
+for p in "${packages[@]}" "$@"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
