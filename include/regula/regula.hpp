@@ -13,6 +13,10 @@
 #include "regula/core/stream.hpp"
 #include "regula/kernels/dropout.hpp"
 #include "regula/layers/dropout.hpp"
+#include "regula/selection/co_teaching.hpp"
+#include "regula/selection/forget_rate.hpp"
+#include "regula/selection/label_noise.hpp"
+#include "regula/selection/small_loss.hpp"
 #include "regula/version.hpp"
 
 #endif  // REGULA_REGULA_HPP
