@@ -202,7 +202,7 @@ class Dropout {
 
   /// Elements per parallel chunk: a multiple of the 128-element tile, so chunks never share a
   /// mask word.
-  static constexpr std::size_t chunk = 1U << 15;
+  static constexpr std::size_t chunk = 1U << 16;
 
  private:
   [[nodiscard]] Context::Mode mode() const noexcept {
