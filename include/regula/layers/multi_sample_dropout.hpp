@@ -61,6 +61,8 @@ class MultiSampleDropoutContext {
   Matrix<T> hs_;   // K × M·B masked copies (K × B input copy in eval); G = Wᵀ dZ in backward
   Matrix<T> z_;    // logits
   Matrix<T> dz_;   // ∂L/∂logits (already scaled by the reduction)
+  Matrix<T> zt_;   // N × C logits, for heads with few classes
+  Matrix<T> dwt_;  // K × C, ∂L/∂Wᵀ for heads with few classes
   Vector<T> losses_;
   std::vector<DropoutContext> drops_;
   Index k_ = 0, b_ = 0, c_ = 0;
@@ -79,7 +81,9 @@ class MultiSampleDropoutContext {
 ///
 /// **Fused path.** The M masked copies are written side by side into one K × M·B matrix, so the
 /// forward is one GEMM (C × K)·(K × M·B) instead of M, and backward two more (∂L/∂W and WᵀG);
-/// ∂L/∂h sums the M masked blocks of WᵀG with the masks recomputed from the stream.
+/// ∂L/∂h sums the M masked blocks of WᵀG with the masks recomputed from the stream. Heads with
+/// fewer than 64 classes run the two C-row products transposed (zᵀ = h̃ᵀWᵀ, ∂L/∂Wᵀ = h̃ Gᵀ), so
+/// that the long side fills the GEMM register tile.
 ///
 /// **Randomness.** Sample m is exactly `Dropout<T>({pₘ}).forward(h, ·, stream)` called for
 /// m = 1..M in turn on the caller's stream: the result equals a loop of M dropout + head + loss
@@ -197,7 +201,13 @@ class MultiSampleDropout {
     const bool stacked = ctx.training_ && options_.reduction == MultiSampleReduction::mean_of_losses;
     const Index N = stacked ? samples() * B : B;
     auto hs = ctx.hs_.leftCols(N);
-    dW.noalias() = ctx.dz_ * hs.transpose();
+    if (narrow(ctx.c_)) {
+      resize(ctx.dwt_, ctx.k_, ctx.c_);
+      ctx.dwt_.noalias() = hs * ctx.dz_.transpose();
+      dW = ctx.dwt_.transpose();
+    } else {
+      dW.noalias() = ctx.dz_ * hs.transpose();
+    }
     db.noalias() = ctx.dz_.rowwise().sum();
     hs.noalias() = W.transpose() * ctx.dz_;  // G, K × N
     if (!ctx.training_) {
@@ -216,6 +226,10 @@ class MultiSampleDropout {
   }
 
  private:
+  /// Heads with fewer classes than a GEMM register tile has rows are multiplied the other way
+  /// round (zᵀ = h̃ᵀWᵀ, ∂L/∂Wᵀ = h̃ Gᵀ), so that the long M·B or K side fills the tile.
+  static bool narrow(Index classes) noexcept { return classes < 64; }
+
   static void resize(Matrix<T>& m, Index rows, Index cols) {
     if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
   }
@@ -237,7 +251,13 @@ class MultiSampleDropout {
     resize(ctx.z_, W.rows(), N);
     resize(ctx.dz_, W.rows(), N);
     if (ctx.losses_.size() != N) ctx.losses_.resize(N);
-    ctx.z_.noalias() = W * hin;
+    if (narrow(W.rows())) {
+      resize(ctx.zt_, N, W.rows());
+      ctx.zt_.noalias() = hin.transpose() * W.transpose();
+      ctx.z_ = ctx.zt_.transpose();
+    } else {
+      ctx.z_.noalias() = W * hin;
+    }
     ctx.z_.colwise() += b;
     for (Index m = 0; m < N / B; ++m) {
       const MatrixCRef<T> z(ctx.z_.middleCols(m * B, B));
@@ -270,16 +290,19 @@ class MultiSampleDropout {
     }
     const kernels::DropoutDraw d{dc.stream().key(), dc.stream().subsequence(), dc.stream().offset(),
                                  dc.keep_threshold()};
-    if (first) {
-      for (std::size_t j = 0; j < cols; ++j) {
-        for (std::size_t i = 0; i < rows; ++i) hp[j * hs + i] = T(0);
-      }
-    }
     const std::size_t n = rows * cols;
     const bool flat = cols <= 1 || hs == rows;  // g is a compact block: stride = rows
+    // The first sample writes dh (no zero fill), the others add to it.
+    auto segment = [&](std::size_t i0, std::size_t len, const T* x, T* y) noexcept {
+      if (first) {
+        kernels::dropout_segment<T>(d, i0, len, x, factor, y, nullptr);
+      } else {
+        kernels::dropout_accumulate_segment<T>(d, i0, len, x, factor, y);
+      }
+    };
     parallel_for_chunks(n, Dropout<T>::chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
       if (flat) {
-        kernels::dropout_accumulate_segment<T>(d, begin, end - begin, gp + begin, factor, hp + begin);
+        segment(begin, end - begin, gp + begin, hp + begin);
         return;
       }
       std::size_t i = begin;
@@ -287,7 +310,7 @@ class MultiSampleDropout {
         const std::size_t col = i / rows;
         const std::size_t row = i % rows;
         const std::size_t len = (rows - row) < (end - i) ? rows - row : end - i;
-        kernels::dropout_accumulate_segment<T>(d, i, len, gp + col * gs + row, factor, hp + col * hs + row);
+        segment(i, len, gp + col * gs + row, hp + col * hs + row);
         i += len;
       }
     });
