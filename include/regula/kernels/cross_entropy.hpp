@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 #include "regula/core/normalizer.hpp"
 #include "regula/core/simd.hpp"
@@ -64,15 +65,16 @@ double softmax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T gam
       s0 += e;
       dacc.add(d);
     }
-    S = xsimd::hadd(s0);
-    sum_d = dacc.sum();
-    for (; i < n; ++i) {
-      const T d = z[i] - m;
-      const T e = std::exp(d);
-      if (dz != nullptr) dz[i] = e;
-      S += e;
-      sum_d += static_cast<double>(d);
+    if (i < n) {
+      const std::size_t k = n - i;
+      const B d = load_tail<T, A>(z + i, k, -std::numeric_limits<T>::infinity()) - mb;
+      const B e = xsimd::exp(d);
+      if (dz != nullptr) store_tail(e, dz + i, k);
+      s0 += e;
+      dacc.add(xsimd::select(tail_mask<T, A>(k), d, B(T(0))));
     }
+    S = hsum(s0);
+    sum_d = dacc.sum();
   } else {
     S = sum_exp<T, A>(z, n, m, dz);
   }
@@ -93,6 +95,67 @@ double softmax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T gam
   return loss;
 }
 
+namespace detail {
+
+/// One SIMD block of the StableMax pass: S += s(x); dz = s·r (Store); L += log s (Smooth).
+template <bool Store, bool Smooth, class T, class A>
+REGULA_ALWAYS_INLINE void stablemax_block(const xsimd::batch<T, A>& x, DoubleAccumulator<T, A>& sacc,
+                                          DoubleAccumulator<T, A>& lacc, T* dz) noexcept {
+  using B = xsimd::batch<T, A>;
+  const B one(T(1));
+  const B ax = xsimd::abs(x);
+  const B a = one + ax;
+  const B inv = stablemax_recip(a);
+  const auto pos = x >= B(T(0));
+  sacc.add(xsimd::select(pos, a, inv));
+  // s·r: 1 for x ≥ 0, s² = 1/a² for x < 0.
+  if constexpr (Store) xsimd::select(pos, one, inv * inv).store_unaligned(dz);
+  if constexpr (Smooth) {
+    const B l = xsimd::log1p(ax);
+    lacc.add(xsimd::select(pos, l, -l));
+  }
+}
+
+/// The StableMax pass over a column: returns S = Σ s (double) and Σ log s when Smooth, writes
+/// s·r to dz when Store. Two blocks per step keep four double accumulation chains in flight.
+template <bool Store, bool Smooth, class T, class A>
+void stablemax_pass(const T* z, std::size_t n, T* dz, double& S, double& sum_log_s) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  DoubleAccumulator<T, A> s0, s1, l0, l1;
+  // No offset is ever applied to a null dz.
+  auto out = [dz](std::size_t k) noexcept { return Store ? dz + k : dz; };
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    stablemax_block<Store, Smooth>(B::load_unaligned(z + i), s0, l0, out(i));
+    stablemax_block<Store, Smooth>(B::load_unaligned(z + i + W), s1, l1, out(i + W));
+  }
+  for (; i + W <= n; i += W) stablemax_block<Store, Smooth>(B::load_unaligned(z + i), s0, l0, out(i));
+  if (i < n) {
+    // The partial last block, padded with x = 0 lanes whose s = 1 is masked out of S (their
+    // log s = 0 adds nothing).
+    const std::size_t k = n - i;
+    const B one(T(1));
+    const B x = load_tail<T, A>(z + i, k, T(0));
+    const B ax = xsimd::abs(x);
+    const B a = one + ax;
+    const B inv = stablemax_recip(a);
+    const auto pos = x >= B(T(0));
+    s1.add(xsimd::select(tail_mask<T, A>(k), xsimd::select(pos, a, inv), B(T(0))));
+    if constexpr (Store) store_tail(xsimd::select(pos, one, inv * inv), dz + i, k);
+    if constexpr (Smooth) {
+      const B l = xsimd::log1p(ax);
+      l1.add(xsimd::select(pos, l, -l));
+    }
+  }
+  s0.merge(s1);
+  l0.merge(l1);
+  S = s0.sum();
+  sum_log_s = Smooth ? l0.sum() : 0.0;
+}
+
+}  // namespace detail
+
 /// StableMax cross-entropy of one column with a hard label and no weights (see
 /// softmax_xent_hard). S, and Σ log s with smoothing, are accumulated in double.
 template <class T, class A = default_arch>
@@ -101,35 +164,24 @@ double stablemax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T g
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   const B one(T(1));
-  const B zero(T(0));
   const T zy = z[y];
-  DoubleAccumulator<T, A> sacc;
-  DoubleAccumulator<T, A> lacc;
   const bool smooth = beta != T(0);
-  std::size_t i = 0;
-  for (; i + W <= n; i += W) {
-    const B x = B::load_unaligned(z + i);
-    const B ax = xsimd::abs(x);
-    const B a = one + ax;
-    const B inv = one / a;
-    const auto pos = x >= zero;
-    sacc.add(xsimd::select(pos, a, inv));
-    // s·r: 1 for x ≥ 0, s² = 1/a² for x < 0.
-    if (dz != nullptr) xsimd::select(pos, one, inv * inv).store_unaligned(dz + i);
+  double S = 0.0;
+  double sum_log_s = 0.0;
+  if (dz != nullptr) {
     if (smooth) {
-      const B l = xsimd::log1p(ax);
-      lacc.add(xsimd::select(pos, l, -l));
+      detail::stablemax_pass<true, true, T, A>(z, n, dz, S, sum_log_s);
+    } else {
+      detail::stablemax_pass<true, false, T, A>(z, n, dz, S, sum_log_s);
+    }
+  } else {
+    if (smooth) {
+      detail::stablemax_pass<false, true, T, A>(z, n, dz, S, sum_log_s);
+    } else {
+      detail::stablemax_pass<false, false, T, A>(z, n, dz, S, sum_log_s);
     }
   }
-  double S = sacc.sum();
-  double sum_log_s = smooth ? lacc.sum() : 0.0;
-  for (; i < n; ++i) {
-    const T x = z[i];
-    const T inv = stablemax_r(x);
-    S += static_cast<double>(stablemax_s(x));
-    if (dz != nullptr) dz[i] = x >= T(0) ? T(1) : inv * inv;
-    if (smooth) sum_log_s += static_cast<double>(stablemax_log_s(x));
-  }
+  std::size_t i = 0;
   const double a = static_cast<double>(n) * static_cast<double>(beta) + static_cast<double>(gamma);
   const double loss = a * std::log(S) -
                       static_cast<double>(gamma) * stablemax_log_s(static_cast<double>(zy)) -
@@ -137,7 +189,6 @@ double stablemax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T g
   if (dz != nullptr) {
     const T scale = static_cast<T>(static_cast<double>(g) * a / S);
     const B sb(scale);
-    i = 0;
     if (smooth) {
       const T gb = g * beta;
       const B gbb(gb);
@@ -207,7 +258,7 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
     qacc.add(q);
     dacc.add(q * d);
   }
-  T S = xsimd::hadd(s0);
+  T S = hsum(s0);
   double a = qacc.sum();
   double qd = dacc.sum();
   for (; i < n; ++i) {

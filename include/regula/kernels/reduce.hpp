@@ -23,6 +23,47 @@ REGULA_ALWAYS_INLINE T hmax(const xsimd::batch<T, A>& x) noexcept {
   return m;
 }
 
+/// The sum of the lanes of `x`, pairwise through memory (xsimd::hadd's AVX-512 version trips a
+/// false -Wuninitialized in GCC 12's avx512fintrin.h).
+template <class T, class A>
+REGULA_ALWAYS_INLINE T hsum(const xsimd::batch<T, A>& x) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  alignas(64) T v[W];
+  x.store_aligned(v);
+  for (std::size_t w = W / 2; w > 0; w /= 2) {
+    for (std::size_t i = 0; i < w; ++i) v[i] += v[i + w];
+  }
+  return v[0];
+}
+
+/// The first k < W lanes from p, the others `fill`: lets a column's last partial block run
+/// through the same SIMD code (a scalar exp per tail element costs more than a whole batch).
+template <class T, class A>
+REGULA_ALWAYS_INLINE xsimd::batch<T, A> load_tail(const T* p, std::size_t k, T fill) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  alignas(64) T v[W];
+  for (std::size_t i = 0; i < W; ++i) v[i] = i < k ? p[i] : fill;
+  return xsimd::batch<T, A>::load_aligned(v);
+}
+
+/// Stores the first k < W lanes of x to p.
+template <class T, class A>
+REGULA_ALWAYS_INLINE void store_tail(const xsimd::batch<T, A>& x, T* p, std::size_t k) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  alignas(64) T v[W];
+  x.store_aligned(v);
+  for (std::size_t i = 0; i < k; ++i) p[i] = v[i];
+}
+
+/// Lanes 0..k−1 true, the others false.
+template <class T, class A>
+REGULA_ALWAYS_INLINE xsimd::batch_bool<T, A> tail_mask(std::size_t k) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  alignas(64) T idx[W];
+  for (std::size_t i = 0; i < W; ++i) idx[i] = static_cast<T>(i);
+  return xsimd::batch<T, A>::load_aligned(idx) < xsimd::batch<T, A>(static_cast<T>(k));
+}
+
 /// Sums batches of T in double lanes. For T = double this is a plain batch sum; for T = float
 /// every float batch is widened into two double batches before it is added, so a column sum of
 /// floats has the accuracy of a double sum (as the StableMax authors' float64 cast).
@@ -37,10 +78,11 @@ class DoubleAccumulator {
     } else {
 #if XSIMD_WITH_AVX512F
       if constexpr (simd::is_arch_v<A, xsimd::avx512f>) {
-        const __m512 f = x;
-        lo_ += DB(_mm512_cvtps_pd(_mm512_castps512_ps256(f)));
-        hi_ += DB(_mm512_cvtps_pd(
-            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))));
+        // The maskz forms: GCC 12's unmasked ones start from an "undefined" register that
+        // trips -Wuninitialized.
+        const __m512d f = _mm512_castps_pd(x);
+        lo_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, f, 0))));
+        hi_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, f, 1))));
         return;
       } else
 #endif
@@ -67,15 +109,22 @@ class DoubleAccumulator {
         alignas(64) double d[W];
         x.store_aligned(v);
         for (std::size_t i = 0; i < W; ++i) d[i] = static_cast<double>(v[i]);
-        for (std::size_t k = 0; k < W; k += WD) {
-          (k / WD % 2 == 0 ? lo_ : hi_) += DB::load_aligned(d + k);
+        for (std::size_t k = 0; k < W; k += 2 * WD) {
+          lo_ += DB::load_aligned(d + k);
+          if (k + WD < W) hi_ += DB::load_aligned(d + k + WD);
         }
       }
     }
   }
 
-  /// The sum of everything added so far (lanes added by xsimd::hadd).
-  [[nodiscard]] REGULA_ALWAYS_INLINE double sum() const noexcept { return xsimd::hadd(lo_ + hi_); }
+  /// Adds another accumulator's lanes into this one.
+  REGULA_ALWAYS_INLINE void merge(const DoubleAccumulator& other) noexcept {
+    lo_ += other.lo_;
+    hi_ += other.hi_;
+  }
+
+  /// The sum of everything added so far (lanes added pairwise).
+  [[nodiscard]] REGULA_ALWAYS_INLINE double sum() const noexcept { return hsum(lo_ + hi_); }
 
  private:
   DB lo_ = DB(0.0);

@@ -3,8 +3,9 @@
 /// and vector–Jacobian product, each with a scalar reference twin.
 ///
 /// Numerics: the maximum m is subtracted before exponentiating, so no finite input overflows;
-/// Σ exp(z − m) is accumulated in T, in SIMD lanes (two batches of lanes, then xsimd::hadd, then
-/// the scalar tail in order). The reference twins sum left to right; both agree to a few ulps.
+/// Σ exp(z − m) is accumulated in T, in SIMD lanes (two batches of lanes, the last partial block
+/// padded with −inf, then a pairwise lane sum). The reference twins sum left to right; both
+/// agree to a few ulps.
 /// NaN anywhere in a column gives NaN in every output of that column; +inf gives NaN (inf − inf),
 /// as in PyTorch.
 #ifndef REGULA_KERNELS_SOFTMAX_HPP
@@ -78,13 +79,13 @@ REGULA_ALWAYS_INLINE T sum_exp(const T* z, std::size_t n, T m, T* e) noexcept {
     }
     for (; i + W <= n; i += W) s0 += xsimd::exp(B::load_unaligned(z + i) - mb);
   }
-  T s = xsimd::hadd(s0 + s1);
-  for (; i < n; ++i) {
-    const T ei = std::exp(z[i] - m);
-    if (e != nullptr) e[i] = ei;
-    s += ei;
+  if (i < n) {
+    // The partial last block in SIMD, padded with −inf (exp(−inf − m) = 0).
+    const B e0 = xsimd::exp(load_tail<T, A>(z + i, n - i, -std::numeric_limits<T>::infinity()) - mb);
+    if (e != nullptr) store_tail(e0, e + i, n - i);
+    s1 += e0;
   }
-  return s;
+  return hsum(s0 + s1);
 }
 
 /// Scalar reference of sum_exp (left-to-right sum).
@@ -155,7 +156,7 @@ void softmax_backward_column(const T* y, const T* dy, std::size_t n, T* dz) noex
     d1 = xsimd::fma(B::load_unaligned(y + i + W), B::load_unaligned(dy + i + W), d1);
   }
   for (; i + W <= n; i += W) d0 = xsimd::fma(B::load_unaligned(y + i), B::load_unaligned(dy + i), d0);
-  T dot = xsimd::hadd(d0 + d1);
+  T dot = hsum(d0 + d1);
   for (; i < n; ++i) dot += y[i] * dy[i];
   const B db(dot);
   for (i = 0; i + W <= n; i += W) {
@@ -186,7 +187,7 @@ void log_softmax_backward_column(const T* y, const T* dy, std::size_t n, T* dz) 
     s1 += B::load_unaligned(dy + i + W);
   }
   for (; i + W <= n; i += W) s0 += B::load_unaligned(dy + i);
-  T sum = xsimd::hadd(s0 + s1);
+  T sum = hsum(s0 + s1);
   for (; i < n; ++i) sum += dy[i];
   const B sb(sum);
   for (i = 0; i + W <= n; i += W) {
