@@ -117,6 +117,30 @@ class DoubleAccumulator {
     }
   }
 
+  /// Adds the lane products x·y, formed in double (exact for float inputs).
+  REGULA_ALWAYS_INLINE void add_product(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y) noexcept {
+    if constexpr (std::is_same_v<T, double>) {
+      lo_ = xsimd::fma(x, y, lo_);
+    } else {
+      constexpr std::size_t W = xsimd::batch<T, A>::size;
+      constexpr std::size_t WD = DB::size;
+      alignas(64) T xv[W];
+      alignas(64) T yv[W];
+      alignas(64) double xd[W];
+      alignas(64) double yd[W];
+      x.store_aligned(xv);
+      y.store_aligned(yv);
+      for (std::size_t i = 0; i < W; ++i) {
+        xd[i] = static_cast<double>(xv[i]);
+        yd[i] = static_cast<double>(yv[i]);
+      }
+      for (std::size_t k = 0; k < W; k += 2 * WD) {
+        lo_ = xsimd::fma(DB::load_aligned(xd + k), DB::load_aligned(yd + k), lo_);
+        if (k + WD < W) hi_ = xsimd::fma(DB::load_aligned(xd + k + WD), DB::load_aligned(yd + k + WD), hi_);
+      }
+    }
+  }
+
   /// Adds another accumulator's lanes into this one.
   REGULA_ALWAYS_INLINE void merge(const DoubleAccumulator& other) noexcept {
     lo_ += other.lo_;
