@@ -42,11 +42,59 @@ struct XentTarget {
   T gamma = T(1);
 };
 
+/// The parts of a column's loss that need a logarithm, so that a caller can take the logs of
+/// many columns at once (xent_finish_batch): ℓ = a·log S − lin − γ_log·log s(z_y), where the last
+/// term (StableMax only) uses log s(x) = ±log1p|x|.
+struct XentTerms {
+  double S = 1.0;
+  double a = 0.0;
+  double lin = 0.0;
+  double gamma_log = 0.0;
+  double zy = 0.0;
+};
+
+/// ℓ from its terms, with std::log and std::log1p.
+inline double xent_finish(const XentTerms& t) noexcept {
+  double l = t.a * std::log(t.S) - t.lin;
+  if (t.gamma_log != 0.0) l -= t.gamma_log * stablemax_log_s(t.zy);
+  return l;
+}
+
+/// loss[k] = ℓ of terms[k] for k < count ≤ 16, the logarithms taken in SIMD (xsimd::log and
+/// xsimd::log1p in double, about 1 ulp). The lanes are independent: a column's loss does not
+/// depend on its neighbours.
+template <class A = default_arch>
+void xent_finish_batch(const XentTerms* terms, std::size_t count, double* loss) noexcept {
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t WD = DB::size;
+  constexpr std::size_t G = 16;
+  alignas(64) double S[G], zy[G], out[G];
+  for (std::size_t k = 0; k < G; ++k) {
+    S[k] = k < count ? terms[k].S : 1.0;
+    zy[k] = k < count ? terms[k].zy : 0.0;
+  }
+  for (std::size_t k = 0; k < G && k < count + WD - 1; k += WD) {
+    const DB ls = xsimd::log(DB::load_aligned(S + k));
+    const DB x = DB::load_aligned(zy + k);
+    const DB l1 = xsimd::log1p(xsimd::abs(x));
+    const DB lsy = xsimd::select(x >= DB(0.0), l1, -l1);
+    ls.store_aligned(S + k);
+    lsy.store_aligned(out + k);
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    const XentTerms& t = terms[k];
+    double l = t.a * S[k] - t.lin;
+    if (t.gamma_log != 0.0) l -= t.gamma_log * out[k];
+    loss[k] = l;
+  }
+}
+
 /// Softmax cross-entropy of one column with a hard label and no weights:
-/// q = β·1 + γ·e_y. Returns ℓ; writes g·∂ℓ/∂z to dz when dz is not null (dz must not overlap z).
+/// q = β·1 + γ·e_y. Returns the terms of ℓ (see XentTerms); writes g·∂ℓ/∂z to dz when dz is
+/// not null (dz must not overlap z).
 template <class T, class A = default_arch>
-double softmax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T gamma, T g,
-                         T* dz) noexcept {
+XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T beta, T gamma, T g,
+                                  T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   const T m = column_max<T, A>(z, n);
@@ -79,9 +127,11 @@ double softmax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T gam
     S = sum_exp<T, A>(z, n, m, dz);
   }
   const double a = static_cast<double>(n) * static_cast<double>(beta) + static_cast<double>(gamma);
-  const double loss = a * std::log(static_cast<double>(S)) -
-                      static_cast<double>(gamma) * (static_cast<double>(zy) - static_cast<double>(m)) -
-                      static_cast<double>(beta) * sum_d;
+  XentTerms terms;
+  terms.S = static_cast<double>(S);
+  terms.a = a;
+  terms.lin = static_cast<double>(gamma) * (static_cast<double>(zy) - static_cast<double>(m)) +
+              static_cast<double>(beta) * sum_d;
   if (dz != nullptr) {
     const T scale = static_cast<T>(static_cast<double>(g) * a / static_cast<double>(S));
     const T gb = g * beta;
@@ -92,7 +142,7 @@ double softmax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T gam
     for (; i < n; ++i) dz[i] = scale * dz[i] - gb;
     dz[y] -= g * gamma;
   }
-  return loss;
+  return terms;
 }
 
 namespace detail {
@@ -157,10 +207,10 @@ void stablemax_pass(const T* z, std::size_t n, T* dz, double& S, double& sum_log
 }  // namespace detail
 
 /// StableMax cross-entropy of one column with a hard label and no weights (see
-/// softmax_xent_hard). S, and Σ log s with smoothing, are accumulated in double.
+/// softmax_xent_hard_terms). S, and Σ log s with smoothing, are accumulated in double.
 template <class T, class A = default_arch>
-double stablemax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T gamma, T g,
-                           T* dz) noexcept {
+XentTerms stablemax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T beta, T gamma, T g,
+                                    T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   const B one(T(1));
@@ -183,9 +233,12 @@ double stablemax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T g
   }
   std::size_t i = 0;
   const double a = static_cast<double>(n) * static_cast<double>(beta) + static_cast<double>(gamma);
-  const double loss = a * std::log(S) -
-                      static_cast<double>(gamma) * stablemax_log_s(static_cast<double>(zy)) -
-                      static_cast<double>(beta) * sum_log_s;
+  XentTerms terms;
+  terms.S = S;
+  terms.a = a;
+  terms.lin = static_cast<double>(beta) * sum_log_s;
+  terms.gamma_log = static_cast<double>(gamma);
+  terms.zy = static_cast<double>(zy);
   if (dz != nullptr) {
     const T scale = static_cast<T>(static_cast<double>(g) * a / S);
     const B sb(scale);
@@ -203,7 +256,32 @@ double stablemax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T g
     }
     dz[y] -= g * gamma * stablemax_r(zy);
   }
-  return loss;
+  return terms;
+}
+
+/// Softmax cross-entropy of one column with a hard label and no weights; returns ℓ.
+template <class T, class A = default_arch>
+double softmax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T gamma, T g,
+                         T* dz) noexcept {
+  return xent_finish(softmax_xent_hard_terms<T, A>(z, n, y, beta, gamma, g, dz));
+}
+
+/// StableMax cross-entropy of one column with a hard label and no weights; returns ℓ.
+template <class T, class A = default_arch>
+double stablemax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T gamma, T g,
+                           T* dz) noexcept {
+  return xent_finish(stablemax_xent_hard_terms<T, A>(z, n, y, beta, gamma, g, dz));
+}
+
+/// The hard-label, unweighted kernel of normalizer Norm, returning the loss's terms.
+template <Normalizer Norm, class T, class A = default_arch>
+REGULA_ALWAYS_INLINE XentTerms xent_hard_terms(const T* z, std::size_t n, std::size_t y, T beta,
+                                               T gamma, T g, T* dz) noexcept {
+  if constexpr (Norm == Normalizer::softmax) {
+    return softmax_xent_hard_terms<T, A>(z, n, y, beta, gamma, g, dz);
+  } else {
+    return stablemax_xent_hard_terms<T, A>(z, n, y, beta, gamma, g, dz);
+  }
 }
 
 namespace detail {
