@@ -66,6 +66,12 @@ TEMPLATE_TEST_CASE("perp_grad guards: w = 0 and g parallel to w", "[optim][perp_
   const auto r1 = regula::perp_grad(w, g);
   CHECK(r1.parallel);
   CHECK(g.isZero(0));
+  // Nearly parallel but clearly above rounding noise: projected and rescaled, not zeroed.
+  g = T(3) * w;
+  g(0, 0) += T(0.01);
+  const auto r3 = regula::perp_grad(w, g);
+  CHECK_FALSE(r3.parallel);
+  CHECK(std::abs(r3.norm_after - r3.norm_before) < 1e-4 * r3.norm_before);
   // Zero gradient stays zero.
   g.setZero();
   const auto r2 = regula::perp_grad(w, g);

@@ -6,7 +6,9 @@
 #ifndef REGULA_OPTIM_PERP_GRAD_HPP
 #define REGULA_OPTIM_PERP_GRAD_HPP
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstddef>
 
 #include "regula/core/error.hpp"
@@ -22,8 +24,9 @@ struct PerpGradOptions {
   bool preserve_norm = true;
   /// The official epsilon in ⟨w, w⟩ + eps and ‖g⊥‖ + eps.
   double eps = 1e-30;
-  /// g is treated as parallel to w when ‖g⊥‖ ≤ parallel_tol·‖g‖; g⊥ is then set to 0 instead of
-  /// being rescaled (the official code would blow round-off noise up to the norm of g).
+  /// g is treated as parallel to w when ‖g⊥‖ ≤ max(parallel_tol, 16·ε_T)·‖g‖ (ε_T the machine
+  /// epsilon of the scalar type: below that, g⊥ is the rounding noise of g itself); g⊥ is then
+  /// set to 0 instead of being rescaled (the official code would blow the noise up to ‖g‖).
   double parallel_tol = 1e-12;
 };
 
@@ -41,8 +44,8 @@ struct PerpGradResult {
 ///
 /// Apply it to each parameter tensor separately (per tensor, not globally), then call the base
 /// optimizer. The three dot products are accumulated in double from products formed in double,
-/// whatever T is. Guards: w = 0 leaves g unchanged (c = 0); g ∥ w (‖g⊥‖ ≤ parallel_tol·‖g‖)
-/// sets g to 0 and reports `parallel`. w and g are any two matrices (or vectors) of one shape
+/// whatever T is. Guards: w = 0 leaves g unchanged (c = 0); g ∥ w (see
+/// PerpGradOptions::parallel_tol) sets g to 0 and reports `parallel`. w and g are any two matrices (or vectors) of one shape
 /// with contiguous columns; nothing allocates. NaN in w or g gives NaN in g.
 /// @throws regula::invalid_argument if the shapes differ, g overlaps w, eps < 0 or
 ///         parallel_tol < 0.
@@ -70,7 +73,8 @@ PerpGradResult perp_grad(const Eigen::MatrixBase<D>& w, MatrixRef<typename D::Sc
   double pp = 0.0;
   for (Index j = 0; j < wr.cols(); ++j) pp += kernels::perp_grad_project(wr.col(j).data(), g.col(j).data(), n, c);
   double norm = std::sqrt(pp);
-  if (norm <= options.parallel_tol * r.norm_before && r.norm_before > 0.0) {
+  const double tol = std::max(options.parallel_tol, 16.0 * static_cast<double>(std::numeric_limits<T>::epsilon()));
+  if (norm <= tol * r.norm_before && r.norm_before > 0.0) {
     g.setZero();
     r.parallel = true;
     r.norm_after = 0.0;
