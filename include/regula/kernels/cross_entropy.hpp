@@ -147,7 +147,9 @@ XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T be
 
 namespace detail {
 
-/// One SIMD block of the StableMax pass: S += s(x); dz = s·r (Store); L += log s (Smooth).
+/// One SIMD block of the StableMax pass: S += s(x) in double, s stored to dz (Store),
+/// L += log s (Smooth). With Store the double accumulation reloads the stored floats with
+/// widening loads.
 template <bool Store, bool Smooth, class T, class A>
 REGULA_ALWAYS_INLINE void stablemax_block(const xsimd::batch<T, A>& x, DoubleAccumulator<T, A>& sacc,
                                           DoubleAccumulator<T, A>& lacc, T* dz) noexcept {
@@ -155,19 +157,21 @@ REGULA_ALWAYS_INLINE void stablemax_block(const xsimd::batch<T, A>& x, DoubleAcc
   const B one(T(1));
   const B ax = xsimd::abs(x);
   const B a = one + ax;
-  const B inv = stablemax_recip(a);
-  const auto pos = x >= B(T(0));
-  sacc.add(xsimd::select(pos, a, inv));
-  // s·r: 1 for x ≥ 0, s² = 1/a² for x < 0.
-  if constexpr (Store) xsimd::select(pos, one, inv * inv).store_unaligned(dz);
+  const B s = xsimd::select(x >= B(T(0)), a, stablemax_recip(a));
+  if constexpr (Store) {
+    s.store_unaligned(dz);
+    sacc.add_stored(dz);
+  } else {
+    sacc.add(s);
+  }
   if constexpr (Smooth) {
     const B l = xsimd::log1p(ax);
-    lacc.add(xsimd::select(pos, l, -l));
+    lacc.add(xsimd::select(x >= B(T(0)), l, -l));
   }
 }
 
 /// The StableMax pass over a column: returns S = Σ s (double) and Σ log s when Smooth, writes
-/// s·r to dz when Store. Two blocks per step keep four double accumulation chains in flight.
+/// s to dz when Store. Two blocks per step keep four double accumulation chains in flight.
 template <bool Store, bool Smooth, class T, class A>
 void stablemax_pass(const T* z, std::size_t n, T* dz, double& S, double& sum_log_s) noexcept {
   using B = xsimd::batch<T, A>;
@@ -189,10 +193,10 @@ void stablemax_pass(const T* z, std::size_t n, T* dz, double& S, double& sum_log
     const B x = load_tail<T, A>(z + i, k, T(0));
     const B ax = xsimd::abs(x);
     const B a = one + ax;
-    const B inv = stablemax_recip(a);
     const auto pos = x >= B(T(0));
-    s1.add(xsimd::select(tail_mask<T, A>(k), xsimd::select(pos, a, inv), B(T(0))));
-    if constexpr (Store) store_tail(xsimd::select(pos, one, inv * inv), dz + i, k);
+    const B sv = xsimd::select(pos, a, stablemax_recip(a));
+    s1.add(xsimd::select(tail_mask<T, A>(k), sv, B(T(0))));
+    if constexpr (Store) store_tail(sv, dz + i, k);
     if constexpr (Smooth) {
       const B l = xsimd::log1p(ax);
       l1.add(xsimd::select(pos, l, -l));
@@ -242,17 +246,28 @@ XentTerms stablemax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T 
   if (dz != nullptr) {
     const T scale = static_cast<T>(static_cast<double>(g) * a / S);
     const B sb(scale);
+    // dz holds s; s·r = 1 for z ≥ 0 (s ≥ 1) and s² for z < 0 (s < 1), i.e. min(s, 1)².
     if (smooth) {
       const T gb = g * beta;
       const B gbb(gb);
       for (; i + W <= n; i += W) {
+        const B v = xsimd::min(B::load_unaligned(dz + i), one);
         const B r = one / (one + xsimd::abs(B::load_unaligned(z + i)));
-        xsimd::fms(sb, B::load_unaligned(dz + i), gbb * r).store_unaligned(dz + i);
+        xsimd::fms(sb * v, v, gbb * r).store_unaligned(dz + i);
       }
-      for (; i < n; ++i) dz[i] = scale * dz[i] - gb * stablemax_r(z[i]);
+      for (; i < n; ++i) {
+        const T v = dz[i] < T(1) ? dz[i] : T(1);
+        dz[i] = scale * v * v - gb * stablemax_r(z[i]);
+      }
     } else {
-      for (; i + W <= n; i += W) (sb * B::load_unaligned(dz + i)).store_unaligned(dz + i);
-      for (; i < n; ++i) dz[i] *= scale;
+      for (; i + W <= n; i += W) {
+        const B v = xsimd::min(B::load_unaligned(dz + i), one);
+        (sb * v * v).store_unaligned(dz + i);
+      }
+      for (; i < n; ++i) {
+        const T v = dz[i] < T(1) ? dz[i] : T(1);
+        dz[i] = scale * v * v;
+      }
     }
     dz[y] -= g * gamma * stablemax_r(zy);
   }

@@ -117,6 +117,32 @@ class DoubleAccumulator {
     }
   }
 
+  /// Adds the W values at p (just stored by the caller): for float, widening loads straight
+  /// from memory, which saves the register shuffles of add().
+  REGULA_ALWAYS_INLINE void add_stored(const T* p) noexcept {
+    if constexpr (std::is_same_v<T, double>) {
+      lo_ += DB::load_unaligned(p);
+    } else {
+#if XSIMD_WITH_AVX512F
+      if constexpr (simd::is_arch_v<A, xsimd::avx512f>) {
+        lo_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(p)));
+        hi_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(p + 8)));
+        return;
+      } else
+#endif
+#if XSIMD_WITH_AVX
+      if constexpr (simd::is_arch_v<A, xsimd::avx>) {
+        lo_ += DB(_mm256_cvtps_pd(_mm_loadu_ps(p)));
+        hi_ += DB(_mm256_cvtps_pd(_mm_loadu_ps(p + 4)));
+        return;
+      } else
+#endif
+      {
+        add(xsimd::batch<T, A>::load_unaligned(p));
+      }
+    }
+  }
+
   /// Adds the lane products x·y, formed in double (exact for float inputs).
   REGULA_ALWAYS_INLINE void add_product(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y) noexcept {
     if constexpr (std::is_same_v<T, double>) {
