@@ -79,10 +79,13 @@ REGULA_ALWAYS_INLINE double sum_s(const T* z, std::size_t n, T* s) noexcept {
   constexpr std::size_t W = B::size;
   DoubleAccumulator<T, A> acc;
   std::size_t i = 0;
-  for (; i + W <= n; i += W) {
-    const B si = stablemax_s(B::load_unaligned(z + i));
-    if (s != nullptr) si.store_unaligned(s + i);
-    acc.add(si);
+  if (s != nullptr) {
+    for (; i + W <= n; i += W) {
+      stablemax_s(B::load_unaligned(z + i)).store_unaligned(s + i);
+      acc.add_stored(s + i);  // widening loads of what was just stored
+    }
+  } else {
+    for (; i + W <= n; i += W) acc.add(stablemax_s(B::load_unaligned(z + i)));
   }
   double sum = acc.sum();
   for (; i < n; ++i) {
