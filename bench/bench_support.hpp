@@ -2,12 +2,14 @@
 #ifndef REGULA_BENCH_SUPPORT_HPP
 #define REGULA_BENCH_SUPPORT_HPP
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include <benchmark/benchmark.h>
 
+#include "regula/core/simd.hpp"
 #include "regula/core/stream.hpp"
 
 namespace regula::bench {
@@ -40,6 +42,24 @@ inline void memcpy_reference(benchmark::State& state, std::size_t bytes) {
   }
   state.SetBytesProcessed(state.iterations() *
                           static_cast<std::int64_t>(2 * bytes));
+}
+
+/// The physical reference for exp-bound kernels: y = exp(x) over n floats with xsimd's
+/// vectorized exp (one load, one exp, one store per batch), inputs in [-4, 4).
+inline void exp_reference(benchmark::State& state, std::size_t n) {
+  using B = xsimd::batch<float, regula::default_arch>;
+  constexpr std::size_t W = B::size;
+  auto x = uniform_data<float>(n);
+  for (float& v : x) v *= 4.0f;
+  std::vector<float> y(n);
+  for (auto _ : state) {
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) xsimd::exp(B::load_unaligned(x.data() + i)).store_unaligned(y.data() + i);
+    for (; i < n; ++i) y[i] = std::exp(x[i]);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
 }
 
 }  // namespace regula::bench

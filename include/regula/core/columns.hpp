@@ -1,0 +1,57 @@
+/// @file
+/// Column-wise work on `features × batch` matrices: the checks every per-sample function makes
+/// on its outputs, and a deterministic parallel loop over samples.
+#ifndef REGULA_CORE_COLUMNS_HPP
+#define REGULA_CORE_COLUMNS_HPP
+
+#include <cstddef>
+
+#include "regula/core/error.hpp"
+#include "regula/core/matrix.hpp"
+#include "regula/core/parallel.hpp"
+
+namespace regula::detail {
+
+/// Throws unless `out` has the shape of `in` and is either `in` itself (same data and layout)
+/// or does not overlap it.
+template <class In, class Out>
+void check_output(const char* who, const char* in_name, const In& in, const char* out_name,
+                  const Out& out) {
+  check_same_shape(who, out_name, out, in_name, in);
+  REGULA_EXPECTS(!overlaps_partially(in.data(), extent(in), out.data(), extent(out)), who, out_name,
+                 " must be ", in_name, " itself or not overlap it; it overlaps partly");
+  REGULA_EXPECTS(in.data() != out.data() || in.size() == 0 || in.outerStride() == out.outerStride(),
+                 who, out_name, " aliases ", in_name, " with another layout");
+}
+
+/// Throws if `out` and `in` share any memory (for outputs that may not alias an input).
+template <class In, class Out>
+void check_disjoint(const char* who, const char* in_name, const In& in, const char* out_name,
+                    const Out& out) {
+  const auto ni = extent(in);
+  const auto no = extent(out);
+  const bool overlap = ni > 0 && no > 0 &&
+                       static_cast<const void*>(in.data()) < static_cast<const void*>(out.data() + no) &&
+                       static_cast<const void*>(out.data()) < static_cast<const void*>(in.data() + ni);
+  REGULA_EXPECTS(!overlap, who, out_name, " must not overlap ", in_name);
+}
+
+/// Columns per parallel chunk: about 32 Ki elements, at least one column. Depends only on the
+/// shape, so results do not depend on the thread count.
+[[nodiscard]] inline std::size_t column_chunk(Index rows) noexcept {
+  const auto r = static_cast<std::size_t>(rows > 0 ? rows : 1);
+  return r >= 32768 ? 1 : 32768 / r;
+}
+
+/// Calls f(col) for every column, in parallel chunks of column_chunk(rows) columns.
+template <class F>
+void for_each_column(Index rows, Index cols, F&& f) noexcept {
+  parallel_for_chunks(static_cast<std::size_t>(cols), column_chunk(rows),
+                      [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
+                        for (std::size_t c = begin; c < end; ++c) f(c);
+                      });
+}
+
+}  // namespace regula::detail
+
+#endif  // REGULA_CORE_COLUMNS_HPP

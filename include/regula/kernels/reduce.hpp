@@ -1,0 +1,186 @@
+/// @file
+/// Reductions over xsimd batches that xsimd 8.1 does not provide: the horizontal maximum, and
+/// accumulation of float lanes in double (two double batches per float batch).
+#ifndef REGULA_KERNELS_REDUCE_HPP
+#define REGULA_KERNELS_REDUCE_HPP
+
+#include <cstddef>
+#include <type_traits>
+
+#include "regula/core/simd.hpp"
+
+namespace regula::kernels {
+
+/// The largest lane of `x`. NaN lanes are skipped unless every lane is NaN; callers whose
+/// result must be NaN for NaN input get it from the later arithmetic (exp(NaN − m) is NaN).
+template <class T, class A>
+REGULA_ALWAYS_INLINE T hmax(const xsimd::batch<T, A>& x) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  alignas(64) T v[W];
+  x.store_aligned(v);
+  T m = v[0];
+  for (std::size_t i = 1; i < W; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+/// The sum of the lanes of `x`, pairwise through memory (xsimd::hadd's AVX-512 version trips a
+/// false -Wuninitialized in GCC 12's avx512fintrin.h).
+template <class T, class A>
+REGULA_ALWAYS_INLINE T hsum(const xsimd::batch<T, A>& x) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  alignas(64) T v[W];
+  x.store_aligned(v);
+  for (std::size_t w = W / 2; w > 0; w /= 2) {
+    for (std::size_t i = 0; i < w; ++i) v[i] += v[i + w];
+  }
+  return v[0];
+}
+
+/// The first k < W lanes from p, the others `fill`: lets a column's last partial block run
+/// through the same SIMD code (a scalar exp per tail element costs more than a whole batch).
+template <class T, class A>
+REGULA_ALWAYS_INLINE xsimd::batch<T, A> load_tail(const T* p, std::size_t k, T fill) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  alignas(64) T v[W];
+  for (std::size_t i = 0; i < W; ++i) v[i] = i < k ? p[i] : fill;
+  return xsimd::batch<T, A>::load_aligned(v);
+}
+
+/// Stores the first k < W lanes of x to p.
+template <class T, class A>
+REGULA_ALWAYS_INLINE void store_tail(const xsimd::batch<T, A>& x, T* p, std::size_t k) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  alignas(64) T v[W];
+  x.store_aligned(v);
+  for (std::size_t i = 0; i < k; ++i) p[i] = v[i];
+}
+
+/// Lanes 0..k−1 true, the others false.
+template <class T, class A>
+REGULA_ALWAYS_INLINE xsimd::batch_bool<T, A> tail_mask(std::size_t k) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  alignas(64) T idx[W];
+  for (std::size_t i = 0; i < W; ++i) idx[i] = static_cast<T>(i);
+  return xsimd::batch<T, A>::load_aligned(idx) < xsimd::batch<T, A>(static_cast<T>(k));
+}
+
+/// Sums batches of T in double lanes. For T = double this is a plain batch sum; for T = float
+/// every float batch is widened into two double batches before it is added, so a column sum of
+/// floats has the accuracy of a double sum (as the StableMax authors' float64 cast).
+template <class T, class A = default_arch>
+class DoubleAccumulator {
+  using DB = xsimd::batch<double, A>;
+
+ public:
+  REGULA_ALWAYS_INLINE void add(const xsimd::batch<T, A>& x) noexcept {
+    if constexpr (std::is_same_v<T, double>) {
+      lo_ += x;
+    } else {
+#if XSIMD_WITH_AVX512F
+      if constexpr (simd::is_arch_v<A, xsimd::avx512f>) {
+        // The maskz forms: GCC 12's unmasked ones start from an "undefined" register that
+        // trips -Wuninitialized.
+        const __m512d f = _mm512_castps_pd(x);
+        lo_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, f, 0))));
+        hi_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, f, 1))));
+        return;
+      } else
+#endif
+#if XSIMD_WITH_AVX
+      if constexpr (simd::is_arch_v<A, xsimd::avx>) {
+        const __m256 f = x;
+        lo_ += DB(_mm256_cvtps_pd(_mm256_castps256_ps128(f)));
+        hi_ += DB(_mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
+        return;
+      } else
+#endif
+#if XSIMD_WITH_SSE2
+      if constexpr (simd::is_arch_v<A, xsimd::sse2>) {
+        const __m128 f = x;
+        lo_ += DB(_mm_cvtps_pd(f));
+        hi_ += DB(_mm_cvtps_pd(_mm_movehl_ps(f, f)));
+        return;
+      } else
+#endif
+      {
+        constexpr std::size_t W = xsimd::batch<T, A>::size;
+        constexpr std::size_t WD = DB::size;
+        alignas(64) T v[W];
+        alignas(64) double d[W];
+        x.store_aligned(v);
+        for (std::size_t i = 0; i < W; ++i) d[i] = static_cast<double>(v[i]);
+        for (std::size_t k = 0; k < W; k += 2 * WD) {
+          lo_ += DB::load_aligned(d + k);
+          if (k + WD < W) hi_ += DB::load_aligned(d + k + WD);
+        }
+      }
+    }
+  }
+
+  /// Adds the W values at p (just stored by the caller): for float, widening loads straight
+  /// from memory, which saves the register shuffles of add().
+  REGULA_ALWAYS_INLINE void add_stored(const T* p) noexcept {
+    if constexpr (std::is_same_v<T, double>) {
+      lo_ += DB::load_unaligned(p);
+    } else {
+#if XSIMD_WITH_AVX512F
+      if constexpr (simd::is_arch_v<A, xsimd::avx512f>) {
+        lo_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(p)));
+        hi_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(p + 8)));
+        return;
+      } else
+#endif
+#if XSIMD_WITH_AVX
+      if constexpr (simd::is_arch_v<A, xsimd::avx>) {
+        lo_ += DB(_mm256_cvtps_pd(_mm_loadu_ps(p)));
+        hi_ += DB(_mm256_cvtps_pd(_mm_loadu_ps(p + 4)));
+        return;
+      } else
+#endif
+      {
+        add(xsimd::batch<T, A>::load_unaligned(p));
+      }
+    }
+  }
+
+  /// Adds the lane products x·y, formed in double (exact for float inputs).
+  REGULA_ALWAYS_INLINE void add_product(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y) noexcept {
+    if constexpr (std::is_same_v<T, double>) {
+      lo_ = xsimd::fma(x, y, lo_);
+    } else {
+      constexpr std::size_t W = xsimd::batch<T, A>::size;
+      constexpr std::size_t WD = DB::size;
+      alignas(64) T xv[W];
+      alignas(64) T yv[W];
+      alignas(64) double xd[W];
+      alignas(64) double yd[W];
+      x.store_aligned(xv);
+      y.store_aligned(yv);
+      for (std::size_t i = 0; i < W; ++i) {
+        xd[i] = static_cast<double>(xv[i]);
+        yd[i] = static_cast<double>(yv[i]);
+      }
+      for (std::size_t k = 0; k < W; k += 2 * WD) {
+        lo_ = xsimd::fma(DB::load_aligned(xd + k), DB::load_aligned(yd + k), lo_);
+        if (k + WD < W) hi_ = xsimd::fma(DB::load_aligned(xd + k + WD), DB::load_aligned(yd + k + WD), hi_);
+      }
+    }
+  }
+
+  /// Adds another accumulator's lanes into this one.
+  REGULA_ALWAYS_INLINE void merge(const DoubleAccumulator& other) noexcept {
+    lo_ += other.lo_;
+    hi_ += other.hi_;
+  }
+
+  /// The sum of everything added so far (lanes added pairwise).
+  [[nodiscard]] REGULA_ALWAYS_INLINE double sum() const noexcept { return hsum(lo_ + hi_); }
+
+ private:
+  DB lo_ = DB(0.0);
+  DB hi_ = DB(0.0);
+};
+
+}  // namespace regula::kernels
+
+#endif  // REGULA_KERNELS_REDUCE_HPP

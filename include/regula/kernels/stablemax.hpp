@@ -1,0 +1,215 @@
+/// @file
+/// Raw-pointer StableMax and log-StableMax kernels over one column, forward and vector–Jacobian
+/// product, each with a scalar reference twin (Prieto et al., "Grokking at the Edge of
+/// Numerical Stability", ICLR 2025).
+///
+/// s(x) = x + 1 for x ≥ 0 and 1/(1 − x) for x < 0, i.e. s(x) = a or 1/a with a = 1 + |x|; no
+/// exponential is involved. r(x) = s'(x)/s(x) = 1/(1 + |x|) on both branches, and s·r is 1 for
+/// x ≥ 0 and s² for x < 0.
+///
+/// Numerics: s is evaluated in T; S = Σ s is accumulated in double (float lanes are widened),
+/// as the authors' code, which casts the logits to float64 first. log s uses log1p(|x|), so it
+/// is accurate near 0. Finite inputs of any magnitude give finite outputs (s(±1e30) is 1e30 or
+/// 1e−30 in float); ±inf gives NaN where inf/inf arises; NaN gives NaN.
+#ifndef REGULA_KERNELS_STABLEMAX_HPP
+#define REGULA_KERNELS_STABLEMAX_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+#include "regula/core/simd.hpp"
+#include "regula/kernels/reduce.hpp"
+
+namespace regula::kernels {
+
+/// s(x) = x + 1 for x ≥ 0, 1/(1 − x) for x < 0 (NaN for NaN).
+template <class T>
+REGULA_ALWAYS_INLINE T stablemax_s(T x) noexcept {
+  const T a = T(1) + std::abs(x);
+  return x >= T(0) ? a : T(1) / a;
+}
+
+/// log s(x) = ±log1p(|x|).
+template <class T>
+REGULA_ALWAYS_INLINE T stablemax_log_s(T x) noexcept {
+  const T l = std::log1p(std::abs(x));
+  return x >= T(0) ? l : -l;
+}
+
+/// r(x) = s'(x)/s(x) = 1/(1 + |x|).
+template <class T>
+REGULA_ALWAYS_INLINE T stablemax_r(T x) noexcept {
+  return T(1) / (T(1) + std::abs(x));
+}
+
+/// 1/a for a ≥ 1: for float, the hardware reciprocal estimate refined by one Newton step
+/// (within 2 ulps, a few times cheaper than a division); for double, a division.
+template <class T, class A>
+REGULA_ALWAYS_INLINE xsimd::batch<T, A> stablemax_recip(const xsimd::batch<T, A>& a) noexcept {
+  using B = xsimd::batch<T, A>;
+  if constexpr (std::is_same_v<T, float>) {
+    const B x0 = xsimd::reciprocal(a);
+    return xsimd::fma(x0, xsimd::fnma(a, x0, B(T(1))), x0);
+  } else {
+    return B(T(1)) / a;
+  }
+}
+
+/// SIMD s(x).
+template <class T, class A>
+REGULA_ALWAYS_INLINE xsimd::batch<T, A> stablemax_s(const xsimd::batch<T, A>& x) noexcept {
+  using B = xsimd::batch<T, A>;
+  const B a = B(T(1)) + xsimd::abs(x);
+  return xsimd::select(x >= B(T(0)), a, B(T(1)) / a);
+}
+
+/// SIMD log s(x) = ±log1p(|x|).
+template <class T, class A>
+REGULA_ALWAYS_INLINE xsimd::batch<T, A> stablemax_log_s(const xsimd::batch<T, A>& x) noexcept {
+  using B = xsimd::batch<T, A>;
+  const B l = xsimd::log1p(xsimd::abs(x));
+  return xsimd::select(x >= B(T(0)), l, -l);
+}
+
+/// S = Σ s(z_i) accumulated in double; writes s(z_i) to `s` when it is not null (s may be z).
+template <class T, class A = default_arch>
+REGULA_ALWAYS_INLINE double sum_s(const T* z, std::size_t n, T* s) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  DoubleAccumulator<T, A> acc;
+  std::size_t i = 0;
+  if (s != nullptr) {
+    for (; i + W <= n; i += W) {
+      stablemax_s(B::load_unaligned(z + i)).store_unaligned(s + i);
+      acc.add_stored(s + i);  // widening loads of what was just stored
+    }
+  } else {
+    for (; i + W <= n; i += W) acc.add(stablemax_s(B::load_unaligned(z + i)));
+  }
+  double sum = acc.sum();
+  for (; i < n; ++i) {
+    const T si = stablemax_s(z[i]);
+    if (s != nullptr) s[i] = si;
+    sum += static_cast<double>(si);
+  }
+  return sum;
+}
+
+/// Scalar reference of sum_s (left to right, in double).
+template <class T>
+double sum_s_reference(const T* z, std::size_t n, T* s) noexcept {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const T si = stablemax_s(z[i]);
+    if (s != nullptr) s[i] = si;
+    sum += static_cast<double>(si);
+  }
+  return sum;
+}
+
+/// y = StableMax(z) = s(z)/Σ s(z) over n ≥ 1 values; y may be z.
+template <class T, class A = default_arch>
+void stablemax_column(const T* z, std::size_t n, T* y) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const T inv = static_cast<T>(1.0 / sum_s<T, A>(z, n, y));
+  const B ib(inv);
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) (B::load_unaligned(y + i) * ib).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] *= inv;
+}
+
+/// Scalar reference of stablemax_column.
+template <class T>
+void stablemax_column_reference(const T* z, std::size_t n, T* y) noexcept {
+  const T inv = static_cast<T>(1.0 / sum_s_reference(z, n, y));
+  for (std::size_t i = 0; i < n; ++i) y[i] *= inv;
+}
+
+/// y = log StableMax(z) = log s(z) − log Σ s(z) (never the log of a ratio); y may be z.
+template <class T, class A = default_arch>
+void log_stablemax_column(const T* z, std::size_t n, T* y) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const T ls = static_cast<T>(std::log(sum_s<T, A>(z, n, static_cast<T*>(nullptr))));
+  const B lb(ls);
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) (stablemax_log_s(B::load_unaligned(z + i)) - lb).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] = stablemax_log_s(z[i]) - ls;
+}
+
+/// Scalar reference of log_stablemax_column.
+template <class T>
+void log_stablemax_column_reference(const T* z, std::size_t n, T* y) noexcept {
+  const T ls = static_cast<T>(std::log(sum_s_reference(z, n, static_cast<T*>(nullptr))));
+  for (std::size_t i = 0; i < n; ++i) y[i] = stablemax_log_s(z[i]) - ls;
+}
+
+/// Vector–Jacobian product of StableMax at z with y = StableMax(z):
+/// dz_j = r(z_j)·y_j·(dy_j − ⟨dy, y⟩), the dot product accumulated in double. dz may be dy.
+template <class T, class A = default_arch>
+void stablemax_backward_column(const T* z, const T* y, const T* dy, std::size_t n, T* dz) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  DoubleAccumulator<T, A> acc;
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) acc.add(B::load_unaligned(y + i) * B::load_unaligned(dy + i));
+  double dot = acc.sum();
+  for (; i < n; ++i) dot += static_cast<double>(y[i] * dy[i]);
+  const T d = static_cast<T>(dot);
+  const B db(d);
+  const B one(T(1));
+  for (i = 0; i + W <= n; i += W) {
+    const B r = one / (one + xsimd::abs(B::load_unaligned(z + i)));
+    (r * B::load_unaligned(y + i) * (B::load_unaligned(dy + i) - db)).store_unaligned(dz + i);
+  }
+  for (; i < n; ++i) dz[i] = stablemax_r(z[i]) * y[i] * (dy[i] - d);
+}
+
+/// Scalar reference of stablemax_backward_column.
+template <class T>
+void stablemax_backward_column_reference(const T* z, const T* y, const T* dy, std::size_t n,
+                                         T* dz) noexcept {
+  double dot = 0.0;
+  for (std::size_t i = 0; i < n; ++i) dot += static_cast<double>(y[i] * dy[i]);
+  const T d = static_cast<T>(dot);
+  for (std::size_t i = 0; i < n; ++i) dz[i] = stablemax_r(z[i]) * y[i] * (dy[i] - d);
+}
+
+/// Vector–Jacobian product of log-StableMax at z with y = log StableMax(z):
+/// dz_j = r(z_j)·(dy_j − exp(y_j)·Σ dy), the sum accumulated in double. dz may be dy.
+template <class T, class A = default_arch>
+void log_stablemax_backward_column(const T* z, const T* y, const T* dy, std::size_t n,
+                                   T* dz) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  DoubleAccumulator<T, A> acc;
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) acc.add(B::load_unaligned(dy + i));
+  double sum = acc.sum();
+  for (; i < n; ++i) sum += static_cast<double>(dy[i]);
+  const T s = static_cast<T>(sum);
+  const B sb(s);
+  const B one(T(1));
+  for (i = 0; i + W <= n; i += W) {
+    const B r = one / (one + xsimd::abs(B::load_unaligned(z + i)));
+    (r * xsimd::fnma(xsimd::exp(B::load_unaligned(y + i)), sb, B::load_unaligned(dy + i)))
+        .store_unaligned(dz + i);
+  }
+  for (; i < n; ++i) dz[i] = stablemax_r(z[i]) * (dy[i] - std::exp(y[i]) * s);
+}
+
+/// Scalar reference of log_stablemax_backward_column.
+template <class T>
+void log_stablemax_backward_column_reference(const T* z, const T* y, const T* dy, std::size_t n,
+                                             T* dz) noexcept {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < n; ++i) sum += static_cast<double>(dy[i]);
+  const T s = static_cast<T>(sum);
+  for (std::size_t i = 0; i < n; ++i) dz[i] = stablemax_r(z[i]) * (dy[i] - std::exp(y[i]) * s);
+}
+
+}  // namespace regula::kernels
+
+#endif  // REGULA_KERNELS_STABLEMAX_HPP
