@@ -43,6 +43,7 @@
 #include "regula/optim/perp_grad.hpp"
 #include "regula/selection/co_teaching.hpp"
 #include "regula/selection/forget_rate.hpp"
+#include "regula/selection/jocor.hpp"
 #include "regula/selection/label_noise.hpp"
 #include "regula/selection/small_loss.hpp"
 #include "regula/version.hpp"
