@@ -181,33 +181,33 @@ T lse_potential(const T* w, const T* pot, std::size_t n, T ie) noexcept {
   return m + std::log(sum);
 }
 
-/// Σ_c |a_c − b_c| for four columns b0..b3 at once (out[0..3]).
+/// Σ_c |a_r[c] − b_k[c]| for four columns a_0..a_3 against four columns b_0..b_3 (out[4·r + k]):
+/// a 4 × 4 register tile, so each column of B is read once per four columns of A.
 template <class T, class A = default_arch>
-void l1_distance4(const T* a, const T* b0, const T* b1, const T* b2, const T* b3, std::size_t n,
-                  T* out) noexcept {
+void l1_distance_4x4(const T* const* a, const T* const* b, std::size_t n, T* out) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
-  B s0(T(0)), s1(T(0)), s2(T(0)), s3(T(0));
+  B s[16];
+  for (auto& x : s) x = B(T(0));
   std::size_t c = 0;
   for (; c + W <= n; c += W) {
-    const B x = B::load_unaligned(a + c);
-    s0 += xsimd::abs(x - B::load_unaligned(b0 + c));
-    s1 += xsimd::abs(x - B::load_unaligned(b1 + c));
-    s2 += xsimd::abs(x - B::load_unaligned(b2 + c));
-    s3 += xsimd::abs(x - B::load_unaligned(b3 + c));
+    const B a0 = B::load_unaligned(a[0] + c), a1 = B::load_unaligned(a[1] + c);
+    const B a2 = B::load_unaligned(a[2] + c), a3 = B::load_unaligned(a[3] + c);
+    for (std::size_t k = 0; k < 4; ++k) {
+      const B bk = B::load_unaligned(b[k] + c);
+      s[k] += xsimd::abs(a0 - bk);
+      s[4 + k] += xsimd::abs(a1 - bk);
+      s[8 + k] += xsimd::abs(a2 - bk);
+      s[12 + k] += xsimd::abs(a3 - bk);
+    }
   }
-  T r0 = kd_detail::hsum(s0), r1 = kd_detail::hsum(s1), r2 = kd_detail::hsum(s2),
-    r3 = kd_detail::hsum(s3);
-  for (; c < n; ++c) {
-    r0 += std::abs(a[c] - b0[c]);
-    r1 += std::abs(a[c] - b1[c]);
-    r2 += std::abs(a[c] - b2[c]);
-    r3 += std::abs(a[c] - b3[c]);
+  for (std::size_t r = 0; r < 4; ++r) {
+    for (std::size_t k = 0; k < 4; ++k) {
+      T t = kd_detail::hsum(s[4 * r + k]);
+      for (std::size_t cc = c; cc < n; ++cc) t += std::abs(a[r][cc] - b[k][cc]);
+      out[4 * r + k] = t;
+    }
   }
-  out[0] = r0;
-  out[1] = r1;
-  out[2] = r2;
-  out[3] = r3;
 }
 
 /// acc_c += Σ_{k<4} w_k·sign(a_c − b_k[c]) (sign(0) = 0) over n values.
@@ -318,23 +318,30 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
     kernels::softmax_column<T>(pt, n, pt);
   }
 
-  // Cost W(i, j) = ‖P_s[:, i] − P_t[:, j]‖₁, and its transpose.
-  detail::for_each_column(C, Bn, [&](std::size_t i) noexcept {
-    const T* a = ws.ps_.col(static_cast<Index>(i)).data();
-    T out[4];
-    std::size_t j = 0;
-    for (; j + 4 <= b; j += 4) {
-      kernels::l1_distance4<T>(a, ws.pt_.col(static_cast<Index>(j)).data(),
-                               ws.pt_.col(static_cast<Index>(j + 1)).data(),
-                               ws.pt_.col(static_cast<Index>(j + 2)).data(),
-                               ws.pt_.col(static_cast<Index>(j + 3)).data(), n, out);
-      for (std::size_t k = 0; k < 4; ++k) ws.wt_(static_cast<Index>(j + k), static_cast<Index>(i)) = out[k];
-    }
-    for (; j < b; ++j) {
-      const T* p = ws.pt_.col(static_cast<Index>(j)).data();
-      T s = T(0);
-      for (std::size_t c = 0; c < n; ++c) s += std::abs(a[c] - p[c]);
-      ws.wt_(static_cast<Index>(j), static_cast<Index>(i)) = s;
+  // Cost W(i, j) = ‖P_s[:, i] − P_t[:, j]‖₁ (stored transposed in wt_), in 4 × 4 tiles.
+  const std::size_t row_blocks = (b + 3) / 4;
+  parallel_for_chunks(row_blocks, 8, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
+    for (std::size_t blk = begin; blk < end; ++blk) {
+      const std::size_t i0 = 4 * blk;
+      const T* a[4];
+      for (std::size_t r = 0; r < 4; ++r) {
+        a[r] = ws.ps_.col(static_cast<Index>(i0 + r < b ? i0 + r : i0)).data();
+      }
+      const std::size_t rows = b - i0 < 4 ? b - i0 : 4;
+      for (std::size_t j0 = 0; j0 < b; j0 += 4) {
+        const T* bb[4];
+        for (std::size_t k = 0; k < 4; ++k) {
+          bb[k] = ws.pt_.col(static_cast<Index>(j0 + k < b ? j0 + k : j0)).data();
+        }
+        T out[16];
+        kernels::l1_distance_4x4<T>(a, bb, n, out);
+        const std::size_t cols = b - j0 < 4 ? b - j0 : 4;
+        for (std::size_t r = 0; r < rows; ++r) {
+          for (std::size_t k = 0; k < cols; ++k) {
+            ws.wt_(static_cast<Index>(j0 + k), static_cast<Index>(i0 + r)) = out[4 * r + k];
+          }
+        }
+      }
     }
   });
   ws.w_.noalias() = ws.wt_.transpose();
