@@ -1,0 +1,172 @@
+/// @file
+/// Elementwise Bernoulli distillation losses of Dual-Head KD (Yang et al., arXiv 2411.08937):
+/// BinaryKL and BinaryKL-Norm, which treat every logit as an independent binary classifier.
+///
+/// binary_kl, per sample: ℓ = F·Σ_c KL(Bern(σ(v_c/T)) ‖ Bern(σ(z_c/T))),
+/// ∂ℓ/∂z = (F/T)·(σ(z/T) − σ(v/T)); computed as σ(b)(b − a) + softplus(a) − softplus(b)
+/// (a = z/T, b = v/T), finite for any finite logits.
+///
+/// binary_kl_norm (DHKD's loss for the auxiliary head), per sample:
+///
+///   ℓ = F·Σ_c log cosh((z_c − v_c)/(2T)),   ∂ℓ/∂z = (F/(2T))·tanh((z − v)/(2T)),
+///
+/// which is DHKD's KL of Bern(σ((z − v)/T)) from Bern(½) in closed form: a smooth L1 on logit
+/// differences. Computed as |u| + log1p(exp(−2|u|)) − ln 2, u = (z − v)/(2T). Difference from
+/// the official code: DHKD clamps σ to [1e-8, 1 − 1e-8], which flattens the loss and zeroes the
+/// gradient for |z − v| ≳ 18.4·T; regula keeps the exact closed form, whose gradient saturates at
+/// ±F/(2T) instead of vanishing. DHKD's defaults: T = 2, T² factor, batchmean, weight α = 1.
+/// Reductions as KDLossOptions (`mean` divides by B·C). Scalar code in double per element.
+#ifndef REGULA_LOSSES_BINARY_KL_HPP
+#define REGULA_LOSSES_BINARY_KL_HPP
+
+#include <cstddef>
+#include <type_traits>
+
+#include "regula/core/matrix.hpp"
+#include "regula/kernels/kd.hpp"
+#include "regula/losses/kd_common.hpp"
+
+namespace regula {
+namespace detail {
+
+template <class T>
+T run_binary_kl(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+                const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
+                bool per_sample) {
+  check_positive(who, "temperature", opt.temperature());
+  check_kd_shapes(who, z, v, losses, dz);
+  const double scale =
+      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
+  const T k = static_cast<T>(1.0 / opt.temperature());
+  const auto n = static_cast<std::size_t>(z.rows());
+  const double total = run_kd_columns<T>(
+      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
+        return kernels::binary_kl_column<T>(z.col(j).data(), v.col(j).data(), n, k, gs, dcol);
+      });
+  return static_cast<T>(per_sample ? total : total * scale);
+}
+
+template <class T>
+T run_binary_kl_norm(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+                     const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
+                     bool per_sample) {
+  check_positive(who, "temperature", opt.temperature());
+  check_kd_shapes(who, z, v, losses, dz);
+  const double scale =
+      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
+  const T k = static_cast<T>(1.0 / opt.temperature());
+  const auto n = static_cast<std::size_t>(z.rows());
+  const double total = run_kd_columns<T>(
+      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
+        return kernels::binary_kl_norm_column<T>(z.col(j).data(), v.col(j).data(), n, k, gs,
+                                                 dcol);
+      });
+  return static_cast<T>(per_sample ? total : total * scale);
+}
+
+}  // namespace detail
+
+/// The reduced BinaryKL loss of `student` against `teacher` (`classes × batch`); see the file comment.
+/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
+///         reduction none.
+template <class DZ, class DV>
+[[nodiscard]] typename DZ::Scalar binary_kl(const Eigen::MatrixBase<DZ>& student,
+                                        const Eigen::MatrixBase<DV>& teacher,
+                                        const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_binary_kl<T>("regula::binary_kl", z, v, options, nullptr, nullptr, false);
+}
+
+/// The reduced BinaryKL loss and, fused, its gradient with respect to the student's logits in
+/// `dstudent` (same shape, must not overlap either input).
+template <class DZ, class DV>
+typename DZ::Scalar binary_kl(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                          MatrixRef<typename DZ::Scalar> dstudent, const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_binary_kl<T>("regula::binary_kl", z, v, options, nullptr, &dstudent, false);
+}
+
+/// Per-sample BinaryKL loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
+/// is not used).
+template <class DZ, class DV>
+void binary_kl_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_binary_kl<T>("regula::binary_kl_per_sample", z, v, options, &losses, nullptr, true);
+}
+
+/// Per-sample BinaryKL loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
+template <class DZ, class DV>
+void binary_kl_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
+                       const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_binary_kl<T>("regula::binary_kl_per_sample", z, v, options, &losses, &dstudent, true);
+}
+
+
+/// The reduced BinaryKL-Norm loss of `student` against `teacher` (`classes × batch`); see the file comment.
+/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
+///         reduction none.
+template <class DZ, class DV>
+[[nodiscard]] typename DZ::Scalar binary_kl_norm(const Eigen::MatrixBase<DZ>& student,
+                                        const Eigen::MatrixBase<DV>& teacher,
+                                        const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_norm: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_binary_kl_norm<T>("regula::binary_kl_norm", z, v, options, nullptr, nullptr, false);
+}
+
+/// The reduced BinaryKL-Norm loss and, fused, its gradient with respect to the student's logits in
+/// `dstudent` (same shape, must not overlap either input).
+template <class DZ, class DV>
+typename DZ::Scalar binary_kl_norm(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                          MatrixRef<typename DZ::Scalar> dstudent, const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_norm: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_binary_kl_norm<T>("regula::binary_kl_norm", z, v, options, nullptr, &dstudent, false);
+}
+
+/// Per-sample BinaryKL-Norm loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
+/// is not used).
+template <class DZ, class DV>
+void binary_kl_norm_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_norm_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_binary_kl_norm<T>("regula::binary_kl_norm_per_sample", z, v, options, &losses, nullptr, true);
+}
+
+/// Per-sample BinaryKL-Norm loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
+template <class DZ, class DV>
+void binary_kl_norm_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
+                       const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_norm_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_binary_kl_norm<T>("regula::binary_kl_norm_per_sample", z, v, options, &losses, &dstudent, true);
+}
+
+}  // namespace regula
+
+#endif  // REGULA_LOSSES_BINARY_KL_HPP

@@ -1,0 +1,179 @@
+/// @file
+/// Decoupled knowledge distillation (DKD; Zhao, Cui, Song, Qiu, Liang, "Decoupled Knowledge
+/// Distillation", CVPR 2022): the KD loss split into a target-class part (TCKD) and a
+/// non-target part (NCKD), weighted independently.
+///
+/// Per sample with target class t, p = softmax(z/T), q = softmax(v/T), p̂ and q̂ the softmax
+/// over the non-target classes (p̂_i = p_i/(1 − p_t)):
+///
+///   TCKD = q_t log(q_t/p_t) + (1 − q_t) log((1 − q_t)/(1 − p_t))
+///   NCKD = Σ_{i≠t} q̂_i log(q̂_i/p̂_i)
+///   ℓ    = F·(α·TCKD + β·NCKD),   F = T² (default) or 1
+///
+/// Gradient: ∂ℓ/∂z_t = (F/T)·α·(p_t − q_t); ∂ℓ/∂z_j = (F/T)·(−α·(p_t − q_t)·p̂_j + β·(p̂_j − q̂_j))
+/// for j ≠ t. Identity: KD = TCKD + (1 − q_t)·NCKD. The default reduction, batchmean, is
+/// mdistiller's (sum, then /B).
+///
+/// Defaults (mdistiller cfg.py, CIFAR-100): α = 1, β = 8, T = 4; per-pair β = 2 (ResNet56→20,
+/// ResNet110→32) or 6 (VGG13→VGG8, WRN-40-2→WRN-16-2, …); ImageNet T = 1, β = 0.5. The total
+/// loss CE_weight·CE + min(epoch/warmup, 1)·DKD (warm-up 20 epochs) is assembled by the caller:
+/// the warm-up factor is not part of this function.
+///
+/// Differences from mdistiller's DKD.py, both numerical bugs there:
+/// - mdistiller takes log of gathered probabilities, log(p_t) and log(Σ_{i≠t} p_i); in float32
+///   1 − p_t rounds to 0 for a confident student and TCKD becomes inf/NaN. Here
+///   log p_t = z_t/T − LSE(z/T) and log(1 − p_t) = LSE_{i≠t}(z/T) − LSE(z/T), with the
+///   non-target log-sum-exp taken around the non-target maximum, so neither underflows.
+/// - mdistiller masks the target out of NCKD by subtracting 1000 from its logit, which fails for
+///   |logits| ≳ 1000·T (and in two-class problems); here the target index is left out of the
+///   non-target log-sum-exp. Two classes give NCKD = 0 and a finite loss.
+///
+/// No call allocates; columns run in parallel in fixed chunks (thread-count independent).
+#ifndef REGULA_LOSSES_DKD_HPP
+#define REGULA_LOSSES_DKD_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "regula/core/labels.hpp"
+#include "regula/core/matrix.hpp"
+#include "regula/kernels/kd.hpp"
+#include "regula/losses/kd_common.hpp"
+
+namespace regula {
+
+/// Options of dkd, fluent (setter with a value, getter without), defaults of mdistiller:
+/// α = 1 (TCKD weight), β = 8 (NCKD weight), T = 4, T² factor on, reduction batchmean.
+class DKDOptions {
+ public:
+  DKDOptions& alpha(double a) noexcept {
+    alpha_ = a;
+    return *this;
+  }
+  [[nodiscard]] double alpha() const noexcept { return alpha_; }
+  DKDOptions& beta(double b) noexcept {
+    beta_ = b;
+    return *this;
+  }
+  [[nodiscard]] double beta() const noexcept { return beta_; }
+  DKDOptions& temperature(double t) noexcept {
+    temperature_ = t;
+    return *this;
+  }
+  [[nodiscard]] double temperature() const noexcept { return temperature_; }
+  DKDOptions& scale_by_t_squared(bool on) noexcept {
+    t_squared_ = on;
+    return *this;
+  }
+  [[nodiscard]] bool scale_by_t_squared() const noexcept { return t_squared_; }
+  DKDOptions& reduction(Reduction r) noexcept {
+    reduction_ = r;
+    return *this;
+  }
+  [[nodiscard]] Reduction reduction() const noexcept { return reduction_; }
+  /// T² or 1.
+  [[nodiscard]] double factor() const noexcept {
+    return t_squared_ ? temperature_ * temperature_ : 1.0;
+  }
+
+ private:
+  double alpha_ = 1.0;
+  double beta_ = 8.0;
+  double temperature_ = 4.0;
+  bool t_squared_ = true;
+  Reduction reduction_ = Reduction::batchmean;
+};
+
+namespace detail {
+
+template <class T>
+T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const LabelsCRef& y,
+          const DKDOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
+  check_positive(who, "temperature", opt.temperature());
+  REGULA_EXPECTS(std::isfinite(opt.alpha()), who, "alpha must be finite, got ", opt.alpha());
+  REGULA_EXPECTS(std::isfinite(opt.beta()), who, "beta must be finite, got ", opt.beta());
+  check_kd_shapes(who, z, v, losses, dz);
+  const Index C = z.rows();
+  REGULA_EXPECTS(C >= 2, who, "student logits must have at least two classes (rows), got ", C);
+  REGULA_EXPECTS(y.size() == z.cols(), who, "labels must have one value per sample (", z.cols(),
+                 "), got ", y.size());
+  for (Index i = 0; i < y.size(); ++i) {
+    REGULA_EXPECTS(y[i] >= 0 && y[i] < static_cast<std::int64_t>(C), who, "labels[", i,
+                   "] must be in [0, ", C, "), got ", y[i]);
+  }
+  const double scale = per_sample ? 1.0 : reduction_scale(who, opt.reduction(), C, z.cols());
+  const T k = static_cast<T>(1.0 / opt.temperature());
+  const T a = static_cast<T>(opt.alpha());
+  const T b = static_cast<T>(opt.beta());
+  const auto n = static_cast<std::size_t>(C);
+  const double total = run_kd_columns<T>(
+      C, z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
+        alignas(64) T buf[kd_stack_classes];
+        const auto t = static_cast<std::size_t>(y[j]);
+        const kernels::DkdTerms r =
+            kernels::dkd_column<T>(z.col(j).data(), v.col(j).data(), n, t, k, a, b, gs, dcol,
+                                   n <= kd_stack_classes ? buf : nullptr);
+        return opt.alpha() * r.tckd + opt.beta() * r.nckd;
+      });
+  return static_cast<T>(per_sample ? total : total * scale);
+}
+
+}  // namespace detail
+
+/// The reduced DKD loss of `student` against `teacher` (`classes × batch`, C ≥ 2) with target
+/// `labels` (one per sample, in [0, C)); see the file comment.
+/// @throws regula::invalid_argument on an empty batch, shapes that differ, C < 2, a label out of
+///         range, T ≤ 0, non-finite α or β, or reduction none.
+template <class DZ, class DV>
+[[nodiscard]] typename DZ::Scalar dkd(const Eigen::MatrixBase<DZ>& student,
+                                      const Eigen::MatrixBase<DV>& teacher,
+                                      const LabelsCRef& labels, const DKDOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::dkd: scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_dkd<T>("regula::dkd", z, v, labels, options, nullptr, nullptr, false);
+}
+
+/// The reduced DKD loss and, fused, its gradient with respect to the student's logits.
+template <class DZ, class DV>
+typename DZ::Scalar dkd(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                        const LabelsCRef& labels, MatrixRef<typename DZ::Scalar> dstudent,
+                        const DKDOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::dkd: scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_dkd<T>("regula::dkd", z, v, labels, options, nullptr, &dstudent, false);
+}
+
+/// Per-sample DKD: losses[i] = ℓ_i (no reduction; `options.reduction()` is not used).
+template <class DZ, class DV>
+void dkd_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                    const LabelsCRef& labels, VectorRef<typename DZ::Scalar> losses,
+                    const DKDOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::dkd: scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_dkd<T>("regula::dkd_per_sample", z, v, labels, options, &losses, nullptr, true);
+}
+
+/// Per-sample DKD with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
+template <class DZ, class DV>
+void dkd_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                    const LabelsCRef& labels, VectorRef<typename DZ::Scalar> losses,
+                    MatrixRef<typename DZ::Scalar> dstudent, const DKDOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::dkd: scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_dkd<T>("regula::dkd_per_sample", z, v, labels, options, &losses, &dstudent,
+                           true);
+}
+
+}  // namespace regula
+
+#endif  // REGULA_LOSSES_DKD_HPP

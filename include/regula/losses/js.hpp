@@ -1,0 +1,100 @@
+/// @file
+/// Jensen–Shannon distillation: the symmetric, bounded divergence between the softened student
+/// and teacher distributions.
+///
+/// Per sample, p = softmax(z/T), q = softmax(v/T), m = (p + q)/2:
+///
+///   ℓ = F·(½ KL(p ‖ m) + ½ KL(q ‖ m)) ≤ F·ln 2,
+///   ∂ℓ/∂z_c = (F/T)·p_c·(g_c − ⟨p, g⟩),   g_c = ½ log(p_c / m_c)
+///
+/// (the other terms of ∂JS/∂p cancel). There is no standard T² convention for JS: set
+/// `scale_by_t_squared(false)` for the plain divergence. Reductions as KDLossOptions.
+///
+/// Numerics: log m_c = logaddexp(log p_c, log q_c) − ln 2 from the log-probabilities, so the
+/// gradient stays finite when p_c or q_c underflows; per-element work in double (scalar code,
+/// not on a benchmarked path). Differs from SinKD's `DistillJS` class, which is broken (a wrong
+/// `super()` call, and `F.kl_div` fed probabilities where it expects log-probabilities).
+#ifndef REGULA_LOSSES_JS_HPP
+#define REGULA_LOSSES_JS_HPP
+
+#include <cstddef>
+#include <type_traits>
+
+#include "regula/core/matrix.hpp"
+#include "regula/kernels/kd.hpp"
+#include "regula/losses/kd_common.hpp"
+
+namespace regula {
+namespace detail {
+
+template <class T>
+T run_js(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+         const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
+  check_positive(who, "temperature", opt.temperature());
+  check_kd_shapes(who, z, v, losses, dz);
+  const double scale =
+      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
+  const T k = static_cast<T>(1.0 / opt.temperature());
+  const auto n = static_cast<std::size_t>(z.rows());
+  const double total = run_kd_columns<T>(
+      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
+        return kernels::js_column<T>(z.col(j).data(), v.col(j).data(), n, k, gs, dcol);
+      });
+  return static_cast<T>(per_sample ? total : total * scale);
+}
+
+}  // namespace detail
+
+/// The reduced Jensen–Shannon distillation loss of `student` against `teacher` (`classes × batch`); see the file comment.
+/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
+///         reduction none.
+template <class DZ, class DV>
+[[nodiscard]] typename DZ::Scalar js(const Eigen::MatrixBase<DZ>& student,
+                                        const Eigen::MatrixBase<DV>& teacher,
+                                        const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::js: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_js<T>("regula::js", z, v, options, nullptr, nullptr, false);
+}
+
+/// The reduced Jensen–Shannon distillation loss and, fused, its gradient with respect to the student's logits in
+/// `dstudent` (same shape, must not overlap either input).
+template <class DZ, class DV>
+typename DZ::Scalar js(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                          MatrixRef<typename DZ::Scalar> dstudent, const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::js: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_js<T>("regula::js", z, v, options, nullptr, &dstudent, false);
+}
+
+/// Per-sample Jensen–Shannon distillation loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
+/// is not used).
+template <class DZ, class DV>
+void js_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::js_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_js<T>("regula::js_per_sample", z, v, options, &losses, nullptr, true);
+}
+
+/// Per-sample Jensen–Shannon distillation loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
+template <class DZ, class DV>
+void js_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
+                       const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::js_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_js<T>("regula::js_per_sample", z, v, options, &losses, &dstudent, true);
+}
+
+}  // namespace regula
+
+#endif  // REGULA_LOSSES_JS_HPP

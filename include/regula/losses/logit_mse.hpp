@@ -1,0 +1,230 @@
+/// @file
+/// Logit-matching distillation: squared distance between student and teacher logits (Ba &
+/// Caruana 2014), and KD on standardized logits (Sun et al., "Logit Standardization in
+/// Knowledge Distillation", CVPR 2024).
+///
+/// logit_mse, per sample: ℓ = Σ_c (z_c − v_c)², ∂ℓ/∂z = 2(z − v). With LogitMSEOptions'
+/// default `Reduction::mean` the reduced loss is (1/(B·C))·Σ (z − v)², PyTorch's
+/// `F.mse_loss(z, v)`; `batchmean` divides by B, `sum` by 1. No temperature.
+///
+/// logit_std_kd, per sample: every column is standardized, z' = (z − mean z)/(std z + 1e-7)
+/// with the unbiased std (as the authors' code and torchdistill's LogitStdKDLoss), the teacher
+/// likewise, then ℓ = kd_kl(z', v') with the options' temperature and T² factor. Gradient, with
+/// d = z − mean z, s = std z + 1e-7, g' = ∂ℓ/∂z' = (F/T)(p − q):
+///
+///   ∂ℓ/∂z = (g' − mean g')/s − ⟨g', d⟩ / (s²·(C − 1)·std z) · d
+///
+/// (the second term is dropped for a constant column, where std z = 0). Computed without a
+/// copy: softmax(z'/T) = softmax(z/(T·s)), so the kd_kl kernel runs at a per-column
+/// temperature T·s. The paper's default base temperature is 2 (with T² scaling); needs C ≥ 2.
+#ifndef REGULA_LOSSES_LOGIT_MSE_HPP
+#define REGULA_LOSSES_LOGIT_MSE_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+#include "regula/core/matrix.hpp"
+#include "regula/kernels/kd.hpp"
+#include "regula/losses/kd_common.hpp"
+
+namespace regula {
+
+/// Options of logit_mse: only the reduction (default `mean`, as `F.mse_loss`).
+class LogitMSEOptions {
+ public:
+  LogitMSEOptions& reduction(Reduction r) noexcept {
+    reduction_ = r;
+    return *this;
+  }
+  [[nodiscard]] Reduction reduction() const noexcept { return reduction_; }
+
+ private:
+  Reduction reduction_ = Reduction::mean;
+};
+
+namespace detail {
+
+template <class T>
+T run_logit_mse(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+                const LogitMSEOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
+                bool per_sample) {
+  check_kd_shapes(who, z, v, losses, dz);
+  const double scale =
+      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
+  const auto n = static_cast<std::size_t>(z.rows());
+  const double total = run_kd_columns<T>(
+      z.rows(), z.cols(), scale, 1.0, losses, dz, [&](Index j, T gs, T* dcol) noexcept {
+        return kernels::logit_mse_column<T>(z.col(j).data(), v.col(j).data(), n, gs, dcol);
+      });
+  return static_cast<T>(per_sample ? total : total * scale);
+}
+
+/// Mean and unbiased standard deviation of a column, in double.
+template <class T>
+void mean_std(const T* x, std::size_t n, double& mean, double& sd) noexcept {
+  double s = 0.0;
+  for (std::size_t i = 0; i < n; ++i) s += static_cast<double>(x[i]);
+  mean = s / static_cast<double>(n);
+  double ss = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(x[i]) - mean;
+    ss += d * d;
+  }
+  sd = std::sqrt(ss / static_cast<double>(n - 1));
+}
+
+/// The eps of the standardization (the authors' code and torchdistill).
+inline constexpr double logit_std_eps = 1e-7;
+
+template <class T>
+T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+                   const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
+                   bool per_sample) {
+  check_positive(who, "temperature", opt.temperature());
+  check_kd_shapes(who, z, v, losses, dz);
+  REGULA_EXPECTS(z.rows() >= 2, who,
+                 "student logits must have at least two classes (rows) to standardize, got ",
+                 z.rows());
+  const double scale =
+      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
+  const double kinv = 1.0 / opt.temperature();
+  const auto n = static_cast<std::size_t>(z.rows());
+  const double total = run_kd_columns<T>(
+      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
+        alignas(64) T buf[kd_stack_classes];
+        const T* zc = z.col(j).data();
+        const T* vc = v.col(j).data();
+        double mz = 0, sdz = 0, mv = 0, sdv = 0;
+        mean_std(zc, n, mz, sdz);
+        mean_std(vc, n, mv, sdv);
+        const double sz = sdz + logit_std_eps, sv = sdv + logit_std_eps;
+        const double d = kernels::kd_kl_column<T>(zc, vc, n, static_cast<T>(kinv / sz),
+                                                  static_cast<T>(kinv / sv), gs, dcol,
+                                                  n <= kd_stack_classes ? buf : nullptr);
+        if (dcol != nullptr) {
+          // dcol = g'/s; subtract its mean and the part through the std.
+          double sum = 0.0, dot = 0.0;
+          for (std::size_t i = 0; i < n; ++i) {
+            sum += static_cast<double>(dcol[i]);
+            dot += static_cast<double>(dcol[i]) * (static_cast<double>(zc[i]) - mz);
+          }
+          const double mean_g = sum / static_cast<double>(n);
+          const double coef =
+              sdz > 0.0 ? dot / (sz * static_cast<double>(n - 1) * sdz) : 0.0;
+          for (std::size_t i = 0; i < n; ++i) {
+            dcol[i] = static_cast<T>(static_cast<double>(dcol[i]) - mean_g -
+                                     coef * (static_cast<double>(zc[i]) - mz));
+          }
+        }
+        return d;
+      });
+  return static_cast<T>(per_sample ? total : total * scale);
+}
+
+}  // namespace detail
+
+/// The reduced logit MSE loss of `student` against `teacher` (`classes × batch`); see the file comment.
+/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
+///         reduction none.
+template <class DZ, class DV>
+[[nodiscard]] typename DZ::Scalar logit_mse(const Eigen::MatrixBase<DZ>& student,
+                                        const Eigen::MatrixBase<DV>& teacher,
+                                        const LogitMSEOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_mse: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_logit_mse<T>("regula::logit_mse", z, v, options, nullptr, nullptr, false);
+}
+
+/// The reduced logit MSE loss and, fused, its gradient with respect to the student's logits in
+/// `dstudent` (same shape, must not overlap either input).
+template <class DZ, class DV>
+typename DZ::Scalar logit_mse(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                          MatrixRef<typename DZ::Scalar> dstudent, const LogitMSEOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_mse: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_logit_mse<T>("regula::logit_mse", z, v, options, nullptr, &dstudent, false);
+}
+
+/// Per-sample logit MSE loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
+/// is not used).
+template <class DZ, class DV>
+void logit_mse_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, const LogitMSEOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_mse_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_logit_mse<T>("regula::logit_mse_per_sample", z, v, options, &losses, nullptr, true);
+}
+
+/// Per-sample logit MSE loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
+template <class DZ, class DV>
+void logit_mse_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
+                       const LogitMSEOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_mse_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_logit_mse<T>("regula::logit_mse_per_sample", z, v, options, &losses, &dstudent, true);
+}
+
+
+/// The reduced standardized-logit KD loss of `student` against `teacher` (`classes × batch`); see the file comment.
+/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
+///         reduction none.
+template <class DZ, class DV>
+[[nodiscard]] typename DZ::Scalar logit_std_kd(const Eigen::MatrixBase<DZ>& student,
+                                        const Eigen::MatrixBase<DV>& teacher,
+                                        const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_std_kd: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_logit_std_kd<T>("regula::logit_std_kd", z, v, options, nullptr, nullptr, false);
+}
+
+/// The reduced standardized-logit KD loss and, fused, its gradient with respect to the student's logits in
+/// `dstudent` (same shape, must not overlap either input).
+template <class DZ, class DV>
+typename DZ::Scalar logit_std_kd(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                          MatrixRef<typename DZ::Scalar> dstudent, const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_std_kd: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_logit_std_kd<T>("regula::logit_std_kd", z, v, options, nullptr, &dstudent, false);
+}
+
+/// Per-sample standardized-logit KD loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
+/// is not used).
+template <class DZ, class DV>
+void logit_std_kd_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_std_kd_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_logit_std_kd<T>("regula::logit_std_kd_per_sample", z, v, options, &losses, nullptr, true);
+}
+
+/// Per-sample standardized-logit KD loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
+template <class DZ, class DV>
+void logit_std_kd_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
+                       const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_std_kd_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_logit_std_kd<T>("regula::logit_std_kd_per_sample", z, v, options, &losses, &dstudent, true);
+}
+
+}  // namespace regula
+
+#endif  // REGULA_LOSSES_LOGIT_MSE_HPP

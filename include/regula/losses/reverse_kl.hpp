@@ -1,0 +1,97 @@
+/// @file
+/// Reverse KL distillation: KL from the student's softened distribution to the teacher's
+/// (mode-seeking: the student is pushed onto the teacher's modes rather than to cover them).
+///
+/// Per sample, p = softmax(z/T), q = softmax(v/T), r_c = log p_c − log q_c:
+///
+///   ℓ = F·KL(p ‖ q) = F·Σ_c p_c r_c,   ∂ℓ/∂z_c = (F/T)·p_c·(r_c − Σ_j p_j r_j),
+///
+/// F = T² (default) or 1; reductions as KDLossOptions. SinKD's GPT-Neo code uses it with T = 2.
+/// Numerics as kd_kl (log-sum-exp, one fused pass, two exponentials per element); the gradient
+/// uses r_c − ⟨p, r⟩ = (z_c − v_c)/T − ⟨p, (z − v)/T⟩ up to the shifts, so the log-sum-exp
+/// offsets cancel exactly. No call allocates.
+#ifndef REGULA_LOSSES_REVERSE_KL_HPP
+#define REGULA_LOSSES_REVERSE_KL_HPP
+
+#include <cstddef>
+#include <type_traits>
+
+#include "regula/core/matrix.hpp"
+#include "regula/kernels/kd.hpp"
+#include "regula/losses/kd_common.hpp"
+
+namespace regula {
+namespace detail {
+
+template <class T>
+T run_reverse_kl(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+                 const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
+                 bool per_sample) {
+  check_positive(who, "temperature", opt.temperature());
+  check_kd_shapes(who, z, v, losses, dz);
+  const double scale =
+      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
+  const T k = static_cast<T>(1.0 / opt.temperature());
+  const auto n = static_cast<std::size_t>(z.rows());
+  const double total = run_kd_columns<T>(
+      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
+        return kernels::reverse_kl_column<T>(z.col(j).data(), v.col(j).data(), n, k, gs, dcol);
+      });
+  return static_cast<T>(per_sample ? total : total * scale);
+}
+
+}  // namespace detail
+
+/// The reduced reverse KL distillation loss of `student` against `teacher` (`classes × batch`); see the file comment.
+/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
+///         reduction none.
+template <class DZ, class DV>
+[[nodiscard]] typename DZ::Scalar reverse_kl(const Eigen::MatrixBase<DZ>& student,
+                                        const Eigen::MatrixBase<DV>& teacher,
+                                        const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::reverse_kl: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_reverse_kl<T>("regula::reverse_kl", z, v, options, nullptr, nullptr, false);
+}
+
+/// The reduced reverse KL distillation loss and, fused, its gradient with respect to the student's logits in
+/// `dstudent` (same shape, must not overlap either input).
+template <class DZ, class DV>
+typename DZ::Scalar reverse_kl(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                          MatrixRef<typename DZ::Scalar> dstudent, const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::reverse_kl: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  return detail::run_reverse_kl<T>("regula::reverse_kl", z, v, options, nullptr, &dstudent, false);
+}
+
+/// Per-sample reverse KL distillation loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
+/// is not used).
+template <class DZ, class DV>
+void reverse_kl_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::reverse_kl_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_reverse_kl<T>("regula::reverse_kl_per_sample", z, v, options, &losses, nullptr, true);
+}
+
+/// Per-sample reverse KL distillation loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
+template <class DZ, class DV>
+void reverse_kl_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
+                       const KDLossOptions& options = {}) {
+  using T = typename DZ::Scalar;
+  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::reverse_kl_per_sample: student and teacher scalar types differ");
+  const MatrixCRef<T> z(student.derived());
+  const MatrixCRef<T> v(teacher.derived());
+  (void)detail::run_reverse_kl<T>("regula::reverse_kl_per_sample", z, v, options, &losses, &dstudent, true);
+}
+
+}  // namespace regula
+
+#endif  // REGULA_LOSSES_REVERSE_KL_HPP

@@ -1,0 +1,202 @@
+#define EIGEN_RUNTIME_NO_MALLOC
+#include "regula/losses/dkd.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "kd_support.hpp"
+#include "regula/losses/kd_kl.hpp"
+
+namespace {
+
+namespace kd = regula::test::kd;
+using regula::DKDOptions;
+using regula::Index;
+using regula::Labels;
+using regula::Reduction;
+template <class T>
+using Mat = regula::Matrix<T>;
+
+Labels golden_labels() {
+  const auto& v = kd::golden()["labels"];
+  Labels y(static_cast<Index>(v.size()));
+  for (Index i = 0; i < y.size(); ++i) y[i] = static_cast<std::int64_t>(v[static_cast<std::size_t>(i)]);
+  return y;
+}
+
+TEMPLATE_TEST_CASE("dkd matches mdistiller's DKD (PyTorch, float64)", "[losses][dkd]", float, double) {
+  using T = TestType;
+  const Mat<T> z = kd::gmat<T>("z"), v = kd::gmat<T>("v");
+  const Labels y = golden_labels();
+  Mat<T> dz(kd::kC, kd::kB);
+  struct Case {
+    const char* name;
+    double alpha, beta;
+  };
+  for (const Case c : {Case{"dkd", 1.0, 8.0}, Case{"dkd_tckd", 1.0, 0.0}, Case{"dkd_nckd", 0.0, 1.0}}) {
+    const auto o = DKDOptions{}.alpha(c.alpha).beta(c.beta).temperature(4.0);
+    const T loss = regula::dkd(z, v, y, dz, o);
+    const double want = kd::gscalar(std::string(c.name) + "_loss");
+    CHECK(std::abs(static_cast<double>(loss) - want) <= kd::value_tol<T>() * std::max(1.0, want));
+    CHECK(kd::rel_err(dz, kd::gmat<double>(std::string(c.name) + "_grad")) <= kd::value_tol<T>());
+    CHECK(static_cast<double>(regula::dkd(z, v, y, o)) == Approx(static_cast<double>(loss)).epsilon(1e-6));
+    const Eigen::VectorXd sums = dz.template cast<double>().colwise().sum().transpose();
+    CHECK(sums.cwiseAbs().maxCoeff() < (std::is_same_v<T, float> ? 1e-5 : 1e-14));
+  }
+}
+
+TEMPLATE_TEST_CASE("dkd reproduces the test vector of algorithms.md 10", "[losses][dkd]", float, double) {
+  using T = TestType;
+  Mat<T> z(3, 1), v(3, 1), dz(3, 1);
+  z << T(1), T(2), T(0.5);
+  v << T(0.5), T(2.5), T(-1);
+  Labels y(1);
+  y << 1;
+  const double tol = std::is_same_v<T, float> ? 2e-6 : 1e-9;
+  const T loss = regula::dkd(z, v, y, dz);  // defaults: alpha 1, beta 8, T 4
+  CHECK(static_cast<double>(loss) == Approx(1.234908668).margin(tol));
+  CHECK(static_cast<double>(dz(0)) == Approx(-1.778117268).margin(tol));
+  CHECK(static_cast<double>(dz(1)) == Approx(-0.354876988).margin(tol));
+  CHECK(static_cast<double>(dz(2)) == Approx(2.132994256).margin(tol));
+  CHECK(static_cast<double>(regula::dkd(z, v, y, DKDOptions{}.beta(0.0))) == Approx(0.256678758).margin(tol));
+  CHECK(static_cast<double>(regula::dkd(z, v, y, DKDOptions{}.alpha(0.0).beta(1.0))) ==
+        Approx(0.122278739).margin(tol));
+}
+
+TEST_CASE("dkd: KD = TCKD + (1 - q_t) * NCKD per sample", "[losses][dkd]") {
+  const auto z = kd::gmat<double>("z"), v = kd::gmat<double>("v");
+  const Labels y = golden_labels();
+  for (double t : {1.0, 4.0}) {
+    Eigen::VectorXd tckd(kd::kB), nckd(kd::kB), kl(kd::kB);
+    regula::dkd_per_sample(z, v, y, tckd, DKDOptions{}.alpha(1).beta(0).temperature(t));
+    regula::dkd_per_sample(z, v, y, nckd, DKDOptions{}.alpha(0).beta(1).temperature(t));
+    regula::kd_kl_per_sample(z, v, kl, regula::KDLossOptions{}.temperature(t));
+    for (Index i = 0; i < kd::kB; ++i) {
+      const Eigen::VectorXd q = (v.col(i) / t).array().exp().matrix();
+      const double qt = q[y[i]] / q.sum();
+      CHECK(kl[i] == Approx(tckd[i] + (1.0 - qt) * nckd[i]).epsilon(1e-12));
+    }
+  }
+}
+
+TEST_CASE("dkd gradient matches central differences (double)", "[losses][dkd][gradcheck]") {
+  const Eigen::MatrixXd z = kd::gmat<double>("z"), v = kd::gmat<double>("v");
+  const Labels y = golden_labels();
+  for (const auto& o : {DKDOptions{}, DKDOptions{}.temperature(1.0).alpha(0.5).beta(2.0)}) {
+    const double err = regula::test::gradcheck(
+        z, 1, 1, [&](const Eigen::MatrixXd& x, Eigen::MatrixXd& out) { out(0, 0) = regula::dkd(x, v, y, o); },
+        [&](const Eigen::MatrixXd& w, Eigen::MatrixXd& dx) {
+          (void)regula::dkd(z, v, y, dx, o);
+          dx *= w(0, 0);
+        },
+        Eigen::MatrixXd::Constant(1, 1, 1.0));
+    CHECK(err < regula::test::fd_tol);
+  }
+}
+
+TEMPLATE_TEST_CASE("dkd stays finite where mdistiller's formulas fail", "[losses][dkd]", float, double) {
+  using T = TestType;
+  // A confident student: in float, 1 - p_t rounds to 0 and mdistiller's log(1 - p_t) is -inf.
+  Mat<T> z = Mat<T>::Zero(10, 2), v = Mat<T>::Zero(10, 2), dz(10, 2);
+  z(3, 0) = T(60);
+  z(3, 1) = T(30);
+  v(3, 0) = T(2);
+  v(1, 1) = T(1);
+  Labels y(2);
+  y << 3, 3;
+  const auto o = DKDOptions{}.temperature(1.0);
+  const T loss = regula::dkd(z, v, y, dz, o);
+  CHECK(std::isfinite(loss));
+  CHECK(dz.allFinite());
+  // The same in double, where it is representable, agrees.
+  Eigen::MatrixXd dzd(10, 2);
+  const double ld = regula::dkd(z.template cast<double>().eval(), v.template cast<double>().eval(), y, dzd, o);
+  CHECK(static_cast<double>(loss) == Approx(ld).epsilon(1e-5));
+  // Logits of +-1e4 (past mdistiller's -1000 mask) in float.
+  const auto zb = kd::spread<T>(37, 6, 1e4, 1), vb = kd::spread<T>(37, 6, 1e4, 2);
+  Mat<T> dzb(37, 6);
+  Labels yb(6);
+  yb << 0, 5, 36, 17, 2, 9;
+  CHECK(std::isfinite(regula::dkd(zb, vb, yb, dzb, DKDOptions{})));
+  CHECK(dzb.allFinite());
+  // Two classes: NCKD is 0 and the loss is finite (and equals alpha * T^2 * TCKD).
+  Mat<T> z2(2, 3), v2(2, 3), dz2(2, 3);
+  z2 << T(1), T(-2), T(50), T(0), T(3), T(-50);
+  v2 << T(0.5), T(1), T(2), T(-1), T(0), T(1);
+  Labels y2(3);
+  y2 << 0, 1, 0;
+  const T l2 = regula::dkd(z2, v2, y2, dz2, DKDOptions{});
+  CHECK(std::isfinite(l2));
+  CHECK(dz2.allFinite());
+  CHECK(static_cast<double>(regula::dkd(z2, v2, y2, DKDOptions{}.beta(0.0))) ==
+        Approx(static_cast<double>(l2)).epsilon(1e-6));
+}
+
+TEMPLATE_TEST_CASE("dkd: NaN in gives NaN out; per-sample agrees", "[losses][dkd]", float, double) {
+  using T = TestType;
+  Mat<T> z = kd::gmat<T>("z");
+  const Mat<T> v = kd::gmat<T>("v");
+  const Labels y = golden_labels();
+  Mat<T> dz(kd::kC, kd::kB), dzs(kd::kC, kd::kB);
+  regula::Vector<T> l(kd::kB);
+  const T loss = regula::dkd(z, v, y, dz);
+  regula::dkd_per_sample(z, v, y, l, dzs);
+  CHECK(static_cast<double>(l.sum()) == Approx(static_cast<double>(loss) * kd::kB).epsilon(1e-5));
+  CHECK(kd::rel_err(dzs, dz.template cast<double>() * double(kd::kB)) < 1e-5);
+  const auto sum_opt = DKDOptions{}.reduction(Reduction::sum);
+  CHECK(static_cast<double>(regula::dkd(z, v, y, sum_opt)) == Approx(static_cast<double>(l.sum())).epsilon(1e-5));
+  z(2, 3) = std::numeric_limits<T>::quiet_NaN();  // a non-target logit of sample 3
+  regula::dkd_per_sample(z, v, y, l, dzs);
+  CHECK(std::isnan(l[3]));
+  CHECK(dzs.col(3).hasNaN());
+  CHECK(std::isfinite(l[2]));
+  z(2, 3) = T(0);
+  z(y[1], 1) = std::numeric_limits<T>::quiet_NaN();  // the target logit of sample 1
+  regula::dkd_per_sample(z, v, y, l, dzs);
+  CHECK(std::isnan(l[1]));
+  CHECK(dzs.col(1).hasNaN());
+}
+
+TEMPLATE_TEST_CASE("dkd rejects bad arguments, naming them", "[losses][dkd]", float, double) {
+  using T = TestType;
+  const Mat<T> z = kd::gmat<T>("z"), v = kd::gmat<T>("v");
+  Labels y = golden_labels();
+  CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.temperature(0.0)),
+                    Catch::Contains("regula::dkd") && Catch::Contains("temperature must be finite and > 0, got 0"));
+  CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.alpha(std::nan(""))), Catch::Contains("alpha"));
+  CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.beta(INFINITY)), Catch::Contains("beta"));
+  CHECK_THROWS_WITH(regula::dkd(z, Mat<T>(kd::kC, kd::kB + 1), y), Catch::Contains("teacher logits"));
+  CHECK_THROWS_WITH(regula::dkd(z, v, y.head(3)), Catch::Contains("labels must have one value per sample"));
+  y[2] = kd::kC;
+  CHECK_THROWS_WITH(regula::dkd(z, v, y), Catch::Contains("labels[2] must be in [0, 7), got 7"));
+  y[2] = -1;
+  CHECK_THROWS_AS(regula::dkd(z, v, y), regula::invalid_argument);
+  const Mat<T> one(1, 2);
+  Labels y0(2);
+  y0 << 0, 0;
+  CHECK_THROWS_WITH(regula::dkd(one, one, y0), Catch::Contains("at least two classes"));
+  CHECK_THROWS_WITH(regula::dkd(z, v, golden_labels(), DKDOptions{}.reduction(Reduction::none)),
+                    Catch::Contains("got none"));
+}
+
+TEMPLATE_TEST_CASE("dkd does not allocate", "[losses][dkd][nomalloc]", float, double) {
+  using T = TestType;
+  const Index C = 2100, B = 7;
+  const Mat<T> z = kd::spread<T>(C, B, 5, 1), v = kd::spread<T>(C, B, 5, 2);
+  const Mat<T> zs = kd::spread<T>(100, B, 5, 3), vs = kd::spread<T>(100, B, 5, 4);
+  Mat<T> dz(C, B), dzs(100, B);
+  regula::Vector<T> l(B);
+  Labels y(B);
+  y << 0, 1, 2, 2099, 50, 99, 7;
+  const Labels ys = y.cwiseMin(99);
+  double acc = 0;
+  {
+    regula::test::NoMalloc guard;
+    acc += static_cast<double>(regula::dkd(z, v, y, dz));
+    acc += static_cast<double>(regula::dkd(zs, vs, ys, dzs));
+    regula::dkd_per_sample(z, v, y, l, dz);
+  }
+  CHECK(std::isfinite(acc));
+}
+
+}  // namespace
