@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "regula/layers/multi_sample_dropout.hpp"
+#include "regula/losses/cross_entropy.hpp"
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 #include "support/no_malloc.hpp"
@@ -279,4 +280,26 @@ TEMPLATE_TEST_CASE("Multi-sample dropout rejects bad options and shapes, naming 
                     "regula::MultiSampleDropout::backward: dW must be 3 x 10, got 3 x 11");
   msd.backward(P.W, ctx, dh, dW, db);
   CHECK_THROWS_AS(msd.backward(P.W, ctx, dh, dW, db), regula::invalid_argument);
+}
+
+TEST_CASE("The library's PerSampleCrossEntropy drives MultiSampleDropout like the reference loss",
+          "[layers][multisample]") {
+  const Problem<double> P(24, 10, 6);
+  MultiSampleDropoutOptions o;
+  o.samples = 5;
+  MSD<double>::Context c1;
+  regula::MultiSampleDropout<double, regula::PerSampleCrossEntropy<>>::Context c2;
+  Stream s1(3), s2(3);
+  MSD<double> reference(o);
+  regula::MultiSampleDropout<double, regula::PerSampleCrossEntropy<>> library(o);
+  const double L1 = reference.forward(P.h, P.W, P.b, P.y, s1, c1);
+  const double L2 = library.forward(P.h, P.W, P.b, P.y, s2, c2);
+  CHECK(std::abs(L1 - L2) < 1e-12);
+  Mat<double> dh1(P.K, P.B), dW1(P.C, P.K), dh2(P.K, P.B), dW2(P.C, P.K);
+  Vec<double> db1(P.C), db2(P.C);
+  reference.backward(P.W, c1, dh1, dW1, db1);
+  library.backward(P.W, c2, dh2, dW2, db2);
+  CHECK((dh1 - dh2).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK((dW1 - dW2).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK((db1 - db2).cwiseAbs().maxCoeff() < 1e-12);
 }

@@ -483,6 +483,24 @@ void stablemax_cross_entropy_per_sample(const Eigen::MatrixBase<D>& logits,
   cross_entropy_per_sample<Normalizer::stablemax>(logits, labels, losses, dlogits, options);
 }
 
+/// Per-sample cross-entropy as a functor, the loss concept of MultiSampleDropout and of any
+/// primitive that consumes per-sample losses and each sample's own gradient:
+/// `loss(logits, labels, per_sample, dlogits)` calls cross_entropy_per_sample<Norm>.
+///
+/// ```cpp
+/// regula::MultiSampleDropout<float, regula::PerSampleCrossEntropy<>> head({8, 0.5});
+/// ```
+template <Normalizer Norm = Normalizer::softmax>
+struct PerSampleCrossEntropy {
+  CrossEntropyOptions options{};
+
+  template <class T>
+  void operator()(const MatrixCRef<T>& logits, const LabelsCRef& labels, VectorRef<T> per_sample,
+                  MatrixRef<T> dlogits) const {
+    cross_entropy_per_sample<Norm>(logits, labels, per_sample, dlogits, options);
+  }
+};
+
 }  // namespace regula
 
 #endif  // REGULA_LOSSES_CROSS_ENTROPY_HPP
