@@ -19,6 +19,15 @@
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/layers/dropout.hpp"
+#include "regula/losses/binary_kl.hpp"
+#include "regula/losses/cross_entropy.hpp"
+#include "regula/losses/dkd.hpp"
+#include "regula/losses/js.hpp"
+#include "regula/losses/kd_kl.hpp"
+#include "regula/losses/logit_mse.hpp"
+#include "regula/losses/reverse_kl.hpp"
+#include "regula/losses/sinkhorn_kd.hpp"
+#include "regula/losses/total_variation.hpp"
 
 namespace regula::libtorch {
 
@@ -167,6 +176,131 @@ class DropoutImpl : public torch::nn::Module {
   Stream stream_;
 };
 TORCH_MODULE(Dropout);
+
+/// The autograd function behind every fused loss: forward runs regula's loss, which returns the
+/// reduced value and writes dL/dlogits in the same pass; backward scales that saved gradient by
+/// the incoming one. `Loss` is called as `loss(view<T>(logits), target, dlogits_view)` for T the
+/// logits' dtype and returns the loss as a double. Targets (labels, teacher logits) are
+/// constants: they receive no gradient.
+template <class Loss>
+struct FusedLossFunction : public torch::autograd::Function<FusedLossFunction<Loss>> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits,
+                            const at::Tensor& target, const Loss& loss) {
+    at::Tensor grad = at::empty_like(logits, at::MemoryFormat::Contiguous);
+    double value = 0.0;
+    if (logits.scalar_type() == at::kDouble) {
+      auto g = mutable_view<double>(grad, "grad");
+      value = loss(view<double>(logits, "logits"), target, g);
+    } else {
+      auto g = mutable_view<float>(grad, "grad");
+      value = loss(view<float>(logits, "logits"), target, g);
+    }
+    ctx->save_for_backward({grad});
+    return at::scalar_tensor(value, logits.options());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const at::Tensor saved = ctx->get_saved_variables()[0];
+    return {saved * grad[0], at::Tensor(), at::Tensor()};
+  }
+};
+
+namespace detail {
+
+/// Applies a fused loss after checking the logits (contiguous CPU float32/float64, (batch, C)).
+template <class Loss>
+at::Tensor fused_loss(const char* who, const at::Tensor& logits, const at::Tensor& target, Loss loss) {
+  REGULA_EXPECTS(logits.defined() && logits.dim() == 2, who,
+                 "logits must be a 2-D (batch, classes) tensor, got ",
+                 logits.defined() ? describe(logits) : std::string("an undefined tensor"));
+  if (logits.scalar_type() == at::kDouble) {
+    check_tensor<double>(who, "logits", logits);
+  } else {
+    check_tensor<float>(who, "logits", logits);
+  }
+  return FusedLossFunction<Loss>::apply(logits, target, loss);
+}
+
+/// Calls a teacher-based regula loss: `f(z, v, dz)` with v the teacher view of the same dtype.
+template <class F>
+struct TeacherLoss {
+  F f;
+  template <class T>
+  double operator()(const Eigen::Map<const Matrix<T>>& z, const at::Tensor& teacher,
+                    Eigen::Map<Matrix<T>>& dz) const {
+    const auto v = view<T>(teacher, "teacher");
+    return static_cast<double>(f(z, v, MatrixRef<T>(dz)));
+  }
+};
+
+template <class F>
+TeacherLoss<F> teacher_loss(F f) {
+  return TeacherLoss<F>{std::move(f)};
+}
+
+/// Calls regula::cross_entropy<Norm> against int64 labels.
+template <Normalizer Norm>
+struct LabelLoss {
+  CrossEntropyOptions options;
+  template <class T>
+  double operator()(const Eigen::Map<const Matrix<T>>& z, const at::Tensor& y,
+                    Eigen::Map<Matrix<T>>& dz) const {
+    return static_cast<double>(
+        regula::cross_entropy<Norm>(z, labels_view(y, "labels"), MatrixRef<T>(dz), options));
+  }
+};
+
+}  // namespace detail
+
+/// Cross-entropy of (batch, C) logits against int64 class indices, differentiable: forward is
+/// regula::cross_entropy<Norm> (loss and gradient in one pass), backward reuses the gradient.
+template <Normalizer Norm = Normalizer::softmax>
+at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& labels,
+                         const CrossEntropyOptions& options = {}) {
+  return detail::fused_loss("regula::libtorch::cross_entropy", logits, labels,
+                            detail::LabelLoss<Norm>{options});
+}
+
+/// StableMax cross-entropy (Prieto et al., ICLR 2025), differentiable.
+inline at::Tensor stablemax_cross_entropy(const at::Tensor& logits, const at::Tensor& labels,
+                                          const CrossEntropyOptions& options = {}) {
+  return cross_entropy<Normalizer::stablemax>(logits, labels, options);
+}
+
+#define REGULA_TORCH_TEACHER_LOSS(name, Options)                                                  \
+  /** regula::name of (batch, C) student logits against constant teacher logits, differentiable \
+   * with respect to the student. */                                                            \
+  inline at::Tensor name(const at::Tensor& student, const at::Tensor& teacher,                   \
+                         const Options& options = {}) {                                          \
+    return detail::fused_loss(                                                                   \
+        "regula::libtorch::" #name, student, teacher,                                            \
+        detail::teacher_loss([options](const auto& z, const auto& v, auto dz) {                  \
+          return regula::name(z, v, dz, options);                                                \
+        }));                                                                                     \
+  }
+
+REGULA_TORCH_TEACHER_LOSS(kd_kl, KDLossOptions)
+REGULA_TORCH_TEACHER_LOSS(reverse_kl, KDLossOptions)
+REGULA_TORCH_TEACHER_LOSS(js, KDLossOptions)
+REGULA_TORCH_TEACHER_LOSS(total_variation, KDLossOptions)
+REGULA_TORCH_TEACHER_LOSS(binary_kl, KDLossOptions)
+REGULA_TORCH_TEACHER_LOSS(binary_kl_norm, KDLossOptions)
+REGULA_TORCH_TEACHER_LOSS(logit_mse, LogitMSEOptions)
+REGULA_TORCH_TEACHER_LOSS(sinkhorn_kd, SinkhornKDOptions)
+#undef REGULA_TORCH_TEACHER_LOSS
+
+/// Decoupled KD (Zhao et al., CVPR 2022) of student logits against teacher logits and labels,
+/// differentiable with respect to the student.
+inline at::Tensor dkd(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels,
+                      const DKDOptions& options = {}) {
+  (void)labels_view(labels, "labels");  // checked before the autograd call
+  return detail::fused_loss(
+      "regula::libtorch::dkd", student, teacher,
+      detail::teacher_loss([options, labels](const auto& z, const auto& v, auto dz) {
+        return regula::dkd(z, v, labels_view(labels, "labels"), dz, options);
+      }));
+}
 
 }  // namespace regula::libtorch
 
