@@ -20,6 +20,7 @@
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
+#include "regula/losses/sinkhorn_kd.hpp"
 #include "regula/selection/co_teaching.hpp"
 #include "regula/selection/small_loss.hpp"
 
@@ -51,7 +52,7 @@ MPI_Datatype datatype() noexcept {
 /// becomes an error on every rank instead of a hang.
 struct Declaration {
   std::uint64_t n;         // shard size
-  double forget_rate;      // must agree across ranks
+  double forget_rate;      // must agree across ranks (or another parameter that must)
   std::int32_t ok;         // 0 when the local arguments are invalid
   std::int32_t padding;
 };
@@ -59,7 +60,8 @@ struct Declaration {
 /// Gathers the declarations; throws on every rank if any rank's arguments are invalid or the
 /// forget rates differ. Fills counts and displacements (in samples) of the shards.
 inline void agree(MPI_Comm comm, const char* who, const Declaration& mine, std::vector<int>& counts,
-                  std::vector<int>& displs, std::size_t& total, std::size_t& offset) {
+                  std::vector<int>& displs, std::size_t& total, std::size_t& offset,
+                  const char* param = "forget_rate") {
   int size = 1, rank = 0;
   MPI_Comm_size(comm, &size);
   MPI_Comm_rank(comm, &rank);
@@ -74,7 +76,7 @@ inline void agree(MPI_Comm comm, const char* who, const Declaration& mine, std::
     REGULA_EXPECTS(all[r].ok != 0 || r == static_cast<std::size_t>(rank), who, "rank ", r,
                    " passed invalid arguments (its own error says which)");
     REGULA_EXPECTS(std::memcmp(&all[r].forget_rate, &all[0].forget_rate, sizeof(double)) == 0, who,
-                   "forget_rate must be the same on every rank; rank 0 has ", all[0].forget_rate,
+                   param, " must be the same on every rank; rank 0 has ", all[0].forget_rate,
                    ", rank ", r, " has ", all[r].forget_rate);
     REGULA_EXPECTS(total + all[r].n < (std::uint64_t{1} << 31), who,
                    "the global batch must have fewer than 2^31 samples");
@@ -318,6 +320,70 @@ class GlobalCoTeachingPlus : private GlobalCoTeaching<T> {
   CoTeachingPlusOptions options_;
   std::vector<Index> disagree_, picked1_, picked2_, all_;
   std::vector<T> compact_;
+};
+
+/// Batch-wise Sinkhorn KD (sinkhorn_kd) over the global batch: the B × B plan couples samples of
+/// every rank, so each rank all-gathers the student and teacher logits (2·C·N values, the batch
+/// times the classes — not the model), solves the global problem, and keeps the gradient of its
+/// own columns. The loss is the global loss on every rank, and each rank's gradient equals the
+/// single-process gradient's columns of its samples, so summing the model gradients over ranks
+/// gives the single-process gradient. Collective.
+template <class T>
+class GlobalSinkhornKD {
+  static_assert(is_scalar_v<T>, "regula::mpi::GlobalSinkhornKD<T>: T must be float or double");
+
+ public:
+  explicit GlobalSinkhornKD(MPI_Comm comm, SinkhornKDOptions options = {})
+      : comm_(comm), options_(std::move(options)) {}
+
+  /// Loss over the global batch; `dstudent` (C × n_r) receives this rank's columns of the gradient.
+  /// @throws regula::invalid_argument on every rank if the ranks' class counts differ or any
+  ///         rank's shapes do not match; the loss's own checks apply to the global batch.
+  T forward_backward(const MatrixCRef<T>& student, const MatrixCRef<T>& teacher, MatrixRef<T> dstudent) {
+    constexpr const char* who = "regula::mpi::GlobalSinkhornKD::forward_backward";
+    const bool ok = teacher.rows() == student.rows() && teacher.cols() == student.cols() &&
+                    dstudent.rows() == student.rows() && dstudent.cols() == student.cols();
+    const auto n = static_cast<std::size_t>(student.cols());
+    const detail::Declaration mine{n, static_cast<double>(student.rows()), ok ? 1 : 0, 0};
+    detail::agree(comm_, who, mine, counts_, displs_, total_, offset_, "the number of classes");
+    if (!ok) {
+      regula::detail::check_same_shape(who, "teacher", teacher, "student", student);
+      regula::detail::check_same_shape(who, "dstudent", dstudent, "student", student);
+    }
+    const Index c = student.rows();
+    z_.resize(c, static_cast<Index>(total_));
+    v_.resize(c, static_cast<Index>(total_));
+    dz_.resize(c, static_cast<Index>(total_));
+    gather(student, z_, c);
+    gather(teacher, v_, c);
+    const T loss = sinkhorn_kd<T>(z_, v_, dz_, workspace_, options_);
+    dstudent = dz_.middleCols(static_cast<Index>(offset_), static_cast<Index>(n));
+    return loss;
+  }
+
+  /// The global workspace (cost and plan of the global batch).
+  [[nodiscard]] const SinkhornKDWorkspace<T>& workspace() const noexcept { return workspace_; }
+
+ private:
+  /// All-gathers C × n_r column blocks into C × N (columns are contiguous samples).
+  void gather(const MatrixCRef<T>& local, Matrix<T>& global, Index c) {
+    local_.resize(c, local.cols());
+    local_ = local;  // contiguous copy: the Ref may have an outer stride
+    std::vector<int> counts(counts_.size()), displs(displs_.size());
+    for (std::size_t r = 0; r < counts_.size(); ++r) {
+      counts[r] = counts_[r] * static_cast<int>(c);
+      displs[r] = displs_[r] * static_cast<int>(c);
+    }
+    MPI_Allgatherv(local_.data(), static_cast<int>(local_.size()), detail::datatype<T>(), global.data(),
+                   counts.data(), displs.data(), detail::datatype<T>(), comm_);
+  }
+
+  MPI_Comm comm_;
+  SinkhornKDOptions options_;
+  SinkhornKDWorkspace<T> workspace_;
+  Matrix<T> z_, v_, dz_, local_;
+  std::vector<int> counts_, displs_;
+  std::size_t total_ = 0, offset_ = 0;
 };
 
 }  // namespace regula::mpi
