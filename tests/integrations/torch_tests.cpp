@@ -138,3 +138,38 @@ TEST_CASE("Loss wrappers refuse bad tensors and bad labels", "[torch][losses][er
   CHECK_THROWS_WITH(regula::libtorch::kd_kl(torch::randn({12}), torch::randn({12})),
                     Catch::Matchers::Contains("logits must be a 2-D (batch, classes) tensor"));
 }
+
+TEMPLATE_TEST_CASE("Dropout-family modules equal regula's layers, forward and autograd backward",
+                   "[torch][modules]", float, double) {
+  using T = TestType;
+  regula::NestedDropoutOptions o;
+  o.units = 12;
+  o.prior = regula::NestedPrior::uniform();
+  regula::libtorch::NestedDropout nested(o, regula::Stream(4, 1));
+  at::Tensor x = torch::randn({9, 12}, torch::TensorOptions().dtype(dtype<T>())).requires_grad_(true);
+  const at::Tensor y = nested->forward(x);
+  const at::Tensor dy = torch::randn({9, 12}, torch::TensorOptions().dtype(dtype<T>()));
+  y.backward(dy);
+
+  const regula::NestedDropout<T> layer(o);
+  regula::Stream s(4, 1);
+  regula::Matrix<T> ry(12, 9), rdx(12, 9);
+  at::Tensor xd = x.detach();
+  const auto ctx = layer.forward(regula::libtorch::view<T>(xd), ry, s);
+  layer.backward(regula::libtorch::view<T>(dy), ctx, rdx);
+  CHECK(s == nested->stream());
+  at::Tensor yd = y.detach().contiguous();
+  at::Tensor g = x.grad().contiguous();
+  CHECK(regula::libtorch::view<T>(yd) == ry);
+  CHECK(regula::libtorch::view<T>(g) == rdx);
+
+  nested->eval();
+  CHECK(torch::equal(nested->forward(xd), xd));
+
+  regula::libtorch::GaussianDropout gauss(regula::GaussianDropoutOptions{0.3}, regula::Stream(8));
+  at::Tensor x2 = torch::randn({5, 7}, torch::TensorOptions().dtype(dtype<T>())).requires_grad_(true);
+  const at::Tensor y2 = gauss->forward(x2);
+  y2.sum().backward();
+  // y = x ⊙ r and dL/dx = r: the gradient times x gives y back.
+  CHECK(torch::allclose((x2.grad() * x2).detach(), y2.detach()));
+}

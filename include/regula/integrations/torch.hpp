@@ -18,7 +18,11 @@
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
+#include "regula/layers/channel_dropout.hpp"
+#include "regula/layers/drop_path.hpp"
 #include "regula/layers/dropout.hpp"
+#include "regula/layers/gaussian_dropout.hpp"
+#include "regula/layers/nested_dropout.hpp"
 #include "regula/losses/binary_kl.hpp"
 #include "regula/losses/cross_entropy.hpp"
 #include "regula/losses/dkd.hpp"
@@ -176,6 +180,95 @@ class DropoutImpl : public torch::nn::Module {
   Stream stream_;
 };
 TORCH_MODULE(Dropout);
+
+/// The autograd function behind the modules of the dropout family whose forward is linear in x
+/// (y = x ⊙ r with r drawn from the stream: nested, Gaussian, channel dropout, DropPath).
+/// Backward replays the layer from the saved stream position on the incoming gradient, which
+/// gives dx = dy ⊙ r: nothing but the stream position is saved. The layer, reached through
+/// `run`, must outlive the backward pass (the modules below own theirs).
+struct ReplayFunction : public torch::autograd::Function<ReplayFunction> {
+  using Runner = void (*)(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream);
+
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const void* layer,
+                            Runner run, Stream* stream) {
+    // Addresses travel as integers: AutogradContext stores IValues only.
+    const std::int64_t layer_address = reinterpret_cast<std::intptr_t>(layer);
+    const std::int64_t run_address = reinterpret_cast<std::intptr_t>(run);
+    ctx->saved_data["layer"] = layer_address;
+    ctx->saved_data["run"] = run_address;
+    ctx->saved_data["seed"] = static_cast<std::int64_t>(stream->seed());
+    ctx->saved_data["subsequence"] = static_cast<std::int64_t>(stream->subsequence());
+    ctx->saved_data["offset"] = static_cast<std::int64_t>(stream->offset());
+    at::Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
+    run(layer, x, y, *stream);
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const std::intptr_t layer_address = ctx->saved_data["layer"].toInt();
+    const std::intptr_t run_address = ctx->saved_data["run"].toInt();
+    const auto* layer = reinterpret_cast<const void*>(layer_address);
+    const auto run = reinterpret_cast<Runner>(run_address);
+    Stream s(static_cast<std::uint64_t>(ctx->saved_data["seed"].toInt()),
+             static_cast<std::uint64_t>(ctx->saved_data["subsequence"].toInt()),
+             static_cast<std::uint64_t>(ctx->saved_data["offset"].toInt()));
+    const at::Tensor dy = grad[0].contiguous();
+    at::Tensor dx = at::empty_like(dy, at::MemoryFormat::Contiguous);
+    run(layer, dy, dx, s);
+    return {dx, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+/// A `torch::nn::Module` around a regula layer of the dropout family whose forward is linear in
+/// its input. It owns one float and one double instance of the layer (built from the same
+/// options) and its stream; train()/eval() switch it; tensors are (batch, features…) as in
+/// view().
+template <template <class> class Layer, class Options>
+class ReplayLayerImpl : public torch::nn::Module {
+ public:
+  explicit ReplayLayerImpl(Options options, Stream stream = Stream(0))
+      : float_(options), double_(options), stream_(stream) {}
+
+  at::Tensor forward(const at::Tensor& x) {
+    const bool training = is_training();
+    float_.train(training);
+    double_.train(training);
+    if (x.scalar_type() == at::kDouble) {
+      detail::check_tensor<double>("regula::libtorch module", "x", x);
+      return ReplayFunction::apply(x, static_cast<const void*>(&double_), &run<double>, &stream_);
+    }
+    detail::check_tensor<float>("regula::libtorch module", "x", x);
+    return ReplayFunction::apply(x, static_cast<const void*>(&float_), &run<float>, &stream_);
+  }
+
+  [[nodiscard]] const Stream& stream() const noexcept { return stream_; }
+  [[nodiscard]] const Layer<float>& layer() const noexcept { return float_; }
+
+ private:
+  template <class T>
+  static void run(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream) {
+    const auto& l = *static_cast<const Layer<T>*>(layer);
+    (void)l.forward(view<T>(in, "x"), mutable_view<T>(out, "y"), stream);
+  }
+
+  Layer<float> float_;
+  Layer<double> double_;
+  Stream stream_;
+};
+
+/// regula::NestedDropout as a module: keeps the first b units of each sample (b from the prior).
+using NestedDropoutImpl = ReplayLayerImpl<regula::NestedDropout, NestedDropoutOptions>;
+TORCH_MODULE(NestedDropout);
+/// regula::GaussianDropout as a module.
+using GaussianDropoutImpl = ReplayLayerImpl<regula::GaussianDropout, GaussianDropoutOptions>;
+TORCH_MODULE(GaussianDropout);
+/// regula::ChannelDropout as a module.
+using ChannelDropoutImpl = ReplayLayerImpl<regula::ChannelDropout, ChannelDropoutOptions>;
+TORCH_MODULE(ChannelDropout);
+/// regula::DropPath as a module, applied to a residual branch.
+using DropPathImpl = ReplayLayerImpl<regula::DropPath, DropPathOptions>;
+TORCH_MODULE(DropPath);
 
 /// The autograd function behind every fused loss: forward runs regula's loss, which returns the
 /// reduced value and writes dL/dlogits in the same pass; backward scales that saved gradient by
