@@ -3,7 +3,8 @@
 # Run as root (or with sudo). Packages already present are not downloaded again.
 set -euo pipefail
 packages=(cmake g++ ninja-build libeigen3-dev libxsimd-dev catch2 libbenchmark-dev
-          librandom123-dev zlib1g-dev gnuplot-nox dataset-fashion-mnist)
+          librandom123-dev libopenmpi-dev openmpi-bin zlib1g-dev gnuplot-nox
+          dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

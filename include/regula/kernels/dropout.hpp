@@ -169,15 +169,18 @@ inline void load_keep_bits(const std::uint64_t* mask, std::size_t tile_base,
 
 }  // namespace detail
 
-/// Dropout of the call's elements [i0, i0 + n), x and y pointing at element i0 (y may equal x):
-/// y = x ⊙ m·scale with m drawn as described at the top of this file. When `mask` is not null
-/// the keep bits of these elements are also written to it (bits i0..i0+n−1 of the call's mask).
-/// With `Recompute = false` the bits are read from `mask` instead of drawn.
-template <class T, bool Draw = true, class A = default_arch>
-void dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x, T scale,
-                     T* y, std::uint64_t* mask) noexcept {
-  // Four tiles per step keep four independent Philox chains in flight.
-  constexpr std::size_t K = 4;
+namespace detail {
+
+/// Tiles per step on the fast path: four independent Philox chains in flight.
+inline constexpr std::size_t tiles_per_step = 4;
+
+/// Walks the call's elements [i0, i0 + n) tile by tile and applies y = x ⊙ m·scale with the keep
+/// bits that `keep_tiles(tile, keep)` (four whole tiles) or `keep_tile(tile, j0, len, keep)` (one
+/// tile, elements j0..j0+len−1 of it) provide.
+template <class T, class A, class KeepTiles, class KeepTile>
+REGULA_ALWAYS_INLINE void walk_tiles(std::size_t i0, std::size_t n, const T* x, T scale, T* y,
+                                     KeepTiles&& keep_tiles, KeepTile&& keep_tile) noexcept {
+  constexpr std::size_t K = tiles_per_step;
   std::size_t i = i0;
   const std::size_t end = i0 + n;
   while (i < end) {
@@ -186,16 +189,10 @@ void dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const 
     const std::size_t off = i - i0;
     if (i == base && end - i >= K * dropout_tile) {
       std::uint64_t keep[K][2];
-      if constexpr (Draw) {
-        dropout_tiles_keep<K, A>(d, tile, keep);
-      }
+      keep_tiles(tile, keep);
       for (std::size_t k = 0; k < K; ++k) {
-        if constexpr (Draw) {
-          if (mask != nullptr) detail::store_keep_bits(mask, base + k * dropout_tile, keep[k], 0, dropout_tile);
-        } else {
-          detail::load_keep_bits(mask, base + k * dropout_tile, keep[k]);
-        }
-        masked_scale_tile<T, A>(x + off + k * dropout_tile, keep[k], scale, y + off + k * dropout_tile);
+        const std::size_t o = off + k * dropout_tile;
+        masked_scale_tile<T, A>(x + o, keep[k], scale, y + o);
       }
       i += K * dropout_tile;
       continue;
@@ -203,12 +200,7 @@ void dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const 
     const std::size_t j0 = i - base;
     const std::size_t len = (end - base < dropout_tile ? end - base : dropout_tile) - j0;
     std::uint64_t keep[2];
-    if constexpr (Draw) {
-      dropout_tile_keep<A>(d, tile, keep);
-      if (mask != nullptr) detail::store_keep_bits(mask, base, keep, j0, len);
-    } else {
-      detail::load_keep_bits(mask, base, keep);
-    }
+    keep_tile(tile, j0, len, keep);
     if (len == dropout_tile) {
       masked_scale_tile<T, A>(x + off, keep, scale, y + off);
     } else {
@@ -216,6 +208,46 @@ void dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const 
     }
     i += len;
   }
+}
+
+}  // namespace detail
+
+/// Dropout of the call's elements [i0, i0 + n), x and y pointing at element i0 (y may equal x):
+/// y = x ⊙ m·scale with m drawn as described at the top of this file. When `record` is not null
+/// the keep bits of these elements are also written to it (bits i0..i0+n−1 of the call's mask).
+template <class T, class A = default_arch>
+void dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x, T scale,
+                     T* y, std::uint64_t* record) noexcept {
+  constexpr std::size_t K = detail::tiles_per_step;
+  detail::walk_tiles<T, A>(
+      i0, n, x, scale, y,
+      [&](std::size_t tile, std::uint64_t(&keep)[K][2]) noexcept {
+        dropout_tiles_keep<K, A>(d, tile, keep);
+        if (record == nullptr) return;
+        for (std::size_t k = 0; k < K; ++k) {
+          detail::store_keep_bits(record, (tile + k) * dropout_tile, keep[k], 0, dropout_tile);
+        }
+      },
+      [&](std::size_t tile, std::size_t j0, std::size_t len, std::uint64_t keep[2]) noexcept {
+        dropout_tile_keep<A>(d, tile, keep);
+        if (record != nullptr) detail::store_keep_bits(record, tile * dropout_tile, keep, j0, len);
+      });
+}
+
+/// y = x ⊙ m·scale for the call's elements [i0, i0 + n) with m read from a mask that
+/// dropout_segment recorded: the stored-mask backward, bit-identical to recomputing.
+template <class T, class A = default_arch>
+void masked_scale_segment(const std::uint64_t* mask, std::size_t i0, std::size_t n, const T* x,
+                          T scale, T* y) noexcept {
+  constexpr std::size_t K = detail::tiles_per_step;
+  detail::walk_tiles<T, A>(
+      i0, n, x, scale, y,
+      [&](std::size_t tile, std::uint64_t(&keep)[K][2]) noexcept {
+        for (std::size_t k = 0; k < K; ++k) detail::load_keep_bits(mask, (tile + k) * dropout_tile, keep[k]);
+      },
+      [&](std::size_t tile, std::size_t, std::size_t, std::uint64_t keep[2]) noexcept {
+        detail::load_keep_bits(mask, tile * dropout_tile, keep);
+      });
 }
 
 /// Scalar reference of dropout_segment (drawing variant), element by element.

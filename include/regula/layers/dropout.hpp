@@ -169,13 +169,13 @@ class Dropout {
     }
     const auto n = static_cast<std::size_t>(x.size());
     stream.skip(kernels::dropout_blocks(n));
-    std::uint64_t* mask = nullptr;
+    std::uint64_t* record = nullptr;
     if (options_.store_mask) {
       ctx.mask_.resize(kernels::dropout_mask_words(n));
       ctx.has_mask_ = true;
-      mask = ctx.mask_.data();
+      record = ctx.mask_.data();
     }
-    run<true>(ctx.draw(), x, y, mask);
+    run(ctx.draw(), x, y, record, nullptr, scale_);
   }
 
   /// dx = dy ⊙ m/(1 − p) with the mask of the forward call that produced `ctx` (dx = dy if it
@@ -197,16 +197,12 @@ class Dropout {
       case Context::Mode::random: break;
     }
     const T scale = ctx.keep_threshold() == 0 ? T(0) : static_cast<T>(65536.0 / ctx.keep_threshold());
-    if (ctx.has_mask()) {
-      run<false>(ctx.draw(), dy, dx, const_cast<std::uint64_t*>(ctx.mask().data()), scale);
-    } else {
-      run<true>(ctx.draw(), dy, dx, nullptr, scale);
-    }
+    run(ctx.draw(), dy, dx, nullptr, ctx.has_mask() ? ctx.mask().data() : nullptr, scale);
   }
 
   /// Elements per parallel chunk: a multiple of the 128-element tile, so chunks never share a
   /// mask word.
-  static constexpr std::size_t chunk = 1U << 15;
+  static constexpr std::size_t chunk = 1U << 16;
 
  private:
   [[nodiscard]] Context::Mode mode() const noexcept {
@@ -226,17 +222,11 @@ class Dropout {
                    "regula::Dropout", out_name, " aliases ", in_name, " with another layout");
   }
 
-  template <bool Draw>
-  void run(const kernels::DropoutDraw& d, const MatrixCRef<T>& x, MatrixRef<T>& y,
-           std::uint64_t* mask) const noexcept {
-    run<Draw>(d, x, y, mask, scale_);
-  }
-
   /// Walks the call's elements in fixed, tile-aligned chunks; inside a chunk, column by column
-  /// when the columns are not adjacent in memory.
-  template <bool Draw>
+  /// when the columns are not adjacent in memory. Draws the mask (recording it when `record` is
+  /// set) unless `stored` provides it.
   static void run(const kernels::DropoutDraw& d, const MatrixCRef<T>& x, MatrixRef<T>& y,
-                  std::uint64_t* mask, T scale) noexcept {
+                  std::uint64_t* record, const std::uint64_t* stored, T scale) noexcept {
     const auto rows = static_cast<std::size_t>(x.rows());
     const auto n = static_cast<std::size_t>(x.size());
     const T* xp = x.data();
@@ -244,9 +234,16 @@ class Dropout {
     const auto xs = static_cast<std::size_t>(x.outerStride());
     const auto ys = static_cast<std::size_t>(y.outerStride());
     const bool flat = x.cols() <= 1 || (xs == rows && ys == rows);
+    auto segment = [&](std::size_t i0, std::size_t len, const T* in, T* out) noexcept {
+      if (stored != nullptr) {
+        kernels::masked_scale_segment(stored, i0, len, in, scale, out);
+      } else {
+        kernels::dropout_segment(d, i0, len, in, scale, out, record);
+      }
+    };
     parallel_for_chunks(n, chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
       if (flat) {
-        kernels::dropout_segment<T, Draw>(d, begin, end - begin, xp + begin, scale, yp + begin, mask);
+        segment(begin, end - begin, xp + begin, yp + begin);
         return;
       }
       std::size_t i = begin;
@@ -254,8 +251,7 @@ class Dropout {
         const std::size_t col = i / rows;
         const std::size_t row = i % rows;
         const std::size_t len = (rows - row) < (end - i) ? rows - row : end - i;
-        kernels::dropout_segment<T, Draw>(d, i, len, xp + col * xs + row, scale,
-                                          yp + col * ys + row, mask);
+        segment(i, len, xp + col * xs + row, yp + col * ys + row);
         i += len;
       }
     });

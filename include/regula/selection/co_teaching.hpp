@@ -29,11 +29,11 @@ struct CoTeachingResult {
 
 namespace detail {
 
-/// Keeps the columns of `grad` listed in `rows`, scaled by 1/|rows|, and zeroes the others;
-/// returns the mean of `loss` over `rows` (accumulated in double). `mark` is scratch of size ≥ B.
+/// Keeps the columns of `grad` listed in `rows`, scaled by 1/divisor, and zeroes the others;
+/// returns Σ_{i∈rows} loss_i accumulated in double. `mark` is scratch of size ≥ B.
 template <class T>
-T keep_selected_mean(const std::vector<Index>& rows, const T* loss, MatrixRef<T>& grad,
-                     std::vector<std::uint8_t>& mark) {
+double keep_selected(const std::vector<Index>& rows, const T* loss, MatrixRef<T>& grad,
+                     std::vector<std::uint8_t>& mark, double divisor) {
   const Index b = grad.cols();
   mark.assign(static_cast<std::size_t>(b), 0);
   double sum = 0.0;
@@ -41,7 +41,7 @@ T keep_selected_mean(const std::vector<Index>& rows, const T* loss, MatrixRef<T>
     mark[static_cast<std::size_t>(i)] = 1;
     sum += static_cast<double>(loss[i]);
   }
-  const T scale = rows.empty() ? T(0) : static_cast<T>(1.0 / static_cast<double>(rows.size()));
+  const T scale = divisor > 0.0 ? static_cast<T>(1.0 / divisor) : T(0);
   for (Index j = 0; j < b; ++j) {
     if (mark[static_cast<std::size_t>(j)] != 0) {
       grad.col(j) *= scale;
@@ -49,7 +49,27 @@ T keep_selected_mean(const std::vector<Index>& rows, const T* loss, MatrixRef<T>
       grad.col(j).setZero();
     }
   }
-  return rows.empty() ? T(0) : static_cast<T>(sum / static_cast<double>(rows.size()));
+  return sum;
+}
+
+/// keep_selected with the divisor |rows|: the mean of `loss` over `rows` and its gradient.
+template <class T>
+T keep_selected_mean(const std::vector<Index>& rows, const T* loss, MatrixRef<T>& grad,
+                     std::vector<std::uint8_t>& mark) {
+  const auto k = static_cast<double>(rows.size());
+  const double sum = keep_selected(rows, loss, grad, mark, k);
+  return rows.empty() ? T(0) : static_cast<T>(sum / k);
+}
+
+/// The first maximal entry of a column; a NaN counts as the maximum (as torch.argmax).
+template <class Col>
+Index argmax_nan_max(const Col& c) noexcept {
+  Index best = 0;
+  for (Index i = 1; i < c.size(); ++i) {
+    if (std::isnan(c(best))) break;
+    if (std::isnan(c(i)) || c(i) > c(best)) best = i;
+  }
+  return best;
 }
 
 template <class T>
@@ -167,7 +187,9 @@ class CoTeachingPlus {
     const Index b = loss1.size();
     disagree_.clear();
     for (Index j = 0; j < b; ++j) {
-      if (argmax(logits1.col(j)) != argmax(logits2.col(j))) disagree_.push_back(j);
+      if (detail::argmax_nan_max(logits1.col(j)) != detail::argmax_nan_max(logits2.col(j))) {
+        disagree_.push_back(j);
+      }
     }
     CoTeachingResult<T> r;
     if (disagree_.empty()) {
@@ -197,16 +219,6 @@ class CoTeachingPlus {
   [[nodiscard]] const std::vector<Index>& disagreement() const noexcept { return disagree_; }
 
  private:
-  template <class Col>
-  static Index argmax(const Col& c) noexcept {
-    Index best = 0;
-    for (Index i = 1; i < c.size(); ++i) {
-      if (std::isnan(c(best))) break;
-      if (std::isnan(c(i)) || c(i) > c(best)) best = i;
-    }
-    return best;
-  }
-
   /// Selects inside D: gathers D's losses, selects, maps back to batch indices.
   void pick(const T* loss, std::size_t keep, SmallLossSelector<T>& sel, std::vector<Index>& out) {
     compact_.resize(disagree_.size());

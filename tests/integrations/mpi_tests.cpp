@@ -1,0 +1,195 @@
+#include <mpi.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "regula/integrations/mpi.hpp"
+#include "regula/layers/dropout.hpp"
+#include "support/catch.hpp"
+
+namespace {
+
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int world_size() {
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+/// Shard sizes: uneven, and rank 1 (when present) holds nothing.
+std::size_t shard_size(int rank) { return rank == 1 ? 0 : static_cast<std::size_t>(13 * (rank + 1) + 7 * rank); }
+
+std::size_t shard_offset(int rank) {
+  std::size_t o = 0;
+  for (int r = 0; r < rank; ++r) o += shard_size(r);
+  return o;
+}
+
+/// The global batch every rank can compute: ties, NaNs, infinities.
+template <class T>
+std::vector<T> global_losses(std::size_t n, std::uint64_t seed) {
+  regula::Stream s(seed);
+  std::vector<double> u(n);
+  s.uniform(u.data(), n);
+  std::vector<T> loss(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (u[i] < 0.05) loss[i] = std::numeric_limits<T>::quiet_NaN();
+    else if (u[i] < 0.08) loss[i] = std::numeric_limits<T>::infinity();
+    else loss[i] = static_cast<T>(std::floor(u[i] * 16) / 8);
+  }
+  return loss;
+}
+
+std::vector<regula::Index> gather_global_indices(const std::vector<regula::Index>& local, std::size_t offset) {
+  std::vector<long long> mine;
+  for (auto i : local) mine.push_back(static_cast<long long>(i) + static_cast<long long>(offset));
+  const int size = world_size();
+  std::vector<int> counts(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
+  int n = static_cast<int>(mine.size());
+  MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD);
+  int total = 0;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    displs[r] = total;
+    total += counts[r];
+  }
+  std::vector<long long> all(static_cast<std::size_t>(total));
+  MPI_Allgatherv(mine.data(), n, MPI_LONG_LONG, all.data(), counts.data(), displs.data(), MPI_LONG_LONG,
+                 MPI_COMM_WORLD);
+  return std::vector<regula::Index>(all.begin(), all.end());
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Global selection equals single-process selection on the concatenated batch",
+                   "[mpi][selection]", float, double) {
+  const int rank = world_rank();
+  const int size = world_size();
+  const std::size_t total = shard_offset(size);
+  for (const std::uint64_t seed : {1U, 2U, 3U}) {
+    const auto all = global_losses<TestType>(total, seed);
+    const std::size_t off = shard_offset(rank), n = shard_size(rank);
+    for (const double rate : {0.0, 0.2, 0.5, 0.9, 1.0}) {
+      regula::mpi::GlobalSmallLossSelector<TestType> global(MPI_COMM_WORLD);
+      const auto local = global.select(all.data() + off, n, rate);
+      for (auto i : local) REQUIRE((i >= 0 && static_cast<std::size_t>(i) < n));
+      const auto got = gather_global_indices(local, off);
+      regula::SmallLossSelector<TestType> single;
+      const auto expected = single.select(all.data(), total, regula::keep_count(total, rate));
+      REQUIRE(got == expected);
+      CHECK(global.global_kept() == expected.size());
+      CHECK(global.bytes_sent() == sizeof(regula::mpi::detail::Declaration) + n * sizeof(TestType));
+    }
+  }
+}
+
+TEST_CASE("Global Co-teaching gradients and losses equal the single-process ones", "[mpi][coteaching]") {
+  const int rank = world_rank();
+  const std::size_t total = shard_offset(world_size());
+  const auto l1 = global_losses<double>(total, 11), l2 = global_losses<double>(total, 12);
+  // Finite losses only: the training loss is a mean.
+  regula::Vector<double> a1(static_cast<regula::Index>(total)), a2(static_cast<regula::Index>(total));
+  for (std::size_t i = 0; i < total; ++i) {
+    a1(static_cast<regula::Index>(i)) = std::isfinite(l1[i]) ? l1[i] : 5.0 + static_cast<double>(i % 3);
+    a2(static_cast<regula::Index>(i)) = std::isfinite(l2[i]) ? l2[i] : 5.0 + static_cast<double>(i % 5);
+  }
+  const regula::Matrix<double> g1 = regula::Matrix<double>::Random(3, static_cast<regula::Index>(total));
+  const regula::Matrix<double> g2 = regula::Matrix<double>::Random(3, static_cast<regula::Index>(total));
+  regula::Matrix<double> s1 = g1, s2 = g2;
+  regula::CoTeaching<double> single;
+  const auto expected = single.exchange(a1, a2, 0.3, s1, s2);
+
+  const auto off = static_cast<regula::Index>(shard_offset(rank));
+  const auto n = static_cast<regula::Index>(shard_size(rank));
+  regula::Vector<double> m1 = a1.segment(off, n), m2 = a2.segment(off, n);
+  regula::Matrix<double> h1 = g1.middleCols(off, n), h2 = g2.middleCols(off, n);
+  regula::mpi::GlobalCoTeaching<double> global(MPI_COMM_WORLD);
+  const auto got = global.exchange(m1, m2, 0.3, h1, h2);
+  CHECK(got.kept1 == expected.kept1);
+  CHECK(std::abs(got.loss1 - expected.loss1) < 1e-12);
+  CHECK(std::abs(got.loss2 - expected.loss2) < 1e-12);
+  CHECK(h1 == s1.middleCols(off, n));  // bit for bit: same column scale 1/k
+  CHECK(h2 == s2.middleCols(off, n));
+}
+
+TEST_CASE("Global Co-teaching+ equals the single-process exchange", "[mpi][coteaching_plus]") {
+  const int rank = world_rank();
+  const std::size_t total = shard_offset(world_size());
+  const auto t = static_cast<regula::Index>(total);
+  regula::Stream s(21);
+  regula::Matrix<double> z1(4, t), z2(4, t);
+  s.uniform(z1.data(), static_cast<std::size_t>(z1.size()));
+  s.uniform(z2.data(), static_cast<std::size_t>(z2.size()));
+  regula::Vector<double> l1(t), l2(t);
+  s.uniform(l1.data(), total);
+  s.uniform(l2.data(), total);
+  const regula::Matrix<double> g1 = regula::Matrix<double>::Random(4, t), g2 = regula::Matrix<double>::Random(4, t);
+  for (const double epoch : {0.0, 5.0}) {
+    regula::Matrix<double> s1 = g1, s2 = g2;
+    regula::CoTeachingPlus<double> single({1, regula::EmptyDisagreement::all_samples});
+    const auto expected = single.exchange(z1, z2, l1, l2, 0.4, epoch, s1, s2);
+    const auto off = static_cast<regula::Index>(shard_offset(rank));
+    const auto n = static_cast<regula::Index>(shard_size(rank));
+    regula::Matrix<double> h1 = g1.middleCols(off, n), h2 = g2.middleCols(off, n);
+    regula::mpi::GlobalCoTeachingPlus<double> global(MPI_COMM_WORLD, {1, regula::EmptyDisagreement::all_samples});
+    const regula::Matrix<double> y1 = z1.middleCols(off, n), y2 = z2.middleCols(off, n);
+    const regula::Vector<double> k1 = l1.segment(off, n), k2 = l2.segment(off, n);
+    const auto got = global.exchange(y1, y2, k1, k2, 0.4, epoch, h1, h2);
+    CHECK(got.kept1 == expected.kept1);
+    CHECK(std::abs(got.loss1 - expected.loss1) < 1e-12);
+    CHECK(std::abs(got.loss2 - expected.loss2) < 1e-12);
+    CHECK(h1 == s1.middleCols(off, n));
+    CHECK(h2 == s2.middleCols(off, n));
+  }
+}
+
+TEST_CASE("Rank streams: rank r's masks equal the documented single-process reproduction", "[mpi][streams]") {
+  const int rank = world_rank();
+  const regula::Stream base(77, 3);
+  regula::Stream mine = regula::mpi::rank_stream(base, MPI_COMM_WORLD);
+  CHECK(mine == regula::Stream(77, 3 + (static_cast<std::uint64_t>(rank) << 32), 0));
+  const regula::Dropout<float> drop(regula::DropoutOptions{0.5});
+  const regula::Matrix<float> x = regula::Matrix<float>::Ones(64, 8);
+  regula::Matrix<float> y(64, 8), z(64, 8);
+  (void)drop.forward(x, y, mine);
+  regula::Stream replay = regula::mpi::rank_stream(base, static_cast<std::uint64_t>(rank));
+  (void)drop.forward(x, z, replay);
+  CHECK(y == z);
+  // Different ranks draw different masks: compare with rank 0's reproduction.
+  if (rank != 0) {
+    regula::Stream r0 = regula::mpi::rank_stream(base, std::uint64_t{0});
+    (void)drop.forward(x, z, r0);
+    CHECK(y != z);
+  }
+}
+
+TEST_CASE("Mismatched arguments give a clear error on every rank, never a hang", "[mpi][errors]") {
+  const int rank = world_rank();
+  const int size = world_size();
+  std::vector<float> loss(4, 1.0F);
+  {
+    regula::mpi::GlobalSmallLossSelector<float> sel(MPI_COMM_WORLD);
+    const double rate = rank == size - 1 ? 0.25 : 0.5;
+    if (size > 1) {
+      CHECK_THROWS_WITH(sel.select(loss.data(), loss.size(), rate),
+                        Catch::Matchers::Contains("forget_rate must be the same on every rank"));
+    }
+  }
+  {
+    // The last rank passes gradients with the wrong number of columns.
+    regula::mpi::GlobalCoTeaching<float> ct(MPI_COMM_WORLD);
+    regula::Vector<float> l = regula::Vector<float>::Ones(4);
+    regula::Matrix<float> g1(2, 4), g2(2, rank == size - 1 ? 3 : 4);
+    if (rank == size - 1) {
+      CHECK_THROWS_WITH(ct.exchange(l, l, 0.5, g1, g2),
+                        Catch::Matchers::Contains("grad2 must have one column per sample (4), got 3"));
+    } else {
+      CHECK_THROWS_WITH(ct.exchange(l, l, 0.5, g1, g2),
+                        Catch::Matchers::Contains("passed invalid arguments"));
+    }
+  }
+}
