@@ -157,7 +157,7 @@ RunResult train_single(const Config& c, const Data& d, Reg reg, const std::strin
   ex::Optimizer opt(net, adam(c));
   const regula::Dropout<float> drop(regula::DropoutOptions{c.dropout});
   regula::DropoutContext drop_ctx;
-  const ex::NestedPrefix nested(c.width, c.sigma);
+  const ex::NestedPrefix nested = ex::NestedPrefix::half_gaussian(c.width, c.sigma);
   regula::Stream masks(seed, 7);  // the regularizers' random stream
   Mat x, logits, dlogits, dh;
   Vec losses;
@@ -297,7 +297,7 @@ RunResult train_nested_coteaching(const Config& c, const Data& d, ex::Mlp& net1,
   ex::OptimOptions o = adam(c);
   o.lr = c.lr * 0.1;
   ex::Optimizer opt1(net1, o), opt2(net2, o);
-  const ex::NestedPrefix nested(c.width, c.sigma);
+  const ex::NestedPrefix nested = ex::NestedPrefix::half_gaussian(c.width, c.sigma);
   regula::Stream masks(seed, 9);
   regula::SmallLossSelector<float> sel1, sel2;
   std::vector<ex::Mlp*> both{&net1, &net2};
@@ -379,10 +379,7 @@ RunResult train_nested_coteaching(const Config& c, const Data& d, ex::Mlp& net1,
     r.test_by_k = ex::accuracy_by_prefix(both, d.test, true);
     e.test_acc = r.test_by_k[static_cast<std::size_t>(k_star - 1)];
     // Training accuracy of the ensemble at k* against noisy and clean labels.
-    ex::Dataset clean_train = d.train;
-    clean_train.y = d.train_clean;
-    e.train_acc_noisy = ex::accuracy_at(both, d.train, k_star);
-    e.train_acc_clean = ex::accuracy_at(both, clean_train, k_star);
+    e.train_acc_noisy = ex::accuracy_at(both, d.train, k_star, &d.train_clean, &e.train_acc_clean);
     r.epochs.push_back(e);
     progress.epoch(epoch + 1, e.loss, e.train_acc_noisy, e.test_acc,
                    ex::format("val %.2f%%  k*=%td  label precision %.2f%%", 100.0 * e.val_acc,
@@ -507,7 +504,7 @@ int main(int argc, char** argv) {
               c.width, c.width, c.lr, c.batch, c.epochs, c.stage2_epochs,
               c.seed, regula::max_threads(), regula::max_threads() == 1 ? "" : "s");
   std::printf("  dropout p %.2f; nested prior sigma %.0f (mean kept %.1f of %td); forget rate %.2f, ramp %.0f epochs\n",
-              c.dropout, c.sigma, ex::NestedPrefix(c.width, c.sigma).mean_kept(), c.width,
+              c.dropout, c.sigma, ex::NestedPrefix::half_gaussian(c.width, c.sigma).mean_kept(), c.width,
               c.forget, c.ramp);
 
   const auto seed = static_cast<std::uint64_t>(c.seed);

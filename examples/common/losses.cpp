@@ -1,5 +1,6 @@
 #include "common/losses.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ex {
@@ -29,24 +30,62 @@ void cross_entropy_per_sample(const Mat& logits, const Labels& labels, Vec& loss
   }
 }
 
-NestedPrefix::NestedPrefix(Index units, double sigma, double mu) {
-  cdf_.resize(static_cast<std::size_t>(units));
+NestedPrefix::NestedPrefix(std::vector<double> weights) : cdf_(std::move(weights)) {
   double total = 0.0;
-  for (Index k = 0; k < units; ++k) {
-    const double z = (static_cast<double>(k) - mu) / sigma;
-    total += std::exp(-z * z);
-    cdf_[static_cast<std::size_t>(k)] = total;
+  for (double& c : cdf_) {
+    total += c;
+    c = total;
   }
   for (double& c : cdf_) c /= total;
 }
 
+NestedPrefix NestedPrefix::half_gaussian(Index units, double sigma, double mu) {
+  std::vector<double> w(static_cast<std::size_t>(units));
+  for (std::size_t k = 0; k < w.size(); ++k) {
+    const double z = (static_cast<double>(k) - mu) / sigma;
+    w[k] = std::exp(-z * z);
+  }
+  return NestedPrefix(std::move(w));
+}
+
+NestedPrefix NestedPrefix::geometric(Index units, double rho) {
+  std::vector<double> w(static_cast<std::size_t>(units));
+  double p = 1.0 - rho, tail = 1.0;
+  for (std::size_t k = 0; k < w.size(); ++k) {
+    w[k] = k + 1 == w.size() ? tail : p;  // the mass beyond K lands on K
+    tail -= p;
+    p *= rho;
+  }
+  return NestedPrefix(std::move(w));
+}
+
+Index NestedPrefix::draw(double u) const {
+  const auto it = std::upper_bound(cdf_.begin(), cdf_.end() - 1, u);
+  return (it - cdf_.begin()) + 1;
+}
+
 Index NestedPrefix::forward(Mat& h, regula::Stream& stream) const {
-  const double u = stream.uniform<double>();
-  Index k = 0;
-  while (k + 1 < static_cast<Index>(cdf_.size()) && u >= cdf_[static_cast<std::size_t>(k)]) ++k;
-  const Index b = k + 1;
+  const Index b = draw(stream.uniform<double>());
   if (b < h.rows()) h.bottomRows(h.rows() - b).setZero();
   return b;
+}
+
+void NestedPrefix::forward_per_sample(Mat& h, regula::Stream& stream, std::vector<Index>& kept) const {
+  std::vector<double> u(static_cast<std::size_t>(h.cols()));
+  stream.uniform(u.data(), u.size());
+  kept.resize(u.size());
+  for (Index j = 0; j < h.cols(); ++j) {
+    const Index b = draw(u[static_cast<std::size_t>(j)]);
+    kept[static_cast<std::size_t>(j)] = b;
+    if (b < h.rows()) h.col(j).tail(h.rows() - b).setZero();
+  }
+}
+
+void NestedPrefix::backward_per_sample(Mat& dh, const std::vector<Index>& kept) {
+  for (Index j = 0; j < dh.cols(); ++j) {
+    const Index b = kept[static_cast<std::size_t>(j)];
+    if (b < dh.rows()) dh.col(j).tail(dh.rows() - b).setZero();
+  }
 }
 
 double NestedPrefix::mean_kept() const {

@@ -185,19 +185,33 @@ std::vector<double> accuracy_by_prefix(const std::vector<Mlp*>& nets, const Data
   return acc;
 }
 
-double accuracy_at(const std::vector<Mlp*>& nets, const Dataset& d, Index k) {
+double accuracy_at(const std::vector<Mlp*>& nets, const Dataset& d, Index k,
+                   const std::vector<std::int64_t>* other_labels, double* other_acc) {
   const Index features = nets.front()->feature_size();
-  if (k >= features) return accuracy_by_prefix(nets, d, false).front();
-  // Zero the tail of the head's weights on a copy: logits with the first k features.
-  std::vector<Mat> saved;
-  for (Mlp* net : nets) {
-    Mat& w = net->layers().back().w;
-    saved.push_back(w);
-    w.rightCols(features - k).setZero();
+  std::int64_t hits = 0, other_hits = 0;
+  Mat z, zm;
+  std::vector<std::int64_t> pred;
+  constexpr Index chunk = 2048;
+  for (Index begin = 0; begin < d.size(); begin += chunk) {
+    const Index n = std::min(chunk, d.size() - begin);
+    const Mat x = d.x.middleCols(begin, n);
+    z = Mat::Zero(nets.front()->head().w.rows(), n);
+    for (Mlp* net : nets) {
+      net->forward_trunk(x);
+      Mat& h = net->features();
+      if (k < features) h.bottomRows(features - k).setZero();
+      net->forward_head(h, zm);
+      z += zm;
+    }
+    argmax_columns(z, pred);
+    for (Index j = 0; j < n; ++j) {
+      const auto i = static_cast<std::size_t>(begin + j);
+      hits += pred[static_cast<std::size_t>(j)] == d.y[i] ? 1 : 0;
+      if (other_labels != nullptr) other_hits += pred[static_cast<std::size_t>(j)] == (*other_labels)[i] ? 1 : 0;
+    }
   }
-  const double acc = accuracy_by_prefix(nets, d, false).front();
-  for (std::size_t m = 0; m < nets.size(); ++m) nets[m]->layers().back().w = saved[m];
-  return acc;
+  if (other_acc != nullptr) *other_acc = static_cast<double>(other_hits) / static_cast<double>(d.size());
+  return static_cast<double>(hits) / static_cast<double>(d.size());
 }
 
 }  // namespace ex

@@ -105,8 +105,10 @@ void copy_parameters(const Mlp& from, Mlp& to);
 /// only k = K (one entry). Runs forward passes in chunks of 2048 samples.
 std::vector<double> accuracy_by_prefix(const std::vector<Mlp*>& nets, const Dataset& d, bool all_k);
 
-/// Accuracy of `nets` averaged with the first `k` features kept.
-double accuracy_at(const std::vector<Mlp*>& nets, const Dataset& d, Index k);
+/// Accuracy of `nets` averaged with the first `k` features kept, against `d.y` and, when given,
+/// against `other_labels` (written to `*other_acc`), from one forward pass.
+double accuracy_at(const std::vector<Mlp*>& nets, const Dataset& d, Index k,
+                   const std::vector<std::int64_t>* other_labels = nullptr, double* other_acc = nullptr);
 
 /// Index of the largest entry of each column.
 void argmax_columns(const Mat& logits, std::vector<std::int64_t>& out);
