@@ -89,19 +89,16 @@ IdxArray read_idx(const std::string& path, std::size_t max_items) {
 }
 
 std::string find_fashion_mnist(const std::string& dir) {
-  std::vector<std::string> candidates;
-  if (!dir.empty()) candidates.push_back(dir);
-  if (const char* env = std::getenv("REGULA_FASHION_MNIST_DIR")) candidates.emplace_back(env);
-  candidates.emplace_back("/usr/share/datasets/fashion-mnist");
-  for (const std::string& c : candidates) {
-    bool all = true;
-    for (const char* name : kFiles) all = all && file_exists(c + "/" + name);
-    if (all) return c;
-    if (!dir.empty() && c == dir) {
-      std::fprintf(stderr, "note: %s does not hold the four Fashion-MNIST .gz files\n", dir.c_str());
-    }
+  // An explicit directory (flag, else environment) is the only place looked at.
+  std::string c = dir;
+  if (c.empty()) {
+    const char* env = std::getenv("REGULA_FASHION_MNIST_DIR");
+    c = env != nullptr && *env != '\0' ? env : "/usr/share/datasets/fashion-mnist";
   }
-  return "";
+  for (const char* name : kFiles) {
+    if (!file_exists(c + "/" + name)) return "";
+  }
+  return c;
 }
 
 TrainTest load_fashion_mnist(const std::string& dir, std::size_t max_train, std::size_t max_test,
@@ -111,13 +108,15 @@ TrainTest load_fashion_mnist(const std::string& dir, std::size_t max_train, std:
   const std::string found = find_fashion_mnist(dir);
   if (found.empty()) {
     std::fprintf(stderr,
-                 "Fashion-MNIST not found (looked in --data, $REGULA_FASHION_MNIST_DIR and "
-                 "/usr/share/datasets/fashion-mnist).\n"
+                 "Fashion-MNIST not found in %s (the four *-ubyte.gz files).\n"
                  "  Get it on Debian/Ubuntu with:  sudo apt-get install dataset-fashion-mnist\n"
                  "  or download the four *-ubyte.gz files from "
                  "https://github.com/zalandoresearch/fashion-mnist and pass --data DIR.\n"
                  "Falling back to a small synthetic 10-class task: the numbers below are NOT "
-                 "Fashion-MNIST results.\n");
+                 "Fashion-MNIST results.\n",
+                 !dir.empty() ? dir.c_str()
+                 : std::getenv("REGULA_FASHION_MNIST_DIR") != nullptr ? "$REGULA_FASHION_MNIST_DIR"
+                                                                      : "/usr/share/datasets/fashion-mnist");
     tt.synthetic = true;
     tt.source = "synthetic";
     tt.train = synthetic_task(max_train != 0 && max_train < synthetic_train ? max_train : synthetic_train, seed, 0);
