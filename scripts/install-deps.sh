@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what regula's build, tests, benchmarks and examples need, from Debian 12's archive.
 # Run as root (or with sudo). Packages already present are not downloaded again.
+# libopenblas0-pthread gives Debian's libtorch and NumPy an optimized BLAS (the default is the
+# reference BLAS), so that the PyTorch anchors of the benchmarks are realistic.
 set -euo pipefail
 packages=(cmake g++ ninja-build libeigen3-dev libxsimd-dev catch2 libbenchmark-dev
-          librandom123-dev libopenmpi-dev openmpi-bin zlib1g-dev gnuplot-nox
-          dataset-fashion-mnist)
+          librandom123-dev libopenmpi-dev openmpi-bin libtorch-dev
+          libopenblas0-pthread zlib1g-dev gnuplot-nox dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,151 @@
+// Multi-sample dropout, forward + backward, M = 8, B = 256, K = 512, C ∈ {10, 1000}: the fused
+// path (one K × M·B GEMM) against a loop of M dropout + head + loss passes, both in regula.
+// Names: multisample/<case>/<impl>; bench/anchors/multisample.py adds PyTorch's row.
+// Also nested/forward_16Mi: NestedDropout forward against memcpy of the same bytes.
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "bench_support.hpp"
+#include "regula/layers/dropout.hpp"
+#include "regula/layers/multi_sample_dropout.hpp"
+#include "regula/layers/nested_dropout.hpp"
+
+namespace {
+
+using regula::Index;
+using regula::Stream;
+using LabelVec = Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>;
+using Mat = regula::Matrix<float>;
+using Vec = regula::Vector<float>;
+
+// Softmax cross-entropy per sample (log-sum-exp), in MultiSampleDropout's loss concept.
+struct SoftmaxCE {
+  void operator()(const regula::MatrixCRef<float>& z, const Eigen::Ref<const LabelVec>& y,
+                  regula::VectorRef<float> loss, regula::MatrixRef<float> dz) const {
+    for (Index n = 0; n < z.cols(); ++n) {
+      const float mx = z.col(n).maxCoeff();
+      dz.col(n) = (z.col(n).array() - mx).exp();
+      const float sum = dz.col(n).sum();
+      const float lse = mx + std::log(sum);
+      loss(n) = lse - z(y(n), n);
+      dz.col(n) *= 1.0F / sum;
+      dz(y(n), n) -= 1.0F;
+    }
+  }
+};
+
+constexpr Index kM = 8, kB = 256, kK = 512;
+constexpr double kP = 0.5;
+
+struct Data {
+  Mat h, W;
+  Vec b;
+  LabelVec y;
+  explicit Data(Index C) {
+    const auto hv = regula::bench::uniform_data<float>(static_cast<std::size_t>(kK * kB), 1);
+    const auto wv = regula::bench::uniform_data<float>(static_cast<std::size_t>(C * kK), 2);
+    h = Eigen::Map<const Mat>(hv.data(), kK, kB);
+    W = Eigen::Map<const Mat>(wv.data(), C, kK) * 0.05F;
+    b = Vec::Zero(C);
+    y.resize(kB);
+    for (Index n = 0; n < kB; ++n) y(n) = (n * 7919) % C;
+  }
+};
+
+void fused(benchmark::State& state, Index C) {
+  const Data d(C);
+  regula::MultiSampleDropoutOptions o;
+  o.samples = kM;
+  o.p = kP;
+  const regula::MultiSampleDropout<float, SoftmaxCE> msd(o);
+  regula::MultiSampleDropout<float, SoftmaxCE>::Context ctx;
+  Mat dh(kK, kB), dW(C, kK);
+  Vec db(C);
+  Stream s(1);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(msd.forward(d.h, d.W, d.b, d.y, s, ctx));
+    msd.backward(d.W, ctx, dh, dW, db);
+    benchmark::DoNotOptimize(dh.data());
+    benchmark::ClobberMemory();
+  }
+}
+
+// The loop of M passes with preallocated buffers: dropout, head, loss, backward, accumulate.
+void naive(benchmark::State& state, Index C) {
+  const Data d(C);
+  const regula::Dropout<float> drop(regula::DropoutOptions{kP});
+  const SoftmaxCE ce;
+  regula::DropoutContext dctx;
+  Mat hm(kK, kB), z(C, kB), dz(C, kB), g(kK, kB), dh(kK, kB), dW(C, kK);
+  Vec l(kB), db(C);
+  Stream s(1);
+  for (auto _ : state) {
+    dh.setZero();
+    dW.setZero();
+    db.setZero();
+    double L = 0;
+    for (Index m = 0; m < kM; ++m) {
+      drop.forward(d.h, hm, s, dctx);
+      z.noalias() = d.W * hm;
+      z.colwise() += d.b;
+      ce(z, d.y, l, dz);
+      L += static_cast<double>(l.sum());
+      dz *= 1.0F / static_cast<float>(kM * kB);
+      dW.noalias() += dz * hm.transpose();
+      db += dz.rowwise().sum();
+      g.noalias() = d.W.transpose() * dz;
+      drop.backward(g, dctx, g);
+      dh += g;
+    }
+    benchmark::DoNotOptimize(L);
+    benchmark::DoNotOptimize(dh.data());
+    benchmark::ClobberMemory();
+  }
+}
+
+void nested_forward(benchmark::State& state, std::size_t n) {
+  constexpr Index K = 512;
+  auto x = regula::bench::uniform_data<float>(n);
+  std::vector<float> y(n);
+  const regula::NestedDropout<float> nd(
+      {K, regula::NestedPrior::half_gaussian(100.0), regula::NestedIndexMode::per_sample});
+  const Eigen::Map<const Mat> xm(x.data(), K, static_cast<Index>(n) / K);
+  Eigen::Map<Mat> ym(y.data(), K, static_cast<Index>(n) / K);
+  regula::NestedDropoutContext ctx;
+  Stream s(1);
+  for (auto _ : state) {
+    nd.forward(xm, ym, s, ctx);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(2 * n * sizeof(float)));
+}
+
+int register_all() {
+  for (const Index C : {Index{10}, Index{1000}}) {
+    const std::string kase = "multisample/M8_B256_K512_C" + std::to_string(C) + "_fwd_bwd/";
+    benchmark::RegisterBenchmark((kase + "regula").c_str(), [C](benchmark::State& s) { fused(s, C); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((kase + "naive").c_str(), [C](benchmark::State& s) { naive(s, C); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  const std::size_t n = std::size_t{1} << 24;
+  benchmark::RegisterBenchmark("nested/forward_16Mi/regula", [n](benchmark::State& s) { nested_forward(s, n); })
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("nested/forward_16Mi/memcpy",
+                               [n](benchmark::State& s) { regula::bench::memcpy_reference(s, n * sizeof(float)); })
+      ->UseRealTime();
+  return 0;
+}
+
+const int registered = register_all();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,131 @@
+/// @file
+/// Alpha dropout for SELU networks (Klambauer et al., NeurIPS 2017), with PyTorch's constants.
+#ifndef REGULA_LAYERS_ALPHA_DROPOUT_HPP
+#define REGULA_LAYERS_ALPHA_DROPOUT_HPP
+
+#include <cmath>
+#include <cstddef>
+
+#include "regula/core/error.hpp"
+#include "regula/core/matrix.hpp"
+#include "regula/core/stream.hpp"
+#include "regula/kernels/alpha_dropout.hpp"
+#include "regula/kernels/dropout.hpp"
+#include "regula/layers/random_context.hpp"
+
+namespace regula {
+
+/// Options of AlphaDropout: `p` is the probability of dropping an element (PyTorch's meaning).
+struct AlphaDropoutOptions {
+  double p = 0.5;
+};
+
+/// Alpha dropout: kept elements give a·x + b, dropped ones a·α′ + b, with m ~ Bernoulli(1 − p),
+/// α′ = −λα = −1.7580993408473766 (SELU's negative saturation), a = ((1 − p)(1 + p·α′²))^(−1/2),
+/// b = −a·α′·p. For SELU-normalised input (mean 0, variance 1) the output keeps mean 0 and
+/// variance 1. Gradient: ∂L/∂x = a·m ⊙ ∂L/∂y. Eval and p = 0: identity; p = 1: y = 0·x (ATen's
+/// generic branch).
+///
+/// **Randomness.** The mask is Dropout's (same bits, same quantized p: a and b use the
+/// effective p = 1 − round((1 − p)·2¹⁶)/2¹⁶); the stream advances as Dropout's.
+template <class T>
+class AlphaDropout {
+  static_assert(is_scalar_v<T>, "regula::AlphaDropout<T>: T must be float or double");
+
+ public:
+  using Scalar = T;
+  using Context = RandomContext;
+  /// −λα of SELU, as in ATen.
+  static constexpr double alpha_prime = -1.7580993408473766;
+
+  /// @throws regula::invalid_argument if p ∉ [0, 1].
+  explicit AlphaDropout(AlphaDropoutOptions options = {}) : options_(options) {
+    REGULA_EXPECTS(options.p >= 0.0 && options.p <= 1.0, "regula::AlphaDropout", "p must be in [0, 1], got ",
+                   options.p);
+    threshold_ = detail::keep_threshold(options.p);
+    const double q = static_cast<double>(threshold_) / 65536.0;
+    const double pe = 1.0 - q;
+    if (threshold_ > 0) {
+      const double a = 1.0 / std::sqrt(q * (1.0 + pe * alpha_prime * alpha_prime));
+      const double b = -a * alpha_prime * pe;
+      a_ = static_cast<T>(a);
+      b_ = static_cast<T>(b);
+      dropped_ = static_cast<T>(a * alpha_prime + b);
+    }
+  }
+
+  [[nodiscard]] const AlphaDropoutOptions& options() const noexcept { return options_; }
+  [[nodiscard]] double effective_p() const noexcept { return 1.0 - static_cast<double>(threshold_) / 65536.0; }
+  /// The affine constants a, b and the value of a dropped element a·α′ + b.
+  [[nodiscard]] T a() const noexcept { return a_; }
+  [[nodiscard]] T b() const noexcept { return b_; }
+  [[nodiscard]] T dropped_value() const noexcept { return dropped_; }
+  void train(bool on = true) noexcept { training_ = on; }
+  void eval() noexcept { training_ = false; }
+  [[nodiscard]] bool is_training() const noexcept { return training_; }
+
+  [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
+    Context ctx;
+    forward(x, y, stream, ctx);
+    return ctx;
+  }
+  /// y = a·(x ⊙ m) + (m ? b : a·α′ + b) in training; y = x in eval. y may be x itself.
+  void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
+    detail::check_same_shape("regula::AlphaDropout", "y", y, "x", x);
+    ctx.rows = x.rows();
+    ctx.cols = x.cols();
+    ctx.stream = stream;
+    ctx.keep_threshold = threshold_;
+    if (!training_ || threshold_ == 65536U) {
+      ctx.mode = Context::Mode::identity;
+      if (y.data() != x.data()) y = x;
+      return;
+    }
+    if (threshold_ == 0U) {
+      ctx.mode = Context::Mode::zero;
+      y = x * T(0);
+      return;
+    }
+    ctx.mode = Context::Mode::random;
+    stream.skip(kernels::dropout_blocks(static_cast<std::size_t>(x.size())));
+    const auto d = ctx.draw();
+    const auto rows = static_cast<std::size_t>(x.rows());
+    for (Index j = 0; j < x.cols(); ++j) {
+      kernels::alpha_dropout_segment(d, static_cast<std::size_t>(j) * rows, rows, x.col(j).data(), a_, b_,
+                                     dropped_, y.col(j).data());
+    }
+  }
+
+  /// dx = a·m ⊙ dy with the forward call's mask (dx = dy after eval, 0·dy for p = 1).
+  void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
+    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, "regula::AlphaDropout::backward",
+                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols, "), got ",
+                   dy.rows(), " x ", dy.cols());
+    detail::check_same_shape("regula::AlphaDropout::backward", "dx", dx, "dy", dy);
+    switch (ctx.mode) {
+      case Context::Mode::identity:
+        if (dx.data() != dy.data()) dx = dy;
+        return;
+      case Context::Mode::zero: dx = dy * T(0); return;
+      case Context::Mode::random: break;
+    }
+    const auto d = ctx.draw();
+    const auto rows = static_cast<std::size_t>(dy.rows());
+    for (Index j = 0; j < dy.cols(); ++j) {
+      kernels::dropout_segment<T>(d, static_cast<std::size_t>(j) * rows, rows, dy.col(j).data(), a_,
+                                  dx.col(j).data(), nullptr);
+    }
+  }
+
+ private:
+  AlphaDropoutOptions options_;
+  std::uint32_t threshold_ = 0;
+  T a_ = T(1);
+  T b_ = T(0);
+  T dropped_ = T(0);
+  bool training_ = true;
+};
+
+}  // namespace regula
+
+#endif  // REGULA_LAYERS_ALPHA_DROPOUT_HPP

@@ -1,0 +1,143 @@
+/// @file
+/// Channel (spatial) dropout: one mask per (sample, channel), broadcast over the channel's
+/// spatial positions (Tompson et al., CVPR 2015; PyTorch Dropout1d/2d/3d, Keras SpatialDropout).
+#ifndef REGULA_LAYERS_CHANNEL_DROPOUT_HPP
+#define REGULA_LAYERS_CHANNEL_DROPOUT_HPP
+
+#include <cstddef>
+#include <cstdint>
+
+#include "regula/core/error.hpp"
+#include "regula/core/matrix.hpp"
+#include "regula/core/stream.hpp"
+#include "regula/kernels/dropout.hpp"
+#include "regula/layers/random_context.hpp"
+
+namespace regula {
+
+/// How the C·S features of one sample (one column) are laid out.
+enum class ChannelLayout : std::uint8_t {
+  channel_major,  ///< feature c·S + s: channel c's S positions are contiguous (NCHW, PyTorch)
+  channel_last    ///< feature s·C + c: the channels of one position are contiguous (NHWC, Keras)
+};
+
+/// Options of ChannelDropout.
+struct ChannelDropoutOptions {
+  /// Probability of dropping a channel of a sample, in [0, 1] (default 0.5, as PyTorch).
+  double p = 0.5;
+  /// C, the number of channels; it must divide the feature count of x.
+  Index channels = 1;
+  ChannelLayout layout = ChannelLayout::channel_major;
+};
+
+/// Channel dropout: y[c, s, n] = x[c, s, n]·m[n, c]/(1 − p), m[n, c] ~ Bernoulli(1 − p), the same
+/// factor for all S spatial positions of channel c of sample n. Gradient: the same broadcast mask
+/// times ∂L/∂y. Eval and p = 0: identity; p = 1: y = 0·x. Unlike PyTorch there is no unbatched
+/// form: x is always features × batch.
+///
+/// **Randomness.** Mask element n·C + c uses Dropout's bit layout (same quantized p and scale);
+/// the stream advances as Dropout's on C·B elements.
+template <class T>
+class ChannelDropout {
+  static_assert(is_scalar_v<T>, "regula::ChannelDropout<T>: T must be float or double");
+
+ public:
+  using Scalar = T;
+  using Context = RandomContext;
+
+  /// @throws regula::invalid_argument if p ∉ [0, 1] or channels < 1.
+  explicit ChannelDropout(ChannelDropoutOptions options = {}) : options_(options) {
+    REGULA_EXPECTS(options.p >= 0.0 && options.p <= 1.0, "regula::ChannelDropout", "p must be in [0, 1], got ",
+                   options.p);
+    REGULA_EXPECTS(options.channels >= 1, "regula::ChannelDropout", "channels must be at least 1, got ",
+                   options.channels);
+    threshold_ = detail::keep_threshold(options.p);
+    scale_ = threshold_ == 0 ? T(0) : static_cast<T>(65536.0 / static_cast<double>(threshold_));
+  }
+
+  [[nodiscard]] const ChannelDropoutOptions& options() const noexcept { return options_; }
+  [[nodiscard]] T scale() const noexcept { return scale_; }
+  void train(bool on = true) noexcept { training_ = on; }
+  void eval() noexcept { training_ = false; }
+  [[nodiscard]] bool is_training() const noexcept { return training_; }
+
+  [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
+    Context ctx;
+    forward(x, y, stream, ctx);
+    return ctx;
+  }
+  /// @throws regula::invalid_argument if channels does not divide x.rows(), or y's shape differs.
+  void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
+    REGULA_EXPECTS(x.rows() % options_.channels == 0, "regula::ChannelDropout", "channels (", options_.channels,
+                   ") must divide the feature count of x, got ", x.rows(), " features");
+    detail::check_same_shape("regula::ChannelDropout", "y", y, "x", x);
+    ctx.rows = x.rows();
+    ctx.cols = x.cols();
+    ctx.stream = stream;
+    ctx.keep_threshold = threshold_;
+    if (!training_ || threshold_ == 65536U) {
+      ctx.mode = Context::Mode::identity;
+      if (y.data() != x.data()) y = x;
+      return;
+    }
+    if (threshold_ == 0U) {
+      ctx.mode = Context::Mode::zero;
+      y = x * T(0);
+      return;
+    }
+    ctx.mode = Context::Mode::random;
+    stream.skip(kernels::dropout_blocks(static_cast<std::size_t>(options_.channels * x.cols())));
+    apply(ctx, x, y);
+  }
+
+  /// dx = dy ⊙ the broadcast mask of the forward call, times 1/(1 − p).
+  void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
+    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, "regula::ChannelDropout::backward",
+                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols, "), got ",
+                   dy.rows(), " x ", dy.cols());
+    detail::check_same_shape("regula::ChannelDropout::backward", "dx", dx, "dy", dy);
+    switch (ctx.mode) {
+      case Context::Mode::identity:
+        if (dx.data() != dy.data()) dx = dy;
+        return;
+      case Context::Mode::zero: dx = dy * T(0); return;
+      case Context::Mode::random: break;
+    }
+    apply(ctx, dy, dx);
+  }
+
+  /// Whether channel c of sample n was kept by the forward call of ctx.
+  [[nodiscard]] bool kept(const Context& ctx, Index c, Index n) const noexcept {
+    if (ctx.mode != Context::Mode::random) return ctx.mode == Context::Mode::identity;
+    detail::KeepBits bits{ctx.draw()};
+    return bits(static_cast<std::uint64_t>(n * options_.channels + c));
+  }
+
+ private:
+  void apply(const Context& ctx, const MatrixCRef<T>& x, MatrixRef<T>& y) const noexcept {
+    const auto C = static_cast<std::size_t>(options_.channels);
+    const auto S = static_cast<std::size_t>(x.rows()) / C;
+    detail::KeepBits bits{ctx.draw()};
+    for (Index n = 0; n < x.cols(); ++n) {
+      const T* xp = x.col(n).data();
+      T* yp = y.col(n).data();
+      for (std::size_t c = 0; c < C; ++c) {
+        const T f = bits(static_cast<std::uint64_t>(n) * C + c) ? scale_ : T(0);
+        if (options_.layout == ChannelLayout::channel_major) {
+          for (std::size_t s = 0; s < S; ++s) yp[c * S + s] = xp[c * S + s] * f;
+        } else {
+          for (std::size_t s = 0; s < S; ++s) yp[s * C + c] = xp[s * C + c] * f;
+        }
+      }
+    }
+  }
+
+  ChannelDropoutOptions options_;
+  std::uint32_t threshold_ = 0;
+  T scale_ = T(1);
+  bool training_ = true;
+};
+
+}  // namespace regula
+
+#endif  // REGULA_LAYERS_CHANNEL_DROPOUT_HPP

@@ -1,0 +1,138 @@
+/// @file
+/// DropPath / stochastic depth (Huang et al., ECCV 2016) in its modern inverted form (timm
+/// DropPath, torchvision stochastic_depth): drop a residual branch per sample or per batch.
+#ifndef REGULA_LAYERS_DROP_PATH_HPP
+#define REGULA_LAYERS_DROP_PATH_HPP
+
+#include <cstddef>
+#include <cstdint>
+
+#include "regula/core/error.hpp"
+#include "regula/core/matrix.hpp"
+#include "regula/core/stream.hpp"
+#include "regula/kernels/dropout.hpp"
+#include "regula/layers/random_context.hpp"
+
+namespace regula {
+
+/// One draw per sample ("row", timm and torchvision's default) or one for the whole batch.
+enum class DropPathMode : std::uint8_t { row, batch };
+
+/// Options of DropPath.
+struct DropPathOptions {
+  /// Probability of dropping the branch, in [0, 1] (timm's drop_prob; default 0.1).
+  double p = 0.1;
+  DropPathMode mode = DropPathMode::row;
+};
+
+/// DropPath on a residual branch f(x): y = f ⊙ mₙ/(1 − p) with mₙ ~ Bernoulli(1 − p) per sample
+/// (row) or one m for the batch, broadcast over the sample's features; `forward_residual` gives
+/// out = x + f ⊙ m/(1 − p). Gradient with respect to the branch: ∂L/∂f = ∂L/∂out ⊙ m/(1 − p) (the
+/// identity path receives ∂L/∂out unchanged). Eval and p = 0: identity; p = 1: 0·f (torchvision
+/// divides only when the survival rate is positive).
+///
+/// **Randomness.** Mask element n (row) or 0 (batch) of Dropout's bit layout; the stream advances
+/// as Dropout's on B elements (row) or 1 element (batch).
+template <class T>
+class DropPath {
+  static_assert(is_scalar_v<T>, "regula::DropPath<T>: T must be float or double");
+
+ public:
+  using Scalar = T;
+  using Context = RandomContext;
+
+  /// @throws regula::invalid_argument if p ∉ [0, 1].
+  explicit DropPath(DropPathOptions options = {}) : options_(options) {
+    REGULA_EXPECTS(options.p >= 0.0 && options.p <= 1.0, "regula::DropPath", "p must be in [0, 1], got ",
+                   options.p);
+    threshold_ = detail::keep_threshold(options.p);
+    scale_ = threshold_ == 0 ? T(0) : static_cast<T>(65536.0 / static_cast<double>(threshold_));
+  }
+
+  [[nodiscard]] const DropPathOptions& options() const noexcept { return options_; }
+  [[nodiscard]] T scale() const noexcept { return scale_; }
+  void train(bool on = true) noexcept { training_ = on; }
+  void eval() noexcept { training_ = false; }
+  [[nodiscard]] bool is_training() const noexcept { return training_; }
+
+  /// y = f ⊙ m/(1 − p). y may be `branch` itself.
+  [[nodiscard]] Context forward(const MatrixCRef<T>& branch, MatrixRef<T> y, Stream& stream) const {
+    Context ctx;
+    forward(branch, y, stream, ctx);
+    return ctx;
+  }
+  void forward(const MatrixCRef<T>& branch, MatrixRef<T> y, Stream& stream, Context& ctx) const {
+    detail::check_same_shape("regula::DropPath", "y", y, "branch", branch);
+    draw(branch, stream, ctx);
+    apply(ctx, branch, y, nullptr);
+  }
+
+  /// out = x + f ⊙ m/(1 − p) (the residual sum). out may be x or branch itself.
+  void forward_residual(const MatrixCRef<T>& x, const MatrixCRef<T>& branch, MatrixRef<T> out, Stream& stream,
+                        Context& ctx) const {
+    detail::check_same_shape("regula::DropPath", "branch", branch, "x", x);
+    detail::check_same_shape("regula::DropPath", "out", out, "x", x);
+    draw(branch, stream, ctx);
+    apply(ctx, branch, out, &x);
+  }
+
+  /// ∂L/∂f = dy ⊙ m/(1 − p) with the forward call's mask (for forward_residual, dy is ∂L/∂out;
+  /// ∂L/∂x of the identity path is dy itself). dbranch may be dy itself.
+  void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dbranch) const {
+    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, "regula::DropPath::backward",
+                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols, "), got ",
+                   dy.rows(), " x ", dy.cols());
+    detail::check_same_shape("regula::DropPath::backward", "dbranch", dbranch, "dy", dy);
+    apply(ctx, dy, dbranch, nullptr);
+  }
+
+  /// Whether sample n's branch was kept by the forward call of ctx.
+  [[nodiscard]] bool kept(const Context& ctx, Index n) const noexcept {
+    if (ctx.mode != Context::Mode::random) return ctx.mode == Context::Mode::identity;
+    detail::KeepBits bits{ctx.draw()};
+    return bits(options_.mode == DropPathMode::row ? static_cast<std::uint64_t>(n) : 0U);
+  }
+
+ private:
+  void draw(const MatrixCRef<T>& branch, Stream& stream, Context& ctx) const {
+    ctx.rows = branch.rows();
+    ctx.cols = branch.cols();
+    ctx.stream = stream;
+    ctx.keep_threshold = threshold_;
+    if (!training_ || threshold_ == 65536U) {
+      ctx.mode = Context::Mode::identity;
+    } else if (threshold_ == 0U) {
+      ctx.mode = Context::Mode::zero;
+    } else {
+      ctx.mode = Context::Mode::random;
+      const auto draws = options_.mode == DropPathMode::row ? static_cast<std::size_t>(branch.cols()) : 1U;
+      stream.skip(kernels::dropout_blocks(draws));
+    }
+  }
+
+  /// out = [x +] in ⊙ factor(n), factor from the context's mode and mask.
+  void apply(const Context& ctx, const MatrixCRef<T>& in, MatrixRef<T>& out, const MatrixCRef<T>* x) const {
+    detail::KeepBits bits{ctx.draw()};
+    for (Index n = 0; n < in.cols(); ++n) {
+      T f = T(1);
+      if (ctx.mode == Context::Mode::zero) f = T(0);
+      if (ctx.mode == Context::Mode::random) {
+        f = bits(options_.mode == DropPathMode::row ? static_cast<std::uint64_t>(n) : 0U) ? scale_ : T(0);
+      }
+      if (x != nullptr) {
+        out.col(n) = x->col(n) + in.col(n) * f;
+      } else {
+        out.col(n) = in.col(n) * f;
+      }
+    }
+  }
+
+  DropPathOptions options_;
+  std::uint32_t threshold_ = 0;
+  T scale_ = T(1);
+  bool training_ = true;
+};
+
+}  // namespace regula
+
+#endif  // REGULA_LAYERS_DROP_PATH_HPP

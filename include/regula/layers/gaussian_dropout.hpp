@@ -1,0 +1,102 @@
+/// @file
+/// Gaussian (multiplicative) dropout (Srivastava et al., JMLR 2014, §10; Keras GaussianDropout).
+#ifndef REGULA_LAYERS_GAUSSIAN_DROPOUT_HPP
+#define REGULA_LAYERS_GAUSSIAN_DROPOUT_HPP
+
+#include <cmath>
+#include <cstddef>
+
+#include "regula/core/error.hpp"
+#include "regula/core/matrix.hpp"
+#include "regula/core/stream.hpp"
+#include "regula/kernels/gaussian_dropout.hpp"
+#include "regula/layers/random_context.hpp"
+
+namespace regula {
+
+/// Options of GaussianDropout: `p` is the rate of the Bernoulli dropout whose variance is
+/// matched (Keras's `rate`).
+struct GaussianDropoutOptions {
+  /// In [0, 1); the noise variance is α = p/(1 − p). Default 0.5 (α = 1).
+  double p = 0.5;
+};
+
+/// Gaussian dropout: y = x ⊙ r with rᵢ ~ N(1, α) i.i.d., α = p/(1 − p), so E[y] = x and
+/// Var[y] = x²·p/(1 − p), as inverted Bernoulli dropout. r may be negative (intended).
+/// Gradient: ∂L/∂x = ∂L/∂y ⊙ r, r regenerated from the stream. Eval and p = 0: identity.
+///
+/// **Randomness.** rᵢ = 1 + √α·zᵢ with zᵢ element i (column-major) of `Stream::normal` at the
+/// call's position (|z| ≤ 6.66); the stream advances ⌈n/4⌉ blocks.
+template <class T>
+class GaussianDropout {
+  static_assert(is_scalar_v<T>, "regula::GaussianDropout<T>: T must be float or double");
+
+ public:
+  using Scalar = T;
+  using Context = RandomContext;
+
+  /// @throws regula::invalid_argument if p ∉ [0, 1).
+  explicit GaussianDropout(GaussianDropoutOptions options = {}) : options_(options) {
+    REGULA_EXPECTS(options.p >= 0.0 && options.p < 1.0, "regula::GaussianDropout", "p must be in [0, 1), got ",
+                   options.p);
+    sigma_ = std::sqrt(options.p / (1.0 - options.p));
+  }
+
+  [[nodiscard]] const GaussianDropoutOptions& options() const noexcept { return options_; }
+  /// The standard deviation √(p/(1 − p)) of the multiplier.
+  [[nodiscard]] double stddev() const noexcept { return sigma_; }
+  void train(bool on = true) noexcept { training_ = on; }
+  void eval() noexcept { training_ = false; }
+  [[nodiscard]] bool is_training() const noexcept { return training_; }
+
+  /// y = x ⊙ r (train), y = x (eval or p = 0). y may be x itself.
+  [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
+    Context ctx;
+    forward(x, y, stream, ctx);
+    return ctx;
+  }
+  void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
+    detail::check_same_shape("regula::GaussianDropout", "y", y, "x", x);
+    ctx.rows = x.rows();
+    ctx.cols = x.cols();
+    ctx.stream = stream;
+    ctx.keep_threshold = 0;
+    ctx.mode = training_ && options_.p > 0.0 ? Context::Mode::random : Context::Mode::identity;
+    if (ctx.mode == Context::Mode::identity) {
+      if (y.data() != x.data()) y = x;
+      return;
+    }
+    stream.skip(kernels::gaussian_blocks(static_cast<std::size_t>(x.size())));
+    apply(ctx, x, y);
+  }
+
+  /// dx = dy ⊙ r with the r of the forward call (dx = dy after eval). dx may be dy itself.
+  void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
+    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, "regula::GaussianDropout::backward",
+                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols, "), got ",
+                   dy.rows(), " x ", dy.cols());
+    detail::check_same_shape("regula::GaussianDropout::backward", "dx", dx, "dy", dy);
+    if (ctx.mode != Context::Mode::random) {
+      if (dx.data() != dy.data()) dx = dy;
+      return;
+    }
+    apply(ctx, dy, dx);
+  }
+
+ private:
+  void apply(const Context& ctx, const MatrixCRef<T>& x, MatrixRef<T>& y) const noexcept {
+    const auto rows = static_cast<std::size_t>(x.rows());
+    for (Index j = 0; j < x.cols(); ++j) {
+      kernels::gaussian_multiply_segment(ctx.stream, static_cast<std::size_t>(j) * rows, rows, x.col(j).data(),
+                                         sigma_, y.col(j).data());
+    }
+  }
+
+  GaussianDropoutOptions options_;
+  double sigma_ = 1.0;
+  bool training_ = true;
+};
+
+}  // namespace regula
+
+#endif  // REGULA_LAYERS_GAUSSIAN_DROPOUT_HPP

@@ -1,0 +1,327 @@
+/// @file
+/// Multi-sample dropout (Inoue, arXiv 1905.09788, 2019): M dropout samples of the features with
+/// independent masks through one shared linear head, with the per-sample losses averaged.
+#ifndef REGULA_LAYERS_MULTI_SAMPLE_DROPOUT_HPP
+#define REGULA_LAYERS_MULTI_SAMPLE_DROPOUT_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "regula/core/error.hpp"
+#include "regula/core/matrix.hpp"
+#include "regula/core/parallel.hpp"
+#include "regula/core/stream.hpp"
+#include "regula/kernels/multi_sample_dropout.hpp"
+#include "regula/layers/dropout.hpp"
+
+namespace regula {
+
+/// How the M samples are combined. The two are **not** equivalent: with a linear head,
+/// mean_of_logits is one pass with the averaged mask (1/M)Σₘ mₘ/(1 − p), a weaker regulariser
+/// (per-unit variance p/((1 − p)M)) than the paper's average of M per-mask losses.
+enum class MultiSampleReduction : std::uint8_t {
+  mean_of_losses,  ///< L = (1/M) Σₘ meanₙ ℓ(zₘₙ, yₙ) (Inoue 2019)
+  mean_of_logits   ///< L = meanₙ ℓ((1/M) Σₘ zₘₙ, yₙ) (a common variant)
+};
+
+/// Options of MultiSampleDropout.
+struct MultiSampleDropoutOptions {
+  /// M, the number of dropout samples (the paper uses up to 8; gains saturate around 8).
+  Index samples = 8;
+  /// The drop probability of every sample (PyTorch's meaning), used when `rates` is empty.
+  double p = 0.5;
+  /// Optional per-sample drop probabilities p₁..p_M (e.g. 0.1, …, 0.5).
+  std::vector<double> rates = {};
+  MultiSampleReduction reduction = MultiSampleReduction::mean_of_losses;
+};
+
+/// What backward needs from a forward call, and the buffers of the fused path: the M masked
+/// copies stacked as one K × M·B matrix, the logits and their gradient (C × M·B), the per-sample
+/// losses and the stream position of every mask. Caller-owned and reusable: it grows on the
+/// first call (or a larger shape) and is reused after that.
+template <class T>
+class MultiSampleDropoutContext {
+ public:
+  /// The per-sample losses ℓₘₙ, entry m·B + n (mean_of_losses; B entries for mean_of_logits
+  /// and eval).
+  [[nodiscard]] const Vector<T>& per_sample() const noexcept { return losses_; }
+  /// The logits, C × M·B (mean_of_losses), C × B (mean_of_logits: the averaged logits; eval).
+  [[nodiscard]] const Matrix<T>& logits() const noexcept { return z_; }
+  /// The reduced loss L.
+  [[nodiscard]] T loss() const noexcept { return loss_; }
+  /// The dropout context of sample m (its mask is recomputed from it).
+  [[nodiscard]] const DropoutContext& sample(std::size_t m) const noexcept { return drops_[m]; }
+  [[nodiscard]] bool training() const noexcept { return training_; }
+
+ private:
+  template <class, class>
+  friend class MultiSampleDropout;
+  Matrix<T> hs_;   // K × M·B masked copies (K × B input copy in eval); G = Wᵀ dZ in backward
+  Matrix<T> z_;    // logits
+  Matrix<T> dz_;   // ∂L/∂logits (already scaled by the reduction)
+  Matrix<T> zt_;   // N × C logits, for heads with few classes
+  Matrix<T> dwt_;  // K × C, ∂L/∂Wᵀ for heads with few classes
+  Vector<T> losses_;
+  std::vector<DropoutContext> drops_;
+  Index k_ = 0, b_ = 0, c_ = 0;
+  T loss_ = T(0);
+  bool training_ = false;
+  bool consumed_ = false;
+};
+
+/// Multi-sample dropout with a shared linear head z = W h̃ + b and a per-sample loss ℓ.
+///
+/// Training, mean_of_losses (the paper): h̃ₘ = h ⊙ mₘ/(1 − pₘ) for m = 1..M with independent
+/// masks, zₘ = W h̃ₘ + b, L = (1/(M·B)) Σₘ Σₙ ℓ(zₘₙ, yₙ). Gradients:
+/// ∂L/∂W = Σₘ Gₘ h̃ₘᵀ, ∂L/∂b = Σₘ Gₘ 1, ∂L/∂h = Σₘ (mₘ/(1 − pₘ)) ⊙ Wᵀ Gₘ, with
+/// Gₘ = ∂ℓ/∂zₘ/(M·B). mean_of_logits: z̄ = W h̄ + b with h̄ = (1/M) Σₘ h̃ₘ,
+/// L = (1/B) Σₙ ℓ(z̄ₙ, yₙ). Eval: dropout is off, so the head runs once: z = W h + b.
+///
+/// **Fused path.** The M masked copies are written side by side into one K × M·B matrix, so the
+/// forward is one GEMM (C × K)·(K × M·B) instead of M, and backward two more (∂L/∂W and WᵀG);
+/// ∂L/∂h sums the M masked blocks of WᵀG with the masks recomputed from the stream. Heads with
+/// fewer than 64 classes run the two C-row products transposed (zᵀ = h̃ᵀWᵀ, ∂L/∂Wᵀ = h̃ Gᵀ), so
+/// that the long side fills the GEMM register tile.
+///
+/// **Randomness.** Sample m is exactly `Dropout<T>({pₘ}).forward(h, ·, stream)` called for
+/// m = 1..M in turn on the caller's stream: the result equals a loop of M dropout + head + loss
+/// passes on the same stream.
+///
+/// **The loss** is any functor (copied into the layer) callable as
+/// ```cpp
+/// loss(const MatrixCRef<T>& logits,    // C × N, one column per sample
+///      const Labels& labels,           // N class indices (Eigen::Ref<const VectorX<int64_t>>)
+///      VectorRef<T> per_sample,        // out: N losses ℓ(zₙ, yₙ)
+///      MatrixRef<T> dlogits);          // out: C × N, column n = ∂ℓ(zₙ, yₙ)/∂zₙ (unreduced)
+/// ```
+/// The call operator must be const. It may throw on bad labels. It is called on B columns at a
+/// time.
+///
+/// **Shapes.** h is K × B (features × batch), W is C × K (out × in, as torch.nn.Linear), b has C
+/// entries, labels B.
+template <class T, class Loss>
+class MultiSampleDropout {
+  static_assert(is_scalar_v<T>, "regula::MultiSampleDropout<T, Loss>: T must be float or double");
+
+ public:
+  using Scalar = T;
+  using Context = MultiSampleDropoutContext<T>;
+  /// Class indices, one per sample.
+  using Labels = Eigen::Ref<const Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>>;
+
+  /// @throws regula::invalid_argument if samples < 1, p ∉ [0, 1], rates is neither empty nor of
+  ///         size M, or a rate ∉ [0, 1].
+  explicit MultiSampleDropout(MultiSampleDropoutOptions options = {}, Loss loss = Loss{})
+      : options_(std::move(options)), loss_(std::move(loss)) {
+    constexpr const char* who = "regula::MultiSampleDropout";
+    REGULA_EXPECTS(options_.samples >= 1, who, "samples (M) must be at least 1, got ", options_.samples);
+    REGULA_EXPECTS(options_.p >= 0.0 && options_.p <= 1.0, who, "p must be in [0, 1], got ", options_.p);
+    REGULA_EXPECTS(options_.rates.empty() || options_.rates.size() == static_cast<std::size_t>(options_.samples),
+                   who, "rates must be empty or have one rate per sample (", options_.samples, "), got ",
+                   options_.rates.size());
+    const auto M = static_cast<std::size_t>(options_.samples);
+    drops_.reserve(M);
+    for (std::size_t m = 0; m < M; ++m) {
+      const double p = options_.rates.empty() ? options_.p : options_.rates[m];
+      REGULA_EXPECTS(p >= 0.0 && p <= 1.0, who, "rates[", m, "] must be in [0, 1], got ", p);
+      drops_.emplace_back(DropoutOptions{p});
+    }
+  }
+
+  [[nodiscard]] const MultiSampleDropoutOptions& options() const noexcept { return options_; }
+  [[nodiscard]] Index samples() const noexcept { return options_.samples; }
+  [[nodiscard]] const Loss& loss() const noexcept { return loss_; }
+  /// The dropout layer of sample m (its effective rate and scale).
+  [[nodiscard]] const Dropout<T>& dropout(std::size_t m) const noexcept { return drops_[m]; }
+
+  void train(bool on = true) noexcept { training_ = on; }
+  void eval() noexcept { training_ = false; }
+  [[nodiscard]] bool is_training() const noexcept { return training_; }
+
+  /// Runs the M samples (or, in eval, the head once), the loss and its gradient with respect to
+  /// the logits; returns L. Allocates only when ctx must grow (and inside Eigen's GEMM for
+  /// products too large for its stack buffers).
+  /// @throws regula::invalid_argument on shapes that do not match (naming W, b or labels), or
+  ///         whatever the loss throws.
+  T forward(const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b, const Labels& labels,
+            Stream& stream, Context& ctx) const {
+    constexpr const char* who = "regula::MultiSampleDropout";
+    check_head(who, h, W, b);
+    REGULA_EXPECTS(labels.size() == h.cols(), who, "labels must have one entry per sample (", h.cols(),
+                   "), got ", labels.size());
+    const Index K = h.rows();
+    const Index B = h.cols();
+    const Index C = W.rows();
+    const Index M = samples();
+    ctx.k_ = K;
+    ctx.b_ = B;
+    ctx.c_ = C;
+    ctx.training_ = training_;
+    ctx.consumed_ = false;
+    if (!training_) {
+      resize(ctx.hs_, K, B);
+      ctx.hs_ = h;
+      return head(W, b, labels, ctx.hs_, ctx, T(1) / static_cast<T>(B));
+    }
+    resize(ctx.hs_, K, M * B);
+    ctx.drops_.resize(static_cast<std::size_t>(M));
+    for (Index m = 0; m < M; ++m) {
+      const auto mu = static_cast<std::size_t>(m);
+      drops_[mu].forward(h, ctx.hs_.middleCols(m * B, B), stream, ctx.drops_[mu]);
+    }
+    if (options_.reduction == MultiSampleReduction::mean_of_logits) {
+      // h̄ = (1/M) Σₘ h̃ₘ, kept in the first block.
+      auto hbar = ctx.hs_.leftCols(B);
+      for (Index m = 1; m < M; ++m) hbar += ctx.hs_.middleCols(m * B, B);
+      hbar *= T(1) / static_cast<T>(M);
+      return head(W, b, labels, ctx.hs_.leftCols(B), ctx, T(1) / static_cast<T>(B));
+    }
+    return head(W, b, labels, ctx.hs_, ctx, T(1) / static_cast<T>(M * B));
+  }
+
+  /// Writes ∂L/∂h (K × B), ∂L/∂W (C × K) and ∂L/∂b (C) for the forward call that filled ctx
+  /// (outputs are overwritten, not accumulated). Uses ctx's stacked buffer as scratch, so each
+  /// forward call supports one backward call.
+  /// @throws regula::invalid_argument if W or an output does not match the forward shapes, or
+  ///         ctx was already used by a backward call.
+  void backward(const MatrixCRef<T>& W, Context& ctx, MatrixRef<T> dh, MatrixRef<T> dW, VectorRef<T> db) const {
+    constexpr const char* who = "regula::MultiSampleDropout::backward";
+    REGULA_EXPECTS(!ctx.consumed_, who, "ctx was already used by a backward call; run forward again");
+    REGULA_EXPECTS(W.rows() == ctx.c_ && W.cols() == ctx.k_, who, "W must be ", ctx.c_, " x ", ctx.k_,
+                   " as in forward, got ", W.rows(), " x ", W.cols());
+    REGULA_EXPECTS(dh.rows() == ctx.k_ && dh.cols() == ctx.b_, who, "dh must be ", ctx.k_, " x ", ctx.b_,
+                   ", got ", dh.rows(), " x ", dh.cols());
+    REGULA_EXPECTS(dW.rows() == ctx.c_ && dW.cols() == ctx.k_, who, "dW must be ", ctx.c_, " x ", ctx.k_,
+                   ", got ", dW.rows(), " x ", dW.cols());
+    REGULA_EXPECTS(db.size() == ctx.c_, who, "db must have ", ctx.c_, " entries, got ", db.size());
+    ctx.consumed_ = true;
+    const Index B = ctx.b_;
+    const bool stacked = ctx.training_ && options_.reduction == MultiSampleReduction::mean_of_losses;
+    const Index N = stacked ? samples() * B : B;
+    auto hs = ctx.hs_.leftCols(N);
+    if (narrow(ctx.c_)) {
+      resize(ctx.dwt_, ctx.k_, ctx.c_);
+      ctx.dwt_.noalias() = hs * ctx.dz_.transpose();
+      dW = ctx.dwt_.transpose();
+    } else {
+      dW.noalias() = ctx.dz_ * hs.transpose();
+    }
+    db.noalias() = ctx.dz_.rowwise().sum();
+    hs.noalias() = W.transpose() * ctx.dz_;  // G, K × N
+    if (!ctx.training_) {
+      dh = hs;
+      return;
+    }
+    const T inv_m = T(1) / static_cast<T>(samples());
+    for (Index m = 0; m < samples(); ++m) {
+      const auto mu = static_cast<std::size_t>(m);
+      const DropoutContext& dc = ctx.drops_[mu];
+      const Index src = stacked ? m * B : 0;  // mean_of_logits: every sample sees G/M
+      const T extra = stacked ? T(1) : inv_m;
+      accumulate(dc, drops_[mu], ctx.hs_.data() + src * ctx.k_, static_cast<std::size_t>(ctx.k_), extra, m == 0,
+                 dh);
+    }
+  }
+
+ private:
+  /// Heads with fewer classes than a GEMM register tile has rows are multiplied the other way
+  /// round (zᵀ = h̃ᵀWᵀ, ∂L/∂Wᵀ = h̃ Gᵀ), so that the long M·B or K side fills the tile.
+  static bool narrow(Index classes) noexcept { return classes < 64; }
+
+  static void resize(Matrix<T>& m, Index rows, Index cols) {
+    if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
+  }
+
+  static void check_head(const char* who, const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b) {
+    REGULA_EXPECTS(h.cols() >= 1, who, "h must have at least one sample (column), got ", h.cols());
+    REGULA_EXPECTS(W.cols() == h.rows(), who, "W must have one column per feature of h (", h.rows(), "), got ",
+                   W.cols());
+    REGULA_EXPECTS(b.size() == W.rows(), who, "b must have one entry per row of W (", W.rows(), "), got ",
+                   b.size());
+  }
+
+  /// z = W·hin + b, the loss on every block of B columns, dz scaled by `scale`; returns L.
+  template <class In>
+  T head(const MatrixCRef<T>& W, const VectorCRef<T>& b, const Labels& labels, const In& hin, Context& ctx,
+         T scale) const {
+    const Index N = hin.cols();
+    const Index B = ctx.b_;
+    resize(ctx.z_, W.rows(), N);
+    resize(ctx.dz_, W.rows(), N);
+    if (ctx.losses_.size() != N) ctx.losses_.resize(N);
+    if (narrow(W.rows())) {
+      resize(ctx.zt_, N, W.rows());
+      ctx.zt_.noalias() = hin.transpose() * W.transpose();
+      ctx.z_ = ctx.zt_.transpose();
+    } else {
+      ctx.z_.noalias() = W * hin;
+    }
+    ctx.z_.colwise() += b;
+    for (Index m = 0; m < N / B; ++m) {
+      const MatrixCRef<T> z(ctx.z_.middleCols(m * B, B));
+      loss_(z, labels, VectorRef<T>(ctx.losses_.segment(m * B, B)), MatrixRef<T>(ctx.dz_.middleCols(m * B, B)));
+    }
+    ctx.dz_ *= scale;
+    ctx.loss_ = static_cast<T>(ctx.losses_.template cast<double>().sum() * static_cast<double>(scale));
+    return ctx.loss_;
+  }
+
+  /// dh (=|+=) extra · g ⊙ m/(1 − p) with the mask of dc.
+  static void accumulate(const DropoutContext& dc, const Dropout<T>& drop, const T* gp, std::size_t gs, T extra,
+                         bool first, MatrixRef<T>& dh) noexcept {
+    using Mode = DropoutContext::Mode;
+    const auto rows = static_cast<std::size_t>(dh.rows());
+    const auto cols = static_cast<std::size_t>(dh.cols());
+    const auto hs = static_cast<std::size_t>(dh.outerStride());
+    T* hp = dh.data();
+    T factor = extra;
+    if (dc.mode() == Mode::random) factor *= drop.scale();
+    if (dc.mode() == Mode::zero) factor = T(0);
+    if (dc.mode() != Mode::random) {
+      for (std::size_t j = 0; j < cols; ++j) {
+        for (std::size_t i = 0; i < rows; ++i) {
+          const T v = gp[j * gs + i] * factor;
+          hp[j * hs + i] = first ? v : hp[j * hs + i] + v;
+        }
+      }
+      return;
+    }
+    const kernels::DropoutDraw d{dc.stream().key(), dc.stream().subsequence(), dc.stream().offset(),
+                                 dc.keep_threshold()};
+    const std::size_t n = rows * cols;
+    const bool flat = cols <= 1 || hs == rows;  // g is a compact block: stride = rows
+    // The first sample writes dh (no zero fill), the others add to it.
+    auto segment = [&](std::size_t i0, std::size_t len, const T* x, T* y) noexcept {
+      if (first) {
+        kernels::dropout_segment<T>(d, i0, len, x, factor, y, nullptr);
+      } else {
+        kernels::dropout_accumulate_segment<T>(d, i0, len, x, factor, y);
+      }
+    };
+    parallel_for_chunks(n, Dropout<T>::chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
+      if (flat) {
+        segment(begin, end - begin, gp + begin, hp + begin);
+        return;
+      }
+      std::size_t i = begin;
+      while (i < end) {
+        const std::size_t col = i / rows;
+        const std::size_t row = i % rows;
+        const std::size_t len = (rows - row) < (end - i) ? rows - row : end - i;
+        segment(i, len, gp + col * gs + row, hp + col * hs + row);
+        i += len;
+      }
+    });
+  }
+
+  MultiSampleDropoutOptions options_;
+  Loss loss_;
+  std::vector<Dropout<T>> drops_;
+  bool training_ = true;
+};
+
+}  // namespace regula
+
+#endif  // REGULA_LAYERS_MULTI_SAMPLE_DROPOUT_HPP

@@ -1,0 +1,66 @@
+/// @file
+/// The context shared by the structured dropout variants: where a forward call's randomness came
+/// from, so backward can recompute it instead of storing a mask.
+#ifndef REGULA_LAYERS_RANDOM_CONTEXT_HPP
+#define REGULA_LAYERS_RANDOM_CONTEXT_HPP
+
+#include <cmath>
+#include <cstdint>
+
+#include "regula/core/matrix.hpp"
+#include "regula/core/stream.hpp"
+#include "regula/kernels/dropout.hpp"
+
+namespace regula {
+
+/// What backward needs from a forward call of GaussianDropout, AlphaDropout, ChannelDropout,
+/// DropPath or DropConnect: how the call treated its input, the stream position its noise came
+/// from, the keep threshold of Bernoulli masks and the input shape. A few words, no mask.
+struct RandomContext {
+  /// How forward treated its input.
+  enum class Mode : std::uint8_t {
+    identity,  ///< eval mode or p = 0: nothing drawn
+    zero,      ///< p = 1: y = 0·x
+    random     ///< noise drawn from `stream`
+  };
+  Mode mode = Mode::identity;
+  /// Stream position of the first block the forward call used.
+  Stream stream{0};
+  /// Keep threshold t of Bernoulli masks (kept when a 16-bit draw is below t); 0 when unused.
+  std::uint32_t keep_threshold = 0;
+  Index rows = 0;
+  Index cols = 0;
+
+  /// The draw descriptor of the dropout kernels at the recorded position.
+  [[nodiscard]] kernels::DropoutDraw draw() const noexcept {
+    return {stream.key(), stream.subsequence(), stream.offset(), keep_threshold};
+  }
+};
+
+namespace detail {
+
+/// The quantized keep threshold of a drop probability p, as Dropout computes it: round((1 − p)·2¹⁶).
+[[nodiscard]] inline std::uint32_t keep_threshold(double p) noexcept {
+  return static_cast<std::uint32_t>(std::nearbyint((1.0 - p) * 65536.0));
+}
+
+/// Keep bit of element e of a dropout draw, with a one-tile cache (`tile` = ~0 initially).
+struct KeepBits {
+  kernels::DropoutDraw draw;
+  std::uint64_t tile = ~std::uint64_t{0};
+  std::uint64_t keep[2] = {0, 0};
+  [[nodiscard]] bool operator()(std::uint64_t e) noexcept {
+    const std::uint64_t t = e / kernels::dropout_tile;
+    if (t != tile) {
+      kernels::dropout_tile_keep(draw, t, keep);
+      tile = t;
+    }
+    const std::uint64_t j = e % kernels::dropout_tile;
+    return ((keep[j / 64] >> (j % 64)) & 1U) != 0;
+  }
+};
+
+}  // namespace detail
+}  // namespace regula
+
+#endif  // REGULA_LAYERS_RANDOM_CONTEXT_HPP

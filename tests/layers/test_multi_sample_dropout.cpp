@@ -1,0 +1,282 @@
+#define EIGEN_RUNTIME_NO_MALLOC
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "regula/layers/multi_sample_dropout.hpp"
+#include "support/catch.hpp"
+#include "support/gradcheck.hpp"
+#include "support/no_malloc.hpp"
+
+namespace {
+
+using regula::Index;
+using regula::MultiSampleDropoutOptions;
+using regula::MultiSampleReduction;
+using regula::Stream;
+template <class T>
+using Mat = regula::Matrix<T>;
+template <class T>
+using Vec = regula::Vector<T>;
+using LabelVec = Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>;
+
+// Softmax cross-entropy per sample, by log-sum-exp, in the loss concept of MultiSampleDropout.
+struct SoftmaxCE {
+  template <class T>
+  void operator()(const regula::MatrixCRef<T>& z, const Eigen::Ref<const LabelVec>& y, regula::VectorRef<T> loss,
+                  regula::MatrixRef<T> dz) const {
+    for (Index n = 0; n < z.cols(); ++n) {
+      const T mx = z.col(n).maxCoeff();
+      const T lse = mx + std::log((z.col(n).array() - mx).exp().sum());
+      loss(n) = lse - z(y(n), n);
+      dz.col(n) = (z.col(n).array() - lse).exp();
+      dz(y(n), n) -= T(1);
+    }
+  }
+};
+
+template <class T>
+using MSD = regula::MultiSampleDropout<T, SoftmaxCE>;
+
+template <class T>
+void ce(const Mat<T>& z, const LabelVec& y, Vec<T>& l, Mat<T>& dz) {
+  SoftmaxCE{}(regula::MatrixCRef<T>(z), y, regula::VectorRef<T>(l), regula::MatrixRef<T>(dz));
+}
+
+template <class T>
+struct Problem {
+  Index K = 37, B = 11, C = 5;
+  Mat<T> h, W;
+  Vec<T> b;
+  LabelVec y;
+  Problem(Index k, Index bb, Index c) : K(k), B(bb), C(c) {
+    h = Mat<T>::Random(K, B);
+    W = Mat<T>::Random(C, K) * T(0.5);
+    b = Vec<T>::Random(C);
+    y.resize(B);
+    for (Index n = 0; n < B; ++n) y(n) = (n * 7 + 3) % C;
+  }
+};
+
+// The loop of M independent dropout + head + loss passes, drawn one after another from the stream.
+template <class T>
+T loop_reference(const MultiSampleDropoutOptions& o, const Problem<T>& P, Stream s, Mat<T>& dh, Mat<T>& dW,
+                 Vec<T>& db) {
+  const Index M = o.samples;
+  dh.setZero(P.K, P.B);
+  dW.setZero(P.C, P.K);
+  db.setZero(P.C);
+  std::vector<Mat<T>> hm(static_cast<std::size_t>(M), Mat<T>(P.K, P.B));
+  std::vector<regula::DropoutContext> ctx(static_cast<std::size_t>(M));
+  std::vector<regula::Dropout<T>> drops;
+  for (Index m = 0; m < M; ++m) {
+    drops.emplace_back(regula::DropoutOptions{o.rates.empty() ? o.p : o.rates[static_cast<std::size_t>(m)]});
+    const auto mu = static_cast<std::size_t>(m);
+    drops[mu].forward(P.h, hm[mu], s, ctx[mu]);
+  }
+  Vec<T> l(P.B);
+  Mat<T> dz(P.C, P.B), g(P.K, P.B), gm(P.K, P.B);
+  double L = 0;
+  if (o.reduction == MultiSampleReduction::mean_of_losses) {
+    for (Index m = 0; m < M; ++m) {
+      const auto mu = static_cast<std::size_t>(m);
+      Mat<T> z = P.W * hm[mu];
+      z.colwise() += P.b;
+      ce<T>(z, P.y, l, dz);
+      L += static_cast<double>(l.sum()) / static_cast<double>(M * P.B);
+      dz /= static_cast<T>(M * P.B);
+      dW += dz * hm[mu].transpose();
+      db += dz.rowwise().sum();
+      g = P.W.transpose() * dz;
+      drops[mu].backward(g, ctx[mu], gm);
+      dh += gm;
+    }
+  } else {
+    Mat<T> zbar = Mat<T>::Zero(P.C, P.B);
+    for (Index m = 0; m < M; ++m) {
+      Mat<T> z = P.W * hm[static_cast<std::size_t>(m)];
+      z.colwise() += P.b;
+      zbar += z / static_cast<T>(M);
+    }
+    ce<T>(zbar, P.y, l, dz);
+    L = static_cast<double>(l.sum()) / static_cast<double>(P.B);
+    dz /= static_cast<T>(P.B * M);  // ∂L/∂z_m
+    for (Index m = 0; m < M; ++m) {
+      const auto mu = static_cast<std::size_t>(m);
+      dW += dz * hm[mu].transpose();
+      db += dz.rowwise().sum();
+      g = P.W.transpose() * dz;
+      drops[mu].backward(g, ctx[mu], gm);
+      dh += gm;
+    }
+  }
+  return static_cast<T>(L);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Multi-sample dropout: the fused path equals a loop of M passes on the same stream",
+                   "[layers][multisample]", float, double) {
+  using T = TestType;
+  const T tol = std::is_same_v<T, double> ? T(1e-12) : T(2e-5);
+  const Problem<T> P(37, 11, 5);
+  for (const auto red : {MultiSampleReduction::mean_of_losses, MultiSampleReduction::mean_of_logits}) {
+    for (const bool rates : {false, true}) {
+      MultiSampleDropoutOptions o;
+      o.samples = 4;
+      o.p = 0.4;
+      if (rates) o.rates = {0.1, 0.2, 0.3, 0.5};
+      o.reduction = red;
+      const MSD<T> msd(o);
+      typename MSD<T>::Context ctx;
+      Stream s(77, 3);
+      const T L = msd.forward(P.h, P.W, P.b, P.y, s, ctx);
+      Mat<T> dh(P.K, P.B), dW(P.C, P.K);
+      Vec<T> db(P.C);
+      msd.backward(P.W, ctx, dh, dW, db);
+      Mat<T> rdh, rdW;
+      Vec<T> rdb;
+      Stream r(77, 3);
+      const T RL = loop_reference(o, P, r, rdh, rdW, rdb);
+      INFO("reduction " << static_cast<int>(red) << ", rates " << rates);
+      CHECK(s == Stream(77, 3, 4 * regula::kernels::dropout_blocks(37 * 11)));
+      CHECK(std::abs(L - RL) <= tol * std::abs(RL));
+      CHECK((dh - rdh).cwiseAbs().maxCoeff() <= tol * rdh.cwiseAbs().maxCoeff());
+      CHECK((dW - rdW).cwiseAbs().maxCoeff() <= tol * rdW.cwiseAbs().maxCoeff());
+      CHECK((db - rdb).cwiseAbs().maxCoeff() <= tol * rdb.cwiseAbs().maxCoeff());
+      CHECK(rdh.cwiseAbs().maxCoeff() > 0);
+    }
+  }
+}
+
+TEST_CASE("mean_of_losses and mean_of_logits differ", "[layers][multisample]") {
+  const Problem<double> P(20, 9, 4);
+  MultiSampleDropoutOptions a;
+  a.samples = 4;
+  MultiSampleDropoutOptions b = a;
+  b.reduction = MultiSampleReduction::mean_of_logits;
+  MSD<double>::Context c1, c2;
+  Stream s1(1), s2(1);
+  const double L1 = MSD<double>(a).forward(P.h, P.W, P.b, P.y, s1, c1);
+  const double L2 = MSD<double>(b).forward(P.h, P.W, P.b, P.y, s2, c2);
+  // The mean of convex losses is at least the loss of the mean logits (Jensen).
+  CHECK(L1 > L2);
+}
+
+TEMPLATE_TEST_CASE("Multi-sample dropout in eval runs the head once", "[layers][multisample]", float, double) {
+  using T = TestType;
+  const Problem<T> P(16, 6, 3);
+  MSD<T> msd(MultiSampleDropoutOptions{});
+  msd.eval();
+  typename MSD<T>::Context ctx;
+  Stream s(4);
+  const T L = msd.forward(P.h, P.W, P.b, P.y, s, ctx);
+  CHECK(s.offset() == 0);
+  Mat<T> z = P.W * P.h;
+  z.colwise() += P.b;
+  Vec<T> l(P.B);
+  Mat<T> dz(P.C, P.B);
+  ce<T>(z, P.y, l, dz);
+  CHECK(ctx.logits().cols() == P.B);
+  CHECK(L == Approx(l.mean()).epsilon(1e-6));
+  Mat<T> dh(P.K, P.B), dW(P.C, P.K);
+  Vec<T> db(P.C);
+  msd.backward(P.W, ctx, dh, dW, db);
+  dz /= static_cast<T>(P.B);
+  const Mat<T> edW = dz * P.h.transpose();
+  const Mat<T> edh = P.W.transpose() * dz;
+  CHECK((dW - edW).cwiseAbs().maxCoeff() < T(1e-6));
+  CHECK((dh - edh).cwiseAbs().maxCoeff() < T(1e-6));
+  CHECK((db - dz.rowwise().sum()).cwiseAbs().maxCoeff() < T(1e-6));
+}
+
+TEST_CASE("Multi-sample dropout gradients equal central finite differences (double)",
+          "[layers][multisample][gradcheck]") {
+  const Problem<double> P(9, 4, 3);
+  for (const auto red : {MultiSampleReduction::mean_of_losses, MultiSampleReduction::mean_of_logits}) {
+    MultiSampleDropoutOptions o;
+    o.samples = 3;
+    o.rates = {0.2, 0.5, 0.3};
+    o.reduction = red;
+    const MSD<double> msd(o);
+    const Stream start(5);
+    const Eigen::MatrixXd one = Eigen::MatrixXd::Ones(1, 1);
+    auto loss_at = [&](const Eigen::MatrixXd& h, const Eigen::MatrixXd& W, const Eigen::VectorXd& b) {
+      Stream s = start;
+      MSD<double>::Context c;
+      return msd.forward(h, W, b, P.y, s, c);
+    };
+    MSD<double>::Context ctx;
+    Stream s = start;
+    (void)msd.forward(P.h, P.W, P.b, P.y, s, ctx);
+    Eigen::MatrixXd dh(P.K, P.B), dW(P.C, P.K);
+    Eigen::VectorXd db(P.C);
+    msd.backward(P.W, ctx, dh, dW, db);
+    auto fh = [&](const Eigen::MatrixXd& h, Eigen::MatrixXd& out) { out(0, 0) = loss_at(h, P.W, P.b); };
+    auto vh = [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = dh; };
+    CHECK(regula::test::gradcheck(P.h, 1, 1, fh, vh, one) < regula::test::fd_tol);
+    auto fW = [&](const Eigen::MatrixXd& W, Eigen::MatrixXd& out) { out(0, 0) = loss_at(P.h, W, P.b); };
+    auto vW = [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = dW; };
+    CHECK(regula::test::gradcheck(P.W, 1, 1, fW, vW, one) < regula::test::fd_tol);
+    const Eigen::MatrixXd b0 = P.b;
+    auto fb = [&](const Eigen::MatrixXd& b, Eigen::MatrixXd& out) { out(0, 0) = loss_at(P.h, P.W, b); };
+    auto vb = [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = db; };
+    CHECK(regula::test::gradcheck(b0, 1, 1, fb, vb, one) < regula::test::fd_tol);
+  }
+}
+
+TEMPLATE_TEST_CASE("Multi-sample dropout does not allocate once its context is sized",
+                   "[layers][multisample][alloc]", float, double) {
+  using T = TestType;
+  const Problem<T> P(16, 8, 4);
+  MultiSampleDropoutOptions o;
+  o.samples = 3;
+  const MSD<T> msd(o);
+  typename MSD<T>::Context ctx;
+  Stream s(2);
+  Mat<T> dh(P.K, P.B), dW(P.C, P.K);
+  Vec<T> db(P.C);
+  (void)msd.forward(P.h, P.W, P.b, P.y, s, ctx);  // the first step sizes the context
+  msd.backward(P.W, ctx, dh, dW, db);
+  regula::test::NoMalloc guard;
+  (void)msd.forward(P.h, P.W, P.b, P.y, s, ctx);
+  msd.backward(P.W, ctx, dh, dW, db);
+}
+
+TEMPLATE_TEST_CASE("Multi-sample dropout rejects bad options and shapes, naming the parameter",
+                   "[layers][multisample][errors]", float, double) {
+  using T = TestType;
+  MultiSampleDropoutOptions o;
+  o.samples = 0;
+  CHECK_THROWS_WITH(MSD<T>(o), "regula::MultiSampleDropout: samples (M) must be at least 1, got 0");
+  o.samples = 2;
+  o.p = 1.5;
+  CHECK_THROWS_WITH(MSD<T>(o), "regula::MultiSampleDropout: p must be in [0, 1], got 1.5");
+  o.p = 0.5;
+  o.rates = {0.1};
+  CHECK_THROWS_WITH(MSD<T>(o),
+                    "regula::MultiSampleDropout: rates must be empty or have one rate per sample (2), got 1");
+  o.rates = {0.1, -0.2};
+  CHECK_THROWS_WITH(MSD<T>(o), "regula::MultiSampleDropout: rates[1] must be in [0, 1], got -0.2");
+  o.rates = {};
+  const MSD<T> msd(o);
+  const Problem<T> P(10, 4, 3);
+  typename MSD<T>::Context ctx;
+  Stream s(1);
+  const Mat<T> Wbad = Mat<T>::Ones(3, 9);
+  CHECK_THROWS_WITH(msd.forward(P.h, Wbad, P.b, P.y, s, ctx),
+                    "regula::MultiSampleDropout: W must have one column per feature of h (10), got 9");
+  const Vec<T> bbad = Vec<T>::Ones(4);
+  CHECK_THROWS_WITH(msd.forward(P.h, P.W, bbad, P.y, s, ctx),
+                    "regula::MultiSampleDropout: b must have one entry per row of W (3), got 4");
+  const LabelVec ybad = LabelVec::Zero(5);
+  CHECK_THROWS_WITH(msd.forward(P.h, P.W, P.b, ybad, s, ctx),
+                    "regula::MultiSampleDropout: labels must have one entry per sample (4), got 5");
+  (void)msd.forward(P.h, P.W, P.b, P.y, s, ctx);
+  Mat<T> dh(10, 4), dW(3, 10), dWbad(3, 11);
+  Vec<T> db(3);
+  CHECK_THROWS_WITH(msd.backward(P.W, ctx, dh, dWbad, db),
+                    "regula::MultiSampleDropout::backward: dW must be 3 x 10, got 3 x 11");
+  msd.backward(P.W, ctx, dh, dW, db);
+  CHECK_THROWS_AS(msd.backward(P.W, ctx, dh, dW, db), regula::invalid_argument);
+}
