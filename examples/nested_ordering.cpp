@@ -61,9 +61,10 @@ std::vector<double> train(const Config& c, const ex::Dataset& tr, const ex::Data
   ex::Optimizer opt(net, oo);
   const regula::Dropout<float> drop(regula::DropoutOptions{c.dropout});
   regula::DropoutContext drop_ctx;
-  const ex::NestedPrefix nested = ex::NestedPrefix::geometric(c.features, c.rho);
+  const regula::NestedDropout<float> nested(
+      {c.features, regula::NestedPrior::geometric(c.rho), regula::NestedIndexMode::per_sample});
+  regula::NestedDropoutContext nested_ctx;
   regula::Stream masks(seed, 7);
-  std::vector<Index> kept;
   Mat x, logits, dlogits, dh;
   Vec losses;
   ex::Labels y;
@@ -78,14 +79,14 @@ std::vector<double> train(const Config& c, const ex::Dataset& tr, const ex::Data
       net.forward_trunk(x);
       Mat& h = net.features();
       if (reg == Reg::dropout) drop.forward(h, h, masks, drop_ctx);
-      if (reg == Reg::nested) nested.forward_per_sample(h, masks, kept);
+      if (reg == Reg::nested) nested.forward(h, h, masks, nested_ctx);
       net.forward_head(h, logits);
       ex::cross_entropy_per_sample(logits, y, losses, dlogits);
       dlogits /= static_cast<float>(b);
       net.zero_grad();
       net.backward_head(h, dlogits, dh);
       if (reg == Reg::dropout) drop.backward(dh, drop_ctx, dh);
-      if (reg == Reg::nested) ex::NestedPrefix::backward_per_sample(dh, kept);
+      if (reg == Reg::nested) nested.backward(dh, nested_ctx, dh);
       net.backward_trunk(x, dh);
       opt.step();
       loss_sum += static_cast<double>(losses.sum());
@@ -136,7 +137,7 @@ int main(int argc, char** argv) {
               "seed %ld\n  dropout p %.2f; nested dropout: geometric rho %.2f per sample (mean kept %.1f of %td)\n",
               tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST", tt.train.size(),
               tt.test.size(), c.width, c.features, c.epochs, c.seed, c.dropout, c.rho,
-              ex::NestedPrefix::geometric(c.features, c.rho).mean_kept(), c.features);
+              regula::NestedDropout<float>({c.features, regula::NestedPrior::geometric(c.rho)}).mean_kept(), c.features);
   const auto seed = static_cast<std::uint64_t>(c.seed);
   ex::Progress total("total", 0);
   const std::vector<double> none = train(c, tt.train, tt.test, Reg::none, "no regularizer", seed * 10 + 1);

@@ -114,6 +114,13 @@ ex::Mlp make_net(const Config& c, std::uint64_t seed) {
   return ex::Mlp(o);
 }
 
+/// Chen et al.'s nested dropout: one index per mini-batch, P(keep the first b units) ∝
+/// exp(−((b − 1)/σ)²) (their GaussianDist draws k ∈ 0..K−1 with weight exp(−(k/σ)²) and keeps
+/// k + 1 units; regula's half-Gaussian is exp(−((b − μ)/σ)²), so μ = 1).
+regula::NestedDropoutOptions chen_nested(const Config& c) {
+  return {c.width, regula::NestedPrior::half_gaussian(c.sigma, 1.0), regula::NestedIndexMode::per_batch};
+}
+
 ex::OptimOptions adam(const Config& c) {
   ex::OptimOptions o;
   o.kind = ex::OptimOptions::Kind::adam;
@@ -157,7 +164,8 @@ RunResult train_single(const Config& c, const Data& d, Reg reg, const std::strin
   ex::Optimizer opt(net, adam(c));
   const regula::Dropout<float> drop(regula::DropoutOptions{c.dropout});
   regula::DropoutContext drop_ctx;
-  const ex::NestedPrefix nested = ex::NestedPrefix::half_gaussian(c.width, c.sigma);
+  const regula::NestedDropout<float> nested(chen_nested(c));
+  regula::NestedDropoutContext nested_ctx;
   regula::Stream masks(seed, 7);  // the regularizers' random stream
   Mat x, logits, dlogits, dh;
   Vec losses;
@@ -175,16 +183,15 @@ RunResult train_single(const Config& c, const Data& d, Reg reg, const std::strin
       ex::gather(d.train.x, d.train.y, order, s * b, b, x, y);
       net.forward_trunk(x);
       Mat& h = net.features();
-      Index kept = h.rows();
       if (reg == Reg::dropout) drop.forward(h, h, masks, drop_ctx);
-      if (reg == Reg::nested) kept = nested.forward(h, masks);
+      if (reg == Reg::nested) nested.forward(h, h, masks, nested_ctx);
       net.forward_head(h, logits);
       ex::cross_entropy_per_sample(logits, y, losses, dlogits);
       dlogits /= static_cast<float>(b);
       net.zero_grad();
       net.backward_head(h, dlogits, dh);
       if (reg == Reg::dropout) drop.backward(dh, drop_ctx, dh);
-      if (reg == Reg::nested) ex::NestedPrefix::backward(dh, kept);
+      if (reg == Reg::nested) nested.backward(dh, nested_ctx, dh);
       net.backward_trunk(x, dh);
       opt.step();
       loss_sum += static_cast<double>(losses.sum());
@@ -297,7 +304,8 @@ RunResult train_nested_coteaching(const Config& c, const Data& d, ex::Mlp& net1,
   ex::OptimOptions o = adam(c);
   o.lr = c.lr * 0.1;
   ex::Optimizer opt1(net1, o), opt2(net2, o);
-  const ex::NestedPrefix nested = ex::NestedPrefix::half_gaussian(c.width, c.sigma);
+  const regula::NestedDropout<float> nested(chen_nested(c));
+  regula::NestedDropoutContext nested_ctx;
   regula::Stream masks(seed, 9);
   regula::SmallLossSelector<float> sel1, sel2;
   std::vector<ex::Mlp*> both{&net1, &net2};
@@ -320,9 +328,10 @@ RunResult train_nested_coteaching(const Config& c, const Data& d, ex::Mlp& net1,
     ex::cross_entropy_per_sample(z, yh, loss);
     return sel.select(loss, keep);
   };
-  // One step of `net` on columns `cols` of (xh, yh) with `kept` features.
+  // One step of `net` on columns `cols` of (xh, yh), its features under nested dropout drawn from
+  // `stream` (a copy of the same position for both nets: one shared prefix per step).
   auto learn = [&](ex::Mlp& net, ex::Optimizer& opt, const Mat& xh, const ex::Labels& yh,
-                   const std::vector<Index>& cols, Index kept) {
+                   const std::vector<Index>& cols, regula::Stream stream) {
     xs.resize(xh.rows(), static_cast<Index>(cols.size()));
     ys.resize(static_cast<Index>(cols.size()));
     for (std::size_t j = 0; j < cols.size(); ++j) {
@@ -331,13 +340,13 @@ RunResult train_nested_coteaching(const Config& c, const Data& d, ex::Mlp& net1,
     }
     net.forward_trunk(xs);
     Mat& h = net.features();
-    if (kept < h.rows()) h.bottomRows(h.rows() - kept).setZero();
+    nested.forward(h, h, stream, nested_ctx);
     net.forward_head(h, z);
     ex::cross_entropy_per_sample(z, ys, loss, g);
     g /= static_cast<float>(cols.size());
     net.zero_grad();
     net.backward_head(h, g, dh);
-    ex::NestedPrefix::backward(dh, kept);
+    nested.backward(dh, nested_ctx, dh);
     net.backward_trunk(xs, dh);
     opt.step();
     return static_cast<double>(loss.mean());
@@ -363,10 +372,10 @@ RunResult train_nested_coteaching(const Config& c, const Data& d, ex::Mlp& net1,
         sel_clean += regula::label_precision(sel, half_noisy) * static_cast<double>(sel.size());
         sel_total += static_cast<double>(sel.size());
       }
-      Mat scratch = Mat::Zero(c.width, 1);
-      const Index kept = nested.forward(scratch, masks);  // one random prefix for both nets
-      loss_sum += learn(net1, opt1, xb, yb, by2, kept);   // net 1 learns what net 2 kept
-      learn(net2, opt2, xa, ya, by1, kept);               // and vice versa
+      const regula::Stream step_masks = masks;  // one random prefix for both nets
+      masks.skip(1);                              // a per-batch index uses one block
+      loss_sum += learn(net1, opt1, xb, yb, by2, step_masks);  // net 1 learns what net 2 kept
+      learn(net2, opt2, xa, ya, by1, step_masks);              // and vice versa
       progress.tick(epoch + 1, s, steps, loss_sum / static_cast<double>(s + 1));
     }
     EpochStats e;
@@ -504,7 +513,7 @@ int main(int argc, char** argv) {
               c.width, c.width, c.lr, c.batch, c.epochs, c.stage2_epochs,
               c.seed, regula::max_threads(), regula::max_threads() == 1 ? "" : "s");
   std::printf("  dropout p %.2f; nested prior sigma %.0f (mean kept %.1f of %td); forget rate %.2f, ramp %.0f epochs\n",
-              c.dropout, c.sigma, ex::NestedPrefix::half_gaussian(c.width, c.sigma).mean_kept(), c.width,
+              c.dropout, c.sigma, regula::NestedDropout<float>(chen_nested(c)).mean_kept(), c.width,
               c.forget, c.ramp);
 
   const auto seed = static_cast<std::uint64_t>(c.seed);
