@@ -16,6 +16,12 @@ namespace ex {
 /// with the max subtracted. Same contract as regula::cross_entropy_per_sample.
 void cross_entropy_per_sample(const Mat& logits, const Labels& labels, Vec& losses, Mat& dlogits);
 
+/// The same as a loss functor for regula::MultiSampleDropout (outputs pre-sized by the caller).
+struct CrossEntropyLoss {
+  void operator()(const Eigen::Ref<const Mat>& logits, const Eigen::Ref<const Labels>& labels,
+                  Eigen::Ref<Vec> losses, Eigen::Ref<Mat> dlogits) const;
+};
+
 /// Loss only.
 void cross_entropy_per_sample(const Mat& logits, const Labels& labels, Vec& losses);
 
