@@ -2,7 +2,7 @@
 # Called by examples/plot_csv.sh with -e "file='...'; out='...'; ncol=N; ttl='...'; ylab='...'".
 set datafile separator ','
 set datafile missing 'nan'
-set terminal pngcairo size 900,540 font 'sans,11' noenhanced
+set terminal pngcairo size 800,450 font 'sans,11' noenhanced
 set output out
 set title ttl
 set key outside right top autotitle columnhead
