@@ -6,7 +6,7 @@
 set -euo pipefail
 packages=(cmake g++ ninja-build libeigen3-dev libxsimd-dev catch2 libbenchmark-dev
           librandom123-dev libopenmpi-dev openmpi-bin libtorch-dev
-          libopenblas0-pthread)
+          libopenblas0-pthread zlib1g-dev gnuplot-nox dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
