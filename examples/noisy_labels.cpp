@@ -115,10 +115,10 @@ ex::Mlp make_net(const Config& c, std::uint64_t seed) {
 }
 
 /// Chen et al.'s nested dropout: one index per mini-batch, P(keep the first b units) ∝
-/// exp(−((b − 1)/σ)²) (their GaussianDist draws k ∈ 0..K−1 with weight exp(−(k/σ)²) and keeps
-/// k + 1 units; regula's half-Gaussian is exp(−((b − μ)/σ)²), so μ = 1).
+/// exp(−((b − μ)/σ)²), b = 1..K, μ = 0 (their GaussianDist evaluates the weight at i = 1..K and
+/// the index drawn from it keeps i units), which is regula's half_gaussian(σ) as it is.
 regula::NestedDropoutOptions chen_nested(const Config& c) {
-  return {c.width, regula::NestedPrior::half_gaussian(c.sigma, 1.0), regula::NestedIndexMode::per_batch};
+  return {c.width, regula::NestedPrior::half_gaussian(c.sigma), regula::NestedIndexMode::per_batch};
 }
 
 ex::OptimOptions adam(const Config& c) {
