@@ -22,6 +22,7 @@
 #include "regula/core/stream.hpp"
 #include "regula/losses/sinkhorn_kd.hpp"
 #include "regula/selection/co_teaching.hpp"
+#include "regula/selection/jocor.hpp"
 #include "regula/selection/small_loss.hpp"
 
 namespace regula::mpi {
@@ -320,6 +321,61 @@ class GlobalCoTeachingPlus : private GlobalCoTeaching<T> {
   CoTeachingPlusOptions options_;
   std::vector<Index> disagree_, picked1_, picked2_, all_;
   std::vector<T> compact_;
+};
+
+/// JoCoR over the global batch: each rank computes its samples' joint losses, the k smallest
+/// over all ranks are selected (keep_count(N, r), ties to the lower global index, NaN last), and
+/// each rank's gradients are those of the global mean joint loss for its own columns — equal to
+/// JoCoR::step on the concatenated batch. Collective.
+template <class T>
+class GlobalJoCoR {
+ public:
+  GlobalJoCoR(MPI_Comm comm, JoCoROptions options = {}) : comm_(comm), jocor_(options), select_(comm) {}
+
+  /// Arguments as JoCoR::step for this rank's shard.
+  /// @throws regula::invalid_argument on every rank if any rank's arguments are invalid or the
+  ///         ranks' forget rates differ.
+  JoCoRResult<T> step(const MatrixCRef<T>& logits1, const MatrixCRef<T>& logits2, const LabelsCRef& labels,
+                      double forget_rate, MatrixRef<T> grad1, MatrixRef<T> grad2) {
+    constexpr const char* who = "regula::mpi::GlobalJoCoR::step";
+    bool ok = logits2.rows() == logits1.rows() && logits2.cols() == logits1.cols() &&
+              labels.size() == logits1.cols() && grad1.rows() == logits1.rows() &&
+              grad1.cols() == logits1.cols() && grad2.rows() == logits1.rows() &&
+              grad2.cols() == logits1.cols() && forget_rate >= 0.0 && forget_rate <= 1.0 &&
+              (logits1.cols() == 0 || logits1.rows() > 0);
+    for (Index j = 0; ok && j < labels.size(); ++j) ok = labels(j) >= 0 && labels(j) < logits1.rows();
+    const auto n = static_cast<std::size_t>(logits1.cols());
+    select_.exchange_sizes(who, n, forget_rate, ok);
+    if (!ok) {
+      regula::detail::check_same_shape(who, "logits2", logits2, "logits1", logits1);
+      regula::detail::check_same_shape(who, "grad1", grad1, "logits1", logits1);
+      regula::detail::check_same_shape(who, "grad2", grad2, "logits1", logits1);
+      (void)keep_count(0, forget_rate);
+      REGULA_EXPECTS(labels.size() == logits1.cols(), who, "labels must have one entry per sample (",
+                     logits1.cols(), "), got ", labels.size());
+      REGULA_EXPECTS(false, who, "labels must be in [0, ", logits1.rows(), ")");
+    }
+    losses_.resize(static_cast<Index>(n));
+    if (n > 0) jocor_.per_sample(logits1, logits2, labels, losses_);
+    select_.gather(losses_.data(), n);
+    const std::vector<Index>& mine = select_.select_gathered(n, keep_count(select_.global_size(), forget_rate));
+    const auto k = static_cast<double>(select_.global_kept());
+    double sum = n > 0 ? jocor_.gradients(mine, k, labels, grad1, grad2) : 0.0;
+    MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, comm_);
+    JoCoRResult<T> r;
+    r.kept = select_.global_kept();
+    r.loss = r.kept == 0 ? T(0) : static_cast<T>(sum / k);
+    return r;
+  }
+
+  /// This rank's selected samples (local indices).
+  [[nodiscard]] const std::vector<Index>& selected() const noexcept { return select_.selected(); }
+
+ private:
+  MPI_Comm comm_;
+  JoCoR<T> jocor_;
+  GlobalSmallLossSelector<T> select_;
+  Vector<T> losses_;
 };
 
 /// Batch-wise Sinkhorn KD (sinkhorn_kd) over the global batch: the B × B plan couples samples of

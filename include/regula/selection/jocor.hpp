@@ -80,9 +80,21 @@ class JoCoR {
     const std::size_t keep = keep_count(static_cast<std::size_t>(logits1.cols()), forget_rate);
     compute(logits1, logits2, labels);
     const std::vector<Index>& sel = selector_.select(loss_, keep);
+    const double sum = gradients(sel, static_cast<double>(sel.size()), labels, grad1, grad2);
+    JoCoRResult<T> r;
+    r.kept = sel.size();
+    r.loss = sel.empty() ? T(0) : static_cast<T>(sum / static_cast<double>(sel.size()));
+    return r;
+  }
+
+  /// The building block of step (and of its data-parallel version): after per_sample on the same
+  /// logits and labels, writes into `grad1`, `grad2` the gradients of (1/divisor)·Σ_{i∈selected} ℓ_i
+  /// (zero for the other columns) and returns Σ_{i∈selected} ℓ_i in double.
+  double gradients(const std::vector<Index>& selected, double divisor, const LabelsCRef& labels,
+                   MatrixRef<T> grad1, MatrixRef<T> grad2) {
     const T lambda = static_cast<T>(options_.lambda);
     const T ce = T(1) - lambda;
-    for (const Index j : sel) {
+    for (const Index j : selected) {
       // a = log p − log q; the brackets of the formula above, column by column.
       const auto p = p_.col(j).array();
       const auto q = q_.col(j).array();
@@ -95,21 +107,21 @@ class JoCoR {
       grad1(y, j) -= ce;
       grad2(y, j) -= ce;
     }
-    JoCoRResult<T> r;
-    const double sum = detail::keep_selected(sel, loss_.data(), grad1, mark_, static_cast<double>(sel.size()));
-    // keep_selected scaled the selected columns by 1/k and zeroed the others.
-    r.kept = sel.size();
-    r.loss = sel.empty() ? T(0) : static_cast<T>(sum / static_cast<double>(sel.size()));
-    const T inv_k = sel.empty() ? T(0) : static_cast<T>(1.0 / static_cast<double>(sel.size()));
+    // keep_selected scales the selected columns by 1/divisor and zeroes the others.
+    const double sum = detail::keep_selected(selected, loss_.data(), grad1, mark_, divisor);
+    const T inv = divisor > 0.0 ? static_cast<T>(1.0 / divisor) : T(0);
     for (Index j = 0; j < grad2.cols(); ++j) {
       if (mark_[static_cast<std::size_t>(j)] != 0) {
-        grad2.col(j) *= inv_k;
+        grad2.col(j) *= inv;
       } else {
         grad2.col(j).setZero();
       }
     }
-    return r;
+    return sum;
   }
+
+  /// The per-sample joint losses of the last per_sample or step call.
+  [[nodiscard]] const Vector<T>& losses() const noexcept { return loss_; }
 
   /// The samples selected by the last step, ascending.
   [[nodiscard]] const std::vector<Index>& selected() const noexcept { return selector_.selected(); }
