@@ -32,9 +32,8 @@ struct Net : torch::nn::Module {
         fc2(register_module("fc2", torch::nn::Linear(width, width))),
         fc3(register_module("fc3", torch::nn::Linear(torch::nn::LinearOptions(width, 10).bias(false)))),
         reg(register_module("reg", r)) {}
-  at::Tensor forward(const at::Tensor& x) {
-    return fc3->forward(reg->forward(torch::relu(fc2->forward(torch::relu(fc1->forward(x))))));
-  }
+  at::Tensor features(const at::Tensor& x) { return torch::relu(fc2->forward(torch::relu(fc1->forward(x)))); }
+  at::Tensor forward(const at::Tensor& x) { return fc3->forward(reg->forward(features(x))); }
   torch::nn::Linear fc1, fc2, fc3;
   Reg reg;
 };
@@ -54,6 +53,31 @@ double accuracy(NetT& net, const at::Tensor& x, const at::Tensor& y) {
   const double acc = (net->forward(x).argmax(1) == y).to(at::kDouble).mean().template item<double>();
   net->train();
   return acc;
+}
+
+/// Chen et al.'s budgeted inference: the test accuracy with only the first k* features kept, k*
+/// chosen on the (noisy) validation split as argmax_k (acc_k − 1e-5·k), k = 1..kmax.
+template <class NetT>
+std::pair<double, long> nested_accuracy(NetT& net, const at::Tensor& xv, const at::Tensor& yv,
+                                        const at::Tensor& xt, const at::Tensor& yt, long kmax) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  const at::Tensor hv = net->features(xv), ht = net->features(xt);
+  const long width = hv.size(1);
+  double best = -1;
+  long best_k = width;
+  for (long k = 1; k <= std::min(kmax, width); ++k) {
+    const at::Tensor mask = (torch::arange(width) < k).to(at::kFloat);
+    const double acc = (net->fc3->forward(hv * mask).argmax(1) == yv).to(at::kDouble).mean().template item<double>();
+    if (acc - 1e-5 * static_cast<double>(k) > best) {
+      best = acc - 1e-5 * static_cast<double>(k);
+      best_k = k;
+    }
+  }
+  const at::Tensor mask = (torch::arange(width) < best_k).to(at::kFloat);
+  const double test = (net->fc3->forward(ht * mask).argmax(1) == yt).to(at::kDouble).mean().template item<double>();
+  net->train();
+  return {test, best_k};
 }
 
 struct Row {
@@ -82,7 +106,9 @@ int main(int argc, char** argv) {
                                               smoke ? 256 : 2000, seed);
   const at::Tensor x_train = as_tensor(data.train), x_test = as_tensor(data.test);
   const at::Tensor y_test = as_labels(data.test.y);
-  const long n = data.train.size(), batch = 128, steps = n / batch;
+  const long batch = 128;
+  long n = data.train.size();
+  long steps = n / batch;
 
   if (parity) {
     // Same MLP, same initialization and data order; only the dropout implementation differs.
@@ -116,10 +142,17 @@ int main(int argc, char** argv) {
   const regula::LabelNoiseOptions lo{noise == "pair" ? regula::LabelNoise::pair : regula::LabelNoise::symmetric_exclusive,
                                      rate, seed};
   regula::NoisyLabels noisy = regula::inject_label_noise(data.train.y, 10, lo);
-  const at::Tensor y_noisy = as_labels(noisy.labels);
-  std::printf("regula %d.%d.%d in libtorch: %s, %ld train (%s %.0f%%, realized %.1f%%), %ld test, %ld epochs\n",
+  const at::Tensor y_noisy_all = as_labels(noisy.labels);
+  // The last tenth of the training set, with its noisy labels, is the validation split.
+  const long n_val = n / 10;
+  n -= n_val;
+  steps = n / batch;
+  const at::Tensor y_noisy = y_noisy_all.narrow(0, 0, n);
+  const at::Tensor x_val = x_train.narrow(0, n, n_val), y_val = y_noisy_all.narrow(0, n, n_val);
+  std::printf("regula %d.%d.%d in libtorch: %s, %ld train + %ld noisy validation (%s %.0f%%, realized %.1f%%), "
+              "%ld test, %ld epochs\n",
               REGULA_VERSION_MAJOR, REGULA_VERSION_MINOR, REGULA_VERSION_PATCH,
-              data.synthetic ? "SYNTHETIC data" : "Fashion-MNIST", n, noise.c_str(), 100 * rate,
+              data.synthetic ? "SYNTHETIC data" : "Fashion-MNIST", n, n_val, noise.c_str(), 100 * rate,
               100 * noisy.realized_rate, data.test.size(), epochs);
 
   std::vector<Row> rows;
@@ -190,10 +223,11 @@ int main(int argc, char** argv) {
         precision_sum += regula::label_precision(picked, noisy.is_noisy);
         ++precision_count;
       }
-      r.last = accuracy(net1, x_test, y_test);
+      const auto [acc, k] = nested_accuracy(net1, x_val, y_val, x_test, y_test, 64);
+      r.last = acc;
       r.best = std::max(r.best, r.last);
-      std::printf("  nested + Co-teaching   epoch %2ld  test %.2f%%  label precision %.1f%%\n", e + 1, 100 * r.last,
-                  100 * precision_sum / static_cast<double>(precision_count));
+      std::printf("  nested + Co-teaching   epoch %2ld  test %.2f%% (first %ld features)  label precision %.1f%%\n",
+                  e + 1, 100 * r.last, k, 100 * precision_sum / static_cast<double>(precision_count));
     }
     r.precision = precision_sum / static_cast<double>(precision_count);
     rows.push_back(r);
