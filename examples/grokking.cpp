@@ -12,8 +12,11 @@
 //   stablemax   StableMax cross-entropy (regula::cross_entropy<Normalizer::stablemax>)
 //   perp_grad   softmax cross-entropy, regula::perp_grad on every weight matrix before the step
 //               (eps 1e-8 for this run: the official ⊥AdamW runs with AdamW's default eps)
-// Every epoch: train accuracy, test accuracy and the softmax-collapse fraction of the training
-// logits (regula::softmax_collapse_fraction, float32) go to <out>/<run>.csv.
+// Every epoch: train accuracy, test accuracy, the softmax-collapse fraction of the training
+// logits (regula::softmax_collapse_fraction, float32) and the fraction of exactly-zero per-sample
+// losses of the run's own loss go to <out>/<run>.csv. For the StableMax run the collapse column
+// says only that its logits are beyond what a float32 softmax could resolve; its own loss and
+// gradient do not vanish (zero_loss stays 0).
 //
 //   grokking [--p 59] [--epochs 2000] [--seed 42] [--smoke]
 #include <algorithm>
@@ -142,7 +145,12 @@ Result run(const Config& c, const Split& s, Kind kind) {
     // order: evaluate, then step).
     r.train_acc = accuracy(z, s.y_train);
     r.collapse = regula::softmax_collapse_fraction(z);
-    regula::cross_entropy_per_sample(z, s.y_train, losses);
+    // Exactly-zero per-sample losses of the run's own loss (softmax or StableMax).
+    if (kind == Kind::stablemax) {
+      regula::cross_entropy_per_sample<regula::Normalizer::stablemax>(z, s.y_train, losses);
+    } else {
+      regula::cross_entropy_per_sample(z, s.y_train, losses);
+    }
     const double zero = regula::zero_loss_fraction(losses);
     dz.resize(z.rows(), z.cols());
     double loss = 0.0;
