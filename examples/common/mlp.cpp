@@ -86,10 +86,15 @@ void Mlp::zero_grad() {
   }
 }
 
-Optimizer::Optimizer(Mlp& net, const OptimOptions& o) : o_(o) {
-  for (Linear& l : net.layers()) {
-    slots_.push_back({l.w.data(), l.dw.data(), l.w.size(), Vec::Zero(l.w.size()), Vec::Zero(l.w.size())});
-    if (l.bias) slots_.push_back({l.b.data(), l.db.data(), l.b.size(), Vec::Zero(l.b.size()), Vec::Zero(l.b.size())});
+Optimizer::Optimizer(Mlp& net, const OptimOptions& o) : Optimizer(net, {}, o) {}
+
+Optimizer::Optimizer(Mlp& net, const std::vector<Linear*>& extra, const OptimOptions& o) : o_(o) {
+  std::vector<Linear*> all;
+  for (Linear& l : net.layers()) all.push_back(&l);
+  all.insert(all.end(), extra.begin(), extra.end());
+  for (Linear* l : all) {
+    slots_.push_back({l->w.data(), l->dw.data(), l->w.size(), Vec::Zero(l->w.size()), Vec::Zero(l->w.size())});
+    if (l->bias) slots_.push_back({l->b.data(), l->db.data(), l->b.size(), Vec::Zero(l->b.size()), Vec::Zero(l->b.size())});
   }
 }
 

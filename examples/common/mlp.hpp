@@ -82,6 +82,9 @@ struct OptimOptions {
 class Optimizer {
  public:
   Optimizer(Mlp& net, const OptimOptions& o);
+  /// Over every parameter of `net` and of the extra layers (e.g. an auxiliary head), which
+  /// must outlive the optimizer.
+  Optimizer(Mlp& net, const std::vector<Linear*>& extra, const OptimOptions& o);
   void step();
   OptimOptions& options() { return o_; }
 

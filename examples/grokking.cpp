@@ -1,0 +1,238 @@
+// Grokking at the edge of numerical stability (Prieto, Barsbey, Mediano, Birdal, ICLR 2025): on
+// modular addition without weight decay, float32 softmax cross-entropy memorizes the training set
+// and then stalls in Softmax Collapse (the non-maximal exponentials are absorbed, the gradient of
+// most samples is exactly 0); StableMax cross-entropy avoids the collapse and eventually groks;
+// ⊥Grad (the gradient's component along the weights removed, per tensor) generalizes early.
+//
+// Task: (a + b) mod p over all p² pairs, a seeded 40% training split, input the two one-hot
+// operands (2p features). Model (algorithms.md §4.5): MLP 2p → 200 → 200 → p, ReLU, no biases,
+// PyTorch's default initialization, float32. Full-batch AdamW, lr 0.01, betas (0.9, 0.999),
+// eps 1e-25 (the official CLI default), weight decay 0. Three runs from the same initialization:
+//   softmax     float32 softmax cross-entropy
+//   stablemax   StableMax cross-entropy (regula::cross_entropy<Normalizer::stablemax>)
+//   perp_grad   softmax cross-entropy, regula::perp_grad on every weight matrix before the step
+//               (eps 1e-8 for this run: the official ⊥AdamW runs with AdamW's default eps)
+// Every epoch: train accuracy, test accuracy, the softmax-collapse fraction of the training
+// logits (regula::softmax_collapse_fraction, float32) and the fraction of exactly-zero per-sample
+// losses of the run's own loss go to <out>/<run>.csv. For the StableMax run the collapse column
+// says only that its logits are beyond what a float32 softmax could resolve; its own loss and
+// gradient do not vanish (zero_loss stays 0).
+//
+//   grokking [--p 59] [--epochs 1500] [--seed 42] [--smoke]
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <regula/regula.hpp>
+
+#include "common/data.hpp"
+#include "common/mlp.hpp"
+#include "common/report.hpp"
+
+namespace {
+
+using ex::Index;
+using ex::Mat;
+using ex::Vec;
+
+const char* const kUsage =
+    "usage: grokking [options]\n"
+    "  --p P           modulus (default 59)\n"
+    "  --epochs N      full-batch epochs per run (default 1500)\n"
+    "  --runs LIST     comma-separated subset of softmax,stablemax,perp_grad (default all)\n"
+    "  --train-frac F  training fraction of the p^2 pairs (default 0.4)\n"
+    "  --width H       hidden width (default 200)\n"
+    "  --lr LR         AdamW learning rate (default 0.01)\n"
+    "  --eps E         AdamW eps of the softmax and StableMax runs (default 1e-25)\n"
+    "  --log-every K   print a progress line every K epochs (CSV rows are every epoch; default 100)\n"
+    "  --seed S        seed of the split and the initialization (default 42)\n"
+    "  --threads N     (default 1); --out DIR (default grokking_out)\n"
+    "  --smoke         p = 13, 30 epochs\n";
+
+enum class Kind { softmax, stablemax, perp_grad };
+
+const char* name(Kind k) {
+  switch (k) {
+    case Kind::softmax: return "softmax";
+    case Kind::stablemax: return "stablemax";
+    case Kind::perp_grad: return "perp_grad";
+  }
+  return "?";
+}
+
+struct Config {
+  long p = 59, epochs = 1500, seed = 42, log_every = 100;
+  Index width = 200;
+  double train_frac = 0.4, lr = 0.01, eps = 1e-25;
+  std::string out, runs = "softmax,stablemax,perp_grad";
+};
+
+struct Split {
+  Mat x_train, x_test;
+  ex::Labels y_train, y_test;
+};
+
+/// All p² pairs (a, b) with label (a + b) mod p, one-hot a in rows [0, p) and b in [p, 2p);
+/// a seeded permutation puts round(frac·p²) of them in the training set.
+Split make_split(long p, double frac, std::uint64_t seed) {
+  const Index n = p * p;
+  const std::vector<Index> order = ex::permutation(n, seed, 0);
+  const Index n_train = std::lround(frac * static_cast<double>(n));
+  Split s;
+  s.x_train = Mat::Zero(2 * p, n_train);
+  s.x_test = Mat::Zero(2 * p, n - n_train);
+  s.y_train.resize(n_train);
+  s.y_test.resize(n - n_train);
+  for (Index i = 0; i < n; ++i) {
+    const Index k = order[static_cast<std::size_t>(i)];
+    const Index a = k / p, b = k % p;
+    const bool train = i < n_train;
+    Mat& x = train ? s.x_train : s.x_test;
+    ex::Labels& y = train ? s.y_train : s.y_test;
+    const Index j = train ? i : i - n_train;
+    x(a, j) = 1.0F;
+    x(p + b, j) = 1.0F;
+    y(j) = (a + b) % p;
+  }
+  return s;
+}
+
+double accuracy(const Mat& logits, const ex::Labels& y) {
+  std::vector<std::int64_t> pred;
+  ex::argmax_columns(logits, pred);
+  Index hits = 0;
+  for (Index j = 0; j < y.size(); ++j) hits += pred[static_cast<std::size_t>(j)] == y(j) ? 1 : 0;
+  return static_cast<double>(hits) / static_cast<double>(y.size());
+}
+
+struct Result {
+  Kind kind{};
+  double train_acc = 0.0, test_acc = 0.0, collapse = 0.0, best_test = 0.0, seconds = 0.0;
+  long first_train_99 = -1, first_test_95 = -1, first_collapse_50 = -1;
+};
+
+Result run(const Config& c, const Split& s, Kind kind) {
+  ex::Mlp::Options o;
+  o.in = 2 * c.p;
+  o.hidden = {c.width, c.width};
+  o.classes = c.p;
+  o.bias = false;
+  o.head_bias = false;
+  o.seed = static_cast<std::uint64_t>(c.seed);  // the same initialization for every run
+  ex::Mlp net(o);
+  ex::OptimOptions oo;
+  oo.kind = ex::OptimOptions::Kind::adam;
+  oo.lr = c.lr;
+  oo.beta1 = 0.9;
+  oo.beta2 = 0.999;
+  oo.eps = kind == Kind::perp_grad ? 1e-8 : c.eps;
+  oo.weight_decay = 0.0;
+  ex::Optimizer opt(net, oo);
+
+  ex::make_dirs(c.out);
+  ex::Csv csv(c.out + "/" + name(kind) + ".csv",
+              {"epoch", "loss", "train_acc", "test_acc", "softmax_collapse", "zero_loss"});
+  Mat z, dz, zt, dh;
+  Vec losses(s.y_train.size());
+  Result r;
+  r.kind = kind;
+  ex::Progress progress(name(kind), c.epochs);
+  for (long epoch = 1; epoch <= c.epochs; ++epoch) {
+    net.forward(s.x_train, z);
+    // Metrics of the weights before this epoch's step, on the full training set (the logger's
+    // order: evaluate, then step).
+    r.train_acc = accuracy(z, s.y_train);
+    r.collapse = regula::softmax_collapse_fraction(z);
+    // Exactly-zero per-sample losses of the run's own loss (softmax or StableMax).
+    if (kind == Kind::stablemax) {
+      regula::cross_entropy_per_sample<regula::Normalizer::stablemax>(z, s.y_train, losses);
+    } else {
+      regula::cross_entropy_per_sample(z, s.y_train, losses);
+    }
+    const double zero = regula::zero_loss_fraction(losses);
+    dz.resize(z.rows(), z.cols());
+    double loss = 0.0;
+    if (kind == Kind::stablemax) {
+      loss = static_cast<double>(regula::cross_entropy<regula::Normalizer::stablemax>(z, s.y_train, dz));
+    } else {
+      loss = static_cast<double>(regula::cross_entropy(z, s.y_train, dz));
+    }
+    // Backward through the activations of this forward pass.
+    net.zero_grad();
+    net.backward_head(net.features(), dz, dh);
+    net.backward_trunk(s.x_train, dh);
+    // Test accuracy of the same (pre-step) weights; this forward does not touch the gradients.
+    net.forward(s.x_test, zt);
+    r.test_acc = accuracy(zt, s.y_test);
+    r.best_test = std::max(r.best_test, r.test_acc);
+    if (r.first_train_99 < 0 && r.train_acc >= 0.99) r.first_train_99 = epoch;
+    if (r.first_test_95 < 0 && r.test_acc >= 0.95) r.first_test_95 = epoch;
+    if (r.first_collapse_50 < 0 && r.collapse > 0.5) r.first_collapse_50 = epoch;
+    csv.row({static_cast<double>(epoch), loss, r.train_acc, r.test_acc, r.collapse, zero});
+    if (epoch % c.log_every == 0 || epoch == c.epochs) {
+      progress.epoch(epoch, loss, r.train_acc, r.test_acc,
+                     ex::format("softmax collapse %.3f, zero loss %.3f", r.collapse, zero));
+    }
+    if (kind == Kind::perp_grad) {
+      for (ex::Linear& l : net.layers()) (void)regula::perp_grad(l.w, regula::MatrixRef<float>(l.dw));
+    }
+    opt.step();
+  }
+  r.seconds = progress.elapsed();
+  return r;
+}
+
+std::string epoch_or_never(long e) { return e < 0 ? std::string("never") : std::to_string(e); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ex::Args args(argc, argv, kUsage);
+  Config c;
+  if (args.flag("smoke")) {
+    c.p = 13;
+    c.epochs = 30;
+    c.log_every = 10;
+  }
+  c.p = args.integer("p", c.p);
+  c.epochs = args.integer("epochs", c.epochs);
+  c.runs = args.str("runs", c.runs);
+  c.train_frac = args.num("train-frac", c.train_frac);
+  c.width = args.integer("width", c.width);
+  c.lr = args.num("lr", c.lr);
+  c.eps = args.num("eps", c.eps);
+  c.log_every = args.integer("log-every", c.log_every);
+  c.seed = args.integer("seed", c.seed);
+  ex::set_threads(static_cast<int>(args.integer("threads", 1)));
+  c.out = args.str("out", "grokking_out");
+  args.finish();
+  if (c.p < 2 || c.epochs < 1 || c.log_every < 1 || !(c.train_frac > 0.0 && c.train_frac < 1.0)) {
+    std::fprintf(stderr, "grokking: need p >= 2, epochs >= 1, log-every >= 1, 0 < train-frac < 1\n%s", kUsage);
+    return 2;
+  }
+
+  const Split s = make_split(c.p, c.train_frac, static_cast<std::uint64_t>(c.seed));
+  std::printf("regula grokking: (a + b) mod %ld, %td train / %td test pairs, MLP %ld-%td-%td-%ld without biases, "
+              "full-batch AdamW lr %g, weight decay 0, %ld epochs, seed %ld\n",
+              c.p, s.y_train.size(), s.y_test.size(), 2 * c.p, c.width, c.width, c.p, c.lr, c.epochs, c.seed);
+  std::vector<Result> results;
+  for (Kind k : {Kind::softmax, Kind::stablemax, Kind::perp_grad}) {
+    if (("," + c.runs + ",").find(std::string(",") + name(k) + ",") == std::string::npos) continue;
+    results.push_back(run(c, s, k));
+  }
+
+  std::printf("\n== results == (a + b) mod %ld, %ld epochs, seed %ld (metrics of the last epoch's weights)\n", c.p,
+              c.epochs, c.seed);
+  std::printf("  %-10s %10s %10s %10s %10s %14s %14s %14s %9s\n", "run", "train acc", "test acc", "best test",
+              "collapse", "train>=99% at", "test>=95% at", "collapse>50%", "seconds");
+  for (const Result& r : results) {
+    std::printf("  %-10s %9.2f%% %9.2f%% %9.2f%% %10.3f %14s %14s %14s %9.1f\n", name(r.kind), 100.0 * r.train_acc,
+                100.0 * r.test_acc, 100.0 * r.best_test, r.collapse, epoch_or_never(r.first_train_99).c_str(),
+                epoch_or_never(r.first_test_95).c_str(), epoch_or_never(r.first_collapse_50).c_str(), r.seconds);
+  }
+  std::printf("  curves: %s/{softmax,stablemax,perp_grad}.csv  (plot: examples/plot_csv.sh %s)\n", c.out.c_str(),
+              c.out.c_str());
+  return 0;
+}
