@@ -12,10 +12,14 @@
 /// Defaults of the official code (2018cx/SinKD loss.py, class Sinkhorn): T = 2 (hard-coded
 /// there), ε = 0.1, N = 20 (the call site's value), λ = 1e-3 (GLUE/BERT; 8e-4 for GPT-Neo).
 ///
-/// Numerics: the iterations run in the log domain on potentials f, g, with
-/// P_ij = exp(f_i + g_j − W_ij/ε), f_i = −LSE_j(g_j − W_ij/ε), g_j = −LSE_i(f_i − W_ij/ε);
-/// this is the same map as the official divisions, but small ε (1e-3 and below) works where
-/// exp(−W/ε) underflows in float.
+/// Numerics: the iterations update potentials f, g, with P_ij = exp(f_i + g_j − W_ij/ε),
+/// f_i = −LSE_j(g_j − W_ij/ε), g_j = −LSE_i(f_i − W_ij/ε), the same map as the official
+/// divisions. When every W_ij/ε ≤ 40 (float) or 500 (double), so that K = exp(−W/ε) and the
+/// scalings e^f, e^g are normal numbers, they run as f = −log(K e^g), g = −log(Kᵀ e^f) (B²
+/// exponentials once, then matrix–vector products); otherwise (small ε: 1e-3 and below work in
+/// float, where exp(−W/ε) underflows), or if a scaling leaves the finite range, in the log
+/// domain with SIMD log-sum-exps. W = Σ P_s[:, i] + Σ P_t[:, j] − 2·Σ_c min(P_s[c, i], P_t[c, j])
+/// (the L1 distance of non-negative vectors), which is 0 exactly for identical columns.
 ///
 /// Gradient modes (SinkhornGradMode):
 /// - `unrolled` (default): the exact gradient of L after N iterations, equal to backpropagating
@@ -153,6 +157,39 @@ class SinkhornKDWorkspace {
 };
 
 namespace kernels {
+
+/// One half-step of Sinkhorn in the scaling domain over an n × n matrix K (column-major, columns
+/// j): s = K·x with x = exp(in) when `in_is_potential` (in holds potentials), else x = in (in
+/// holds scalings); then out = −log s (the new potentials) and scaling = 1/s = exp(out) for the
+/// next half-step. SIMD over rows: one axpy per column of K, so no horizontal sums. `scaling`
+/// and `out` must not alias `in` or K.
+template <class T, class A = default_arch>
+void sinkhorn_scaled_half(const T* k, std::size_t n, const T* in, bool in_is_potential,
+                          T* scaling, T* out) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  for (std::size_t i = 0; i < n; ++i) out[i] = T(0);  // s accumulates in out
+  for (std::size_t j = 0; j < n; ++j) {
+    const T xj = in_is_potential ? std::exp(in[j]) : in[j];
+    const B xb(xj);
+    const T* kc = k + j * n;
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) {
+      xsimd::fma(B::load_unaligned(kc + i), xb, B::load_unaligned(out + i)).store_unaligned(out + i);
+    }
+    for (; i < n; ++i) out[i] += kc[i] * xj;
+  }
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    const B sb = B::load_unaligned(out + i);
+    (B(T(1)) / sb).store_unaligned(scaling + i);
+    (-xsimd::log(sb)).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) {
+    scaling[i] = T(1) / out[i];
+    out[i] = -std::log(out[i]);
+  }
+}
 
 /// out_i = −LSE_j(pot_j − w(i, j)·ie) for m rows at once, w(i, j) = w[j·ldw + i], over n ≥ 1
 /// values of j: SIMD across rows (lanes are rows i), so there is no horizontal reduction. Two
@@ -468,14 +505,47 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
   });
   ws.w_.noalias() = ws.wt_.transpose();
 
-  // Log-domain Sinkhorn: g^0 = 0; f^k from g^{k−1} (rows), g^k from f^k (columns).
+  // Sinkhorn potentials: g^0 = 0; f^k from g^{k−1} (rows), g^k from f^k (columns), with
+  // f_i = −log Σ_j exp(g_j − W_ij/ε) and g_j = −log Σ_i exp(f_i − W_ij/ε).
   ws.g_.col(0).setZero();
-  for (int k = 1; k <= N; ++k) {
-    T* f = ws.f_.col(k - 1).data();
-    const T* gp = ws.g_.col(k - 1).data();
-    T* g = ws.g_.col(k).data();
-    kernels::neg_lse_rows<T>(ws.w_.data(), b, b, gp, b, ie, f);   // rows i of W
-    kernels::neg_lse_rows<T>(ws.wt_.data(), b, b, f, b, ie, g);   // rows j of Wᵀ
+  // Where every W_ij/ε is small enough for K = exp(−W/ε) and the scalings e^f, e^g to stay
+  // normal numbers, the iterations run as matrix–vector products with K (B² exponentials once
+  // instead of 2N·B², the same map as the log domain); otherwise, or if a scaling over- or
+  // underflows, in the log domain.
+  const T limit = std::is_same_v<T, float> ? T(40) : T(500);
+  bool scaled = true;
+  for (Index j = 0; j < Bn && scaled; ++j) {
+    const T* wc = ws.w_.col(j).data();
+    for (std::size_t i = 0; i < b; ++i) {
+      if (!(wc[i] * ie <= limit)) {  // also false for NaN
+        scaled = false;
+        break;
+      }
+    }
+  }
+  if (scaled) {
+    ws.plan_ = (ws.w_.array() * (-ie)).exp().matrix();  // K, columns j
+    ws.wt_ = ws.plan_.transpose();                       // Kᵀ, columns i
+    for (int k = 1; k <= N && scaled; ++k) {
+      T* f = ws.f_.col(k - 1).data();
+      const T* gp = ws.g_.col(k - 1).data();
+      T* g = ws.g_.col(k).data();
+      // f = −log(K e^{g^{k−1}}), then g = −log(Kᵀ e^{f}) with e^{f} = 1/(K e^{g^{k−1}}).
+      kernels::sinkhorn_scaled_half<T>(ws.plan_.data(), b, gp, true, ws.tmp_.data(), f);
+      kernels::sinkhorn_scaled_half<T>(ws.wt_.data(), b, ws.tmp_.data(), false,
+                                       ws.fbar_.data(), g);
+      for (std::size_t i = 0; i < b; ++i) scaled = scaled && std::isfinite(f[i]) && std::isfinite(g[i]);
+    }
+    if (!scaled) ws.wt_ = ws.w_.transpose();
+  }
+  if (!scaled) {
+    for (int k = 1; k <= N; ++k) {
+      T* f = ws.f_.col(k - 1).data();
+      const T* gp = ws.g_.col(k - 1).data();
+      T* g = ws.g_.col(k).data();
+      kernels::neg_lse_rows<T>(ws.w_.data(), b, b, gp, b, ie, f);   // rows i of W
+      kernels::neg_lse_rows<T>(ws.wt_.data(), b, b, f, b, ie, g);   // rows j of Wᵀ
+    }
   }
 
   // Plan and loss; per-row contributions for the per-sample variant.
