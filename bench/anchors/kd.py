@@ -31,6 +31,15 @@ def logit_mse(z, v, y):
     return F.mse_loss(z, v)
 
 
+def binary_kl(z, v, y):
+    # KL(Bern(sigmoid(b)) || Bern(sigmoid(a))) = BCE(a; sigmoid(b)) - BCE(b; sigmoid(b)), per logit
+    a, b = z / T, v / T
+    pt = torch.sigmoid(b)
+    kl = (F.binary_cross_entropy_with_logits(a, pt, reduction="none")
+          - F.binary_cross_entropy_with_logits(b, pt, reduction="none"))
+    return kl.sum() / z.shape[0] * T * T
+
+
 def binary_kl_norm(z, v, y):
     d = torch.sigmoid((z - v) / T).clamp(1e-8, 1 - 1e-8)
     return (0.5 * torch.log(0.5 / d) + 0.5 * torch.log(0.5 / (1 - d))).sum() * T * T / z.shape[0]
@@ -54,7 +63,7 @@ def dkd(z, v, y, alpha=1.0, beta=8.0, temp=4.0):
 
 LOSSES = {"kd_kl": kd_kl, "dkd": dkd, "reverse_kl": reverse_kl, "js": js,
           "total_variation": total_variation, "logit_mse": logit_mse,
-          "binary_kl_norm": binary_kl_norm}
+          "binary_kl": binary_kl, "binary_kl_norm": binary_kl_norm}
 
 for b, c in ((512, 100), (512, 1000)):
     z0 = (torch.rand(b, c) * 2 - 1) * 4

@@ -58,6 +58,7 @@ int register_all() {
       {"js", [kd](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::js(z, v, d, kd); }},
       {"total_variation", [kd](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::total_variation(z, v, d, kd); }},
       {"logit_mse", [](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::logit_mse(z, v, d); }},
+      {"binary_kl", [kd](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::binary_kl(z, v, d, kd); }},
       {"binary_kl_norm", [kd](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::binary_kl_norm(z, v, d, kd); }},
   };
   for (const Shape s : kShapes) {

@@ -3,19 +3,21 @@
 /// BinaryKL and BinaryKL-Norm, which treat every logit as an independent binary classifier.
 ///
 /// binary_kl, per sample: ℓ = F·Σ_c KL(Bern(σ(v_c/T)) ‖ Bern(σ(z_c/T))),
-/// ∂ℓ/∂z = (F/T)·(σ(z/T) − σ(v/T)); computed as σ(b)(b − a) + softplus(a) − softplus(b)
-/// (a = z/T, b = v/T), finite for any finite logits.
+/// ∂ℓ/∂z = (F/T)·(σ(z/T) − σ(v/T)) (a = z/T, b = v/T). Computed in SIMD lanes of T as
+/// log1p(σ(b)·expm1(a − b)) − σ(b)(a − b), accurate when a ≈ b, and as σ(b)(b − a) + softplus(a)
+/// − softplus(b) where |a − b| > 16 or |b| > 64; finite for any finite logits.
 ///
 /// binary_kl_norm (DHKD's loss for the auxiliary head), per sample:
 ///
 ///   ℓ = F·Σ_c log cosh((z_c − v_c)/(2T)),   ∂ℓ/∂z = (F/(2T))·tanh((z − v)/(2T)),
 ///
 /// which is DHKD's KL of Bern(σ((z − v)/T)) from Bern(½) in closed form: a smooth L1 on logit
-/// differences. Computed as |u| + log1p(exp(−2|u|)) − ln 2, u = (z − v)/(2T). Difference from
+/// differences. Computed from t = expm1(|u|), u = (z − v)/(2T), as log1p(t²/(2(1 + t))) (accurate
+/// for small u) and |u| − ln 2 for large |u|; tanh|u| = t(t + 2)/(t(t + 2) + 2). Difference from
 /// the official code: DHKD clamps σ to [1e-8, 1 − 1e-8], which flattens the loss and zeroes the
 /// gradient for |z − v| ≳ 18.4·T; regula keeps the exact closed form, whose gradient saturates at
 /// ±F/(2T) instead of vanishing. DHKD's defaults: T = 2, T² factor, batchmean, weight α = 1.
-/// Reductions as KDLossOptions (`mean` divides by B·C). Scalar code in double per element.
+/// Reductions as KDLossOptions (`mean` divides by B·C). SIMD in T.
 #ifndef REGULA_LOSSES_BINARY_KL_HPP
 #define REGULA_LOSSES_BINARY_KL_HPP
 

@@ -10,9 +10,11 @@
 /// (the other terms of ∂JS/∂p cancel). There is no standard T² convention for JS: set
 /// `scale_by_t_squared(false)` for the plain divergence. Reductions as KDLossOptions.
 ///
-/// Numerics: log m_c = logaddexp(log p_c, log q_c) − ln 2 from the log-probabilities, so the
-/// gradient stays finite when p_c or q_c underflows; per-element work in double (scalar code,
-/// not on a benchmarked path). Differs from SinKD's `DistillJS` class, which is broken (a wrong
+/// Numerics: SIMD in T. Per class, with r = (p − q)/(p + q) and d = log p − log q taken from the
+/// logits, the term is ¼(p + q)·((1+r)log(1+r) + (1−r)log(1−r)), evaluated by its series in r²
+/// when |r| is small (no cancellation when p ≈ q) and as 2·log1p(|r|) − (1 − |r|)|d| otherwise;
+/// g_c = ½(log1p(|r|) − max(−d, 0)), so the gradient stays finite when p_c or q_c underflows.
+/// Sums in SIMD lanes of T, the loss assembled in double. Differs from SinKD's `DistillJS` class, which is broken (a wrong
 /// `super()` call, and `F.kl_div` fed probabilities where it expects log-probabilities).
 #ifndef REGULA_LOSSES_JS_HPP
 #define REGULA_LOSSES_JS_HPP
@@ -38,7 +40,9 @@ T run_js(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
   const auto n = static_cast<std::size_t>(z.rows());
   const double total = run_kd_columns<T>(
       z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
-        return kernels::js_column<T>(z.col(j).data(), v.col(j).data(), n, k, gs, dcol);
+        alignas(64) T buf[kd_stack_classes];
+        return kernels::js_column<T>(z.col(j).data(), v.col(j).data(), n, k, gs, dcol,
+                                     n <= kd_stack_classes ? buf : nullptr);
       });
   return static_cast<T>(per_sample ? total : total * scale);
 }
