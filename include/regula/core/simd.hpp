@@ -112,6 +112,54 @@ REGULA_ALWAYS_INLINE void mulhilo(const xsimd::batch<std::uint32_t, A>& a, std::
   }
 }
 
+/// Stores `v` at `p` with a non-temporal (streaming) store where the instruction set has one,
+/// bypassing the caches: for outputs much larger than the caches, it saves the read-for-ownership
+/// of every written line. @pre p is aligned to the batch size. Call store_fence() after a
+/// sequence of streaming stores.
+template <class T, class A>
+REGULA_ALWAYS_INLINE void store_stream(T* p, const xsimd::batch<T, A>& v) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (is_arch_v<A, xsimd::avx512f>) {
+    if constexpr (sizeof(T) == 4) {
+      _mm512_stream_ps(p, v);
+    } else {
+      _mm512_stream_pd(p, v);
+    }
+    return;
+  } else
+#endif
+#if XSIMD_WITH_AVX
+  if constexpr (is_arch_v<A, xsimd::avx>) {
+    if constexpr (sizeof(T) == 4) {
+      _mm256_stream_ps(p, v);
+    } else {
+      _mm256_stream_pd(p, v);
+    }
+    return;
+  } else
+#endif
+#if XSIMD_WITH_SSE2
+  if constexpr (is_arch_v<A, xsimd::sse2>) {
+    if constexpr (sizeof(T) == 4) {
+      _mm_stream_ps(p, v);
+    } else {
+      _mm_stream_pd(p, v);
+    }
+    return;
+  } else
+#endif
+  {
+    v.store_aligned(p);
+  }
+}
+
+/// Orders preceding streaming stores before any later store (sfence on x86).
+REGULA_ALWAYS_INLINE void store_fence() noexcept {
+#if XSIMD_WITH_SSE2
+  _mm_sfence();
+#endif
+}
+
 /// Bit i of the result is lane i of `b` (as `_mm_movemask_ps`); lanes are 32-bit.
 template <class T, class A>
 REGULA_ALWAYS_INLINE std::uint64_t to_bits(const xsimd::batch_bool<T, A>& b) noexcept {

@@ -240,11 +240,12 @@ class Dropout {
     const auto xs = static_cast<std::size_t>(x.outerStride());
     const auto ys = static_cast<std::size_t>(y.outerStride());
     const bool flat = x.cols() <= 1 || (xs == rows && ys == rows);
+    const bool streaming = n * sizeof(T) >= kernels::streaming_bytes && xp != yp;
     auto segment = [&](std::size_t i0, std::size_t len, const T* in, T* out) noexcept {
       if (stored != nullptr) {
-        kernels::masked_scale_segment(stored, i0, len, in, scale, out);
+        kernels::masked_scale_segment(stored, i0, len, in, scale, out, streaming);
       } else {
-        kernels::dropout_segment(d, i0, len, in, scale, out, record);
+        kernels::dropout_segment(d, i0, len, in, scale, out, record, streaming);
       }
     };
     parallel_for_chunks(n, chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
