@@ -362,3 +362,22 @@ TEMPLATE_TEST_CASE("Dropout rejects mismatched shapes and overlapping outputs, n
   CHECK_THROWS_WITH(drop.forward(big.topRows(8), big.bottomRows(8), s),
                     "regula::Dropout: y must be x itself or not overlap it; it overlaps partly");
 }
+
+TEST_CASE("Outputs large enough for streaming stores get the same values", "[layers][dropout][streaming]") {
+  // 16 MiB of float output out of place takes the streaming-store path; in place it does not.
+  const Index rows = 1024, cols = 4096;
+  REQUIRE(static_cast<std::size_t>(rows * cols) * sizeof(float) >= regula::kernels::streaming_bytes);
+  const Mat<float> x = ramp<float>(rows, cols);
+  Mat<float> y(rows, cols);
+  Mat<float> z = x;
+  const Dropout<float> drop(DropoutOptions{0.3});
+  Stream s1(12), s2(12);
+  const auto c1 = drop.forward(x, y, s1);
+  (void)drop.forward(z, z, s2);
+  CHECK(bitwise_equal(y, z));
+  Mat<float> dx(rows, cols);
+  Mat<float> g = x;
+  drop.backward(x, c1, dx);
+  drop.backward(g, c1, g);
+  CHECK(bitwise_equal(dx, g));
+}
