@@ -1,4 +1,5 @@
 #include <cmath>
+#include <limits>
 
 #include "regula/layers/drop_path.hpp"
 #include "support/catch.hpp"
@@ -31,7 +32,9 @@ TEMPLATE_TEST_CASE("DropPath drops whole samples (row) or the whole batch (batch
     Stream s2(4);
     regula::RandomContext c2;
     dp.forward_residual(x, f, out, s2, c2);
-    CHECK(out == x + y);
+    // Equal up to one rounding: with FMA the compiler may fuse x + f·m/(1 − p).
+    const T eps = std::numeric_limits<T>::epsilon();
+    CHECK(((out - (x + y)).array().abs() <= 2 * eps * (x.array().abs() + y.array().abs())).all());
     dp.backward(f, c2, db);
     CHECK(db == y);
   }
