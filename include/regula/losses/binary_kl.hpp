@@ -68,106 +68,12 @@ T run_binary_kl_norm(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T
 
 }  // namespace detail
 
-/// The reduced BinaryKL loss of `student` against `teacher` (`classes × batch`); see the file comment.
-/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
-///         reduction none.
-template <class DZ, class DV>
-[[nodiscard]] typename DZ::Scalar binary_kl(const Eigen::MatrixBase<DZ>& student,
-                                        const Eigen::MatrixBase<DV>& teacher,
-                                        const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_binary_kl<T>("regula::binary_kl", z, v, options, nullptr, nullptr, false);
-}
-
-/// The reduced BinaryKL loss and, fused, its gradient with respect to the student's logits in
-/// `dstudent` (same shape, must not overlap either input).
-template <class DZ, class DV>
-typename DZ::Scalar binary_kl(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                          MatrixRef<typename DZ::Scalar> dstudent, const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_binary_kl<T>("regula::binary_kl", z, v, options, nullptr, &dstudent, false);
-}
-
-/// Per-sample BinaryKL loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
-/// is not used).
-template <class DZ, class DV>
-void binary_kl_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_binary_kl<T>("regula::binary_kl_per_sample", z, v, options, &losses, nullptr, true);
-}
-
-/// Per-sample BinaryKL loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
-template <class DZ, class DV>
-void binary_kl_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
-                       const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_binary_kl<T>("regula::binary_kl_per_sample", z, v, options, &losses, &dstudent, true);
-}
+/// binary_kl and binary_kl_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
+REGULA_DETAIL_TEACHER_LOSS_API(binary_kl, KDLossOptions)
 
 
-/// The reduced BinaryKL-Norm loss of `student` against `teacher` (`classes × batch`); see the file comment.
-/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
-///         reduction none.
-template <class DZ, class DV>
-[[nodiscard]] typename DZ::Scalar binary_kl_norm(const Eigen::MatrixBase<DZ>& student,
-                                        const Eigen::MatrixBase<DV>& teacher,
-                                        const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_norm: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_binary_kl_norm<T>("regula::binary_kl_norm", z, v, options, nullptr, nullptr, false);
-}
-
-/// The reduced BinaryKL-Norm loss and, fused, its gradient with respect to the student's logits in
-/// `dstudent` (same shape, must not overlap either input).
-template <class DZ, class DV>
-typename DZ::Scalar binary_kl_norm(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                          MatrixRef<typename DZ::Scalar> dstudent, const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_norm: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_binary_kl_norm<T>("regula::binary_kl_norm", z, v, options, nullptr, &dstudent, false);
-}
-
-/// Per-sample BinaryKL-Norm loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
-/// is not used).
-template <class DZ, class DV>
-void binary_kl_norm_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_norm_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_binary_kl_norm<T>("regula::binary_kl_norm_per_sample", z, v, options, &losses, nullptr, true);
-}
-
-/// Per-sample BinaryKL-Norm loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
-template <class DZ, class DV>
-void binary_kl_norm_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
-                       const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::binary_kl_norm_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_binary_kl_norm<T>("regula::binary_kl_norm_per_sample", z, v, options, &losses, &dstudent, true);
-}
+/// binary_kl_norm and binary_kl_norm_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
+REGULA_DETAIL_TEACHER_LOSS_API(binary_kl_norm, KDLossOptions)
 
 }  // namespace regula
 

@@ -49,55 +49,8 @@ T run_js(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
 
 }  // namespace detail
 
-/// The reduced Jensen–Shannon distillation loss of `student` against `teacher` (`classes × batch`); see the file comment.
-/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
-///         reduction none.
-template <class DZ, class DV>
-[[nodiscard]] typename DZ::Scalar js(const Eigen::MatrixBase<DZ>& student,
-                                        const Eigen::MatrixBase<DV>& teacher,
-                                        const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::js: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_js<T>("regula::js", z, v, options, nullptr, nullptr, false);
-}
-
-/// The reduced Jensen–Shannon distillation loss and, fused, its gradient with respect to the student's logits in
-/// `dstudent` (same shape, must not overlap either input).
-template <class DZ, class DV>
-typename DZ::Scalar js(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                          MatrixRef<typename DZ::Scalar> dstudent, const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::js: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_js<T>("regula::js", z, v, options, nullptr, &dstudent, false);
-}
-
-/// Per-sample Jensen–Shannon distillation loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
-/// is not used).
-template <class DZ, class DV>
-void js_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::js_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_js<T>("regula::js_per_sample", z, v, options, &losses, nullptr, true);
-}
-
-/// Per-sample Jensen–Shannon distillation loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
-template <class DZ, class DV>
-void js_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
-                       const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::js_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_js<T>("regula::js_per_sample", z, v, options, &losses, &dstudent, true);
-}
+/// js and js_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
+REGULA_DETAIL_TEACHER_LOSS_API(js, KDLossOptions)
 
 }  // namespace regula
 

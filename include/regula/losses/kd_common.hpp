@@ -147,4 +147,49 @@ inline constexpr std::size_t kd_stack_classes = 2048;
 }  // namespace detail
 }  // namespace regula
 
+
+/// Declares the four public calls of a logit-level distillation loss NAME whose detail::run_NAME
+/// does the work (see kd_kl.hpp for the contract):
+/// - `T NAME(student, teacher, options)`: the reduced loss;
+/// - `T NAME(student, teacher, dstudent, options)`: the reduced loss and, fused, its gradient with
+///   respect to the student's logits (same shape, must not overlap either input);
+/// - `void NAME_per_sample(student, teacher, losses, options)`: losses[i] = ℓ_i, no reduction;
+/// - `void NAME_per_sample(student, teacher, losses, dstudent, options)`: with each sample's own
+///   gradient dstudent.col(i) = ∂ℓ_i/∂z_i.
+/// All throw regula::invalid_argument on an empty batch, shapes that differ or a bad option.
+#define REGULA_DETAIL_TEACHER_LOSS_API(NAME, OPTIONS)                                                    \
+  template <class DZ, class DV>                                                                          \
+  [[nodiscard]] typename DZ::Scalar NAME(const Eigen::MatrixBase<DZ>& student,                          \
+                                         const Eigen::MatrixBase<DV>& teacher, const OPTIONS& options = {}) { \
+    using T = typename DZ::Scalar;                                                                       \
+    static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::" #NAME ": scalar types differ");     \
+    return detail::run_##NAME<T>("regula::" #NAME, MatrixCRef<T>(student.derived()),                     \
+                                 MatrixCRef<T>(teacher.derived()), options, nullptr, nullptr, false);    \
+  }                                                                                                      \
+  template <class DZ, class DV>                                                                          \
+  typename DZ::Scalar NAME(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,   \
+                           MatrixRef<typename DZ::Scalar> dstudent, const OPTIONS& options = {}) {       \
+    using T = typename DZ::Scalar;                                                                       \
+    static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::" #NAME ": scalar types differ");     \
+    return detail::run_##NAME<T>("regula::" #NAME, MatrixCRef<T>(student.derived()),                     \
+                                 MatrixCRef<T>(teacher.derived()), options, nullptr, &dstudent, false);  \
+  }                                                                                                      \
+  template <class DZ, class DV>                                                                          \
+  void NAME##_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,     \
+                         VectorRef<typename DZ::Scalar> losses, const OPTIONS& options = {}) {           \
+    using T = typename DZ::Scalar;                                                                       \
+    static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::" #NAME ": scalar types differ");     \
+    (void)detail::run_##NAME<T>("regula::" #NAME "_per_sample", MatrixCRef<T>(student.derived()),        \
+                                MatrixCRef<T>(teacher.derived()), options, &losses, nullptr, true);      \
+  }                                                                                                      \
+  template <class DZ, class DV>                                                                          \
+  void NAME##_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,     \
+                         VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent, \
+                         const OPTIONS& options = {}) {                                                  \
+    using T = typename DZ::Scalar;                                                                       \
+    static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::" #NAME ": scalar types differ");     \
+    (void)detail::run_##NAME<T>("regula::" #NAME "_per_sample", MatrixCRef<T>(student.derived()),        \
+                                MatrixCRef<T>(teacher.derived()), options, &losses, &dstudent, true);    \
+  }
+
 #endif  // REGULA_LOSSES_KD_COMMON_HPP

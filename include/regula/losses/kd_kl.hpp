@@ -59,55 +59,8 @@ T run_kd_kl(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
 
 }  // namespace detail
 
-/// The reduced Hinton KD loss of `student` against `teacher` (`classes × batch`); see the file comment.
-/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
-///         reduction none.
-template <class DZ, class DV>
-[[nodiscard]] typename DZ::Scalar kd_kl(const Eigen::MatrixBase<DZ>& student,
-                                        const Eigen::MatrixBase<DV>& teacher,
-                                        const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::kd_kl: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_kd_kl<T>("regula::kd_kl", z, v, options, nullptr, nullptr, false);
-}
-
-/// The reduced Hinton KD loss and, fused, its gradient with respect to the student's logits in
-/// `dstudent` (same shape, must not overlap either input).
-template <class DZ, class DV>
-typename DZ::Scalar kd_kl(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                          MatrixRef<typename DZ::Scalar> dstudent, const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::kd_kl: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_kd_kl<T>("regula::kd_kl", z, v, options, nullptr, &dstudent, false);
-}
-
-/// Per-sample Hinton KD loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
-/// is not used).
-template <class DZ, class DV>
-void kd_kl_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::kd_kl_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_kd_kl<T>("regula::kd_kl_per_sample", z, v, options, &losses, nullptr, true);
-}
-
-/// Per-sample Hinton KD loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
-template <class DZ, class DV>
-void kd_kl_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
-                       const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::kd_kl_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_kd_kl<T>("regula::kd_kl_per_sample", z, v, options, &losses, &dstudent, true);
-}
+/// kd_kl and kd_kl_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
+REGULA_DETAIL_TEACHER_LOSS_API(kd_kl, KDLossOptions)
 
 }  // namespace regula
 

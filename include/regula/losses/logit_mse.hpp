@@ -124,106 +124,12 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
 
 }  // namespace detail
 
-/// The reduced logit MSE loss of `student` against `teacher` (`classes × batch`); see the file comment.
-/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
-///         reduction none.
-template <class DZ, class DV>
-[[nodiscard]] typename DZ::Scalar logit_mse(const Eigen::MatrixBase<DZ>& student,
-                                        const Eigen::MatrixBase<DV>& teacher,
-                                        const LogitMSEOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_mse: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_logit_mse<T>("regula::logit_mse", z, v, options, nullptr, nullptr, false);
-}
-
-/// The reduced logit MSE loss and, fused, its gradient with respect to the student's logits in
-/// `dstudent` (same shape, must not overlap either input).
-template <class DZ, class DV>
-typename DZ::Scalar logit_mse(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                          MatrixRef<typename DZ::Scalar> dstudent, const LogitMSEOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_mse: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_logit_mse<T>("regula::logit_mse", z, v, options, nullptr, &dstudent, false);
-}
-
-/// Per-sample logit MSE loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
-/// is not used).
-template <class DZ, class DV>
-void logit_mse_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, const LogitMSEOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_mse_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_logit_mse<T>("regula::logit_mse_per_sample", z, v, options, &losses, nullptr, true);
-}
-
-/// Per-sample logit MSE loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
-template <class DZ, class DV>
-void logit_mse_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
-                       const LogitMSEOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_mse_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_logit_mse<T>("regula::logit_mse_per_sample", z, v, options, &losses, &dstudent, true);
-}
+/// logit_mse and logit_mse_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
+REGULA_DETAIL_TEACHER_LOSS_API(logit_mse, LogitMSEOptions)
 
 
-/// The reduced standardized-logit KD loss of `student` against `teacher` (`classes × batch`); see the file comment.
-/// @throws regula::invalid_argument on an empty batch, shapes that differ, a bad option or
-///         reduction none.
-template <class DZ, class DV>
-[[nodiscard]] typename DZ::Scalar logit_std_kd(const Eigen::MatrixBase<DZ>& student,
-                                        const Eigen::MatrixBase<DV>& teacher,
-                                        const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_std_kd: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_logit_std_kd<T>("regula::logit_std_kd", z, v, options, nullptr, nullptr, false);
-}
-
-/// The reduced standardized-logit KD loss and, fused, its gradient with respect to the student's logits in
-/// `dstudent` (same shape, must not overlap either input).
-template <class DZ, class DV>
-typename DZ::Scalar logit_std_kd(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                          MatrixRef<typename DZ::Scalar> dstudent, const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_std_kd: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  return detail::run_logit_std_kd<T>("regula::logit_std_kd", z, v, options, nullptr, &dstudent, false);
-}
-
-/// Per-sample standardized-logit KD loss: losses[i] = ℓ_i (T² factor included, no reduction; `options.reduction()`
-/// is not used).
-template <class DZ, class DV>
-void logit_std_kd_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_std_kd_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_logit_std_kd<T>("regula::logit_std_kd_per_sample", z, v, options, &losses, nullptr, true);
-}
-
-/// Per-sample standardized-logit KD loss with each sample's own gradient: dstudent.col(i) = ∂ℓ_i/∂z_i.
-template <class DZ, class DV>
-void logit_std_kd_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
-                       VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
-                       const KDLossOptions& options = {}) {
-  using T = typename DZ::Scalar;
-  static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::logit_std_kd_per_sample: student and teacher scalar types differ");
-  const MatrixCRef<T> z(student.derived());
-  const MatrixCRef<T> v(teacher.derived());
-  (void)detail::run_logit_std_kd<T>("regula::logit_std_kd_per_sample", z, v, options, &losses, &dstudent, true);
-}
+/// logit_std_kd and logit_std_kd_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
+REGULA_DETAIL_TEACHER_LOSS_API(logit_std_kd, KDLossOptions)
 
 }  // namespace regula
 
