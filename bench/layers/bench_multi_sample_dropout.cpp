@@ -1,5 +1,6 @@
 // Multi-sample dropout, forward + backward, M = 8, B = 256, K = 512, C ∈ {10, 1000}: the fused
-// path (one K × M·B GEMM) against a loop of M dropout + head + loss passes, both in regula.
+// path (one K × M·B GEMM, or cache-sized blocks of it for narrow heads) against a loop of M
+// dropout + head + loss passes, both in regula, and against the bare products of the same shapes.
 // Names: multisample/<case>/<impl>; bench/anchors/multisample.py adds PyTorch's row.
 // Also nested/forward_16Mi: NestedDropout forward against memcpy of the same bytes.
 #include <cmath>
@@ -107,6 +108,31 @@ void naive(benchmark::State& state, Index C) {
   }
 }
 
+// The floor under any implementation built on the same GEMM: the three products of the fused
+// shapes alone (logits, ∂L/∂W, WᵀG over all M·B columns), no dropout, no loss. Heads with few
+// classes run them transposed, as the library does.
+void gemm_floor(benchmark::State& state, Index C) {
+  const Data d(C);
+  const Mat x = d.h.replicate(1, kM);
+  const Mat dz = Mat::Constant(C, kM * kB, 1e-3F);
+  Mat z(C, kM * kB), zt(kM * kB, C), dW(C, kK), dwt(kK, C), g(kK, kM * kB);
+  const bool narrow = C < 64;
+  for (auto _ : state) {
+    if (narrow) {
+      zt.noalias() = x.transpose() * d.W.transpose();
+      dwt.noalias() = x * dz.transpose();
+    } else {
+      z.noalias() = d.W * x;
+      dW.noalias() = dz * x.transpose();
+    }
+    g.noalias() = d.W.transpose() * dz;
+    benchmark::DoNotOptimize(zt.data());
+    benchmark::DoNotOptimize(z.data());
+    benchmark::DoNotOptimize(g.data());
+    benchmark::ClobberMemory();
+  }
+}
+
 void nested_forward(benchmark::State& state, std::size_t n) {
   constexpr Index K = 512;
   auto x = regula::bench::uniform_data<float>(n);
@@ -132,6 +158,9 @@ int register_all() {
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark((kase + "naive").c_str(), [C](benchmark::State& s) { naive(s, C); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((kase + "gemm_floor").c_str(), [C](benchmark::State& s) { gemm_floor(s, C); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }

@@ -209,6 +209,59 @@ TEMPLATE_TEST_CASE("Backward from a recomputed mask equals backward from the sto
   }
 }
 
+TEMPLATE_TEST_CASE("begin + forward_columns reproduce forward block by block, in any order",
+                   "[layers][dropout][columns]", float, double) {
+  using T = TestType;
+  // 130 rows: blocks start in the middle of tiles and of mask words.
+  const Mat<T> x = ramp<T>(130, 9);
+  const Dropout<T> stored(DropoutOptions{0.3, true});
+  const Dropout<T> drop(DropoutOptions{0.3});
+  Mat<T> y(x.rows(), x.cols());
+  Stream s1(21, 4), s2(21, 4);
+  const auto full = stored.forward(x, y, s1);
+  regula::DropoutContext ctx;
+  drop.begin(x.rows(), x.cols(), s2, ctx);
+  CHECK(s1 == s2);
+  CHECK(ctx.mode() == regula::DropoutContext::Mode::random);
+  Mat<T> yb = Mat<T>::Constant(x.rows(), x.cols(), T(-9));
+  std::vector<std::uint64_t> bits(regula::kernels::dropout_mask_words(static_cast<std::size_t>(x.size())), 0);
+  const Index starts[] = {6, 2, 0, 5};  // blocks [6, 9), [2, 5), [0, 2), [5, 6)
+  const Index ends[] = {9, 5, 2, 6};
+  for (int k = 0; k < 4; ++k) {
+    drop.forward_columns(ctx, starts[k], x.middleCols(starts[k], ends[k] - starts[k]),
+                         yb.middleCols(starts[k], ends[k] - starts[k]), bits.data());
+  }
+  CHECK(bitwise_equal(y, yb));
+  // The recorded bits are the forward's mask (the bits past the last element are not defined).
+  const std::size_t n = static_cast<std::size_t>(x.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    REQUIRE(((bits[i / 64] >> (i % 64)) & 1U) == ((full.mask()[i / 64] >> (i % 64)) & 1U));
+  }
+  // A block of a larger matrix (column stride ≠ rows), in place.
+  Mat<T> big = Mat<T>::Zero(x.rows() + 5, x.cols());
+  big.topRows(x.rows()) = x;
+  drop.forward_columns(ctx, 3, big.topRows(x.rows()).middleCols(3, 4), big.topRows(x.rows()).middleCols(3, 4));
+  CHECK(big.topRows(x.rows()).middleCols(3, 4) == y.middleCols(3, 4));
+  CHECK(big.bottomRows(5).isZero());
+  // Eval and p = 1 take the identity and zero modes and draw nothing.
+  Dropout<T> off(DropoutOptions{0.3});
+  off.eval();
+  Stream s3(1);
+  off.begin(x.rows(), x.cols(), s3, ctx);
+  CHECK(s3 == Stream(1));
+  drop.forward_columns(ctx, 1, x.middleCols(1, 2), yb.middleCols(1, 2));
+  CHECK(yb.middleCols(1, 2) == x.middleCols(1, 2));
+  const Dropout<T> all(DropoutOptions{1.0});
+  all.begin(x.rows(), x.cols(), s3, ctx);
+  CHECK(s3 == Stream(1));
+  drop.forward_columns(ctx, 1, x.middleCols(1, 2), yb.middleCols(1, 2));
+  CHECK(yb.middleCols(1, 2).isZero());
+  CHECK_THROWS_WITH(drop.forward_columns(ctx, 8, x.middleCols(0, 2), yb.middleCols(0, 2)),
+                    "regula::Dropout::forward_columns: columns [8, 10) of 130 rows do not fit the call (130 x 9)");
+  CHECK_THROWS_WITH(drop.forward_columns(ctx, 0, x.middleCols(0, 2), yb.middleCols(0, 3)),
+                    Catch::Matchers::Contains("y must have the shape of x"));
+}
+
 TEST_CASE("Dropout gradient equals central finite differences (double)", "[layers][dropout][gradcheck]") {
   const Dropout<double> drop(DropoutOptions{0.35});
   const Mat<double> x = Eigen::MatrixXd::Random(9, 5);

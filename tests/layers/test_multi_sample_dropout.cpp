@@ -120,33 +120,55 @@ TEMPLATE_TEST_CASE("Multi-sample dropout: the fused path equals a loop of M pass
                    "[layers][multisample]", float, double) {
   using T = TestType;
   const T tol = std::is_same_v<T, double> ? T(1e-12) : T(2e-5);
-  const Problem<T> P(37, 11, 5);
+  // C = 5: the tiled path (one block of columns, and with B = 700 several blocks, the last one
+  // partial); C = 70: the stacked path. Rates 0 and 1 take the identity and zero modes.
+  struct Shape {
+    Index K, B, C;
+  };
+  for (const Shape sh : {Shape{37, 11, 5}, Shape{37, 700, 5}, Shape{37, 11, 70}}) {
+  const Problem<T> P(sh.K, sh.B, sh.C);
   for (const auto red : {MultiSampleReduction::mean_of_losses, MultiSampleReduction::mean_of_logits}) {
-    for (const bool rates : {false, true}) {
+    for (const int rates : {0, 1, 2}) {
       MultiSampleDropoutOptions o;
       o.samples = 4;
       o.p = 0.4;
-      if (rates) o.rates = {0.1, 0.2, 0.3, 0.5};
+      if (rates == 1) o.rates = {0.1, 0.2, 0.3, 0.5};
+      if (rates == 2) o.rates = {0.0, 0.6, 1.0, 0.25};
       o.reduction = red;
       const MSD<T> msd(o);
       typename MSD<T>::Context ctx;
       Stream s(77, 3);
-      const T L = msd.forward(P.h, P.W, P.b, P.y, s, ctx);
-      Mat<T> dh(P.K, P.B), dW(P.C, P.K);
-      Vec<T> db(P.C);
-      msd.backward(P.W, ctx, dh, dW, db);
+      // Inputs and outputs as blocks of larger matrices (column stride ≠ rows) for one rate set.
+      Mat<T> hbig = Mat<T>::Zero(P.K + 3, P.B), dhbig(P.K + 3, P.B);
+      hbig.topRows(P.K) = P.h;
+      const bool strided = rates == 1;
+      const T L = strided ? msd.forward(hbig.topRows(P.K), P.W, P.b, P.y, s, ctx)
+                          : msd.forward(P.h, P.W, P.b, P.y, s, ctx);
+      // backward overwrites its outputs: start them at a value that would show through.
+      Mat<T> dh = Mat<T>::Constant(P.K, P.B, T(7)), dW = Mat<T>::Constant(P.C, P.K, T(7));
+      Vec<T> db = Vec<T>::Constant(P.C, T(7));
+      dhbig.setConstant(T(7));
+      if (strided) {
+        msd.backward(P.W, ctx, dhbig.topRows(P.K), dW, db);
+        dh = dhbig.topRows(P.K);
+      } else {
+        msd.backward(P.W, ctx, dh, dW, db);
+      }
       Mat<T> rdh, rdW;
       Vec<T> rdb;
       Stream r(77, 3);
       const T RL = loop_reference(o, P, r, rdh, rdW, rdb);
-      INFO("reduction " << static_cast<int>(red) << ", rates " << rates);
-      CHECK(s == Stream(77, 3, 4 * regula::kernels::dropout_blocks(37 * 11)));
+      INFO("K " << P.K << ", B " << P.B << ", C " << P.C << ", reduction " << static_cast<int>(red) << ", rates "
+                << rates);
+      const std::uint64_t drawn = rates == 2 ? 2 : 4;  // p = 0 and p = 1 draw nothing
+      CHECK(s == Stream(77, 3, drawn * regula::kernels::dropout_blocks(static_cast<std::size_t>(P.K * P.B))));
       CHECK(std::abs(L - RL) <= tol * std::abs(RL));
       CHECK((dh - rdh).cwiseAbs().maxCoeff() <= tol * rdh.cwiseAbs().maxCoeff());
       CHECK((dW - rdW).cwiseAbs().maxCoeff() <= tol * rdW.cwiseAbs().maxCoeff());
       CHECK((db - rdb).cwiseAbs().maxCoeff() <= tol * rdb.cwiseAbs().maxCoeff());
       CHECK(rdh.cwiseAbs().maxCoeff() > 0);
     }
+  }
   }
 }
 

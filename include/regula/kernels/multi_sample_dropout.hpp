@@ -1,7 +1,8 @@
 /// @file
-/// Raw-pointer kernel of multi-sample dropout's backward: y += x ⊙ m·s with the keep mask m of
-/// a dropout call recomputed from its Philox position (kernels/dropout.hpp gives the layout),
-/// so the M masked copies of the gradient are summed in one pass each without being written.
+/// Raw-pointer kernels of multi-sample dropout's backward: y += x ⊙ m·s with the keep mask m of
+/// a dropout call recomputed from its Philox position (kernels/dropout.hpp gives the layout) or
+/// read from bits recorded while regenerating the masked input, so the M masked copies of the
+/// gradient are summed in one pass each without being written.
 #ifndef REGULA_KERNELS_MULTI_SAMPLE_DROPOUT_HPP
 #define REGULA_KERNELS_MULTI_SAMPLE_DROPOUT_HPP
 
@@ -39,12 +40,14 @@ REGULA_ALWAYS_INLINE void masked_scale_add_tile(const T* x, const std::uint64_t 
   }
 }
 
-/// For the call's elements [i0, i0 + n) (x and y pointing at element i0):
-/// y += x ⊙ m·scale, m drawn exactly as dropout_segment draws it.
-template <class T, class A = default_arch>
-void dropout_accumulate_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x,
-                                T scale, T* y) noexcept {
-  constexpr std::size_t K = 4;
+namespace detail {
+
+/// Walks the call's elements [i0, i0 + n) tile by tile and adds x ⊙ m·scale to y with the keep
+/// bits that `keep_tiles(tile, keep)` (four whole tiles) or `keep_tile(tile, keep)` provide.
+template <class T, class A, class KeepTiles, class KeepTile>
+REGULA_ALWAYS_INLINE void walk_tiles_add(std::size_t i0, std::size_t n, const T* x, T scale, T* y,
+                                         KeepTiles&& keep_tiles, KeepTile&& keep_tile) noexcept {
+  constexpr std::size_t K = tiles_per_step;
   std::size_t i = i0;
   const std::size_t end = i0 + n;
   while (i < end) {
@@ -53,7 +56,7 @@ void dropout_accumulate_segment(const DropoutDraw& d, std::size_t i0, std::size_
     const std::size_t off = i - i0;
     if (i == base && end - i >= K * dropout_tile) {
       std::uint64_t keep[K][2];
-      dropout_tiles_keep<K, A>(d, tile, keep);
+      keep_tiles(tile, keep);
       for (std::size_t k = 0; k < K; ++k) {
         masked_scale_add_tile<T, A>(x + off + k * dropout_tile, keep[k], scale, y + off + k * dropout_tile);
       }
@@ -63,7 +66,7 @@ void dropout_accumulate_segment(const DropoutDraw& d, std::size_t i0, std::size_
     const std::size_t j0 = i - base;
     const std::size_t len = (end - base < dropout_tile ? end - base : dropout_tile) - j0;
     std::uint64_t keep[2];
-    dropout_tile_keep<A>(d, tile, keep);
+    keep_tile(tile, keep);
     if (len == dropout_tile) {
       masked_scale_add_tile<T, A>(x + off, keep, scale, y + off);
     } else {
@@ -71,6 +74,34 @@ void dropout_accumulate_segment(const DropoutDraw& d, std::size_t i0, std::size_
     }
     i += len;
   }
+}
+
+}  // namespace detail
+
+/// For the call's elements [i0, i0 + n) (x and y pointing at element i0):
+/// y += x ⊙ m·scale, m drawn exactly as dropout_segment draws it.
+template <class T, class A = default_arch>
+void dropout_accumulate_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x,
+                                T scale, T* y) noexcept {
+  constexpr std::size_t K = detail::tiles_per_step;
+  detail::walk_tiles_add<T, A>(
+      i0, n, x, scale, y,
+      [&](std::size_t tile, std::uint64_t(&keep)[K][2]) noexcept { dropout_tiles_keep<K, A>(d, tile, keep); },
+      [&](std::size_t tile, std::uint64_t keep[2]) noexcept { dropout_tile_keep<A>(d, tile, keep); });
+}
+
+/// y += x ⊙ m·scale for the call's elements [i0, i0 + n) with m read from a mask that
+/// dropout_segment recorded (bits i0..i0+n−1 of `mask`).
+template <class T, class A = default_arch>
+void masked_scale_add_segment(const std::uint64_t* mask, std::size_t i0, std::size_t n, const T* x,
+                              T scale, T* y) noexcept {
+  constexpr std::size_t K = detail::tiles_per_step;
+  detail::walk_tiles_add<T, A>(
+      i0, n, x, scale, y,
+      [&](std::size_t tile, std::uint64_t(&keep)[K][2]) noexcept {
+        for (std::size_t k = 0; k < K; ++k) detail::load_keep_bits(mask, (tile + k) * dropout_tile, keep[k]);
+      },
+      [&](std::size_t tile, std::uint64_t keep[2]) noexcept { detail::load_keep_bits(mask, tile * dropout_tile, keep); });
 }
 
 /// Scalar reference of dropout_accumulate_segment.

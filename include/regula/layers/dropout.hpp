@@ -184,6 +184,54 @@ class Dropout {
     run(ctx.draw(), x, y, record, nullptr, scale_);
   }
 
+  /// Starts a call on a rows × cols input without touching any data: fills ctx and advances
+  /// the stream exactly as forward would. forward_columns then produces the call's output one
+  /// block of columns at a time, in any order and as often as needed (a backward pass can
+  /// regenerate a block instead of storing it), each block equal to what forward writes there.
+  void begin(Index rows, Index cols, Stream& stream, Context& ctx) const noexcept {
+    ctx.rows_ = rows;
+    ctx.cols_ = cols;
+    ctx.keep_threshold_ = keep_threshold_;
+    ctx.stream_ = stream;
+    ctx.has_mask_ = false;
+    ctx.mode_ = mode();
+    if (ctx.mode_ == Context::Mode::random) stream.skip(kernels::dropout_blocks(static_cast<std::size_t>(rows * cols)));
+  }
+
+  /// Columns [col0, col0 + x.cols()) of the call in ctx (from begin or forward): y = x ⊙ m/(1 − p)
+  /// with the call's mask, or y = x (identity) or 0·x (p = 1) per ctx's mode. x holds those
+  /// columns of the call's input. When `record` is not null and elements are drawn, their keep
+  /// bits are written to it at their positions in the call (bits col0·rows …), so it must hold
+  /// kernels::dropout_mask_words(rows·cols) words. Runs on the calling thread; allocates nothing.
+  /// @throws regula::invalid_argument if the columns do not fit the call, y's shape differs from
+  ///         x's or y partly overlaps x (y may be x itself).
+  void forward_columns(const Context& ctx, Index col0, const MatrixCRef<T>& x, MatrixRef<T> y,
+                       std::uint64_t* record = nullptr) const {
+    REGULA_EXPECTS(x.rows() == ctx.rows() && col0 >= 0 && col0 + x.cols() <= ctx.cols(),
+                   "regula::Dropout::forward_columns", "columns [", col0, ", ", col0 + x.cols(), ") of ",
+                   x.rows(), " rows do not fit the call (", ctx.rows(), " x ", ctx.cols(), ")");
+    check_io("x", x, "y", y);
+    switch (ctx.mode()) {
+      case Context::Mode::identity:
+        if (y.data() != x.data()) y = x;
+        return;
+      case Context::Mode::zero: y = x * T(0); return;
+      case Context::Mode::random: break;
+    }
+    const kernels::DropoutDraw d = ctx.draw();
+    const T scale = static_cast<T>(65536.0 / ctx.keep_threshold());
+    const auto rows = static_cast<std::size_t>(x.rows());
+    const std::size_t first = static_cast<std::size_t>(col0) * rows;
+    if (x.cols() <= 1 || (x.outerStride() == x.rows() && y.outerStride() == y.rows())) {
+      kernels::dropout_segment(d, first, rows * static_cast<std::size_t>(x.cols()), x.data(), scale, y.data(), record);
+      return;
+    }
+    for (Index j = 0; j < x.cols(); ++j) {
+      kernels::dropout_segment(d, first + static_cast<std::size_t>(j) * rows, rows, x.col(j).data(), scale,
+                               y.col(j).data(), record);
+    }
+  }
+
   /// dx = dy ⊙ m/(1 − p) with the mask of the forward call that produced `ctx` (dx = dy if it
   /// ran in eval mode, dx = 0·dy if p = 1). dx may be dy itself.
   /// @throws regula::invalid_argument if dy's shape differs from the forward input's, or dx's

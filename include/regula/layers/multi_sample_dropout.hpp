@@ -58,16 +58,19 @@ class MultiSampleDropoutContext {
  private:
   template <class, class>
   friend class MultiSampleDropout;
-  Matrix<T> hs_;   // K × M·B masked copies (K × B input copy in eval); G = Wᵀ dZ in backward
+  Matrix<T> hs_;   // K × M·B masked copies (K × B input copy in eval); G = Wᵀ dZ in backward.
+                   // Tiled path: the copy of h and, after it, two K × tile scratch blocks
   Matrix<T> z_;    // logits
   Matrix<T> dz_;   // ∂L/∂logits (already scaled by the reduction)
   Matrix<T> zt_;   // N × C logits, for heads with few classes
   Matrix<T> dwt_;  // K × C, ∂L/∂Wᵀ for heads with few classes
   Vector<T> losses_;
   std::vector<DropoutContext> drops_;
+  std::vector<std::uint64_t> bits_;  // tiled backward: keep bits of one sample's call
   Index k_ = 0, b_ = 0, c_ = 0;
   T loss_ = T(0);
   bool training_ = false;
+  bool tiled_ = false;
   bool consumed_ = false;
 };
 
@@ -79,11 +82,16 @@ class MultiSampleDropoutContext {
 /// Gₘ = ∂ℓ/∂zₘ/(M·B). mean_of_logits: z̄ = W h̄ + b with h̄ = (1/M) Σₘ h̃ₘ,
 /// L = (1/B) Σₙ ℓ(z̄ₙ, yₙ). Eval: dropout is off, so the head runs once: z = W h + b.
 ///
-/// **Fused path.** The M masked copies are written side by side into one K × M·B matrix, so the
+/// **Fused path.** Heads with 64 classes or more (mean_of_losses; every head for
+/// mean_of_logits): the M masked copies are written side by side into one K × M·B matrix, so the
 /// forward is one GEMM (C × K)·(K × M·B) instead of M, and backward two more (∂L/∂W and WᵀG);
-/// ∂L/∂h sums the M masked blocks of WᵀG with the masks recomputed from the stream. Heads with
-/// fewer than 64 classes run the two C-row products transposed (zᵀ = h̃ᵀWᵀ, ∂L/∂Wᵀ = h̃ Gᵀ), so
-/// that the long side fills the GEMM register tile.
+/// ∂L/∂h sums the M masked blocks of WᵀG with the masks recomputed from the stream.
+/// **Tiled path.** Heads with fewer than 64 classes do so little arithmetic per masked element
+/// that the K × M·B copy, written and read three times, would cost more than the products: the
+/// masked input is made one cache-sized block of columns at a time (forward: zᵀ = h̃ᵀWᵀ per block;
+/// backward: the block regenerated from the stream with its keep bits recorded, ∂L/∂Wᵀ += h̃ Gᵀ,
+/// Wᵀ G, and ∂L/∂h accumulated from the recorded bits), so nothing of size M·B·K is stored and
+/// each mask is drawn once per pass. Both paths give the loop's result up to rounding.
 ///
 /// **Randomness.** Sample m is exactly `Dropout<T>({pₘ}).forward(h, ·, stream)` called for
 /// m = 1..M in turn on the caller's stream: the result equals a loop of M dropout + head + loss
@@ -165,8 +173,10 @@ class MultiSampleDropout {
       ctx.hs_ = h;
       return head(W, b, labels, ctx.hs_, ctx, T(1) / static_cast<T>(B));
     }
-    resize(ctx.hs_, K, M * B);
     ctx.drops_.resize(static_cast<std::size_t>(M));
+    ctx.tiled_ = tiled(C);
+    if (ctx.tiled_) return forward_tiled(h, W, b, labels, stream, ctx);
+    resize(ctx.hs_, K, M * B);
     for (Index m = 0; m < M; ++m) {
       const auto mu = static_cast<std::size_t>(m);
       drops_[mu].forward(h, ctx.hs_.middleCols(m * B, B), stream, ctx.drops_[mu]);
@@ -197,6 +207,10 @@ class MultiSampleDropout {
                    ", got ", dW.rows(), " x ", dW.cols());
     REGULA_EXPECTS(db.size() == ctx.c_, who, "db must have ", ctx.c_, " entries, got ", db.size());
     ctx.consumed_ = true;
+    if (ctx.tiled_) {
+      backward_tiled(W, ctx, dh, dW, db);
+      return;
+    }
     const Index B = ctx.b_;
     const bool stacked = ctx.training_ && options_.reduction == MultiSampleReduction::mean_of_losses;
     const Index N = stacked ? samples() * B : B;
@@ -229,6 +243,94 @@ class MultiSampleDropout {
   /// Heads with fewer classes than a GEMM register tile has rows are multiplied the other way
   /// round (zᵀ = h̃ᵀWᵀ, ∂L/∂Wᵀ = h̃ Gᵀ), so that the long M·B or K side fills the tile.
   static bool narrow(Index classes) noexcept { return classes < 64; }
+  /// Whether a training forward takes the tiled path (see the class comment).
+  [[nodiscard]] bool tiled(Index classes) const noexcept {
+    return narrow(classes) && options_.reduction == MultiSampleReduction::mean_of_losses;
+  }
+  /// Columns per block of the tiled path: a K × n block of about 64 KiB, which stays in L2
+  /// through the products that read it.
+  static Index tile_columns(Index K, Index B) noexcept {
+    const Index n = static_cast<Index>((std::size_t{64} << 10) / (sizeof(T) * static_cast<std::size_t>(K)));
+    return n < 1 ? 1 : (n > B ? B : n);
+  }
+
+  T forward_tiled(const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b, const Labels& labels,
+                  Stream& stream, Context& ctx) const {
+    const Index K = ctx.k_, B = ctx.b_, C = ctx.c_, M = samples();
+    const Index nb = tile_columns(K, B);
+    // hs_ = [h | block | block]: backward reads h again, the blocks are scratch.
+    resize(ctx.hs_, K, B + 2 * nb);
+    ctx.hs_.leftCols(B) = h;
+    resize(ctx.zt_, M * B, C);
+    const std::size_t words = kernels::dropout_mask_words(static_cast<std::size_t>(K * B));
+    ctx.bits_.resize(static_cast<std::size_t>(M) * words);
+    for (Index m = 0; m < M; ++m) {
+      const auto mu = static_cast<std::size_t>(m);
+      drops_[mu].begin(K, B, stream, ctx.drops_[mu]);
+      std::uint64_t* bits = ctx.bits_.data() + mu * words;
+      for (Index j0 = 0; j0 < B; j0 += nb) {
+        const Index n = nb < B - j0 ? nb : B - j0;
+        auto block = ctx.hs_.middleCols(B, n);
+        drops_[mu].forward_columns(ctx.drops_[mu], j0, h.middleCols(j0, n), block, bits);
+        ctx.zt_.middleRows(m * B + j0, n).noalias() = block.transpose() * W.transpose();
+      }
+    }
+    resize(ctx.z_, C, M * B);
+    ctx.z_ = ctx.zt_.transpose();
+    return losses(b, labels, ctx, T(1) / static_cast<T>(M * B));
+  }
+
+  void backward_tiled(const MatrixCRef<T>& W, Context& ctx, MatrixRef<T>& dh, MatrixRef<T>& dW,
+                      VectorRef<T>& db) const {
+    const Index K = ctx.k_, B = ctx.b_, C = ctx.c_, M = samples();
+    const Index nb = tile_columns(K, B);
+    resize(ctx.dwt_, K, C);
+    ctx.dwt_.setZero();
+    const std::size_t words = kernels::dropout_mask_words(static_cast<std::size_t>(K * B));
+    db.noalias() = ctx.dz_.rowwise().sum();
+    const auto h = ctx.hs_.leftCols(B);
+    for (Index m = 0; m < M; ++m) {
+      const auto mu = static_cast<std::size_t>(m);
+      const DropoutContext& dc = ctx.drops_[mu];
+      const std::uint64_t* bits = ctx.bits_.data() + mu * words;
+      for (Index j0 = 0; j0 < B; j0 += nb) {
+        const Index n = nb < B - j0 ? nb : B - j0;
+        auto block = ctx.hs_.middleCols(B, n);
+        auto g = ctx.hs_.middleCols(B + nb, n);
+        apply_columns(dc, drops_[mu], bits, h.middleCols(j0, n), j0, false, block);
+        const auto dz = ctx.dz_.middleCols(m * B + j0, n);
+        ctx.dwt_.noalias() += block * dz.transpose();
+        g.noalias() = W.transpose() * dz;
+        apply_columns(dc, drops_[mu], bits, g, j0, m > 0, dh.middleCols(j0, n));
+      }
+    }
+    dW = ctx.dwt_.transpose();
+  }
+
+  /// y (=|+=) x ⊙ m/(1 − p) for the call's columns [j0, j0 + x.cols()), m read from the keep bits
+  /// that the forward recorded (identity and zero modes: y (=|+=) x or 0·x).
+  template <class X, class Y>
+  static void apply_columns(const DropoutContext& dc, const Dropout<T>& drop, const std::uint64_t* bits, const X& x,
+                            Index j0, bool add, Y&& y) noexcept {
+    if (dc.mode() != DropoutContext::Mode::random) {
+      const T factor = dc.mode() == DropoutContext::Mode::zero ? T(0) : T(1);
+      if (add) {
+        y += x * factor;
+      } else {
+        y = x * factor;
+      }
+      return;
+    }
+    const auto rows = static_cast<std::size_t>(x.rows());
+    for (Index j = 0; j < x.cols(); ++j) {
+      const std::size_t i0 = static_cast<std::size_t>(j0 + j) * rows;
+      if (add) {
+        kernels::masked_scale_add_segment(bits, i0, rows, x.col(j).data(), drop.scale(), y.col(j).data());
+      } else {
+        kernels::masked_scale_segment(bits, i0, rows, x.col(j).data(), drop.scale(), y.col(j).data());
+      }
+    }
+  }
 
   static void resize(Matrix<T>& m, Index rows, Index cols) {
     if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
@@ -247,10 +349,7 @@ class MultiSampleDropout {
   T head(const MatrixCRef<T>& W, const VectorCRef<T>& b, const Labels& labels, const In& hin, Context& ctx,
          T scale) const {
     const Index N = hin.cols();
-    const Index B = ctx.b_;
     resize(ctx.z_, W.rows(), N);
-    resize(ctx.dz_, W.rows(), N);
-    if (ctx.losses_.size() != N) ctx.losses_.resize(N);
     if (narrow(W.rows())) {
       resize(ctx.zt_, N, W.rows());
       ctx.zt_.noalias() = hin.transpose() * W.transpose();
@@ -258,6 +357,16 @@ class MultiSampleDropout {
     } else {
       ctx.z_.noalias() = W * hin;
     }
+    return losses(b, labels, ctx, scale);
+  }
+
+  /// Adds b to the logits in ctx.z_, runs the loss on every block of B columns and scales dz by
+  /// `scale`; returns L.
+  T losses(const VectorCRef<T>& b, const Labels& labels, Context& ctx, T scale) const {
+    const Index N = ctx.z_.cols();
+    const Index B = ctx.b_;
+    resize(ctx.dz_, ctx.z_.rows(), N);
+    if (ctx.losses_.size() != N) ctx.losses_.resize(N);
     ctx.z_.colwise() += b;
     for (Index m = 0; m < N / B; ++m) {
       const MatrixCRef<T> z(ctx.z_.middleCols(m * B, B));
