@@ -12,9 +12,9 @@
 //   stablemax   StableMax cross-entropy (regula::cross_entropy<Normalizer::stablemax>)
 //   perp_grad   softmax cross-entropy, regula::perp_grad on every weight matrix before the step
 //               (eps 1e-8 for this run: the official ⊥AdamW runs with AdamW's default eps)
-// Every epoch: train accuracy, test accuracy, the softmax-collapse fraction of the training
-// logits (regula::softmax_collapse_fraction, float32) and the fraction of exactly-zero per-sample
-// losses of the run's own loss go to <out>/<run>.csv. For the StableMax run the collapse column
+// Every epoch (every --eval-every epochs): train accuracy, test accuracy, the softmax-collapse
+// fraction of the training logits (regula::softmax_collapse_fraction, float32) and the fraction
+// of exactly-zero per-sample losses of the run's own loss go to <out>/<run>.csv. For the StableMax run the collapse column
 // says only that its logits are beyond what a float32 softmax could resolve; its own loss and
 // gradient do not vanish (zero_loss stays 0).
 //
@@ -46,7 +46,8 @@ const char* const kUsage =
     "  --width H       hidden width (default 200)\n"
     "  --lr LR         AdamW learning rate (default 0.01)\n"
     "  --eps E         AdamW eps of the softmax and StableMax runs (default 1e-25)\n"
-    "  --log-every K   print a progress line every K epochs (CSV rows are every epoch; default 100)\n"
+    "  --log-every K   print a progress line every K epochs (default 100)\n"
+    "  --eval-every K  test accuracy and a CSV row every K epochs (default 1; long runs: 10)\n"
     "  --seed S        seed of the split and the initialization (default 42)\n"
     "  --threads N     (default 1); --out DIR (default grokking_out)\n"
     "  --smoke         p = 13, 30 epochs\n";
@@ -63,14 +64,14 @@ const char* name(Kind k) {
 }
 
 struct Config {
-  long p = 59, epochs = 1500, seed = 42, log_every = 100;
+  long p = 59, epochs = 1500, seed = 42, log_every = 100, eval_every = 1;
   Index width = 200;
   double train_frac = 0.4, lr = 0.01, eps = 1e-25;
   std::string out, runs = "softmax,stablemax,perp_grad";
 };
 
 struct Split {
-  Mat x_train, x_test;
+  ex::SpMat x_train, x_test;  // two ones per column: the first layer is a gather
   ex::Labels y_train, y_test;
 };
 
@@ -81,21 +82,24 @@ Split make_split(long p, double frac, std::uint64_t seed) {
   const std::vector<Index> order = ex::permutation(n, seed, 0);
   const Index n_train = std::lround(frac * static_cast<double>(n));
   Split s;
-  s.x_train = Mat::Zero(2 * p, n_train);
-  s.x_test = Mat::Zero(2 * p, n - n_train);
+  std::vector<Eigen::Triplet<float>> train, test;
   s.y_train.resize(n_train);
   s.y_test.resize(n - n_train);
   for (Index i = 0; i < n; ++i) {
     const Index k = order[static_cast<std::size_t>(i)];
     const Index a = k / p, b = k % p;
-    const bool train = i < n_train;
-    Mat& x = train ? s.x_train : s.x_test;
-    ex::Labels& y = train ? s.y_train : s.y_test;
-    const Index j = train ? i : i - n_train;
-    x(a, j) = 1.0F;
-    x(p + b, j) = 1.0F;
+    const bool is_train = i < n_train;
+    std::vector<Eigen::Triplet<float>>& x = is_train ? train : test;
+    ex::Labels& y = is_train ? s.y_train : s.y_test;
+    const Index j = is_train ? i : i - n_train;
+    x.emplace_back(a, j, 1.0F);
+    x.emplace_back(p + b, j, 1.0F);
     y(j) = (a + b) % p;
   }
+  s.x_train.resize(2 * p, n_train);
+  s.x_train.setFromTriplets(train.begin(), train.end());
+  s.x_test.resize(2 * p, n - n_train);
+  s.x_test.setFromTriplets(test.begin(), test.end());
   return s;
 }
 
@@ -163,15 +167,18 @@ Result run(const Config& c, const Split& s, Kind kind) {
     net.zero_grad();
     net.backward_head(net.features(), dz, dh);
     net.backward_trunk(s.x_train, dh);
-    // Test accuracy of the same (pre-step) weights; this forward does not touch the gradients.
-    net.forward(s.x_test, zt);
-    r.test_acc = accuracy(zt, s.y_test);
-    r.best_test = std::max(r.best_test, r.test_acc);
     if (r.first_train_99 < 0 && r.train_acc >= 0.99) r.first_train_99 = epoch;
-    if (r.first_test_95 < 0 && r.test_acc >= 0.95) r.first_test_95 = epoch;
     if (r.first_collapse_50 < 0 && r.collapse > 0.5) r.first_collapse_50 = epoch;
-    csv.row({static_cast<double>(epoch), loss, r.train_acc, r.test_acc, r.collapse, zero});
-    if (epoch % c.log_every == 0 || epoch == c.epochs) {
+    const bool last = epoch == c.epochs;
+    if (epoch % c.eval_every == 0 || last) {
+      // Test accuracy of the same (pre-step) weights; this forward does not touch the gradients.
+      net.forward(s.x_test, zt);
+      r.test_acc = accuracy(zt, s.y_test);
+      r.best_test = std::max(r.best_test, r.test_acc);
+      if (r.first_test_95 < 0 && r.test_acc >= 0.95) r.first_test_95 = epoch;
+      csv.row({static_cast<double>(epoch), loss, r.train_acc, r.test_acc, r.collapse, zero});
+    }
+    if (epoch % c.log_every == 0 || last) {
       progress.epoch(epoch, loss, r.train_acc, r.test_acc,
                      ex::format("softmax collapse %.3f, zero loss %.3f", r.collapse, zero));
     }
@@ -204,12 +211,15 @@ int main(int argc, char** argv) {
   c.lr = args.num("lr", c.lr);
   c.eps = args.num("eps", c.eps);
   c.log_every = args.integer("log-every", c.log_every);
+  c.eval_every = args.integer("eval-every", c.eval_every);
   c.seed = args.integer("seed", c.seed);
   ex::set_threads(static_cast<int>(args.integer("threads", 1)));
   c.out = args.str("out", "grokking_out");
   args.finish();
-  if (c.p < 2 || c.epochs < 1 || c.log_every < 1 || !(c.train_frac > 0.0 && c.train_frac < 1.0)) {
-    std::fprintf(stderr, "grokking: need p >= 2, epochs >= 1, log-every >= 1, 0 < train-frac < 1\n%s", kUsage);
+  if (c.p < 2 || c.epochs < 1 || c.log_every < 1 || c.eval_every < 1 ||
+      !(c.train_frac > 0.0 && c.train_frac < 1.0)) {
+    std::fprintf(stderr, "grokking: need p >= 2, epochs >= 1, log-every >= 1, eval-every >= 1, 0 < train-frac < 1\n%s",
+                 kUsage);
     return 2;
   }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include <regula/core/stream.hpp>
 
@@ -25,6 +26,17 @@ void Linear::forward(const Mat& x, Mat& y) const {
   if (bias) y.colwise() += b;
 }
 
+void Linear::forward(const SpMat& x, Mat& y) const {
+  y.resize(w.rows(), x.cols());
+  y.noalias() = w * x;
+  if (bias) y.colwise() += b;
+}
+
+void Linear::backward(const SpMat& x, const Mat& dy) {
+  dw.noalias() += dy * x.transpose();
+  if (bias) db += dy.rowwise().sum();
+}
+
 void Linear::backward(const Mat& x, const Mat& dy, Mat* dx) {
   dw.noalias() += dy * x.transpose();
   if (bias) db += dy.rowwise().sum();
@@ -45,14 +57,20 @@ Mlp::Mlp(const Options& o) {
   acts_.resize(o.hidden.size());
 }
 
-void Mlp::forward_trunk(const Mat& x) {
-  const Mat* in = &x;
+template <class Input>
+void Mlp::forward_trunk_impl(const Input& x) {
   for (std::size_t i = 0; i + 1 < layers_.size(); ++i) {
-    layers_[i].forward(*in, acts_[i]);
+    if (i == 0) {
+      layers_[i].forward(x, acts_[i]);
+    } else {
+      layers_[i].forward(acts_[i - 1], acts_[i]);
+    }
     acts_[i] = acts_[i].cwiseMax(0.0F);
-    in = &acts_[i];
   }
 }
+
+void Mlp::forward_trunk(const Mat& x) { forward_trunk_impl(x); }
+void Mlp::forward_trunk(const SpMat& x) { forward_trunk_impl(x); }
 
 void Mlp::forward_head(const Mat& h, Mat& logits) const { layers_.back().forward(h, logits); }
 
@@ -61,23 +79,35 @@ void Mlp::forward(const Mat& x, Mat& logits) {
   forward_head(acts_.back(), logits);
 }
 
+void Mlp::forward(const SpMat& x, Mat& logits) {
+  forward_trunk(x);
+  forward_head(acts_.back(), logits);
+}
+
 void Mlp::backward_head(const Mat& h, const Mat& dlogits, Mat& dh) {
   layers_.back().backward(h, dlogits, &dh);
 }
 
-void Mlp::backward_trunk(const Mat& x, Mat& dh) {
+template <class Input>
+void Mlp::backward_trunk_impl(const Input& x, Mat& dh) {
   // dh is the gradient w.r.t. the post-ReLU output of the last hidden layer.
   for (std::size_t k = layers_.size() - 1; k-- > 0;) {
     dh = (acts_[k].array() > 0.0F).select(dh, 0.0F);
-    const Mat& in = k == 0 ? x : acts_[k - 1];
     if (k == 0) {
-      layers_[k].backward(in, dh, nullptr);
+      if constexpr (std::is_same_v<Input, SpMat>) {
+        layers_[k].backward(x, dh);
+      } else {
+        layers_[k].backward(x, dh, nullptr);
+      }
     } else {
-      layers_[k].backward(in, dh, &grad_);
+      layers_[k].backward(acts_[k - 1], dh, &grad_);
       dh.swap(grad_);
     }
   }
 }
+
+void Mlp::backward_trunk(const Mat& x, Mat& dh) { backward_trunk_impl(x, dh); }
+void Mlp::backward_trunk(const SpMat& x, Mat& dh) { backward_trunk_impl(x, dh); }
 
 void Mlp::zero_grad() {
   for (Linear& l : layers_) {

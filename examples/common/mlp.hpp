@@ -7,9 +7,15 @@
 #include <cstdint>
 #include <vector>
 
+#include <Eigen/SparseCore>
+
 #include "common/data.hpp"
 
 namespace ex {
+
+/// A batch of sparse inputs (features × batch), e.g. concatenated one-hot codes: the first
+/// layer then costs a gather of W's columns instead of a dense product.
+using SpMat = Eigen::SparseMatrix<float>;
 
 /// y = W x + b, W out × in. Initialized as PyTorch's nn.Linear: W, b ~ U(−1/√in, 1/√in).
 struct Linear {
@@ -18,8 +24,11 @@ struct Linear {
   bool bias = true;
   Linear(Index in, Index out, bool with_bias, std::uint64_t seed, std::uint64_t subsequence);
   void forward(const Mat& x, Mat& y) const;
+  void forward(const SpMat& x, Mat& y) const;
   /// Accumulates dW += dy xᵀ, db += Σ_cols dy; writes dx = Wᵀ dy when dx is not null.
   void backward(const Mat& x, const Mat& dy, Mat* dx);
+  /// The same for a sparse input, without dx (a sparse input is never a gradient's target).
+  void backward(const SpMat& x, const Mat& dy);
 };
 
 /// in → hidden[0] → … → hidden[n−1] → classes, ReLU after every hidden layer. The last hidden
@@ -39,6 +48,7 @@ class Mlp {
 
   /// Forward through the trunk: acts_[i] holds the post-ReLU output of hidden layer i.
   void forward_trunk(const Mat& x);
+  void forward_trunk(const SpMat& x);
   /// The feature h (K × batch) of the last forward_trunk call; a regularizer may rewrite it in
   /// place before forward_head.
   Mat& features() { return acts_.back(); }
@@ -47,6 +57,7 @@ class Mlp {
   void forward_head(const Mat& h, Mat& logits) const;
   /// Forward of the whole net without any regularizer.
   void forward(const Mat& x, Mat& logits);
+  void forward(const SpMat& x, Mat& logits);
 
   /// Backward through the head given dlogits and the (possibly regularized) h that went in;
   /// writes dh.
@@ -54,6 +65,7 @@ class Mlp {
   /// Backward through the trunk given dh (gradient w.r.t. the post-ReLU feature); `x` is the
   /// batch of the last forward_trunk.
   void backward_trunk(const Mat& x, Mat& dh);
+  void backward_trunk(const SpMat& x, Mat& dh);
 
   void zero_grad();
   std::vector<Linear>& layers() { return layers_; }
@@ -61,6 +73,11 @@ class Mlp {
   [[nodiscard]] const Linear& head() const { return layers_.back(); }
 
  private:
+  template <class Input>
+  void forward_trunk_impl(const Input& x);
+  template <class Input>
+  void backward_trunk_impl(const Input& x, Mat& dh);
+
   std::vector<Linear> layers_;
   std::vector<Mat> acts_;
   Mat grad_;
