@@ -64,6 +64,7 @@ class MultiSampleDropoutContext {
   Matrix<T> dz_;   // ∂L/∂logits (already scaled by the reduction)
   Matrix<T> zt_;   // N × C logits, for heads with few classes
   Matrix<T> dwt_;  // K × C, ∂L/∂Wᵀ for heads with few classes
+  Matrix<T> wt_;   // K × C, Wᵀ (tiled backward)
   Vector<T> losses_;
   std::vector<DropoutContext> drops_;
   std::vector<std::uint64_t> bits_;  // tiled backward: keep bits of one sample's call
@@ -87,11 +88,13 @@ class MultiSampleDropoutContext {
 /// forward is one GEMM (C × K)·(K × M·B) instead of M, and backward two more (∂L/∂W and WᵀG);
 /// ∂L/∂h sums the M masked blocks of WᵀG with the masks recomputed from the stream.
 /// **Tiled path.** Heads with fewer than 64 classes do so little arithmetic per masked element
-/// that the K × M·B copy, written and read three times, would cost more than the products: the
-/// masked input is made one cache-sized block of columns at a time (forward: zᵀ = h̃ᵀWᵀ per block;
-/// backward: the block regenerated from the stream with its keep bits recorded, ∂L/∂Wᵀ += h̃ Gᵀ,
-/// Wᵀ G, and ∂L/∂h accumulated from the recorded bits), so nothing of size M·B·K is stored and
-/// each mask is drawn once per pass. Both paths give the loop's result up to rounding.
+/// that the K × M·B copy, written and read three times, would cost more than the products, and a
+/// GEMM register tile would be mostly empty: the masked input is made one cache-sized block of
+/// columns at a time and its keep bits recorded (forward: z = W h̃ per block by a narrow-head
+/// kernel, kernels::narrow_product); backward forms the masked input and WᵀG on the fly from h and
+/// those bits (kernels::masked_outer_accumulate, kernels::masked_transposed_product_column). Nothing
+/// of size M·B·K is stored and each mask is drawn once. Both paths give the loop's result up to
+/// rounding.
 ///
 /// **Randomness.** Sample m is exactly `Dropout<T>({pₘ}).forward(h, ·, stream)` called for
 /// m = 1..M in turn on the caller's stream: the result equals a loop of M dropout + head + loss
@@ -261,7 +264,9 @@ class MultiSampleDropout {
     // hs_ = [h | block | block]: backward reads h again, the blocks are scratch.
     resize(ctx.hs_, K, B + 2 * nb);
     ctx.hs_.leftCols(B) = h;
-    resize(ctx.zt_, M * B, C);
+    resize(ctx.z_, C, M * B);
+    resize(ctx.wt_, K, C);
+    ctx.wt_ = W.transpose();
     const std::size_t words = kernels::dropout_mask_words(static_cast<std::size_t>(K * B));
     ctx.bits_.resize(static_cast<std::size_t>(M) * words);
     for (Index m = 0; m < M; ++m) {
@@ -272,11 +277,11 @@ class MultiSampleDropout {
         const Index n = nb < B - j0 ? nb : B - j0;
         auto block = ctx.hs_.middleCols(B, n);
         drops_[mu].forward_columns(ctx.drops_[mu], j0, h.middleCols(j0, n), block, bits);
-        ctx.zt_.middleRows(m * B + j0, n).noalias() = block.transpose() * W.transpose();
+        kernels::narrow_product(static_cast<std::size_t>(K), static_cast<std::size_t>(C), static_cast<std::size_t>(n),
+                                block.data(), static_cast<std::size_t>(K), ctx.wt_.data(), static_cast<std::size_t>(K),
+                                ctx.z_.col(m * B + j0).data(), static_cast<std::size_t>(C));
       }
     }
-    resize(ctx.z_, C, M * B);
-    ctx.z_ = ctx.zt_.transpose();
     return losses(b, labels, ctx, T(1) / static_cast<T>(M * B));
   }
 
@@ -286,6 +291,7 @@ class MultiSampleDropout {
     const Index nb = tile_columns(K, B);
     resize(ctx.dwt_, K, C);
     ctx.dwt_.setZero();
+    ctx.wt_ = W.transpose();  // sized by forward; W has forward's shape (checked)
     const std::size_t words = kernels::dropout_mask_words(static_cast<std::size_t>(K * B));
     db.noalias() = ctx.dz_.rowwise().sum();
     const auto h = ctx.hs_.leftCols(B);
@@ -295,13 +301,29 @@ class MultiSampleDropout {
       const std::uint64_t* bits = ctx.bits_.data() + mu * words;
       for (Index j0 = 0; j0 < B; j0 += nb) {
         const Index n = nb < B - j0 ? nb : B - j0;
-        auto block = ctx.hs_.middleCols(B, n);
-        auto g = ctx.hs_.middleCols(B + nb, n);
-        apply_columns(dc, drops_[mu], bits, h.middleCols(j0, n), j0, false, block);
         const auto dz = ctx.dz_.middleCols(m * B + j0, n);
-        ctx.dwt_.noalias() += block * dz.transpose();
-        g.noalias() = W.transpose() * dz;
-        apply_columns(dc, drops_[mu], bits, g, j0, m > 0, dh.middleCols(j0, n));
+        if (dc.mode() == DropoutContext::Mode::random) {
+          // ∂L/∂Wᵀ += h̃ Gᵀ and ∂L/∂h = Σ masked WᵀG, the masked input and WᵀG formed on the fly
+          // from h and the recorded keep bits.
+          kernels::masked_outer_accumulate(bits, static_cast<std::size_t>(j0 * K), static_cast<std::size_t>(K),
+                                           static_cast<std::size_t>(C), static_cast<std::size_t>(n),
+                                           h.col(j0).data(), static_cast<std::size_t>(h.outerStride()),
+                                           dz.data(), static_cast<std::size_t>(dz.outerStride()), drops_[mu].scale(),
+                                           ctx.dwt_.data(), static_cast<std::size_t>(K));
+          for (Index j = 0; j < n; ++j) {
+            kernels::masked_transposed_product_column(
+                bits, static_cast<std::size_t>((j0 + j) * K), static_cast<std::size_t>(K), static_cast<std::size_t>(C),
+                ctx.wt_.data(), static_cast<std::size_t>(K), dz.col(j).data(), drops_[mu].scale(), m > 0,
+                dh.col(j0 + j).data());
+          }
+        } else {
+          auto block = ctx.hs_.middleCols(B, n);
+          auto g = ctx.hs_.middleCols(B + nb, n);
+          apply_columns(dc, drops_[mu], bits, h.middleCols(j0, n), j0, false, block);
+          ctx.dwt_.noalias() += block * dz.transpose();
+          g.noalias() = W.transpose() * dz;
+          apply_columns(dc, drops_[mu], bits, g, j0, m > 0, dh.middleCols(j0, n));
+        }
       }
     }
     dW = ctx.dwt_.transpose();
