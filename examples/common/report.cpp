@@ -1,6 +1,7 @@
 #include "common/report.hpp"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdarg>
 #include <cstdlib>
 #include <stdexcept>
@@ -98,9 +99,10 @@ void Progress::tick(long epoch, std::size_t step, std::size_t steps, double runn
 
 void Progress::epoch(long epoch, double loss, double train_acc, double test_acc, const std::string& extra) {
   if (tty_) std::printf("\r\033[K");
-  std::printf("  %-22s epoch %3ld/%-3ld loss %.4f  train %.2f%%  test %.2f%%  %6.1fs%s%s\n",
-              label_.c_str(), epoch, epochs_, loss, 100.0 * train_acc, 100.0 * test_acc, elapsed(),
-              extra.empty() ? "" : "  ", extra.c_str());
+  // A NaN accuracy means "not measured" (e.g. the distillation students' training accuracy).
+  const std::string train = std::isnan(train_acc) ? std::string("train -  ") : format("train %.2f%%", 100.0 * train_acc);
+  std::printf("  %-22s epoch %3ld/%-3ld loss %.4f  %s  test %.2f%%  %6.1fs%s%s\n", label_.c_str(), epoch, epochs_,
+              loss, train.c_str(), 100.0 * test_acc, elapsed(), extra.empty() ? "" : "  ", extra.c_str());
   std::fflush(stdout);
 }
 
