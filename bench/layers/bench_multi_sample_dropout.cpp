@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 
 #include "bench_support.hpp"
 #include "regula/layers/dropout.hpp"
@@ -133,6 +134,53 @@ void gemm_floor(benchmark::State& state, Index C) {
   }
 }
 
+// The time the case's multiply-adds (3 products × C·K·M·B) take at this core's peak: chains of
+// independent fused multiply-adds at the widest vector width the build targets, so that
+// gemm_floor and the fused path can be read as a fraction of the arithmetic limit.
+void fma_peak(benchmark::State& state, Index C) {
+  const double fmas = 3.0 * static_cast<double>(C * kK * kM * kB);
+#if defined(__AVX512F__)
+  using V = __m512;
+  constexpr int lanes = 16;
+  auto fma = [](V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); };
+  const V one = _mm512_set1_ps(0.999999F), eps = _mm512_set1_ps(1e-7F);
+#elif defined(__AVX2__) && defined(__FMA__)
+  using V = __m256;
+  constexpr int lanes = 8;
+  auto fma = [](V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); };
+  const V one = _mm256_set1_ps(0.999999F), eps = _mm256_set1_ps(1e-7F);
+#else
+  using V = float;
+  constexpr int lanes = 1;
+  auto fma = [](V a, V b, V c) { return std::fma(a, b, c); };
+  const V one = 0.999999F, eps = 1e-7F;
+#endif
+  const auto steps = static_cast<std::int64_t>(fmas / (12.0 * lanes));
+  for (auto _ : state) {
+    V a0 = one, a1 = one, a2 = one, a3 = one, a4 = one, a5 = one, a6 = one, a7 = one, a8 = one, a9 = one,
+      a10 = one, a11 = one;
+    for (std::int64_t i = 0; i < steps; ++i) {
+      // Twelve independent chains cover the FMA latency; the empty asm keeps them in registers.
+#define REGULA_BENCH_FMA(x) \
+  x = fma(x, one, eps);     \
+  __asm__("" : "+v"(x));
+      REGULA_BENCH_FMA(a0) REGULA_BENCH_FMA(a1) REGULA_BENCH_FMA(a2) REGULA_BENCH_FMA(a3) REGULA_BENCH_FMA(a4)
+      REGULA_BENCH_FMA(a5) REGULA_BENCH_FMA(a6) REGULA_BENCH_FMA(a7) REGULA_BENCH_FMA(a8) REGULA_BENCH_FMA(a9)
+      REGULA_BENCH_FMA(a10) REGULA_BENCH_FMA(a11)
+#undef REGULA_BENCH_FMA
+    }
+    // One use of every chain, outside the loop (taking their addresses would keep them in memory).
+    V sum = fma(a0, a1, a2);
+    sum = fma(sum, a3, a4);
+    sum = fma(sum, a5, a6);
+    sum = fma(sum, a7, a8);
+    sum = fma(sum, a9, a10);
+    sum = fma(sum, a11, eps);
+    benchmark::DoNotOptimize(sum);
+  }
+  state.counters["GFLOPS"] = benchmark::Counter(2.0 * fmas, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void nested_forward(benchmark::State& state, std::size_t n) {
   constexpr Index K = 512;
   auto x = regula::bench::uniform_data<float>(n);
@@ -161,6 +209,9 @@ int register_all() {
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark((kase + "gemm_floor").c_str(), [C](benchmark::State& s) { gemm_floor(s, C); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((kase + "fma_peak").c_str(), [C](benchmark::State& s) { fma_peak(s, C); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }
