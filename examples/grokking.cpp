@@ -19,7 +19,7 @@
 // says only that its logits are beyond what a float32 softmax could resolve; its own loss and
 // gradient do not vanish (zero_loss stays 0).
 //
-//   grokking [--p 59] [--epochs 1500] [--seed 42] [--smoke]
+//   grokking [--p 113] [--epochs 1500] [--seed 42] [--smoke]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -40,7 +40,7 @@ using ex::Vec;
 
 const char* const kUsage =
     "usage: grokking [options]\n"
-    "  --p P           modulus (default 59)\n"
+    "  --p P           modulus (default 113, the paper's)\n"
     "  --epochs N      full-batch epochs per run (default 1500)\n"
     "  --runs LIST     comma-separated subset of softmax,stablemax,perp_grad (default all)\n"
     "  --train-frac F  training fraction of the p^2 pairs (default 0.4)\n"
@@ -65,7 +65,7 @@ const char* name(Kind k) {
 }
 
 struct Config {
-  long p = 59, epochs = 1500, seed = 42, log_every = 100, eval_every = 1;
+  long p = 113, epochs = 1500, seed = 42, log_every = 100, eval_every = 1;
   Index width = 200;
   double train_frac = 0.4, lr = 0.01, eps = 1e-25;
   std::string out, runs = "softmax,stablemax,perp_grad";
