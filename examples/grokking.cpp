@@ -47,6 +47,7 @@ const char* const kUsage =
     "  --width H       hidden width (default 200)\n"
     "  --lr LR         AdamW learning rate (default 0.01)\n"
     "  --eps E         AdamW eps of the softmax and StableMax runs (default 1e-25)\n"
+    "  --beta2 B       AdamW beta2 of the softmax and StableMax runs (default 0.999)\n"
     "  --log-every K   print a progress line every K epochs (default 100)\n"
     "  --eval-every K  test accuracy and a CSV row every K epochs (default 1; long runs: 10)\n"
     "  --seed S        seed of the split and the initialization (default 42)\n"
@@ -67,7 +68,7 @@ const char* name(Kind k) {
 struct Config {
   long p = 113, epochs = 1500, seed = 42, log_every = 100, eval_every = 1;
   Index width = 200;
-  double train_frac = 0.4, lr = 0.01, eps = 1e-25;
+  double train_frac = 0.4, lr = 0.01, eps = 1e-25, beta2 = 0.999;
   std::string out, runs = "softmax,stablemax,perp_grad";
 };
 
@@ -149,7 +150,7 @@ Result run(const Config& c, const Split& s, Kind kind) {
   oo.beta1 = 0.9;
   // The official settings: β₂ 0.999 and eps 1e-25 for the softmax and StableMax runs; the ⊥AdamW
   // run keeps the CLI's β₂ 0.99 and effectively AdamW's default eps 1e-8.
-  oo.beta2 = kind == Kind::perp_grad ? 0.99 : 0.999;
+  oo.beta2 = kind == Kind::perp_grad ? 0.99 : c.beta2;
   oo.eps = kind == Kind::perp_grad ? 1e-8 : c.eps;
   oo.weight_decay = 0.0;
   ex::Optimizer opt(net, oo);
@@ -238,6 +239,7 @@ int main(int argc, char** argv) {
   c.width = args.integer("width", c.width);
   c.lr = args.num("lr", c.lr);
   c.eps = args.num("eps", c.eps);
+  c.beta2 = args.num("beta2", c.beta2);
   c.log_every = args.integer("log-every", c.log_every);
   c.eval_every = args.integer("eval-every", c.eval_every);
   c.seed = args.integer("seed", c.seed);
@@ -245,8 +247,10 @@ int main(int argc, char** argv) {
   c.out = args.str("out", "grokking_out");
   args.finish();
   if (c.p < 2 || c.epochs < 1 || c.log_every < 1 || c.eval_every < 1 ||
-      !(c.train_frac > 0.0 && c.train_frac < 1.0)) {
-    std::fprintf(stderr, "grokking: need p >= 2, epochs >= 1, log-every >= 1, eval-every >= 1, 0 < train-frac < 1\n%s",
+      !(c.train_frac > 0.0 && c.train_frac < 1.0) || !(c.beta2 >= 0.0 && c.beta2 < 1.0) || !(c.lr > 0.0)) {
+    std::fprintf(stderr,
+                 "grokking: need p >= 2, epochs >= 1, log-every >= 1, eval-every >= 1, 0 < train-frac < 1, "
+                 "0 <= beta2 < 1, lr > 0\n%s",
                  kUsage);
     return 2;
   }
