@@ -118,19 +118,25 @@ REGULA_ALWAYS_INLINE void dropout_tile_keep(const DropoutDraw& d, std::uint64_t 
 
 /// y[j] = x[j]·(bit j of keep ? scale : 0) for j < n ≤ 128, scalar. Multiplying by the factor
 /// (rather than writing 0) keeps PyTorch's semantics: NaN or ±inf in a dropped element gives NaN.
-template <class T>
+/// With `Add`, y[j] += x[j]·factor instead.
+template <class T, bool Add = false>
 REGULA_ALWAYS_INLINE void masked_scale_tile_reference(const T* x, const std::uint64_t keep[2],
                                                       std::size_t j0, std::size_t n, T scale,
                                                       T* y) noexcept {
   for (std::size_t j = j0; j < j0 + n; ++j) {
     const T factor = ((keep[j / 64] >> (j % 64)) & 1U) != 0 ? scale : T(0);
-    y[j - j0] = x[j - j0] * factor;
+    if constexpr (Add) {
+      y[j - j0] += x[j - j0] * factor;
+    } else {
+      y[j - j0] = x[j - j0] * factor;
+    }
   }
 }
 
 /// The SIMD twin of masked_scale_tile_reference for one whole tile (j0 = 0, n = 128). With
-/// `Streaming`, y must be aligned to the batch size and is written with non-temporal stores.
-template <class T, class A = default_arch, bool Streaming = false>
+/// `Streaming`, y must be aligned to the batch size and is written with non-temporal stores;
+/// with `Add` (not streaming), x ⊙ m·scale is added to y.
+template <class T, class A = default_arch, bool Streaming = false, bool Add = false>
 REGULA_ALWAYS_INLINE void masked_scale_tile(const T* x, const std::uint64_t keep[2], T scale,
                                             T* y) noexcept {
   using B = xsimd::batch<T, A>;
@@ -141,7 +147,8 @@ REGULA_ALWAYS_INLINE void masked_scale_tile(const T* x, const std::uint64_t keep
   for (std::size_t k = 0; k < dropout_tile; k += W) {
     const std::uint64_t bits = (keep[k / 64] >> (k % 64)) & lanes;
     const B factor = xsimd::select(simd::from_bits<T, A>(bits), s, zero);
-    const B out = B::load_unaligned(x + k) * factor;
+    B out = B::load_unaligned(x + k) * factor;
+    if constexpr (Add) out = B::load_unaligned(y + k) + out;
     if constexpr (Streaming) {
       simd::store_stream(y + k, out);
     } else {
@@ -185,10 +192,10 @@ namespace detail {
 /// Tiles per step on the fast path: four independent Philox chains in flight.
 inline constexpr std::size_t tiles_per_step = 4;
 
-/// Walks the call's elements [i0, i0 + n) tile by tile and applies y = x ⊙ m·scale with the keep
-/// bits that `keep_tiles(tile, keep)` (four whole tiles) or `keep_tile(tile, j0, len, keep)` (one
-/// tile, elements j0..j0+len−1 of it) provide.
-template <class T, class A, class KeepTiles, class KeepTile>
+/// Walks the call's elements [i0, i0 + n) tile by tile and applies y = x ⊙ m·scale (y += x ⊙ m·scale
+/// with `Add`) with the keep bits that `keep_tiles(tile, keep)` (four whole tiles) or
+/// `keep_tile(tile, j0, len, keep)` (one tile, elements j0..j0+len−1 of it) provide.
+template <class T, class A, bool Add = false, class KeepTiles, class KeepTile>
 REGULA_ALWAYS_INLINE void walk_tiles(std::size_t i0, std::size_t n, const T* x, T scale, T* y,
                                      bool streaming, KeepTiles&& keep_tiles,
                                      KeepTile&& keep_tile) noexcept {
@@ -213,7 +220,9 @@ REGULA_ALWAYS_INLINE void walk_tiles(std::size_t i0, std::size_t n, const T* x, 
       const bool aligned = reinterpret_cast<std::uintptr_t>(y + off) % align == 0;
       for (std::size_t k = 0; k < K; ++k) {
         const std::size_t o = off + k * dropout_tile;
-        if (streaming && aligned) {
+        if constexpr (Add) {
+          masked_scale_tile<T, A, false, true>(x + o, keep[k], scale, y + o);
+        } else if (streaming && aligned) {
           masked_scale_tile<T, A, true>(x + o, keep[k], scale, y + o);
         } else {
           masked_scale_tile<T, A>(x + o, keep[k], scale, y + o);
@@ -227,9 +236,9 @@ REGULA_ALWAYS_INLINE void walk_tiles(std::size_t i0, std::size_t n, const T* x, 
     std::uint64_t keep[2];
     keep_tile(tile, j0, len, keep);
     if (len == dropout_tile) {
-      masked_scale_tile<T, A>(x + off, keep, scale, y + off);
+      masked_scale_tile<T, A, false, Add>(x + off, keep, scale, y + off);
     } else {
-      masked_scale_tile_reference(x + off, keep, j0, len, scale, y + off);
+      masked_scale_tile_reference<T, Add>(x + off, keep, j0, len, scale, y + off);
     }
     i += len;
   }

@@ -438,19 +438,12 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
   }
   if (dz != nullptr) {
     const T c1 = gs * k, c2 = gs * k * hsum(dacc) * isz;
-    const B c1b(c1), c2b(c2);
-    std::size_t i = 0;
+    // gs·k·(p·g − ⟨p, g⟩·p): p·g is in fv with the exponentials in dz, or in dz with the
+    // exponentials recomputed from z; c2 carries the 1/sz that turns them into p.
     if (fv != nullptr) {
-      for (; i + W <= n; i += W) {
-        xsimd::fms(c1b, B::load_unaligned(fv + i), c2b * B::load_unaligned(dz + i)).store_unaligned(dz + i);
-      }
-      for (; i < n; ++i) dz[i] = c1 * fv[i] - c2 * dz[i];
+      combine<T, A>(fv, dz, z, 0, n, mz, k, c1, c2, dz);
     } else {
-      for (; i + W <= n; i += W) {
-        const B e = xsimd::exp((B::load_unaligned(z + i) - mzb) * kb);
-        xsimd::fms(c1b, B::load_unaligned(dz + i), c2b * e).store_unaligned(dz + i);
-      }
-      for (; i < n; ++i) dz[i] = c1 * dz[i] - c2 * std::exp((z[i] - mz) * k);
+      combine<T, A>(dz, nullptr, z, 0, n, mz, k, c1, c2, dz);
     }
   }
   return static_cast<double>(hsum(lacc));

@@ -8,76 +8,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "regula/kernels/dropout.hpp"
 
 namespace regula::kernels {
-
-/// y[j] += x[j]·(bit j of keep ? scale : 0) for j0 ≤ j < j0 + n ≤ 128, scalar.
-template <class T>
-REGULA_ALWAYS_INLINE void masked_scale_add_tile_reference(const T* x, const std::uint64_t keep[2],
-                                                          std::size_t j0, std::size_t n, T scale,
-                                                          T* y) noexcept {
-  for (std::size_t j = j0; j < j0 + n; ++j) {
-    const T factor = ((keep[j / 64] >> (j % 64)) & 1U) != 0 ? scale : T(0);
-    y[j - j0] += x[j - j0] * factor;
-  }
-}
-
-/// The SIMD twin of masked_scale_add_tile_reference for one whole tile.
-template <class T, class A = default_arch>
-REGULA_ALWAYS_INLINE void masked_scale_add_tile(const T* x, const std::uint64_t keep[2], T scale,
-                                                T* y) noexcept {
-  using B = xsimd::batch<T, A>;
-  constexpr std::size_t W = B::size;
-  constexpr std::uint64_t lanes = W == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << W) - 1;
-  const B s(scale);
-  const B zero(T(0));
-  for (std::size_t k = 0; k < dropout_tile; k += W) {
-    const std::uint64_t bits = (keep[k / 64] >> (k % 64)) & lanes;
-    const B factor = xsimd::select(simd::from_bits<T, A>(bits), s, zero);
-    (B::load_unaligned(y + k) + B::load_unaligned(x + k) * factor).store_unaligned(y + k);
-  }
-}
-
-namespace detail {
-
-/// Walks the call's elements [i0, i0 + n) tile by tile and adds x ⊙ m·scale to y with the keep
-/// bits that `keep_tiles(tile, keep)` (four whole tiles) or `keep_tile(tile, keep)` provide.
-template <class T, class A, class KeepTiles, class KeepTile>
-REGULA_ALWAYS_INLINE void walk_tiles_add(std::size_t i0, std::size_t n, const T* x, T scale, T* y,
-                                         KeepTiles&& keep_tiles, KeepTile&& keep_tile) noexcept {
-  constexpr std::size_t K = tiles_per_step;
-  std::size_t i = i0;
-  const std::size_t end = i0 + n;
-  while (i < end) {
-    const std::size_t tile = i / dropout_tile;
-    const std::size_t base = tile * dropout_tile;
-    const std::size_t off = i - i0;
-    if (i == base && end - i >= K * dropout_tile) {
-      std::uint64_t keep[K][2];
-      keep_tiles(tile, keep);
-      for (std::size_t k = 0; k < K; ++k) {
-        masked_scale_add_tile<T, A>(x + off + k * dropout_tile, keep[k], scale, y + off + k * dropout_tile);
-      }
-      i += K * dropout_tile;
-      continue;
-    }
-    const std::size_t j0 = i - base;
-    const std::size_t len = (end - base < dropout_tile ? end - base : dropout_tile) - j0;
-    std::uint64_t keep[2];
-    keep_tile(tile, keep);
-    if (len == dropout_tile) {
-      masked_scale_add_tile<T, A>(x + off, keep, scale, y + off);
-    } else {
-      masked_scale_add_tile_reference(x + off, keep, j0, len, scale, y + off);
-    }
-    i += len;
-  }
-}
-
-}  // namespace detail
 
 /// For the call's elements [i0, i0 + n) (x and y pointing at element i0):
 /// y += x ⊙ m·scale, m drawn exactly as dropout_segment draws it.
@@ -85,10 +21,12 @@ template <class T, class A = default_arch>
 void dropout_accumulate_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x,
                                 T scale, T* y) noexcept {
   constexpr std::size_t K = detail::tiles_per_step;
-  detail::walk_tiles_add<T, A>(
-      i0, n, x, scale, y,
+  detail::walk_tiles<T, A, true>(
+      i0, n, x, scale, y, false,
       [&](std::size_t tile, std::uint64_t(&keep)[K][2]) noexcept { dropout_tiles_keep<K, A>(d, tile, keep); },
-      [&](std::size_t tile, std::uint64_t keep[2]) noexcept { dropout_tile_keep<A>(d, tile, keep); });
+      [&](std::size_t tile, std::size_t, std::size_t, std::uint64_t keep[2]) noexcept {
+        dropout_tile_keep<A>(d, tile, keep);
+      });
 }
 
 /// y += x ⊙ m·scale for the call's elements [i0, i0 + n) with m read from a mask that
@@ -97,12 +35,14 @@ template <class T, class A = default_arch>
 void masked_scale_add_segment(const std::uint64_t* mask, std::size_t i0, std::size_t n, const T* x,
                               T scale, T* y) noexcept {
   constexpr std::size_t K = detail::tiles_per_step;
-  detail::walk_tiles_add<T, A>(
-      i0, n, x, scale, y,
+  detail::walk_tiles<T, A, true>(
+      i0, n, x, scale, y, false,
       [&](std::size_t tile, std::uint64_t(&keep)[K][2]) noexcept {
         for (std::size_t k = 0; k < K; ++k) detail::load_keep_bits(mask, (tile + k) * dropout_tile, keep[k]);
       },
-      [&](std::size_t tile, std::uint64_t keep[2]) noexcept { detail::load_keep_bits(mask, tile * dropout_tile, keep); });
+      [&](std::size_t tile, std::size_t, std::size_t, std::uint64_t keep[2]) noexcept {
+        detail::load_keep_bits(mask, tile * dropout_tile, keep);
+      });
 }
 
 namespace detail {
@@ -170,6 +110,24 @@ void masked_transposed_product_column(const std::uint64_t* mask, std::size_t i0,
 
 namespace detail {
 
+/// Classes per group of the narrow-head kernels: one accumulator register per class.
+inline constexpr std::size_t class_group = 16;
+
+/// Calls f(std::integral_constant<std::size_t, G>{}, c0) for the groups c0..c0+G−1 of at most
+/// class_group classes that cover 0..C−1, so that each group's kernel knows G at compile time.
+template <class F, std::size_t... G>
+REGULA_ALWAYS_INLINE void for_class_groups(std::size_t C, F&& f, std::index_sequence<G...>) noexcept {
+  for (std::size_t c0 = 0; c0 < C; c0 += class_group) {
+    const std::size_t gc = C - c0 < class_group ? C - c0 : class_group;
+    (void)((gc == G + 1 && (f(std::integral_constant<std::size_t, G + 1>{}, c0), true)) || ...);
+  }
+}
+
+template <class F>
+REGULA_ALWAYS_INLINE void for_class_groups(std::size_t C, F&& f) noexcept {
+  for_class_groups(C, std::forward<F>(f), std::make_index_sequence<class_group>{});
+}
+
 /// masked_outer_accumulate for the G classes c0..c0+G−1 (G ≤ 16): G accumulators in registers
 /// per run of L features, the masked input formed on the fly.
 template <std::size_t G, class T, class A>
@@ -200,15 +158,6 @@ void masked_outer_accumulate_group(const std::uint64_t* mask, std::size_t first,
   }
 }
 
-template <class T, class A, std::size_t... G>
-void masked_outer_accumulate_dispatch(std::size_t groups, std::index_sequence<G...>, const std::uint64_t* mask,
-                                      std::size_t first, std::size_t K, std::size_t n, const T* x, std::size_t ldx,
-                                      const T* g, std::size_t ldg, T scale, T* d, std::size_t ldd) noexcept {
-  using Fn = void (*)(const std::uint64_t*, std::size_t, std::size_t, std::size_t, const T*, std::size_t, const T*,
-                      std::size_t, T, T*, std::size_t) noexcept;
-  static constexpr Fn table[] = {&masked_outer_accumulate_group<G + 1, T, A>...};
-  table[groups - 1](mask, first, K, n, x, ldx, g, ldg, scale, d, ldd);
-}
 
 }  // namespace detail
 
@@ -235,12 +184,10 @@ template <class T, class A = default_arch>
 void masked_outer_accumulate(const std::uint64_t* mask, std::size_t first, std::size_t K, std::size_t C,
                              std::size_t n, const T* x, std::size_t ldx, const T* g, std::size_t ldg, T scale, T* d,
                              std::size_t ldd) noexcept {
-  constexpr std::size_t group = 16;
-  for (std::size_t c0 = 0; c0 < C; c0 += group) {
-    const std::size_t gc = C - c0 < group ? C - c0 : group;
-    detail::masked_outer_accumulate_dispatch<T, A>(gc, std::make_index_sequence<group>{}, mask, first, K, n, x, ldx,
-                                                   g + c0, ldg, scale, d + c0 * ldd, ldd);
-  }
+  detail::for_class_groups(C, [&](auto size, std::size_t c0) noexcept {
+    detail::masked_outer_accumulate_group<decltype(size)::value, T, A>(mask, first, K, n, x, ldx, g + c0, ldg, scale,
+                                                                     d + c0 * ldd, ldd);
+  });
 }
 
 namespace detail {
@@ -269,13 +216,6 @@ void narrow_product_group(std::size_t K, std::size_t n, const T* x, std::size_t 
   }
 }
 
-template <class T, class A, std::size_t... G>
-void narrow_product_dispatch(std::size_t groups, std::index_sequence<G...>, std::size_t K, std::size_t n, const T* x,
-                             std::size_t ldx, const T* wt, std::size_t ldw, T* z, std::size_t ldz) noexcept {
-  using Fn = void (*)(std::size_t, std::size_t, const T*, std::size_t, const T*, std::size_t, T*, std::size_t) noexcept;
-  static constexpr Fn table[] = {&narrow_product_group<G + 1, T, A>...};
-  table[groups - 1](K, n, x, ldx, wt, ldw, z, ldz);
-}
 
 }  // namespace detail
 
@@ -299,12 +239,9 @@ void narrow_product_reference(std::size_t K, std::size_t C, std::size_t n, const
 template <class T, class A = default_arch>
 void narrow_product(std::size_t K, std::size_t C, std::size_t n, const T* x, std::size_t ldx, const T* wt,
                     std::size_t ldw, T* z, std::size_t ldz) noexcept {
-  constexpr std::size_t group = 16;
-  for (std::size_t c0 = 0; c0 < C; c0 += group) {
-    const std::size_t gc = C - c0 < group ? C - c0 : group;
-    detail::narrow_product_dispatch<T, A>(gc, std::make_index_sequence<group>{}, K, n, x, ldx, wt + c0 * ldw, ldw,
-                                          z + c0, ldz);
-  }
+  detail::for_class_groups(C, [&](auto size, std::size_t c0) noexcept {
+    detail::narrow_product_group<decltype(size)::value, T, A>(K, n, x, ldx, wt + c0 * ldw, ldw, z + c0, ldz);
+  });
 }
 
 /// Scalar reference of dropout_accumulate_segment.
@@ -314,7 +251,7 @@ void dropout_accumulate_segment_reference(const DropoutDraw& d, std::size_t i0, 
   for (std::size_t i = i0; i < i0 + n; ++i) {
     std::uint64_t keep[2];
     dropout_tile_keep_reference(d, i / dropout_tile, keep);
-    masked_scale_add_tile_reference(x + (i - i0), keep, i % dropout_tile, 1, scale, y + (i - i0));
+    masked_scale_tile_reference<T, true>(x + (i - i0), keep, i % dropout_tile, 1, scale, y + (i - i0));
   }
 }
 

@@ -316,41 +316,27 @@ class MultiSampleDropout {
                 ctx.wt_.data(), static_cast<std::size_t>(K), dz.col(j).data(), drops_[mu].scale(), m > 0,
                 dh.col(j0 + j).data());
           }
-        } else {
+        } else {  // p = 0 or 1: nothing was drawn
           auto block = ctx.hs_.middleCols(B, n);
           auto g = ctx.hs_.middleCols(B + nb, n);
-          apply_columns(dc, drops_[mu], bits, h.middleCols(j0, n), j0, false, block);
+          apply_fixed_mode(dc, h.middleCols(j0, n), false, block);
           ctx.dwt_.noalias() += block * dz.transpose();
           g.noalias() = W.transpose() * dz;
-          apply_columns(dc, drops_[mu], bits, g, j0, m > 0, dh.middleCols(j0, n));
+          apply_fixed_mode(dc, g, m > 0, dh.middleCols(j0, n));
         }
       }
     }
     dW = ctx.dwt_.transpose();
   }
 
-  /// y (=|+=) x ⊙ m/(1 − p) for the call's columns [j0, j0 + x.cols()), m read from the keep bits
-  /// that the forward recorded (identity and zero modes: y (=|+=) x or 0·x).
+  /// y (=|+=) x (identity mode) or 0·x (zero mode: NaN and ±inf give NaN, as in Dropout).
   template <class X, class Y>
-  static void apply_columns(const DropoutContext& dc, const Dropout<T>& drop, const std::uint64_t* bits, const X& x,
-                            Index j0, bool add, Y&& y) noexcept {
-    if (dc.mode() != DropoutContext::Mode::random) {
-      const T factor = dc.mode() == DropoutContext::Mode::zero ? T(0) : T(1);
-      if (add) {
-        y += x * factor;
-      } else {
-        y = x * factor;
-      }
-      return;
-    }
-    const auto rows = static_cast<std::size_t>(x.rows());
-    for (Index j = 0; j < x.cols(); ++j) {
-      const std::size_t i0 = static_cast<std::size_t>(j0 + j) * rows;
-      if (add) {
-        kernels::masked_scale_add_segment(bits, i0, rows, x.col(j).data(), drop.scale(), y.col(j).data());
-      } else {
-        kernels::masked_scale_segment(bits, i0, rows, x.col(j).data(), drop.scale(), y.col(j).data());
-      }
+  static void apply_fixed_mode(const DropoutContext& dc, const X& x, bool add, Y&& y) noexcept {
+    const T factor = dc.mode() == DropoutContext::Mode::zero ? T(0) : T(1);
+    if (add) {
+      y += x * factor;
+    } else {
+      y = x * factor;
     }
   }
 
