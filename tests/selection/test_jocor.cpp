@@ -1,6 +1,10 @@
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <vector>
 
+#include "regula/core/stream.hpp"
 #include "regula/selection/jocor.hpp"
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
@@ -106,4 +110,187 @@ TEST_CASE("JoCoR rejects bad input, naming the parameter", "[selection][jocor][e
   CHECK_THROWS_AS(jocor.per_sample(z, z, y1, l), regula::invalid_argument);
   const Mat z4 = Mat::Zero(4, 2);
   CHECK_THROWS_AS(jocor.per_sample(z, z4, y, l), regula::invalid_argument);
+}
+
+namespace {
+
+/// Columns of one sample, repeated, in a buffer that starts `offset` elements after an aligned
+/// address: every column sits at another offset from a SIMD boundary.
+template <class T>
+struct RepeatedBatch {
+  std::vector<T> buf1, buf2;
+  Eigen::Map<regula::Matrix<T>> z1, z2;
+  RepeatedBatch(const regula::Vector<T>& s1, const regula::Vector<T>& s2, regula::Index b, std::size_t offset)
+      : buf1(static_cast<std::size_t>(s1.size() * b) + offset),
+        buf2(static_cast<std::size_t>(s1.size() * b) + offset),
+        z1(buf1.data() + offset, s1.size(), b),
+        z2(buf2.data() + offset, s1.size(), b) {
+    for (regula::Index j = 0; j < b; ++j) {
+      z1.col(j) = s1;
+      z2.col(j) = s2;
+    }
+  }
+};
+
+template <class T>
+bool bitwise_equal(const T* a, const T* b, regula::Index n) {
+  return std::memcmp(a, b, static_cast<std::size_t>(n) * sizeof(T)) == 0;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("JoCoR: a sample's loss and gradients do not depend on where its column sits",
+                   "[selection][jocor][determinism]", float, double) {
+  using T = TestType;
+  regula::Stream s(2024);
+  const regula::Index b = 11;
+  for (const regula::Index c : {1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 33, 64, 100}) {
+    regula::Vector<double> u1(c), u2(c);
+    s.normal(u1.data(), static_cast<std::size_t>(c));
+    s.normal(u2.data(), static_cast<std::size_t>(c));
+    const regula::Vector<T> s1 = (3.0 * u1).cast<T>(), s2 = (3.0 * u2).cast<T>();
+    regula::Labels y = regula::Labels::Constant(b, c / 2);
+    regula::Vector<T> first_loss(1);
+    regula::Matrix<T> first_g1(c, 1), first_g2(c, 1);
+    for (std::size_t offset = 0; offset < 17; ++offset) {
+      RepeatedBatch<T> batch(s1, s2, b, offset);
+      regula::JoCoR<T> jocor({0.4});
+      regula::Vector<T> l(b);
+      jocor.per_sample(batch.z1, batch.z2, y, l);
+      std::vector<regula::Index> all(static_cast<std::size_t>(b));
+      for (regula::Index j = 0; j < b; ++j) all[static_cast<std::size_t>(j)] = j;
+      regula::Matrix<T> g1(c, b), g2(c, b);
+      jocor.gradients(all, 1.0, y, g1, g2);
+      if (offset == 0) {
+        first_loss(0) = l(0);
+        first_g1 = g1.col(0);
+        first_g2 = g2.col(0);
+      }
+      for (regula::Index j = 0; j < b; ++j) {
+        INFO("C = " << c << ", offset " << offset << ", column " << j);
+        CHECK(bitwise_equal(&l(j), first_loss.data(), 1));
+        CHECK(bitwise_equal(g1.col(j).data(), first_g1.data(), c));
+        CHECK(bitwise_equal(g2.col(j).data(), first_g2.data(), c));
+      }
+      // Equal losses: ties go to the lower index.
+      const auto r = jocor.step(batch.z1, batch.z2, y, 0.5, g1, g2);
+      REQUIRE(r.kept == 5);
+      CHECK(jocor.selected() == std::vector<regula::Index>{0, 1, 2, 3, 4});
+    }
+  }
+}
+
+TEST_CASE("JoCoR: two identical samples of the issue's batch get the same loss", "[selection][jocor][determinism]") {
+  // C = 5 in double: the second column used to come out one ulp below the first.
+  regula::Stream s(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    regula::Matrix<double> z1(5, 2), z2(5, 2);
+    s.normal(z1.data(), 5);
+    s.normal(z2.data(), 5);
+    z1.col(1) = z1.col(0);
+    z2.col(1) = z2.col(0);
+    regula::Labels y(2);
+    y << trial % 5, trial % 5;
+    regula::JoCoR<double> jocor({0.7});
+    regula::Vector<double> l(2);
+    jocor.per_sample(z1, z2, y, l);
+    INFO("trial " << trial);
+    REQUIRE(bitwise_equal(&l(0), &l(1), 1));
+  }
+}
+
+TEST_CASE("JoCoR::gradients checks its arguments and that per_sample came first",
+          "[selection][jocor][errors]") {
+  using Catch::Matchers::Contains;
+  constexpr const char* who = "regula::JoCoR::gradients: ";
+  const Mat z1 = Mat::Random(4, 5), z2 = Mat::Random(4, 5);
+  regula::Labels y(5);
+  y << 0, 1, 2, 3, 0;
+  Mat g1(4, 5), g2(4, 5);
+  regula::JoCoR<double> jocor({0.5});
+  CHECK_THROWS_WITH(jocor.gradients({0, 1}, 2.0, y, g1, g2),
+                    std::string(who) + "per_sample (or step) must come first: there are no losses to differentiate");
+  regula::Vector<double> l(5);
+  jocor.per_sample(z1, z2, y, l);
+  CHECK_THROWS_WITH(jocor.gradients({0, 5}, 2.0, y, g1, g2),
+                    std::string(who) + "selected[1] must be in [0, 5), got 5");
+  CHECK_THROWS_WITH(jocor.gradients({-1}, 1.0, y, g1, g2),
+                    std::string(who) + "selected[0] must be in [0, 5), got -1");
+  CHECK_THROWS_WITH(jocor.gradients({2, 1, 2}, 3.0, y, g1, g2),
+                    std::string(who) + "selected[2] = 2 is listed twice");
+  CHECK_THROWS_WITH(jocor.gradients({0}, 0.0, y, g1, g2),
+                    std::string(who) + "divisor must be finite and > 0, got 0");
+  CHECK_THROWS_WITH(jocor.gradients({0}, std::nan(""), y, g1, g2), Contains("divisor must be finite and > 0"));
+  Mat g_small(4, 4), g_rows(3, 5);
+  CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, y, g_small, g2),
+                    std::string(who) + "grad1 must have the shape of the logits of per_sample (4 x 5), got 4 x 4");
+  CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, y, g1, g_rows),
+                    std::string(who) + "grad2 must have the shape of the logits of per_sample (4 x 5), got 3 x 5");
+  CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, y, g1, g1), std::string(who) + "grad2 must not overlap grad1");
+  regula::Labels y4 = y.head(4);
+  CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, y4, g1, g2),
+                    std::string(who) + "labels must have one entry per sample (5), got 4");
+  regula::Labels other = y;
+  other(3) = 1;
+  CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, other, g1, g2),
+                    std::string(who) + "labels must be those of per_sample: labels(3) was 3, got 1");
+  other(3) = 7;
+  CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, other, g1, g2), Contains("labels(3) was 3, got 7"));
+  // A valid call still works after the refused ones, and a failed per_sample keeps the old state.
+  const Mat z3 = Mat::Random(3, 2);
+  regula::Labels y3(2);
+  y3 << 0, 9;
+  regula::Vector<double> l2(2);
+  CHECK_THROWS_AS(jocor.per_sample(z3, z3, y3, l2), regula::invalid_argument);
+  CHECK_NOTHROW(jocor.gradients({0, 4}, 2.0, y, g1, g2));
+  CHECK(g1.col(1).isZero());
+  CHECK(!g1.col(4).isZero());
+}
+
+TEST_CASE("JoCoR refuses outputs that overlap its inputs", "[selection][jocor][errors]") {
+  using Catch::Matchers::Contains;
+  Mat buf = Mat::Random(3, 12);
+  regula::Labels y(4);
+  y << 0, 1, 2, 0;
+  regula::JoCoR<double> jocor({0.5});
+  const Mat z1 = buf.leftCols(4), z2 = buf.middleCols(4, 4);
+  // grad1 overlaps logits1 partly (shifted by one column).
+  Mat g2(3, 4);
+  Eigen::Map<Mat> logits(buf.data(), 3, 4);
+  Eigen::Map<Mat> shifted(buf.data() + 3, 3, 4);
+  CHECK_THROWS_WITH(jocor.step(logits, z2, y, 0.0, shifted, g2),
+                    Contains("grad1 must be logits1 itself or not overlap it; it overlaps partly"));
+  Mat g1(3, 4);
+  CHECK_THROWS_WITH(jocor.step(z1, z2, y, 0.0, g1, g1), Contains("grad2 must not overlap grad1"));
+  CHECK_THROWS_WITH(jocor.step(z1, z2, y, 1.5, g1, g2), Contains("forget_rate must be in [0, 1], got 1.5"));
+  // Exactly in place is allowed: the gradients replace the logits.
+  Mat a = z1, b = z2;
+  Mat e1(3, 4), e2(3, 4);
+  regula::JoCoR<double> ref({0.5});
+  ref.step(z1, z2, y, 0.25, e1, e2);
+  jocor.step(a, b, y, 0.25, a, b);
+  CHECK(a == e1);
+  CHECK(b == e2);
+  // Per-sample losses may not overlap the logits.
+  Eigen::Map<regula::Vector<double>> inside(buf.data() + 1, 4);
+  CHECK_THROWS_WITH(jocor.per_sample(logits, z2, y, inside), Contains("losses must not overlap logits1"));
+}
+
+TEST_CASE("JoCoR: NaN in a sample gives NaN for that sample only", "[selection][jocor][nan]") {
+  Mat z1 = Mat::Random(4, 3), z2 = Mat::Random(4, 3);
+  z1(2, 1) = std::nan("");
+  z2(0, 2) = std::nan("");
+  regula::Labels y(3);
+  y << 0, 1, 2;
+  regula::JoCoR<double> jocor({0.3});
+  regula::Vector<double> l(3);
+  jocor.per_sample(z1, z2, y, l);
+  CHECK(std::isfinite(l(0)));
+  CHECK(std::isnan(l(1)));
+  CHECK(std::isnan(l(2)));
+  Mat g1(4, 3), g2(4, 3);
+  jocor.gradients({0, 1, 2}, 3.0, y, g1, g2);
+  CHECK(g1.col(0).allFinite());
+  CHECK(g1.col(1).array().isNaN().all());
+  CHECK(g2.col(2).array().isNaN().all());
 }
