@@ -76,7 +76,8 @@ TEMPLATE_TEST_CASE("Alpha dropout applies a·x + b to kept elements and a·α' +
   regula::detail::KeepBits bits{ctx.draw()};
   for (Index i = 0; i < x.size(); ++i) {
     const bool kept = bits(static_cast<std::uint64_t>(i));
-    CHECK(y(i) == (kept ? ad.a() * x(i) + ad.b() : ad.a() * (x(i) * T(0)) + ad.dropped_value()));
+    volatile T ax = ad.a() * x(i);  // a·x rounded before b is added, whatever the build's flags
+    CHECK(y(i) == (kept ? ax + ad.b() : ad.a() * (x(i) * T(0)) + ad.dropped_value()));
   }
   for (Index j = 0; j < 9; ++j) {
     regula::kernels::alpha_dropout_segment_reference(ctx.draw(), static_cast<std::size_t>(j * 70), 70,
@@ -121,4 +122,67 @@ TEMPLATE_TEST_CASE("Alpha dropout: eval identity, p = 1 gives 0·x, bad p throws
   CHECK(std::isnan(y(0, 0)));
   CHECK((y.array().bottomRows(3) == T(0)).all());
   CHECK_THROWS_WITH(AlphaDropout<T>(AlphaDropoutOptions{1.5}), "regula::AlphaDropout: p must be in [0, 1], got 1.5");
+}
+
+TEMPLATE_TEST_CASE("Alpha dropout refuses outputs that partly overlap the input; in place is exact",
+                   "[layers][alpha][alias]", float, double) {
+  // Issue 20, item 5: a partly overlapping y was accepted and gave garbage.
+  using T = TestType;
+  const AlphaDropout<T> ad(AlphaDropoutOptions{0.3});
+  regula::Matrix<T> buf = regula::Matrix<T>::Random(131, 4);
+  Stream s(3);
+  CHECK_THROWS_WITH(
+      ad.forward(buf.topRows(130), buf.bottomRows(130), s),
+      "regula::AlphaDropout: y must be x itself or not overlap it; it overlaps partly");
+  CHECK(s.offset() == 0);
+  regula::Matrix<T> y(130, 4);
+  auto ctx = ad.forward(buf.topRows(130), y, s);
+  CHECK_THROWS_WITH(
+      ad.backward(buf.bottomRows(130), ctx, buf.topRows(130)),
+      "regula::AlphaDropout::backward: dx must be dy itself or not overlap it; it overlaps partly");
+  // A context of a layer with another p.
+  const AlphaDropout<T> other(AlphaDropoutOptions{0.6});
+  regula::Matrix<T> dx(130, 4);
+  CHECK_THROWS_WITH(
+      other.backward(y, ctx, dx),
+      "regula::AlphaDropout::backward: ctx was filled by a layer with another p (keep threshold "
+      "45875, this layer's 26214)");
+  const regula::Matrix<T> x = buf.topRows(130);
+  regula::Matrix<T> z = x;
+  Stream s1(5), s2(5);
+  ctx = ad.forward(x, y, s1);
+  (void)ad.forward(z, z, s2);
+  CHECK(z == y);
+  ad.backward(x, ctx, dx);
+  z = x;
+  ad.backward(z, ctx, z);
+  CHECK(z == dx);
+}
+
+TEMPLATE_TEST_CASE("Alpha dropout rounds a·x before adding b, on every instruction set",
+                   "[layers][alpha][isa]", float, double) {
+  // The FMA builds fused a·x + b into one rounding and the SSE2 build rounded twice, so values
+  // differed across builds (issue 20). Both roundings are now explicit: each kept element is
+  // exactly fl(fl(a·x) + b), computed here through volatile stores the compiler cannot fuse.
+  using T = TestType;
+  const AlphaDropout<T> ad(AlphaDropoutOptions{0.2});
+  const Index rows = 515, cols = 3;  // whole four-tile steps, single tiles and a ragged tail
+  regula::Matrix<T> x(rows, cols);
+  for (Index i = 0; i < x.size(); ++i)
+    x(i) = static_cast<T>(std::sin(0.731 * static_cast<double>(i)) * 3.0);
+  regula::Matrix<T> y(rows, cols);
+  Stream s(21);
+  const auto ctx = ad.forward(x, y, s);
+  regula::detail::KeepBits bits{ctx.draw()};
+  Index fused_would_differ = 0;
+  for (Index i = 0; i < x.size(); ++i) {
+    volatile T ax = ad.a() * x(i);
+    const T two = ax + ad.b();
+    if (bits(static_cast<std::uint64_t>(i))) {
+      REQUIRE(y(i) == two);
+      if (std::fma(ad.a(), x(i), ad.b()) != two) ++fused_would_differ;
+    }
+  }
+  // The inputs are such that a fused multiply-add would give other bits for many elements.
+  CHECK(fused_would_differ > 20);
 }

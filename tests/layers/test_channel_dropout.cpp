@@ -75,3 +75,42 @@ TEMPLATE_TEST_CASE("Channel dropout: eval identity; bad channels and p throw", "
                     "regula::ChannelDropout: channels must be at least 1, got 0");
   CHECK_THROWS_WITH(ChannelDropout<T>(ChannelDropoutOptions{2.0, 1}), "regula::ChannelDropout: p must be in [0, 1], got 2");
 }
+
+TEMPLATE_TEST_CASE(
+    "Channel dropout refuses outputs that partly overlap the input; in place is exact",
+    "[layers][channel][alias]", float, double) {
+  // Issue 20, item 5: a partly overlapping y was accepted and gave garbage.
+  using T = TestType;
+  const ChannelDropout<T> cd(ChannelDropoutOptions{0.5, 3});
+  regula::Matrix<T> buf = regula::Matrix<T>::Random(13, 8);
+  Stream s(3);
+  CHECK_THROWS_WITH(
+      cd.forward(buf.topRows(12), buf.bottomRows(12), s),
+      "regula::ChannelDropout: y must be x itself or not overlap it; it overlaps partly");
+  CHECK(s.offset() == 0);
+  regula::Matrix<T> y(12, 8), dx(12, 8);
+  auto ctx = cd.forward(buf.topRows(12), y, s);
+  CHECK_THROWS_WITH(cd.backward(buf.topRows(12), ctx, buf.bottomRows(12)),
+                    "regula::ChannelDropout::backward: dx must be dy itself or not overlap it; it "
+                    "overlaps partly");
+  const ChannelDropout<T> other(ChannelDropoutOptions{0.25, 3});
+  CHECK_THROWS_WITH(
+      other.backward(y, ctx, dx),
+      "regula::ChannelDropout::backward: ctx was filled by a layer with another p (keep threshold "
+      "32768, this layer's 49152)");
+  const ChannelDropout<T> four(ChannelDropoutOptions{0.5, 5});
+  CHECK_THROWS_WITH(
+      four.backward(y, ctx, dx),
+      "regula::ChannelDropout::backward: channels (5) must divide the feature count of dy, got 12 "
+      "features");
+  const regula::Matrix<T> x = buf.topRows(12);
+  regula::Matrix<T> z = x;
+  Stream s1(5), s2(5);
+  ctx = cd.forward(x, y, s1);
+  (void)cd.forward(z, z, s2);
+  CHECK(z == y);
+  cd.backward(x, ctx, dx);
+  z = x;
+  cd.backward(z, ctx, z);
+  CHECK(z == dx);
+}

@@ -113,3 +113,61 @@ TEMPLATE_TEST_CASE("DropConnect: eval is W x + b, no allocation once sized, bad 
   CHECK_THROWS_WITH(dc.forward(x, W, bbad, y, s, ctx), "regula::DropConnect: b must have one entry per row of W (4), got 3");
   CHECK_THROWS_WITH(DropConnect<T>(DropConnectOptions{1.1}), "regula::DropConnect: p must be in [0, 1], got 1.1");
 }
+
+TEMPLATE_TEST_CASE("DropConnect refuses any output sharing memory with an input or another output",
+                   "[layers][dropconnect][alias]", float, double) {
+  // Issue 20, item 6: y = x in forward and dW = W in backward were accepted and gave garbage.
+  using T = TestType;
+  const Index n = 6;  // square: every output can be given any input's storage
+  regula::Matrix<T> W = regula::Matrix<T>::Random(n, n), x = regula::Matrix<T>::Random(n, n);
+  regula::Matrix<T> dy = regula::Matrix<T>::Random(n, n);
+  regula::Vector<T> b = regula::Vector<T>::Random(n);
+  const regula::Matrix<T> W0 = W, x0 = x, dy0 = dy;
+  const DropConnect<T> dc(DropConnectOptions{0.4});
+  typename DropConnect<T>::Context ctx;
+  Stream s(2);
+  CHECK_THROWS_WITH(dc.forward(x, W, b, x, s, ctx), "regula::DropConnect: y must not overlap x");
+  CHECK_THROWS_WITH(dc.forward(x, W, b, W, s, ctx), "regula::DropConnect: y must not overlap W");
+  regula::Matrix<T> big(n + 1, n);
+  CHECK_THROWS_WITH(dc.forward(x, W, big.col(0).head(n), big.bottomRows(n), s, ctx),
+                    "regula::DropConnect: y must not overlap b");
+  CHECK(s.offset() == 0);
+  regula::Matrix<T> y(n, n), dx(n, n), dW(n, n);
+  regula::Vector<T> db(n);
+  dc.forward(x, W, b, y, s, ctx);
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, x, dW, db),
+                    "regula::DropConnect::backward: dx must not overlap x");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, W, dW, db),
+                    "regula::DropConnect::backward: dx must not overlap W");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, dy, dW, db),
+                    "regula::DropConnect::backward: dx must not overlap dy");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, dx, x, db),
+                    "regula::DropConnect::backward: dW must not overlap x");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, dx, W, db),
+                    "regula::DropConnect::backward: dW must not overlap W");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, dx, dy, db),
+                    "regula::DropConnect::backward: dW must not overlap dy");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, dx, dW, x.col(2)),
+                    "regula::DropConnect::backward: db must not overlap x");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, dx, dW, W.col(0)),
+                    "regula::DropConnect::backward: db must not overlap W");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, dx, dW, dy.col(5)),
+                    "regula::DropConnect::backward: db must not overlap dy");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, dx, dx, db),
+                    "regula::DropConnect::backward: dW must not overlap dx");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, dx, dW, dx.col(1)),
+                    "regula::DropConnect::backward: db must not overlap dx");
+  CHECK_THROWS_WITH(dc.backward(x, W, dy, ctx, dx, dW, dW.col(3)),
+                    "regula::DropConnect::backward: db must not overlap dW");
+  const DropConnect<T> other(DropConnectOptions{0.5});
+  CHECK_THROWS_WITH(
+      other.backward(x, W, dy, ctx, dx, dW, db),
+      "regula::DropConnect::backward: ctx was filled by a layer with another p (keep threshold "
+      "39322, this layer's 32768)");
+  // Nothing was written to an input by the refused calls, and a valid call still works.
+  CHECK(W == W0);
+  CHECK(x == x0);
+  CHECK(dy == dy0);
+  dc.backward(x, W, dy, ctx, dx, dW, db);
+  CHECK(db.isApprox(dy.rowwise().sum()));
+}

@@ -89,3 +89,71 @@ TEMPLATE_TEST_CASE("DropPath: eval identity, p = 1 zero, bad input throws", "[la
   regula::Matrix<T> wrong(3, 5);
   CHECK_THROWS_WITH(dp.forward(f, wrong, s), "regula::DropPath: y must have the shape of branch (3 x 4), got 3 x 5");
 }
+
+TEMPLATE_TEST_CASE("DropPath refuses outputs that partly overlap an input; exact aliases work",
+                   "[layers][droppath][alias]", float, double) {
+  // Issue 20, item 5: forward and forward_residual accepted partly overlapping outputs.
+  using T = TestType;
+  const DropPath<T> dp(DropPathOptions{0.5});
+  regula::Matrix<T> buf = regula::Matrix<T>::Random(10, 30);
+  const regula::Matrix<T> x = regula::Matrix<T>::Random(9, 30);
+  Stream s(3);
+  regula::RandomContext ctx;
+  CHECK_THROWS_WITH(
+      dp.forward(buf.topRows(9), buf.bottomRows(9), s),
+      "regula::DropPath: y must be branch itself or not overlap it; it overlaps partly");
+  CHECK_THROWS_WITH(dp.forward_residual(buf.topRows(9), x, buf.bottomRows(9), s, ctx),
+                    "regula::DropPath: out must be x itself or not overlap it; it overlaps partly");
+  CHECK_THROWS_WITH(
+      dp.forward_residual(x, buf.topRows(9), buf.bottomRows(9), s, ctx),
+      "regula::DropPath: out must be branch itself or not overlap it; it overlaps partly");
+  // out is x exactly, but branch overlaps it partly: refused too.
+  CHECK_THROWS_WITH(
+      dp.forward_residual(buf.topRows(9), buf.bottomRows(9), buf.topRows(9), s, ctx),
+      "regula::DropPath: out must be branch itself or not overlap it; it overlaps partly");
+  CHECK(s.offset() == 0);
+  regula::Matrix<T> y(9, 30), dbr(9, 30);
+  ctx = dp.forward(buf.topRows(9), y, s);
+  CHECK_THROWS_WITH(dp.backward(buf.topRows(9), ctx, buf.bottomRows(9)),
+                    "regula::DropPath::backward: dbranch must be dy itself or not overlap it; it "
+                    "overlaps partly");
+  const DropPath<T> other(DropPathOptions{0.25});
+  CHECK_THROWS_WITH(
+      other.backward(y, ctx, dbr),
+      "regula::DropPath::backward: ctx was filled by a layer with another p (keep threshold 32768, "
+      "this layer's 49152)");
+  // out = x and out = branch exactly give the out-of-place result.
+  const regula::Matrix<T> f = buf.topRows(9);
+  regula::Matrix<T> out(9, 30), a = x, b = f;
+  Stream s1(5), s2(5), s3(5);
+  dp.forward_residual(x, f, out, s1, ctx);
+  dp.forward_residual(a, f, a, s2, ctx);
+  dp.forward_residual(x, b, b, s3, ctx);
+  CHECK(a == out);
+  CHECK(b == out);
+}
+
+TEMPLATE_TEST_CASE("DropPath's residual sum rounds the product first, on every instruction set",
+                   "[layers][droppath][isa]", float, double) {
+  // x + f·scale was fused into one rounding where the build had FMA and rounded twice elsewhere.
+  using T = TestType;
+  const DropPath<T> dp(DropPathOptions{0.3});  // scale 1/0.7: most products are inexact
+  regula::Matrix<T> f(37, 64), x(37, 64), out(37, 64);
+  for (Index i = 0; i < f.size(); ++i) {
+    f(i) = static_cast<T>(std::sin(0.37 * static_cast<double>(i)));
+    x(i) = static_cast<T>(std::cos(0.61 * static_cast<double>(i)));
+  }
+  Stream s(8);
+  regula::RandomContext ctx;
+  dp.forward_residual(x, f, out, s, ctx);
+  Index kept = 0;
+  for (Index n = 0; n < f.cols(); ++n) {
+    const bool k = dp.kept(ctx, n);
+    kept += k ? 1 : 0;
+    for (Index r = 0; r < f.rows(); ++r) {
+      volatile T prod = f(r, n) * (k ? dp.scale() : T(0));
+      REQUIRE(out(r, n) == x(r, n) + prod);
+    }
+  }
+  CHECK(kept > 0);
+}

@@ -85,3 +85,40 @@ TEMPLATE_TEST_CASE("Gaussian dropout: eval and p = 0 are the identity; bad p thr
   regula::Matrix<T> wrong(5, 4);
   CHECK_THROWS_WITH(gd.forward(x, wrong, s), "regula::GaussianDropout: y must have the shape of x (5 x 3), got 5 x 4");
 }
+
+TEMPLATE_TEST_CASE(
+    "Gaussian dropout refuses outputs that partly overlap the input; in place is exact",
+    "[layers][gaussian][alias]", float, double) {
+  // Issue 20, item 5: a partly overlapping y was accepted and gave garbage.
+  using T = TestType;
+  const GaussianDropout<T> gd(GaussianDropoutOptions{0.4});
+  regula::Matrix<T> buf = regula::Matrix<T>::Random(9, 6);
+  Stream s(3);
+  // y one element after x in the same storage.
+  CHECK_THROWS_WITH(
+      gd.forward(buf.topRows(8), buf.bottomRows(8), s),
+      "regula::GaussianDropout: y must be x itself or not overlap it; it overlaps partly");
+  // The same first element, another column stride.
+  const Eigen::Map<regula::Matrix<T>> compact(buf.data(), 4, 6);
+  Eigen::Map<regula::Matrix<T>, 0, Eigen::OuterStride<>> strided(buf.data(), 4, 6,
+                                                                 Eigen::OuterStride<>(9));
+  CHECK_THROWS_WITH(gd.forward(compact, strided, s),
+                    "regula::GaussianDropout: y aliases x with another layout");
+  CHECK(s.offset() == 0);  // refused before drawing
+  regula::Matrix<T> scratch(8, 6);
+  auto ctx = gd.forward(buf.topRows(8), scratch, s);
+  CHECK_THROWS_WITH(gd.backward(buf.topRows(8), ctx, buf.bottomRows(8)),
+                    "regula::GaussianDropout::backward: dx must be dy itself or not overlap it; it "
+                    "overlaps partly");
+  // Exactly in place equals out of place, forward and backward.
+  const regula::Matrix<T> x = buf.topRows(8);
+  regula::Matrix<T> y(8, 6), z = x, dx(8, 6);
+  Stream s1(5), s2(5);
+  ctx = gd.forward(x, y, s1);
+  (void)gd.forward(z, z, s2);
+  CHECK(z == y);
+  gd.backward(x, ctx, dx);
+  z = x;
+  gd.backward(z, ctx, z);
+  CHECK(z == dx);
+}

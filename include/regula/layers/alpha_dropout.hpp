@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 
+#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
@@ -27,7 +28,12 @@ struct AlphaDropoutOptions {
 /// generic branch).
 ///
 /// **Randomness.** The mask is Dropout's (same bits, same quantized p: a and b use the
-/// effective p = 1 − round((1 − p)·2¹⁶)/2¹⁶); the stream advances as Dropout's.
+/// effective p = 1 − round((1 − p)·2¹⁶)/2¹⁶); the stream advances as Dropout's. a·x is rounded
+/// before b is added (two roundings, as ATen; never a fused multiply-add), so the values are the
+/// same bits on every instruction set and thread count.
+///
+/// **Aliasing.** y may be x itself (dx may be dy itself); any partial overlap, or the same
+/// memory with another layout, throws.
 template <class T>
 class AlphaDropout {
   static_assert(is_scalar_v<T>, "regula::AlphaDropout<T>: T must be float or double");
@@ -70,8 +76,9 @@ class AlphaDropout {
     return ctx;
   }
   /// y = a·(x ⊙ m) + (m ? b : a·α′ + b) in training; y = x in eval. y may be x itself.
+  /// @throws regula::invalid_argument if y's shape differs from x's or y partly overlaps x.
   void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
-    detail::check_same_shape("regula::AlphaDropout", "y", y, "x", x);
+    detail::check_output("regula::AlphaDropout", "x", x, "y", y);
     ctx.rows = x.rows();
     ctx.cols = x.cols();
     ctx.stream = stream;
@@ -96,12 +103,19 @@ class AlphaDropout {
     }
   }
 
-  /// dx = a·m ⊙ dy with the forward call's mask (dx = dy after eval, 0·dy for p = 1).
+  /// dx = a·m ⊙ dy with the forward call's mask (dx = dy after eval, 0·dy for p = 1). dx may be
+  /// dy itself.
+  /// @throws regula::invalid_argument if dy's shape differs from the forward input's, dx's from
+  ///         dy's, dx partly overlaps dy, or ctx was filled by a layer with another p.
   void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
-    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, "regula::AlphaDropout::backward",
-                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols, "), got ",
-                   dy.rows(), " x ", dy.cols());
-    detail::check_same_shape("regula::AlphaDropout::backward", "dx", dx, "dy", dy);
+    constexpr const char* who = "regula::AlphaDropout::backward";
+    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, who,
+                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols,
+                   "), got ", dy.rows(), " x ", dy.cols());
+    detail::check_output(who, "dy", dy, "dx", dx);
+    REGULA_EXPECTS(ctx.mode != Context::Mode::random || ctx.keep_threshold == threshold_, who,
+                   "ctx was filled by a layer with another p (keep threshold ", ctx.keep_threshold,
+                   ", this layer's ", threshold_, ")");
     switch (ctx.mode) {
       case Context::Mode::identity:
         if (dx.data() != dy.data()) dx = dy;

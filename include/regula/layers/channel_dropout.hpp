@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
@@ -36,7 +37,11 @@ struct ChannelDropoutOptions {
 /// form: x is always features × batch.
 ///
 /// **Randomness.** Mask element n·C + c uses Dropout's bit layout (same quantized p and scale);
-/// the stream advances as Dropout's on C·B elements.
+/// the stream advances as Dropout's on C·B elements. Values are x times the factor 0 or
+/// 1/(1 − p): one rounding, the same bits on every instruction set and thread count.
+///
+/// **Aliasing.** y may be x itself (dx may be dy itself); any partial overlap, or the same
+/// memory with another layout, throws.
 template <class T>
 class ChannelDropout {
   static_assert(is_scalar_v<T>, "regula::ChannelDropout<T>: T must be float or double");
@@ -66,11 +71,12 @@ class ChannelDropout {
     forward(x, y, stream, ctx);
     return ctx;
   }
-  /// @throws regula::invalid_argument if channels does not divide x.rows(), or y's shape differs.
+  /// @throws regula::invalid_argument if channels does not divide x.rows(), y's shape differs from
+  ///         x's or y partly overlaps x.
   void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
     REGULA_EXPECTS(x.rows() % options_.channels == 0, "regula::ChannelDropout", "channels (", options_.channels,
                    ") must divide the feature count of x, got ", x.rows(), " features");
-    detail::check_same_shape("regula::ChannelDropout", "y", y, "x", x);
+    detail::check_output("regula::ChannelDropout", "x", x, "y", y);
     ctx.rows = x.rows();
     ctx.cols = x.cols();
     ctx.stream = stream;
@@ -90,12 +96,21 @@ class ChannelDropout {
     apply(ctx, x, y);
   }
 
-  /// dx = dy ⊙ the broadcast mask of the forward call, times 1/(1 − p).
+  /// dx = dy ⊙ the broadcast mask of the forward call, times 1/(1 − p). dx may be dy itself.
+  /// @throws regula::invalid_argument if dy's shape differs from the forward input's, dx's from
+  ///         dy's, dx partly overlaps dy, channels does not divide dy.rows(), or ctx was filled
+  ///         by a layer with another p.
   void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
-    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, "regula::ChannelDropout::backward",
-                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols, "), got ",
-                   dy.rows(), " x ", dy.cols());
-    detail::check_same_shape("regula::ChannelDropout::backward", "dx", dx, "dy", dy);
+    constexpr const char* who = "regula::ChannelDropout::backward";
+    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, who,
+                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols,
+                   "), got ", dy.rows(), " x ", dy.cols());
+    detail::check_output(who, "dy", dy, "dx", dx);
+    REGULA_EXPECTS(dy.rows() % options_.channels == 0, who, "channels (", options_.channels,
+                   ") must divide the feature count of dy, got ", dy.rows(), " features");
+    REGULA_EXPECTS(ctx.mode != Context::Mode::random || ctx.keep_threshold == threshold_, who,
+                   "ctx was filled by a layer with another p (keep threshold ", ctx.keep_threshold,
+                   ", this layer's ", threshold_, ")");
     switch (ctx.mode) {
       case Context::Mode::identity:
         if (dx.data() != dy.data()) dx = dy;

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
@@ -42,7 +43,13 @@ struct DropConnectContext {
 /// **Randomness and memory.** Weight element k (column-major in W) uses Dropout's bit layout; the
 /// stream advances as Dropout's on |W| elements. The masked weights are built `panel` columns at a
 /// time in the context's scratch and multiplied at once, so M ⊙ W is never stored; backward
-/// regenerates the panels from the stream position.
+/// regenerates the panels from the stream position. The mask is the same bits everywhere; the
+/// values come from Eigen's matrix products, whose blocking and fused multiply-adds depend on
+/// the instruction set, so they agree across builds to the product error bound of
+/// docs/random.md, not bit for bit.
+///
+/// **Aliasing.** No output may share memory with any input or with another output (every
+/// product reads its inputs after some output was written): any overlap, even exact, throws.
 template <class T>
 class DropConnect {
   static_assert(is_scalar_v<T>, "regula::DropConnect<T>: T must be float or double");
@@ -68,8 +75,8 @@ class DropConnect {
   [[nodiscard]] bool is_training() const noexcept { return training_; }
 
   /// y = ((M ⊙ W)/(1 − p)) x + b in training, W x + b in eval.
-  /// @throws regula::invalid_argument if W.cols() ≠ x.rows(), b.size() ≠ W.rows() or y is not
-  ///         W.rows() × x.cols().
+  /// @throws regula::invalid_argument if W.cols() ≠ x.rows(), b.size() ≠ W.rows(), y is not
+  ///         W.rows() × x.cols(), or y shares memory with x, W or b.
   void forward(const MatrixCRef<T>& x, const MatrixCRef<T>& W, const VectorCRef<T>& b, MatrixRef<T> y,
                Stream& stream, Context& ctx) const {
     constexpr const char* who = "regula::DropConnect";
@@ -79,6 +86,9 @@ class DropConnect {
                    b.size());
     REGULA_EXPECTS(y.rows() == W.rows() && y.cols() == x.cols(), who, "y must be ", W.rows(), " x ", x.cols(),
                    ", got ", y.rows(), " x ", y.cols());
+    detail::check_disjoint(who, "x", x, "y", y);
+    detail::check_disjoint(who, "W", W, "y", y);
+    detail::check_disjoint(who, "b", b, "y", y);
     ctx.in = W.cols();
     ctx.out = W.rows();
     ctx.batch = x.cols();
@@ -109,7 +119,9 @@ class DropConnect {
 
   /// Writes dx (in × batch), dW (out × in) and db (out) for the forward call of ctx, with the
   /// weight mask regenerated from the stream. Outputs are overwritten.
-  /// @throws regula::invalid_argument on shapes that differ from the forward call's.
+  /// @throws regula::invalid_argument on shapes that differ from the forward call's, if an output
+  ///         shares memory with an input (x, W, dy) or another output, or ctx was filled by a
+  ///         layer with another p.
   void backward(const MatrixCRef<T>& x, const MatrixCRef<T>& W, const MatrixCRef<T>& dy, Context& ctx,
                 MatrixRef<T> dx, MatrixRef<T> dW, VectorRef<T> db) const {
     constexpr const char* who = "regula::DropConnect::backward";
@@ -124,6 +136,22 @@ class DropConnect {
     REGULA_EXPECTS(dW.rows() == ctx.out && dW.cols() == ctx.in, who, "dW must be ", ctx.out, " x ", ctx.in,
                    ", got ", dW.rows(), " x ", dW.cols());
     REGULA_EXPECTS(db.size() == ctx.out, who, "db must have ", ctx.out, " entries, got ", db.size());
+    REGULA_EXPECTS(
+        ctx.random.mode != RandomContext::Mode::random || ctx.random.keep_threshold == threshold_,
+        who, "ctx was filled by a layer with another p (keep threshold ", ctx.random.keep_threshold,
+        ", this layer's ", threshold_, ")");
+    detail::check_disjoint(who, "x", x, "dx", dx);
+    detail::check_disjoint(who, "W", W, "dx", dx);
+    detail::check_disjoint(who, "dy", dy, "dx", dx);
+    detail::check_disjoint(who, "x", x, "dW", dW);
+    detail::check_disjoint(who, "W", W, "dW", dW);
+    detail::check_disjoint(who, "dy", dy, "dW", dW);
+    detail::check_disjoint(who, "x", x, "db", db);
+    detail::check_disjoint(who, "W", W, "db", db);
+    detail::check_disjoint(who, "dy", dy, "db", db);
+    detail::check_disjoint(who, "dx", dx, "dW", dW);
+    detail::check_disjoint(who, "dx", dx, "db", db);
+    detail::check_disjoint(who, "dW", dW, "db", db);
     db.noalias() = dy.rowwise().sum();
     dW.noalias() = dy * x.transpose();
     switch (ctx.random.mode) {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
@@ -32,7 +33,12 @@ struct DropPathOptions {
 /// divides only when the survival rate is positive).
 ///
 /// **Randomness.** Mask element n (row) or 0 (batch) of Dropout's bit layout; the stream advances
-/// as Dropout's on B elements (row) or 1 element (batch).
+/// as Dropout's on B elements (row) or 1 element (batch). Values: f·factor is one rounding, and
+/// the residual sum x + f·factor rounds the product before adding (never a fused multiply-add),
+/// so both are the same bits on every instruction set and thread count.
+///
+/// **Aliasing.** An output may be exactly one of the inputs the function's comment names; any
+/// partial overlap with any input, or the same memory with another layout, throws.
 template <class T>
 class DropPath {
   static_assert(is_scalar_v<T>, "regula::DropPath<T>: T must be float or double");
@@ -56,33 +62,44 @@ class DropPath {
   [[nodiscard]] bool is_training() const noexcept { return training_; }
 
   /// y = f ⊙ m/(1 − p). y may be `branch` itself.
+  /// @throws regula::invalid_argument if y's shape differs from branch's or y partly overlaps it.
   [[nodiscard]] Context forward(const MatrixCRef<T>& branch, MatrixRef<T> y, Stream& stream) const {
     Context ctx;
     forward(branch, y, stream, ctx);
     return ctx;
   }
   void forward(const MatrixCRef<T>& branch, MatrixRef<T> y, Stream& stream, Context& ctx) const {
-    detail::check_same_shape("regula::DropPath", "y", y, "branch", branch);
+    detail::check_output("regula::DropPath", "branch", branch, "y", y);
     draw(branch, stream, ctx);
     apply(ctx, branch, y, nullptr);
   }
 
-  /// out = x + f ⊙ m/(1 − p) (the residual sum). out may be x or branch itself.
+  /// out = x + f ⊙ m/(1 − p) (the residual sum). out may be x or branch itself (x and branch may
+  /// overlap each other: both are only read).
+  /// @throws regula::invalid_argument if branch's or out's shape differs from x's, or out partly
+  ///         overlaps x or branch.
   void forward_residual(const MatrixCRef<T>& x, const MatrixCRef<T>& branch, MatrixRef<T> out, Stream& stream,
                         Context& ctx) const {
     detail::check_same_shape("regula::DropPath", "branch", branch, "x", x);
-    detail::check_same_shape("regula::DropPath", "out", out, "x", x);
+    detail::check_output("regula::DropPath", "x", x, "out", out);
+    detail::check_output("regula::DropPath", "branch", branch, "out", out);
     draw(branch, stream, ctx);
     apply(ctx, branch, out, &x);
   }
 
   /// ∂L/∂f = dy ⊙ m/(1 − p) with the forward call's mask (for forward_residual, dy is ∂L/∂out;
   /// ∂L/∂x of the identity path is dy itself). dbranch may be dy itself.
+  /// @throws regula::invalid_argument if dy's shape differs from the forward input's, dbranch's
+  ///         from dy's, dbranch partly overlaps dy, or ctx was filled by a layer with another p.
   void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dbranch) const {
-    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, "regula::DropPath::backward",
-                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols, "), got ",
-                   dy.rows(), " x ", dy.cols());
-    detail::check_same_shape("regula::DropPath::backward", "dbranch", dbranch, "dy", dy);
+    constexpr const char* who = "regula::DropPath::backward";
+    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, who,
+                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols,
+                   "), got ", dy.rows(), " x ", dy.cols());
+    detail::check_output(who, "dy", dy, "dbranch", dbranch);
+    REGULA_EXPECTS(ctx.mode != Context::Mode::random || ctx.keep_threshold == threshold_, who,
+                   "ctx was filled by a layer with another p (keep threshold ", ctx.keep_threshold,
+                   ", this layer's ", threshold_, ")");
     apply(ctx, dy, dbranch, nullptr);
   }
 
@@ -120,7 +137,8 @@ class DropPath {
         f = bits(options_.mode == DropPathMode::row ? static_cast<std::uint64_t>(n) : 0U) ? scale_ : T(0);
       }
       if (x != nullptr) {
-        out.col(n) = x->col(n) + in.col(n) * f;
+        kernels::scale_add(in.col(n).data(), static_cast<std::size_t>(in.rows()), f,
+                           x->col(n).data(), out.col(n).data());
       } else {
         out.col(n) = in.col(n) * f;
       }

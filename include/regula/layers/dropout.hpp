@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/parallel.hpp"
@@ -265,15 +266,9 @@ class Dropout {
     return Context::Mode::random;
   }
 
-  void check_io(const char* in_name, const MatrixCRef<T>& in, const char* out_name,
-                const MatrixRef<T>& out) const {
-    detail::check_same_shape("regula::Dropout", out_name, out, in_name, in);
-    REGULA_EXPECTS(!detail::overlaps_partially(in.data(), detail::extent(in), out.data(),
-                                               detail::extent(out)),
-                   "regula::Dropout", out_name, " must be ", in_name,
-                   " itself or not overlap it; it overlaps partly");
-    REGULA_EXPECTS(in.data() != out.data() || in.outerStride() == out.outerStride(),
-                   "regula::Dropout", out_name, " aliases ", in_name, " with another layout");
+  static void check_io(const char* in_name, const MatrixCRef<T>& in, const char* out_name,
+                       const MatrixRef<T>& out) {
+    detail::check_output("regula::Dropout", in_name, in, out_name, out);
   }
 
   /// Walks the call's elements in fixed, tile-aligned chunks; inside a chunk, column by column

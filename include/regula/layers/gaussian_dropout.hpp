@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 
+#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
@@ -26,7 +27,12 @@ struct GaussianDropoutOptions {
 /// Gradient: ∂L/∂x = ∂L/∂y ⊙ r, r regenerated from the stream. Eval and p = 0: identity.
 ///
 /// **Randomness.** rᵢ = 1 + √α·zᵢ with zᵢ element i (column-major) of `Stream::normal` at the
-/// call's position (|z| ≤ 6.66); the stream advances ⌈n/4⌉ blocks.
+/// call's position (|z| ≤ 6.66); the stream advances ⌈n/4⌉ blocks. √α·zᵢ is rounded before 1 is
+/// added (no fused multiply-add), so the values are the same bits on every instruction set and
+/// thread count, given the same C library's log, cos and sin (docs/random.md).
+///
+/// **Aliasing.** y may be x itself (dx may be dy itself); any partial overlap, or the same
+/// memory with another layout, throws.
 template <class T>
 class GaussianDropout {
   static_assert(is_scalar_v<T>, "regula::GaussianDropout<T>: T must be float or double");
@@ -50,13 +56,14 @@ class GaussianDropout {
   [[nodiscard]] bool is_training() const noexcept { return training_; }
 
   /// y = x ⊙ r (train), y = x (eval or p = 0). y may be x itself.
+  /// @throws regula::invalid_argument if y's shape differs from x's or y partly overlaps x.
   [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
     Context ctx;
     forward(x, y, stream, ctx);
     return ctx;
   }
   void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
-    detail::check_same_shape("regula::GaussianDropout", "y", y, "x", x);
+    detail::check_output("regula::GaussianDropout", "x", x, "y", y);
     ctx.rows = x.rows();
     ctx.cols = x.cols();
     ctx.stream = stream;
@@ -71,11 +78,13 @@ class GaussianDropout {
   }
 
   /// dx = dy ⊙ r with the r of the forward call (dx = dy after eval). dx may be dy itself.
+  /// @throws regula::invalid_argument if dy's shape differs from the forward input's, or dx's
+  ///         from dy's, or dx partly overlaps dy.
   void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
     REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, "regula::GaussianDropout::backward",
                    "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols, "), got ",
                    dy.rows(), " x ", dy.cols());
-    detail::check_same_shape("regula::GaussianDropout::backward", "dx", dx, "dy", dy);
+    detail::check_output("regula::GaussianDropout::backward", "dy", dy, "dx", dx);
     if (ctx.mode != Context::Mode::random) {
       if (dx.data() != dy.data()) dx = dy;
       return;
