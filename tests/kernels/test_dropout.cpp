@@ -1,8 +1,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/simd_cases.hpp"
 #include "regula/core/stream.hpp"
+
+#include "kernels/layer_isa_cases.hpp"
+#include "kernels/simd_cases.hpp"
 
 TEST_CASE("Element i takes the documented 16 bits of the documented block", "[kernels][dropout]") {
   // The layout promised in kernels/dropout.hpp, restated independently of the kernel.

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "regula/core/stream.hpp"
+#include "regula/kernels/dropout.hpp"
 
 namespace regula::kernels {
 
@@ -16,7 +17,8 @@ namespace regula::kernels {
 
 /// For the call's elements [i0, i0 + n) (x and y pointing at element i0; y may equal x):
 /// y = x·(1 + σ·zᵢ), zᵢ element i of `Stream::normal` started at `at` (block ⌊i/4⌋, Box–Muller
-/// in double). The factor 1 + σzᵢ is rounded to T.
+/// in double). σ·zᵢ is rounded to double before 1 is added (never a fused multiply-add, so every
+/// instruction set gives the same factor), then the factor is rounded to T.
 template <class T>
 void gaussian_multiply_segment(const Stream& at, std::size_t i0, std::size_t n, const T* x, double sigma,
                                T* y) noexcept {
@@ -28,11 +30,12 @@ void gaussian_multiply_segment(const Stream& at, std::size_t i0, std::size_t n, 
       Stream s(at.seed(), at.subsequence(), at.offset() + block);
       s.normal(z, 4);
     }
-    y[i - i0] = x[i - i0] * static_cast<T>(1.0 + sigma * z[i % 4]);
+    y[i - i0] = x[i - i0] * static_cast<T>(1.0 + detail::rounded(sigma * z[i % 4]));
   }
 }
 
-/// Scalar reference of gaussian_multiply_segment: element by element, no cache.
+/// Scalar reference of gaussian_multiply_segment: element by element, no cache; σ·zᵢ goes through
+/// a volatile, so it is rounded whatever the compiler's contraction flags.
 template <class T>
 void gaussian_multiply_segment_reference(const Stream& at, std::size_t i0, std::size_t n, const T* x,
                                          double sigma, T* y) noexcept {
@@ -40,7 +43,8 @@ void gaussian_multiply_segment_reference(const Stream& at, std::size_t i0, std::
     Stream s(at.seed(), at.subsequence(), at.offset() + i / 4);
     double z[4];
     s.normal(z, 4);
-    y[i - i0] = x[i - i0] * static_cast<T>(1.0 + sigma * z[i % 4]);
+    volatile double sz = sigma * z[i % 4];
+    y[i - i0] = x[i - i0] * static_cast<T>(1.0 + sz);
   }
 }
 
