@@ -325,3 +325,187 @@ TEST_CASE("The library's PerSampleCrossEntropy drives MultiSampleDropout like th
   CHECK((dW1 - dW2).cwiseAbs().maxCoeff() < 1e-12);
   CHECK((db1 - db2).cwiseAbs().maxCoeff() < 1e-12);
 }
+
+TEMPLATE_TEST_CASE(
+    "Multi-sample dropout: an eval forward on a context of a tiled training call resets it",
+    "[layers][multisample][context]", float, double) {
+  // Issue 20, item 1: the eval forward returned before clearing the tiled flag, so backward took
+  // the tiled path over a C × B gradient (heap-buffer-overflow).
+  using T = TestType;
+  const Problem<T> P(37, 11, 5);  // C < 64: the training call is tiled
+  MultiSampleDropoutOptions o;
+  o.samples = 4;
+  MSD<T> msd(o);
+  typename MSD<T>::Context ctx;
+  Stream s(9);
+  (void)msd.forward(P.h, P.W, P.b, P.y, s, ctx);
+  msd.eval();
+  const T L = msd.forward(P.h, P.W, P.b, P.y, s, ctx);
+  CHECK_FALSE(ctx.training());
+  Mat<T> dh = Mat<T>::Constant(P.K, P.B, T(7)), dW = Mat<T>::Constant(P.C, P.K, T(7));
+  Vec<T> db = Vec<T>::Constant(P.C, T(7));
+  msd.backward(P.W, ctx, dh, dW, db);
+  // The eval gradients: the head once, on h itself.
+  Mat<T> z = P.W * P.h;
+  z.colwise() += P.b;
+  Vec<T> l(P.B);
+  Mat<T> dz(P.C, P.B);
+  ce<T>(z, P.y, l, dz);
+  dz /= static_cast<T>(P.B);
+  const T tol = std::is_same_v<T, double> ? T(1e-12) : T(1e-5);
+  CHECK(std::abs(L - l.mean()) <= tol * std::abs(l.mean()));
+  CHECK((dW - dz * P.h.transpose()).cwiseAbs().maxCoeff() <= tol);
+  CHECK((dh - P.W.transpose() * dz).cwiseAbs().maxCoeff() <= tol);
+  CHECK((db - dz.rowwise().sum()).cwiseAbs().maxCoeff() <= tol);
+  // And back to training on the same context: the tiled path again, equal to a fresh context.
+  msd.train();
+  Stream s1(10), s2(10);
+  typename MSD<T>::Context fresh;
+  (void)msd.forward(P.h, P.W, P.b, P.y, s1, ctx);
+  (void)msd.forward(P.h, P.W, P.b, P.y, s2, fresh);
+  Mat<T> dh2(P.K, P.B), dW2(P.C, P.K);
+  Vec<T> db2(P.C);
+  msd.backward(P.W, ctx, dh, dW, db);
+  msd.backward(P.W, fresh, dh2, dW2, db2);
+  CHECK(dh == dh2);
+  CHECK(dW == dW2);
+  CHECK(db == db2);
+}
+
+TEMPLATE_TEST_CASE(
+    "Multi-sample dropout: a context of another shape, layer or failed call is refused",
+    "[layers][multisample][context][errors]", float, double) {
+  using T = TestType;
+  MultiSampleDropoutOptions o;
+  o.samples = 3;
+  const MSD<T> msd(o);
+  const Problem<T> P(10, 4, 3);
+  Mat<T> dh(10, 4), dW(3, 10);
+  Vec<T> db(3);
+  typename MSD<T>::Context ctx;
+  CHECK_FALSE(ctx.ready());
+  CHECK_THROWS_WITH(
+      msd.backward(P.W, ctx, dh, dW, db),
+      "regula::MultiSampleDropout::backward: ctx holds no forward call (never filled, or its "
+      "forward threw); run forward first");
+  // Filled by a layer with another M, reduction or rate.
+  Stream s(1);
+  MultiSampleDropoutOptions o4 = o;
+  o4.samples = 4;
+  (void)MSD<T>(o4).forward(P.h, P.W, P.b, P.y, s, ctx);
+  CHECK(ctx.ready());
+  CHECK_THROWS_WITH(
+      msd.backward(P.W, ctx, dh, dW, db),
+      "regula::MultiSampleDropout::backward: ctx was filled by a layer with 4 samples (M), this "
+      "one has 3");
+  MultiSampleDropoutOptions ol = o;
+  ol.reduction = MultiSampleReduction::mean_of_logits;
+  (void)MSD<T>(ol).forward(P.h, P.W, P.b, P.y, s, ctx);
+  CHECK_THROWS_WITH(
+      msd.backward(P.W, ctx, dh, dW, db),
+      "regula::MultiSampleDropout::backward: ctx was filled by a layer with another reduction");
+  MultiSampleDropoutOptions op = o;
+  op.rates = {0.5, 0.5, 0.2};
+  (void)MSD<T>(op).forward(P.h, P.W, P.b, P.y, s, ctx);
+  CHECK_THROWS_WITH(
+      msd.backward(P.W, ctx, dh, dW, db),
+      "regula::MultiSampleDropout::backward: ctx was filled by a layer with another drop rate for "
+      "sample 2");
+  // Filled with another shape: every output is checked against the recorded one.
+  const Problem<T> Q(12, 5, 3);
+  (void)msd.forward(Q.h, Q.W, Q.b, Q.y, s, ctx);
+  CHECK_THROWS_WITH(
+      msd.backward(P.W, ctx, dh, dW, db),
+      "regula::MultiSampleDropout::backward: W must be 3 x 12 as in forward, got 3 x 10");
+  CHECK_THROWS_WITH(msd.backward(Q.W, ctx, dh, dW, db),
+                    "regula::MultiSampleDropout::backward: dh must be 12 x 5, got 10 x 4");
+  // A forward whose loss threw leaves no call behind, even over a context that held one.
+  (void)msd.forward(P.h, P.W, P.b, P.y, s, ctx);
+  LabelVec bad = P.y;
+  bad(2) = 99;
+  struct Throwing {
+    void operator()(const regula::MatrixCRef<T>& z, const Eigen::Ref<const LabelVec>& y,
+                    regula::VectorRef<T> l, regula::MatrixRef<T> dz) const {
+      if ((y.array() >= z.rows()).any()) throw regula::invalid_argument("label out of range");
+      SoftmaxCE{}(z, y, l, dz);
+    }
+  };
+  const regula::MultiSampleDropout<T, Throwing> throwing(o);
+  typename regula::MultiSampleDropout<T, Throwing>::Context tctx;
+  (void)throwing.forward(P.h, P.W, P.b, P.y, s, tctx);
+  CHECK_THROWS_AS(throwing.forward(P.h, P.W, P.b, bad, s, tctx), regula::invalid_argument);
+  CHECK_FALSE(tctx.ready());
+  CHECK_THROWS_WITH(
+      throwing.backward(P.W, tctx, dh, dW, db),
+      "regula::MultiSampleDropout::backward: ctx holds no forward call (never filled, or its "
+      "forward threw); run forward first");
+}
+
+TEMPLATE_TEST_CASE("Multi-sample dropout rejects empty inputs at the boundary",
+                   "[layers][multisample][errors]", float, double) {
+  // Issue 20, item 2: h with 0 rows and C < 64 divided by zero when sizing the column blocks.
+  using T = TestType;
+  const MSD<T> msd(MultiSampleDropoutOptions{});
+  typename MSD<T>::Context ctx;
+  Stream s(1);
+  const LabelVec y = LabelVec::Zero(4);
+  const Mat<T> h0(0, 4), W0(5, 0), h(6, 4), Wr0(0, 6), Wsmall = Mat<T>::Ones(5, 6);
+  const Vec<T> b5 = Vec<T>::Zero(5), b0(0);
+  CHECK_THROWS_WITH(msd.forward(h0, W0, b5, y, s, ctx),
+                    "regula::MultiSampleDropout: h must have at least one feature (row), got 0");
+  CHECK_THROWS_WITH(msd.forward(h, Wr0, b0, y, s, ctx),
+                    "regula::MultiSampleDropout: W must have at least one row (class), got 0");
+  const Mat<T> hb(6, 0);
+  const LabelVec y0(0);
+  CHECK_THROWS_WITH(msd.forward(hb, Wsmall, b5, y0, s, ctx),
+                    "regula::MultiSampleDropout: h must have at least one sample (column), got 0");
+  CHECK(s.offset() == 0);
+  CHECK_FALSE(ctx.ready());
+}
+
+TEMPLATE_TEST_CASE(
+    "Multi-sample dropout backward refuses outputs sharing memory with W or each other",
+    "[layers][multisample][errors][alias]", float, double) {
+  // Issue 20, item 7: dW in W's storage (C ≥ 64) was written before W was read again.
+  using T = TestType;
+  for (const Index C : {Index{5}, Index{70}}) {
+    const Problem<T> P(12, 6, C);
+    MultiSampleDropoutOptions o;
+    o.samples = 2;
+    const MSD<T> msd(o);
+    typename MSD<T>::Context ctx;
+    Stream s(3);
+    Mat<T> W = P.W;
+    Mat<T> dh(P.K, P.B);
+    Vec<T> db(C);
+    Mat<T> dW(C, P.K);
+    // Exact alias dW = W.
+    (void)msd.forward(P.h, W, P.b, P.y, s, ctx);
+    CHECK_THROWS_WITH(msd.backward(W, ctx, dh, W, db),
+                      "regula::MultiSampleDropout::backward: dW must not overlap W");
+    // dh inside W's storage, db inside dW's, dh overlapping dW.
+    Mat<T> big(P.K + C, P.K * P.B + P.K);
+    CHECK_THROWS_WITH(
+        msd.backward(big.topLeftCorner(C, P.K), ctx, big.bottomLeftCorner(P.K, P.B), dW, db),
+        "regula::MultiSampleDropout::backward: dh must not overlap W");
+    CHECK_THROWS_WITH(msd.backward(W, ctx, dh, dW, dW.col(1)),
+                      "regula::MultiSampleDropout::backward: db must not overlap dW");
+    Mat<T> both(std::max(P.K, C), P.K + P.B);  // dW's first column is dh's last
+    CHECK_THROWS_WITH(
+        msd.backward(W, ctx, both.topLeftCorner(P.K, P.B), both.block(0, P.B - 1, C, P.K), db),
+        "regula::MultiSampleDropout::backward: dW must not overlap dh");
+    // The refusals consumed nothing: the call is still there for valid outputs, and they equal the
+    // gradients of a context that saw no bad call.
+    CHECK(ctx.ready());
+    msd.backward(W, ctx, dh, dW, db);
+    typename MSD<T>::Context fresh;
+    Stream s2(3);
+    (void)msd.forward(P.h, P.W, P.b, P.y, s2, fresh);
+    Mat<T> dh2(P.K, P.B), dW2(C, P.K);
+    Vec<T> db2(C);
+    msd.backward(P.W, fresh, dh2, dW2, db2);
+    CHECK(dh == dh2);
+    CHECK(dW == dW2);
+    CHECK(W == P.W);
+  }
+}

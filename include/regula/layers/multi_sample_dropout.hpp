@@ -9,12 +9,14 @@
 #include <utility>
 #include <vector>
 
+#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/parallel.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/multi_sample_dropout.hpp"
 #include "regula/layers/dropout.hpp"
+#include "regula/layers/random_context.hpp"
 
 namespace regula {
 
@@ -40,7 +42,9 @@ struct MultiSampleDropoutOptions {
 /// What backward needs from a forward call, and the buffers of the fused path: the M masked
 /// copies stacked as one K × M·B matrix, the logits and their gradient (C × M·B), the per-sample
 /// losses and the stream position of every mask. Caller-owned and reusable: it grows on the
-/// first call (or a larger shape) and is reused after that.
+/// first call (or a larger shape) and is reused after that. Every forward call resets all of it
+/// (shape, train/eval mode, path), and backward refuses a context that does not hold one
+/// complete forward call of the same layer configuration.
 template <class T>
 class MultiSampleDropoutContext {
  public:
@@ -54,6 +58,8 @@ class MultiSampleDropoutContext {
   /// The dropout context of sample m (its mask is recomputed from it).
   [[nodiscard]] const DropoutContext& sample(std::size_t m) const noexcept { return drops_[m]; }
   [[nodiscard]] bool training() const noexcept { return training_; }
+  /// True between a forward call that completed and the backward call that consumed it.
+  [[nodiscard]] bool ready() const noexcept { return filled_ && !consumed_; }
 
  private:
   template <class, class>
@@ -68,10 +74,12 @@ class MultiSampleDropoutContext {
   Vector<T> losses_;
   std::vector<DropoutContext> drops_;
   std::vector<std::uint64_t> bits_;  // tiled backward: keep bits of one sample's call
-  Index k_ = 0, b_ = 0, c_ = 0;
+  Index k_ = 0, b_ = 0, c_ = 0, m_ = 0;
   T loss_ = T(0);
+  MultiSampleReduction reduction_ = MultiSampleReduction::mean_of_losses;
   bool training_ = false;
   bool tiled_ = false;
+  bool filled_ = false;  // set only once forward has completed (not if the loss threw)
   bool consumed_ = false;
 };
 
@@ -92,9 +100,9 @@ class MultiSampleDropoutContext {
 /// GEMM register tile would be mostly empty: the masked input is made one cache-sized block of
 /// columns at a time and its keep bits recorded (forward: z = W h̃ per block by a narrow-head
 /// kernel, kernels::narrow_product); backward forms the masked input and WᵀG on the fly from h and
-/// those bits (kernels::masked_outer_accumulate, kernels::masked_transposed_product_column). Nothing
-/// of size M·B·K is stored and each mask is drawn once. Both paths give the loop's result up to
-/// rounding.
+/// those bits (kernels::masked_outer_accumulate, kernels::masked_transposed_product_column).
+/// Nothing of size M·B·K is stored and each mask is drawn once. Both paths give the loop's result
+/// up to rounding.
 ///
 /// **Randomness.** Sample m is exactly `Dropout<T>({pₘ}).forward(h, ·, stream)` called for
 /// m = 1..M in turn on the caller's stream: the result equals a loop of M dropout + head + loss
@@ -111,7 +119,15 @@ class MultiSampleDropoutContext {
 /// time.
 ///
 /// **Shapes.** h is K × B (features × batch), W is C × K (out × in, as torch.nn.Linear), b has C
-/// entries, labels B.
+/// entries, labels B; K, B and C are at least 1.
+///
+/// **Aliasing.** backward's outputs dh, dW and db may not share memory with W or with each other
+/// (dW is written before W is read again); forward's inputs may not lie in ctx's own buffers.
+///
+/// **Reproducibility.** The masks are Dropout's, the same bits on every instruction set and
+/// thread count; the logits, loss and gradients come from matrix products (Eigen's GEMM or the
+/// narrow-head kernels) whose order of sums and fused multiply-adds depend on the instruction
+/// set, so they agree across builds to the product error bound of docs/random.md.
 template <class T, class Loss>
 class MultiSampleDropout {
   static_assert(is_scalar_v<T>, "regula::MultiSampleDropout<T, Loss>: T must be float or double");
@@ -154,30 +170,96 @@ class MultiSampleDropout {
   /// Runs the M samples (or, in eval, the head once), the loss and its gradient with respect to
   /// the logits; returns L. Allocates only when ctx must grow (and inside Eigen's GEMM for
   /// products too large for its stack buffers).
-  /// @throws regula::invalid_argument on shapes that do not match (naming W, b or labels), or
-  ///         whatever the loss throws.
+  /// @throws regula::invalid_argument on an empty h or W, shapes that do not match (naming h, W,
+  ///         b or labels), an input inside ctx's buffers, or whatever the loss throws (ctx then
+  ///         holds no forward call).
   T forward(const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b, const Labels& labels,
             Stream& stream, Context& ctx) const {
     constexpr const char* who = "regula::MultiSampleDropout";
     check_head(who, h, W, b);
     REGULA_EXPECTS(labels.size() == h.cols(), who, "labels must have one entry per sample (", h.cols(),
                    "), got ", labels.size());
+    detail::check_disjoint(who, "ctx.logits()", ctx.z_, "h", h);
+    detail::check_disjoint(who, "ctx.logits()", ctx.z_, "W", W);
+    detail::check_disjoint(who, "ctx.logits()", ctx.z_, "b", b);
+    detail::check_disjoint(who, "ctx.per_sample()", ctx.losses_, "h", h);
+    detail::check_disjoint(who, "ctx.per_sample()", ctx.losses_, "W", W);
+    detail::check_disjoint(who, "ctx.per_sample()", ctx.losses_, "b", b);
+    // Every field of ctx is set here, before any path returns, so that no state of an earlier
+    // call (another shape, mode or path) survives into backward.
+    ctx.k_ = h.rows();
+    ctx.b_ = h.cols();
+    ctx.c_ = W.rows();
+    ctx.m_ = samples();
+    ctx.reduction_ = options_.reduction;
+    ctx.training_ = training_;
+    ctx.tiled_ = training_ && tiled(W.rows());
+    ctx.filled_ = false;
+    ctx.consumed_ = false;
+    const T L = run_forward(h, W, b, labels, stream, ctx);
+    ctx.filled_ = true;
+    return L;
+  }
+
+  /// Writes ∂L/∂h (K × B), ∂L/∂W (C × K) and ∂L/∂b (C) for the forward call that filled ctx
+  /// (outputs are overwritten, not accumulated). Uses ctx's stacked buffer as scratch, so each
+  /// forward call supports one backward call.
+  /// @throws regula::invalid_argument if ctx holds no complete forward call, was already used by
+  ///         a backward call, or comes from a layer with another M, reduction or rates; if W or
+  ///         an output does not match the forward shapes; or if dh, dW or db shares memory with W
+  ///         or another output.
+  void backward(const MatrixCRef<T>& W, Context& ctx, MatrixRef<T> dh, MatrixRef<T> dW,
+                VectorRef<T> db) const {
+    constexpr const char* who = "regula::MultiSampleDropout::backward";
+    REGULA_EXPECTS(
+        ctx.filled_, who,
+        "ctx holds no forward call (never filled, or its forward threw); run forward first");
+    REGULA_EXPECTS(!ctx.consumed_, who,
+                   "ctx was already used by a backward call; run forward again");
+    REGULA_EXPECTS(ctx.m_ == samples(), who, "ctx was filled by a layer with ", ctx.m_,
+                   " samples (M), this one has ", samples());
+    REGULA_EXPECTS(ctx.reduction_ == options_.reduction, who,
+                   "ctx was filled by a layer with another reduction");
+    if (ctx.training_) {
+      for (std::size_t m = 0; m < static_cast<std::size_t>(samples()); ++m) {
+        REGULA_EXPECTS(ctx.drops_[m].keep_threshold() == detail::keep_threshold(rate(m)), who,
+                       "ctx was filled by a layer with another drop rate for sample ", m);
+      }
+    }
+    REGULA_EXPECTS(W.rows() == ctx.c_ && W.cols() == ctx.k_, who, "W must be ", ctx.c_, " x ",
+                   ctx.k_, " as in forward, got ", W.rows(), " x ", W.cols());
+    REGULA_EXPECTS(dh.rows() == ctx.k_ && dh.cols() == ctx.b_, who, "dh must be ", ctx.k_, " x ",
+                   ctx.b_, ", got ", dh.rows(), " x ", dh.cols());
+    REGULA_EXPECTS(dW.rows() == ctx.c_ && dW.cols() == ctx.k_, who, "dW must be ", ctx.c_, " x ",
+                   ctx.k_, ", got ", dW.rows(), " x ", dW.cols());
+    REGULA_EXPECTS(db.size() == ctx.c_, who, "db must have ", ctx.c_, " entries, got ", db.size());
+    detail::check_disjoint(who, "W", W, "dh", dh);
+    detail::check_disjoint(who, "W", W, "dW", dW);
+    detail::check_disjoint(who, "W", W, "db", db);
+    detail::check_disjoint(who, "dh", dh, "dW", dW);
+    detail::check_disjoint(who, "dh", dh, "db", db);
+    detail::check_disjoint(who, "dW", dW, "db", db);
+    ctx.consumed_ = true;
+    run_backward(W, ctx, dh, dW, db);
+  }
+
+ private:
+  /// The drop probability of sample m.
+  [[nodiscard]] double rate(std::size_t m) const noexcept {
+    return options_.rates.empty() ? options_.p : options_.rates[m];
+  }
+
+  T run_forward(const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b,
+                const Labels& labels, Stream& stream, Context& ctx) const {
     const Index K = h.rows();
     const Index B = h.cols();
-    const Index C = W.rows();
     const Index M = samples();
-    ctx.k_ = K;
-    ctx.b_ = B;
-    ctx.c_ = C;
-    ctx.training_ = training_;
-    ctx.consumed_ = false;
     if (!training_) {
       resize(ctx.hs_, K, B);
       ctx.hs_ = h;
       return head(W, b, labels, ctx.hs_, ctx, T(1) / static_cast<T>(B));
     }
     ctx.drops_.resize(static_cast<std::size_t>(M));
-    ctx.tiled_ = tiled(C);
     if (ctx.tiled_) return forward_tiled(h, W, b, labels, stream, ctx);
     resize(ctx.hs_, K, M * B);
     for (Index m = 0; m < M; ++m) {
@@ -194,22 +276,8 @@ class MultiSampleDropout {
     return head(W, b, labels, ctx.hs_, ctx, T(1) / static_cast<T>(M * B));
   }
 
-  /// Writes ∂L/∂h (K × B), ∂L/∂W (C × K) and ∂L/∂b (C) for the forward call that filled ctx
-  /// (outputs are overwritten, not accumulated). Uses ctx's stacked buffer as scratch, so each
-  /// forward call supports one backward call.
-  /// @throws regula::invalid_argument if W or an output does not match the forward shapes, or
-  ///         ctx was already used by a backward call.
-  void backward(const MatrixCRef<T>& W, Context& ctx, MatrixRef<T> dh, MatrixRef<T> dW, VectorRef<T> db) const {
-    constexpr const char* who = "regula::MultiSampleDropout::backward";
-    REGULA_EXPECTS(!ctx.consumed_, who, "ctx was already used by a backward call; run forward again");
-    REGULA_EXPECTS(W.rows() == ctx.c_ && W.cols() == ctx.k_, who, "W must be ", ctx.c_, " x ", ctx.k_,
-                   " as in forward, got ", W.rows(), " x ", W.cols());
-    REGULA_EXPECTS(dh.rows() == ctx.k_ && dh.cols() == ctx.b_, who, "dh must be ", ctx.k_, " x ", ctx.b_,
-                   ", got ", dh.rows(), " x ", dh.cols());
-    REGULA_EXPECTS(dW.rows() == ctx.c_ && dW.cols() == ctx.k_, who, "dW must be ", ctx.c_, " x ", ctx.k_,
-                   ", got ", dW.rows(), " x ", dW.cols());
-    REGULA_EXPECTS(db.size() == ctx.c_, who, "db must have ", ctx.c_, " entries, got ", db.size());
-    ctx.consumed_ = true;
+  void run_backward(const MatrixCRef<T>& W, Context& ctx, MatrixRef<T>& dh, MatrixRef<T>& dW,
+                    VectorRef<T>& db) const {
     if (ctx.tiled_) {
       backward_tiled(W, ctx, dh, dW, db);
       return;
@@ -242,7 +310,6 @@ class MultiSampleDropout {
     }
   }
 
- private:
   /// Heads with fewer classes than a GEMM register tile has rows are multiplied the other way
   /// round (zᵀ = h̃ᵀWᵀ, ∂L/∂Wᵀ = h̃ Gᵀ), so that the long M·B or K side fills the tile.
   static bool narrow(Index classes) noexcept { return classes < 64; }
@@ -346,6 +413,8 @@ class MultiSampleDropout {
 
   static void check_head(const char* who, const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b) {
     REGULA_EXPECTS(h.cols() >= 1, who, "h must have at least one sample (column), got ", h.cols());
+    REGULA_EXPECTS(h.rows() >= 1, who, "h must have at least one feature (row), got ", h.rows());
+    REGULA_EXPECTS(W.rows() >= 1, who, "W must have at least one row (class), got ", W.rows());
     REGULA_EXPECTS(W.cols() == h.rows(), who, "W must have one column per feature of h (", h.rows(), "), got ",
                    W.cols());
     REGULA_EXPECTS(b.size() == W.rows(), who, "b must have one entry per row of W (", W.rows(), "), got ",
