@@ -295,7 +295,7 @@ TEMPLATE_TEST_CASE("Nested dropout rejects bad options and inputs, naming the pa
   CHECK_THROWS_WITH(NestedDropout<T>(O{0, NestedPrior::custom({})}),
                     "regula::NestedDropout: pmf must not be empty");
   CHECK_THROWS_WITH(NestedDropout<T>(O{0, NestedPrior::custom({0.0, 0.0})}),
-                    "regula::NestedDropout: pmf must have a positive, finite sum to be normalised, got 0");
+                    "regula::NestedDropout: pmf weights must not all be 0");
   CHECK_THROWS_WITH(NestedDropout<T>(O{0, NestedPrior::custom({1.0, -1.0})}),
                     "regula::NestedDropout: pmf weights must be finite and nonnegative, got -1 at 1");
   CHECK_THROWS_WITH(NestedDropout<T>(O{3, NestedPrior::custom({1.0, 1.0})}),
@@ -314,4 +314,49 @@ TEMPLATE_TEST_CASE("Nested dropout rejects bad options and inputs, naming the pa
   regula::NestedDropoutContext ctx;
   CHECK_THROWS_WITH(nd.forward(x, y, s, ctx, 9), "regula::NestedDropout: frozen must be in [0, 8], got 9");
   CHECK_THROWS_WITH(regula::NestedSweeper(4, 0.0), "regula::NestedSweeper: tol must be positive, got 0");
+}
+
+TEST_CASE("Half-Gaussian prior works for any positive finite sigma, tiny or huge",
+          "[layers][nested][prior]") {
+  // Issue 20, item 10: sigma = 1e-300 (valid by the docs) squared z into inf, and the pmf became
+  // NaN ("pmf must have a positive, finite sum to be normalised, got nan").
+  using O = NestedDropoutOptions;
+  const NestedDropout<double> tiny(O{8, NestedPrior::half_gaussian(1e-300)});
+  CHECK(tiny.pmf()[0] == 1.0);
+  for (std::size_t k = 1; k < 8; ++k) CHECK(tiny.pmf()[k] == 0.0);
+  CHECK(tiny.mean_kept() == 1.0);
+  const NestedDropout<double> denormal(O{8, NestedPrior::half_gaussian(5e-324, 6.0)});
+  CHECK(denormal.pmf()[5] == 1.0);
+  CHECK(denormal.cdf()[4] == 0.0);
+  // μ halfway between two units: they share the mass.
+  const NestedDropout<double> tie(O{8, NestedPrior::half_gaussian(1e-300, 2.5)});
+  CHECK(tie.pmf()[1] == 0.5);
+  CHECK(tie.pmf()[2] == 0.5);
+  // A sigma far beyond the units' spread is the uniform prior.
+  const NestedDropout<double> huge(O{8, NestedPrior::half_gaussian(1e300, -1e300)});
+  for (std::size_t k = 0; k < 8; ++k) CHECK(huge.pmf()[k] == 0.125);
+  // And ordinary sigmas keep their values: exp(−((k − μ)/σ)²) normalised, to rounding.
+  const NestedDropout<double> usual(O{512, NestedPrior::half_gaussian(10.0, 3.3)});
+  double total = 0.0;
+  for (int k = 1; k <= 512; ++k) total += std::exp(-((k - 3.3) / 10.0) * ((k - 3.3) / 10.0));
+  for (int k = 1; k <= 512; ++k) {
+    const double want = std::exp(-((k - 3.3) / 10.0) * ((k - 3.3) / 10.0)) / total;
+    CHECK(usual.pmf()[static_cast<std::size_t>(k - 1)] ==
+          Approx(want).epsilon(1e-12).margin(1e-300));
+  }
+  // Draws from the tiny-sigma prior keep exactly one unit.
+  const Mat<double> x = Mat<double>::Ones(8, 5);
+  Mat<double> y(8, 5);
+  Stream s(1);
+  const auto ctx = tiny.forward(x, y, s);
+  for (Index n = 0; n < 5; ++n) CHECK(ctx.kept(n) == 1);
+}
+
+TEST_CASE("Custom pmf weights near the largest double are normalised without overflow",
+          "[layers][nested][prior]") {
+  const NestedDropout<float> nd(
+      NestedDropoutOptions{0, NestedPrior::custom({1e308, 1e308, 0.0, 1e308})});
+  CHECK(nd.pmf()[0] == Approx(1.0 / 3.0).epsilon(1e-15));
+  CHECK(nd.pmf()[2] == 0.0);
+  CHECK(nd.cdf()[3] == 1.0);
 }

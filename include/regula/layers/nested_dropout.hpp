@@ -13,10 +13,12 @@
 #include <utility>
 #include <vector>
 
+#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/parallel.hpp"
 #include "regula/core/stream.hpp"
+#include "regula/kernels/dropout.hpp"
 #include "regula/kernels/nested_dropout.hpp"
 
 namespace regula {
@@ -160,7 +162,8 @@ class NestedDropout {
         REGULA_EXPECTS(p.rho > 0.0 && p.rho < 1.0, who, "rho must be in (0, 1), got ", p.rho);
         double r = 1.0;  // ρᵏ⁻¹
         for (std::size_t k = 0; k < K; ++k) {
-          w[k] = r * (1.0 - p.rho);
+          // Rounded before the clamp below adds to it: the same pmf on every instruction set.
+          w[k] = kernels::detail::rounded(r * (1.0 - p.rho));
           r *= p.rho;
         }
         if (p.tail == NestedTail::clamp) w[K - 1] += r;  // + ρᴷ: P(b = K) = ρᴷ⁻¹
@@ -170,31 +173,38 @@ class NestedDropout {
         REGULA_EXPECTS(p.sigma > 0.0 && std::isfinite(p.sigma), who,
                        "sigma must be positive and finite, got ", p.sigma);
         REGULA_EXPECTS(std::isfinite(p.mu), who, "mu must be finite, got ", p.mu);
-        // exp(−z²) relative to its largest term, so that no σ underflows every weight.
-        double zmin = std::numeric_limits<double>::infinity();
+        // exp(−(dₖ² − d²ₘᵢₙ)/σ²) with dₖ = |k − μ|: relative to the largest term, and with the
+        // difference of squares factored as ((dₖ − dₘᵢₙ)/σ)·((dₖ + dₘᵢₙ)/σ) so that no σ, however
+        // small or large, squares into an overflow or underflow (σ = 1e-300 puts all the mass on
+        // the units nearest μ instead of giving NaN).
+        double dmin = std::numeric_limits<double>::infinity();
+        for (std::size_t k = 0; k < K; ++k)
+          dmin = std::min(dmin, std::abs(static_cast<double>(k + 1) - p.mu));
         for (std::size_t k = 0; k < K; ++k) {
-          const double z = (static_cast<double>(k + 1) - p.mu) / p.sigma;
-          zmin = std::min(zmin, z * z);
-        }
-        for (std::size_t k = 0; k < K; ++k) {
-          const double z = (static_cast<double>(k + 1) - p.mu) / p.sigma;
-          w[k] = std::exp(-(z * z - zmin));
+          const double d = std::abs(static_cast<double>(k + 1) - p.mu);
+          w[k] = d == dmin ? 1.0 : std::exp(-(((d - dmin) / p.sigma) * ((d + dmin) / p.sigma)));
         }
         break;
       }
       case NestedPrior::Kind::uniform: std::fill(w.begin(), w.end(), 1.0); break;
-      case NestedPrior::Kind::custom:
+      case NestedPrior::Kind::custom: {
+        double wmax = 0.0;
         for (std::size_t k = 0; k < K; ++k) {
           REGULA_EXPECTS(std::isfinite(p.pmf[k]) && p.pmf[k] >= 0.0, who,
                          "pmf weights must be finite and nonnegative, got ", p.pmf[k], " at ", k);
-          w[k] = p.pmf[k];
+          wmax = std::max(wmax, p.pmf[k]);
         }
+        REGULA_EXPECTS(wmax > 0.0, who, "pmf weights must not all be 0");
+        // Relative to the largest, so that the sum of finite weights stays finite.
+        for (std::size_t k = 0; k < K; ++k) w[k] = p.pmf[k] / wmax;
         break;
+      }
     }
     double total = 0.0;
     for (const double v : w) total += v;
-    REGULA_EXPECTS(total > 0.0 && std::isfinite(total), who,
-                   "pmf must have a positive, finite sum to be normalised, got ", total);
+    // Every prior's weights are at most 1 with one of them 1 (geometric: 1 − ρ > 0), so the sum
+    // is positive and finite.
+    REGULA_ASSERT(total > 0.0 && std::isfinite(total));
     pmf_.resize(K);
     cdf_.resize(K);
     double acc = 0.0;
@@ -223,7 +233,9 @@ class NestedDropout {
   /// E[b], the mean number of kept units.
   [[nodiscard]] double mean_kept() const noexcept {
     double m = 0.0;
-    for (std::size_t k = 0; k < pmf_.size(); ++k) m += static_cast<double>(k + 1) * pmf_[k];
+    for (std::size_t k = 0; k < pmf_.size(); ++k) {
+      m += kernels::detail::rounded(static_cast<double>(k + 1) * pmf_[k]);
+    }
     return m;
   }
 
@@ -309,10 +321,7 @@ class NestedDropout {
  private:
   static void check_alias(const char* who, const char* in_name, const MatrixCRef<T>& in,
                           const char* out_name, const MatrixRef<T>& out) {
-    REGULA_EXPECTS(!detail::overlaps_partially(in.data(), detail::extent(in), out.data(),
-                                               detail::extent(out)) &&
-                       (in.data() != out.data() || in.outerStride() == out.outerStride()),
-                   who, out_name, " must be ", in_name, " itself or not overlap it");
+    detail::check_output(who, in_name, in, out_name, out);
   }
 
   static void apply(const Context& ctx, const MatrixCRef<T>& x, MatrixRef<T>& y) noexcept {
