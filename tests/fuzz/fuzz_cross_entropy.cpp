@@ -1,0 +1,364 @@
+// Fuzz harness of losses/cross_entropy.hpp (softmax and StableMax: integer labels, soft targets,
+// class weights, label smoothing, ignore_index, every reduction, the per-sample calls, the class
+// and the free functions) and losses/coverage.hpp.
+//
+// Byte layout: [type][family][palette][shape][fault][options...][data...]. Invariants of an
+// accepted call: no NaN out for NaN-free input, ℓ ≥ 0 for non-negative targets, finite out for
+// the moderate and large palettes, softmax gradient columns summing to ~0, ignored samples with
+// zero loss and gradient, NaN logits giving a NaN loss for their sample, the reduced loss equal
+// to the per-sample sum. Invalid arguments must give regula::invalid_argument and nothing else.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "fuzz_support.hpp"
+#include "regula/losses/coverage.hpp"
+#include "regula/losses/cross_entropy.hpp"
+
+namespace {
+
+using namespace regula;
+using fuzz::Expect;
+using fuzz::Palette;
+
+enum class Fault : std::uint8_t {
+  none,
+  empty_batch,
+  no_class,
+  label_range,
+  labels_length,
+  losses_length,
+  dlogits_shape,
+  dlogits_overlap,
+  losses_overlap,
+  targets_shape,
+  smoothing,
+  reduction_none,
+  weight_size,
+  weight_value,
+  coverage_n,
+  count
+};
+
+template <class T>
+void check_losses(const char* what, Normalizer norm, Palette pal, const Matrix<T>& z, const Labels* y,
+                  const Matrix<T>* soft, std::int64_t ignore, bool weighted, const Vector<T>& losses,
+                  const Matrix<T>* grad, double natural) {
+  const bool finite_in = fuzz::all_finite(z) && (soft == nullptr || fuzz::all_finite(*soft));
+  const bool nonneg = soft == nullptr || soft->minCoeff() >= T(0);
+  const bool tame = (pal == Palette::moderate || pal == Palette::large) && finite_in;
+  for (Index j = 0; j < losses.size(); ++j) {
+    const double l = static_cast<double>(losses[j]);
+    const bool ignored = y != nullptr && (*y)[j] == ignore;
+    if (ignored) {
+      REGULA_FUZZ_CHECK(l == 0.0, "%s: ignored sample %lld has loss %.9g", what, static_cast<long long>(j), l);
+      if (grad != nullptr) {
+        REGULA_FUZZ_CHECK((grad->col(j).array() == T(0)).all(), "%s: ignored sample %lld has a gradient", what,
+                          static_cast<long long>(j));
+      }
+      continue;
+    }
+    if (finite_in) {
+      REGULA_FUZZ_CHECK(!std::isnan(l), "%s: NaN loss for sample %lld of finite input", what,
+                        static_cast<long long>(j));
+      if (nonneg) {
+        REGULA_FUZZ_CHECK(l >= 0.0, "%s: negative loss %.9g for sample %lld", what, l, static_cast<long long>(j));
+      }
+      if (tame && soft == nullptr) {
+        REGULA_FUZZ_CHECK(std::isfinite(l), "%s: loss %.9g of sample %lld for finite logits of moderate size",
+                          what, l, static_cast<long long>(j));
+      }
+    }
+    if (y != nullptr && !weighted && z.col(j).array().isNaN().any()) {
+      REGULA_FUZZ_CHECK(std::isnan(l), "%s: sample %lld has a NaN logit but loss %.9g", what,
+                        static_cast<long long>(j), l);
+    }
+  }
+  if (grad == nullptr || !finite_in) return;
+  REGULA_FUZZ_CHECK(!fuzz::any_nan(*grad), "%s: NaN in the gradient of finite input", what);
+  if (tame && soft == nullptr) {
+    REGULA_FUZZ_CHECK(fuzz::all_finite(*grad), "%s: non-finite gradient for finite logits", what);
+  }
+  if (norm == Normalizer::softmax && fuzz::all_finite(*grad)) fuzz::check_column_sums<T>(what, *grad, natural);
+}
+
+template <class T, Normalizer Norm>
+void run_xent(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
+  const char* what = Norm == Normalizer::softmax ? "cross_entropy" : "stablemax_cross_entropy";
+  CrossEntropyOptions opt;
+  opt.reduction = static_cast<Reduction>(1 + in.pick(3));  // mean, sum, batchmean
+  if (fault == Fault::reduction_none) opt.reduction = Reduction::none;
+  if (in.u8() % 3 == 0) opt.label_smoothing = fuzz::option(in, {0.0, 0.1, 0.5, 1.0, 0.01});
+  if (fault == Fault::smoothing) opt.label_smoothing = fuzz::option(in, {-0.1, 1.5, std::nan("")});
+  const bool smoothing_ok = opt.label_smoothing >= 0.0 && opt.label_smoothing <= 1.0;
+  opt.ignore_index = in.flag() ? -100 : static_cast<std::int64_t>(in.pick(static_cast<std::size_t>(C) + 1));
+  const bool soft = in.u8() % 3 == 0;
+  const bool use_class = in.flag();
+  const bool weighted = use_class && in.flag();
+  const unsigned entry = in.u8() % 4;  // reduced, reduced+grad, per-sample, per-sample+grad
+  const bool per_sample = entry >= 2;
+  const bool with_grad = entry % 2 == 1;
+  if (!use_class && (fault == Fault::weight_size || fault == Fault::weight_value)) return;
+
+  Vector<T> weight;
+  bool weight_ok = true;
+  if (weighted) {
+    weight.resize(fault == Fault::weight_size ? C + 1 : C);
+    for (Index c = 0; c < weight.size(); ++c) weight[c] = static_cast<T>(in.u8() % 9) * T(0.5);
+    if (fault == Fault::weight_value && C > 0) {
+      const T bad[] = {T(-1), std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()};
+      weight[static_cast<Index>(in.pick(static_cast<std::size_t>(C)))] = bad[in.pick(3)];
+      weight_ok = false;
+    }
+  }
+
+  // logits, dlogits and (for the overlap fault) losses share one buffer, so that overlaps can
+  // be made on purpose.
+  const std::size_t n = static_cast<std::size_t>(C * B);
+  std::vector<T> buf(3 * n + 3 * static_cast<std::size_t>(B) + 16, T(777));
+  for (std::size_t i = 0; i < n; ++i) buf[i] = fuzz::value<T>(in, pal);
+  if (Norm == Normalizer::stablemax && fuzz::skip_known("stablemax-ninf")) {
+    for (std::size_t i = 0; i < n; ++i) buf[i] = std::max(buf[i], T(-1e37F));
+  }
+  const Eigen::Map<const Matrix<T>> z(buf.data(), C, B);
+  std::size_t goff = n + 4;
+  if (fault == Fault::dlogits_overlap && n > 0) goff = in.pick(n);
+  Eigen::Map<Matrix<T>> g(buf.data() + goff, fault == Fault::dlogits_shape ? C + 1 : C, B);
+
+  Labels y(fault == Fault::labels_length ? B + 1 : B);
+  for (Index j = 0; j < y.size(); ++j) {
+    y[j] = in.u8() % 8 == 0 ? opt.ignore_index
+                            : static_cast<std::int64_t>(in.pick(static_cast<std::size_t>(std::max<Index>(C, 1))));
+  }
+  if (fault == Fault::label_range && B > 0) {
+    const std::int64_t bad[] = {-1, C, C + 7, std::numeric_limits<std::int64_t>::min(),
+                                std::numeric_limits<std::int64_t>::max()};
+    std::int64_t v = bad[in.pick(5)];
+    if (v == opt.ignore_index) v = -2;
+    y[static_cast<Index>(in.pick(static_cast<std::size_t>(B)))] = v;
+  }
+  // Targets are weights of classes: the extreme palette stays on the logits, since a target
+  // near the largest float times a class weight overflows (the true loss is not representable).
+  Matrix<T> targets = fuzz::make_matrix<T>(in, fault == Fault::targets_shape ? C + 1 : C, B,
+                                           pal == Palette::extreme ? Palette::large : pal);
+  if (in.flag()) targets = targets.cwiseAbs();  // probabilities-like, non-negative
+
+  std::vector<T> lbuf(static_cast<std::size_t>(B) + 2, T(555));
+  T* lptr = lbuf.data();
+  Index ln = fault == Fault::losses_length ? B + 1 : B;
+  if (fault == Fault::losses_overlap) {
+    if (n == 0 || fuzz::skip_known("ce-alias")) return;
+    lptr = buf.data() + in.pick(n);
+    ln = B;
+  }
+  Eigen::Map<Vector<T>> losses(lptr, ln);
+
+  const bool ctor_ok = smoothing_ok && weight_ok;
+  bool valid = ctor_ok;
+  switch (fault) {
+    case Fault::none: case Fault::smoothing: case Fault::weight_value: case Fault::coverage_n: break;
+    case Fault::empty_batch: case Fault::no_class: valid = false; break;
+    case Fault::label_range: case Fault::labels_length: valid = valid && soft; break;
+    case Fault::targets_shape: valid = valid && !soft; break;
+    case Fault::losses_length: case Fault::losses_overlap: valid = valid && !per_sample; break;
+    case Fault::dlogits_shape: case Fault::dlogits_overlap: valid = valid && !with_grad; break;
+    case Fault::reduction_none: valid = valid && per_sample; break;
+    case Fault::weight_size: valid = valid && !weighted; break;
+    default: break;
+  }
+  const Expect expect = valid ? Expect::accept : Expect::reject;
+  fuzz::note("%s<%s> C=%lld B=%lld fault=%d entry=%u soft=%d class=%d weighted=%d reduction=%s "
+             "smoothing=%g ignore_index=%lld",
+             what, fuzz::type_name(T()), static_cast<long long>(C), static_cast<long long>(B),
+             static_cast<int>(fault), entry, soft, use_class, weighted, to_string(opt.reduction),
+             opt.label_smoothing, static_cast<long long>(opt.ignore_index));
+  fuzz::note_matrix("logits", z);
+  fuzz::note_matrix("labels", y.transpose());
+  if (soft) fuzz::note_matrix("targets", targets);
+  if (weighted) fuzz::note_matrix("weight", weight.transpose());
+
+  T reduced = T(0);
+  bool accepted = false;
+  if (use_class) {
+    const bool built = fuzz::call("CrossEntropyLoss()", ctor_ok ? Expect::accept : Expect::reject,
+                                  [&] { const CrossEntropyLoss<T, Norm> probe(opt, weight); (void)probe; });
+    if (!built) return;
+    const CrossEntropyLoss<T, Norm> ce(opt, weight);
+    accepted = fuzz::call(what, expect, [&] {
+      if (!soft) {
+        switch (entry) {
+          case 0: reduced = ce.forward(z, y); break;
+          case 1: reduced = ce.forward_backward(z, y, g); break;
+          case 2: ce.per_sample(z, y, losses); break;
+          default: ce.per_sample(z, y, losses, g); break;
+        }
+      } else {
+        switch (entry) {
+          case 0: reduced = ce.forward_soft(z, targets); break;
+          case 1: reduced = ce.forward_backward_soft(z, targets, g); break;
+          case 2: ce.per_sample_soft(z, targets, losses); break;
+          default: ce.per_sample_soft(z, targets, losses, g); break;
+        }
+      }
+    });
+  } else {
+    accepted = fuzz::call(what, expect, [&] {
+      if (!soft) {
+        switch (entry) {
+          case 0: reduced = cross_entropy<Norm>(z, y, opt); break;
+          case 1: reduced = cross_entropy<Norm>(z, y, g, opt); break;
+          case 2: cross_entropy_per_sample<Norm>(z, y, losses, opt); break;
+          default: cross_entropy_per_sample<Norm>(z, y, losses, g, opt); break;
+        }
+      } else {
+        switch (entry) {
+          case 0: reduced = cross_entropy_soft<Norm>(z, targets, opt); break;
+          case 1: reduced = cross_entropy_soft<Norm>(z, targets, g, opt); break;
+          case 2: cross_entropy_soft_per_sample<Norm>(z, targets, losses, opt); break;
+          default: cross_entropy_soft_per_sample<Norm>(z, targets, losses, g, opt); break;
+        }
+      }
+    });
+  }
+  if (!accepted || fault != Fault::none) return;
+
+  const Matrix<T> zc = z;
+  const Labels* yl = soft ? nullptr : &y;
+  const Matrix<T>* tp = soft ? &targets : nullptr;
+  Matrix<T> gc;
+  if (with_grad) gc = g;
+  // Scale of p·A and q in a gradient column: A = Σ q.
+  double natural = 2.0 * (weighted ? std::max(1.0, static_cast<double>(weight.sum())) : 1.0);
+  if (soft && fuzz::all_finite(targets)) {
+    natural *= std::max(1.0, static_cast<double>(targets.cwiseAbs().colwise().sum().maxCoeff()));
+  }
+  if (per_sample) {
+    const Vector<T> got = losses;
+    check_losses<T>(what, Norm, pal, zc, yl, tp, opt.ignore_index, weighted, got, with_grad ? &gc : nullptr,
+                    natural);
+    return;
+  }
+  // A reduced call: compare with the per-sample losses of the same input.
+  Vector<T> ps(B);
+  if (use_class) {
+    const CrossEntropyLoss<T, Norm> ce(opt, weight);
+    if (soft) ce.per_sample_soft(zc, targets, ps); else ce.per_sample(zc, y, ps);
+  } else if (soft) {
+    cross_entropy_soft_per_sample<Norm>(zc, targets, ps, opt);
+  } else {
+    cross_entropy_per_sample<Norm>(zc, y, ps, opt);
+  }
+  check_losses<T>(what, Norm, pal, zc, yl, tp, opt.ignore_index, weighted, ps, nullptr, 0.0);
+  const bool finite_in = fuzz::all_finite(zc) && (!soft || fuzz::all_finite(targets));
+  // mean over no non-ignored sample (or a zero weight sum) is NaN by definition, as in PyTorch
+  const bool mean_may_be_nan = opt.reduction == Reduction::mean && !soft;
+  if (!finite_in) return;
+  REGULA_FUZZ_CHECK(!std::isnan(reduced) || mean_may_be_nan, "%s: NaN reduced loss for finite input", what);
+  double sum = 0.0, asum = 0.0;
+  for (Index j = 0; j < B; ++j) {
+    sum += static_cast<double>(ps[j]);
+    asum += std::abs(static_cast<double>(ps[j]));
+  }
+  if (opt.reduction == Reduction::sum && std::isfinite(asum) && std::isfinite(static_cast<double>(reduced))) {
+    const double tol = 4.0 * fuzz::sum_tol<T>(static_cast<std::size_t>(B), asum);
+    REGULA_FUZZ_CHECK(std::abs(static_cast<double>(reduced) - sum) <= tol,
+                      "%s: reduced sum %.9g differs from the per-sample sum %.9g", what,
+                      static_cast<double>(reduced), sum);
+  }
+  if (with_grad) {
+    REGULA_FUZZ_CHECK(!fuzz::any_nan(gc) || mean_may_be_nan, "%s: NaN in the reduced gradient of finite input",
+                      what);
+    if (Norm == Normalizer::softmax && fuzz::all_finite(gc)) fuzz::check_column_sums<T>(what, gc, natural);
+  }
+}
+
+template <class T>
+void run_coverage(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
+  CoverageLossOptions opt;
+  opt.N = fuzz::option(in, {1.0, 2.0, 4.0, 16.0, 1.5, 100.0, 1e6});
+  if (fault == Fault::coverage_n) opt.N = fuzz::option(in, {0.5, 0.0, -1.0, std::nan(""), HUGE_VAL});
+  const bool n_ok = opt.N >= 1.0 && std::isfinite(opt.N);
+  opt.reduction = static_cast<Reduction>(1 + in.pick(3));
+  if (fault == Fault::reduction_none) opt.reduction = Reduction::none;
+  opt.ignore_index = in.flag() ? -100 : static_cast<std::int64_t>(in.pick(static_cast<std::size_t>(C) + 1));
+  const unsigned entry = in.u8() % 4;
+  const bool per_sample = entry >= 2;
+  const bool with_grad = entry % 2 == 1;
+  const std::size_t n = static_cast<std::size_t>(C * B);
+  std::vector<T> buf(3 * n + 3 * static_cast<std::size_t>(B) + 16, T(777));
+  for (std::size_t i = 0; i < n; ++i) buf[i] = fuzz::value<T>(in, pal);
+  const Eigen::Map<const Matrix<T>> z(buf.data(), C, B);
+  std::size_t goff = n + 4;
+  if (fault == Fault::dlogits_overlap && n > 0) goff = in.pick(n);
+  Eigen::Map<Matrix<T>> g(buf.data() + goff, fault == Fault::dlogits_shape ? C + 1 : C, B);
+  Labels y(fault == Fault::labels_length ? B + 1 : B);
+  for (Index j = 0; j < y.size(); ++j) {
+    y[j] = in.u8() % 8 == 0 ? opt.ignore_index : static_cast<std::int64_t>(in.pick(static_cast<std::size_t>(std::max<Index>(C, 1))));
+  }
+  if (fault == Fault::label_range && B > 0) {
+    std::int64_t v = in.flag() ? -1 : C;
+    if (v == opt.ignore_index) v = -7;
+    y[static_cast<Index>(in.pick(static_cast<std::size_t>(B)))] = v;
+  }
+  Vector<T> losses(fault == Fault::losses_length ? B + 1 : B);
+  bool valid = n_ok;
+  switch (fault) {
+    case Fault::none: case Fault::targets_shape: case Fault::smoothing: case Fault::weight_size:
+    case Fault::weight_value: case Fault::losses_overlap: case Fault::coverage_n: break;
+    case Fault::empty_batch: case Fault::no_class: case Fault::label_range: case Fault::labels_length:
+      valid = false; break;
+    case Fault::losses_length: valid = valid && !per_sample; break;
+    case Fault::dlogits_shape: case Fault::dlogits_overlap: valid = valid && !with_grad; break;
+    case Fault::reduction_none: valid = valid && per_sample; break;
+    default: break;
+  }
+  if (fault == Fault::losses_overlap) return;  // losses is a separate vector here
+  T reduced = T(0);
+  const bool accepted = fuzz::call("coverage_loss", valid ? Expect::accept : Expect::reject, [&] {
+    switch (entry) {
+      case 0: reduced = coverage_loss(z, y, opt); break;
+      case 1: reduced = coverage_loss(z, y, g, opt); break;
+      case 2: coverage_loss_per_sample(z, y, losses, opt); break;
+      default: coverage_loss_per_sample(z, y, losses, g, opt); break;
+    }
+  });
+  if (!accepted || !valid || (fault != Fault::none && fault != Fault::coverage_n)) return;
+  const Matrix<T> zc = z;
+  Vector<T> ps(B);
+  coverage_loss_per_sample(zc, y, ps, opt);
+  Matrix<T> gc;
+  if (with_grad) gc = g;
+  check_losses<T>("coverage_loss", Normalizer::softmax, pal, zc, &y, nullptr, opt.ignore_index, false, ps,
+                  with_grad && per_sample ? &gc : nullptr, 2.0);
+  if (fuzz::all_finite(zc)) {
+    REGULA_FUZZ_CHECK(!std::isnan(reduced) || opt.reduction == Reduction::mean,
+                      "coverage_loss: NaN reduced loss for finite input");
+    if (with_grad && !per_sample && fuzz::all_finite(gc)) fuzz::check_column_sums<T>("coverage_loss", gc, 2.0);
+  }
+}
+
+template <class T>
+void run(fuzz::Input& in) {
+  const unsigned family = in.u8() % 3;
+  const Palette pal = fuzz::palette(in);
+  const std::uint8_t shape = in.u8();
+  Index C = shape < 200 ? static_cast<Index>(1 + shape % 8) : static_cast<Index>(1 + shape % 70);
+  Index B = static_cast<Index>(1 + in.u8() % 12);
+  const auto fault = static_cast<Fault>(in.u8() % 64 < 40 ? 0 : in.pick(static_cast<std::size_t>(Fault::count)));
+  if (fault == Fault::empty_batch) B = 0;
+  if (fault == Fault::no_class) C = 0;
+  switch (family) {
+    case 0: run_xent<T, Normalizer::softmax>(in, pal, C, B, fault); break;
+    case 1: run_xent<T, Normalizer::stablemax>(in, pal, C, B, fault); break;
+    default: run_coverage<T>(in, pal, C, B, fault); break;
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  fuzz::notes().clear();
+  fuzz::Input in(data, size);
+  if (in.flag()) run<float>(in); else run<double>(in);
+  return 0;
+}
