@@ -172,3 +172,30 @@ TEST_CASE("Co-teaching rejects mismatched inputs, naming the parameter", "[selec
   CHECK_THROWS_AS(ct.exchange(l1, l3, 1.5, g1, g4), regula::invalid_argument);
   CHECK_THROWS_AS(regula::CoTeachingPlus<double>({-1, regula::EmptyDisagreement::skip}), regula::invalid_argument);
 }
+
+TEST_CASE("Co-teaching refuses gradients that share memory with each other or with a loss",
+          "[selection][coteaching][errors]") {
+  using Catch::Matchers::Contains;
+  Vec l1 = Vec::Random(4), l2 = Vec::Random(4);
+  Mat g1 = Mat::Random(3, 4), g2 = Mat::Random(3, 4);
+  regula::CoTeaching<double> ct;
+  CHECK_THROWS_WITH(ct.exchange(l1, l2, 0.5, g1, g1), Contains("grad2 must not overlap grad1"));
+  Eigen::Map<Vec> inside(g1.data() + 1, 4);
+  CHECK_THROWS_WITH(ct.exchange(l1, inside, 0.5, g1, g2), Contains("grad1 must not overlap loss2"));
+  CHECK_THROWS_WITH(ct.exchange(inside, l2, 0.5, g1, g2), Contains("grad1 must not overlap loss1"));
+  regula::CoTeachingPlus<double> plus;
+  const Mat z1 = Mat::Random(3, 4), z2 = Mat::Random(3, 4);
+  CHECK_THROWS_WITH(plus.exchange(z1, z2, l1, l2, 0.5, 5, g1, g1), Contains("grad2 must not overlap grad1"));
+  CHECK_NOTHROW(ct.exchange(l1, l2, 0.5, g1, g2));
+}
+
+TEST_CASE("Co-teaching+ refuses a NaN or negative epoch", "[selection][coteaching_plus][errors]") {
+  using Catch::Matchers::Contains;
+  Vec l1 = Vec::Random(4), l2 = Vec::Random(4);
+  Mat g1 = Mat::Random(3, 4), g2 = Mat::Random(3, 4);
+  const Mat z1 = Mat::Random(3, 4), z2 = Mat::Random(3, 4);
+  regula::CoTeachingPlus<double> plus({2});
+  CHECK_THROWS_WITH(plus.exchange(z1, z2, l1, l2, 0.5, std::nan(""), g1, g2),
+                    "regula::CoTeachingPlus::exchange: epoch must be >= 0, got nan");
+  CHECK_THROWS_WITH(plus.exchange(z1, z2, l1, l2, 0.5, -1, g1, g2), Contains("epoch must be >= 0, got -1"));
+}

@@ -110,6 +110,10 @@ TEST_CASE("JoCoR rejects bad input, naming the parameter", "[selection][jocor][e
   CHECK_THROWS_AS(jocor.per_sample(z, z, y1, l), regula::invalid_argument);
   const Mat z4 = Mat::Zero(4, 2);
   CHECK_THROWS_AS(jocor.per_sample(z, z4, y, l), regula::invalid_argument);
+  const Mat empty(3, 0);
+  regula::Vector<double> none(0);
+  CHECK_THROWS_WITH(jocor.per_sample(empty, empty, regula::Labels(0), none),
+                    "regula::JoCoR::per_sample: logits1 must hold at least one sample (column), got 3 x 0");
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/selection/small_loss.hpp"
@@ -81,6 +82,12 @@ void check_pair(const char* who, const VectorCRef<T>& loss1, const VectorCRef<T>
                  loss1.size(), "), got ", grad1.cols());
   REGULA_EXPECTS(grad2.cols() == loss2.size(), who, "grad2 must have one column per sample (",
                  loss2.size(), "), got ", grad2.cols());
+  // The gradients are rewritten in place from the losses: no two of them may share memory.
+  check_disjoint(who, "grad1", grad1, "grad2", grad2);
+  check_disjoint(who, "loss1", loss1, "grad1", grad1);
+  check_disjoint(who, "loss1", loss1, "grad2", grad2);
+  check_disjoint(who, "loss2", loss2, "grad1", grad1);
+  check_disjoint(who, "loss2", loss2, "grad2", grad2);
 }
 
 }  // namespace detail
@@ -104,7 +111,8 @@ class CoTeaching {
   static_assert(is_scalar_v<T>, "regula::CoTeaching<T>: T must be float or double");
 
  public:
-  /// @throws regula::invalid_argument on lengths that differ or forget_rate ∉ [0, 1].
+  /// @throws regula::invalid_argument on lengths that differ, gradients that share memory with
+  ///         each other or with a loss vector, or forget_rate ∉ [0, 1].
   CoTeachingResult<T> exchange(const VectorCRef<T>& loss1, const VectorCRef<T>& loss2,
                                double forget_rate, MatrixRef<T> grad1, MatrixRef<T> grad2) {
     detail::check_pair("regula::CoTeaching::exchange", loss1, loss2, grad1, grad2);
@@ -170,6 +178,8 @@ class CoTeachingPlus {
   /// One exchange: logits z¹, z² (C × B), per-sample losses and per-sample gradients as for
   /// CoTeaching::exchange; `grad1`, `grad2` are rewritten into the gradients of the two training
   /// losses.
+  /// @throws regula::invalid_argument as CoTeaching::exchange, on logits of another shape or
+  ///         without classes, and if epoch < 0 or NaN.
   CoTeachingResult<T> exchange(const MatrixCRef<T>& logits1, const MatrixCRef<T>& logits2,
                                const VectorCRef<T>& loss1, const VectorCRef<T>& loss2,
                                double forget_rate, double epoch, MatrixRef<T> grad1,
@@ -180,6 +190,7 @@ class CoTeachingPlus {
     REGULA_EXPECTS(logits1.cols() == loss1.size(), who, "logits1 must have one column per sample (",
                    loss1.size(), "), got ", logits1.cols());
     REGULA_EXPECTS(logits1.rows() > 0, who, "logits1 must have at least one class");
+    REGULA_EXPECTS(epoch >= 0.0, who, "epoch must be >= 0, got ", epoch);
     if (epoch < options_.init_epochs) {
       return plain_.exchange(loss1, loss2, forget_rate, grad1, grad2);
     }

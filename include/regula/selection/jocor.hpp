@@ -172,7 +172,8 @@ template <class T>
 void check_jocor_inputs(const char* who, const MatrixCRef<T>& z1, const MatrixCRef<T>& z2,
                         const LabelsCRef& y, bool allow_empty) {
   check_same_shape(who, "logits2", z2, "logits1", z1);
-  REGULA_EXPECTS(allow_empty || z1.cols() > 0, who, "the batch must not be empty");
+  REGULA_EXPECTS(allow_empty || z1.cols() > 0, who,
+                 "logits1 must hold at least one sample (column), got ", z1.rows(), " x ", z1.cols());
   REGULA_EXPECTS(z1.rows() > 0, who, "logits1 must have at least one class, got ", z1.rows(), " x ",
                  z1.cols());
   REGULA_EXPECTS(y.size() == z1.cols(), who, "labels must have one entry per sample (", z1.cols(),
