@@ -173,3 +173,29 @@ TEST_CASE("softmax rejects bad shapes and partial overlap", "[activations][softm
   Eigen::MatrixXf e(4, 0);
   CHECK_NOTHROW(regula::softmax(e, e));
 }
+
+TEST_CASE("softmax VJPs may write over y or dy, and refuse partial overlap with either",
+          "[activations][softmax][errors]") {
+  const Eigen::MatrixXf z = Eigen::MatrixXf::Random(5, 3);
+  const Eigen::MatrixXf y = regula::softmax(z);
+  const Eigen::MatrixXf ly = regula::log_softmax(z);
+  const Eigen::MatrixXf dy = Eigen::MatrixXf::Random(5, 3);
+  Eigen::MatrixXf want(5, 3), want_log(5, 3);
+  regula::softmax_backward(y, dy, want);
+  regula::log_softmax_backward(ly, dy, want_log);
+  // dz = y: each element depends only on y_ij, dy_ij and the column's dot product.
+  Eigen::MatrixXf yy = y;
+  regula::softmax_backward(yy, dy, yy);
+  CHECK(yy == want);
+  Eigen::MatrixXf lyy = ly;
+  regula::log_softmax_backward(lyy, dy, lyy);
+  CHECK(lyy == want_log);
+  // Partial overlap with y is refused.
+  Eigen::MatrixXf buf(5, 4);
+  buf.leftCols(3) = y;
+  CHECK_THROWS_WITH(regula::softmax_backward(buf.leftCols(3), dy, buf.rightCols(3)),
+                    "regula::softmax_backward: dz must be y itself or not overlap it; it overlaps partly");
+  buf.leftCols(3) = ly;
+  CHECK_THROWS_WITH(regula::log_softmax_backward(buf.leftCols(3), dy, buf.rightCols(3)),
+                    "regula::log_softmax_backward: dz must be y itself or not overlap it; it overlaps partly");
+}

@@ -34,7 +34,8 @@ TEST_CASE("collapse depends on the summation order, as documented", "[activation
   CHECK(regula::softmax_collapse_fraction(z, CollapseSum::simd) == 0.0);
 }
 
-TEST_CASE("a collapsed sample has an exactly zero cross-entropy; zero_loss_fraction counts them",
+TEST_CASE("a collapsed sample keeps an accurate, non-zero cross-entropy; zero_loss_fraction counts "
+          "exact zeros",
           "[activations][collapse]") {
   Eigen::MatrixXf z(3, 3);
   z << 0, 0, 5,  //
@@ -44,10 +45,15 @@ TEST_CASE("a collapsed sample has an exactly zero cross-entropy; zero_loss_fract
   y << 0, 0, 0;
   Eigen::VectorXf losses(3);
   regula::cross_entropy_per_sample(z, y, losses);
-  CHECK(losses[0] == 0.0f);
-  CHECK(losses[1] > 0.0f);
-  CHECK(regula::zero_loss_fraction(losses) == Approx(1.0 / 3));
+  // The float32 softmax of column 0 has collapsed (S rounds to 1), but its loss is
+  // log1p(2·e^−25), not the 0 that log S − (z_y − m) gives in float.
   CHECK(regula::softmax_collapse_fraction(z) == Approx(1.0 / 3));
+  CHECK(static_cast<double>(losses[0]) == Approx(std::log1p(2.0 * std::exp(-25.0))).epsilon(1e-6));
+  CHECK(losses[1] > 0.0f);
+  CHECK(regula::zero_loss_fraction(losses) == 0.0);
+  Eigen::VectorXf with_zero(3);
+  with_zero << 0.0f, 1e-30f, 2.0f;
+  CHECK(regula::zero_loss_fraction(with_zero) == Approx(1.0 / 3));
   CHECK_THROWS_WITH(regula::zero_loss_fraction(Eigen::VectorXf()),
                     "regula::zero_loss_fraction: losses must not be empty, got 0 x 1");
   CHECK_THROWS_AS(regula::softmax_collapse_fraction(Eigen::MatrixXf(3, 0)), regula::invalid_argument);

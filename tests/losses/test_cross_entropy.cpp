@@ -467,3 +467,63 @@ TEMPLATE_TEST_CASE("fast and general kernels agree with the double reference on 
     }
   }
 }
+
+TEMPLATE_TEST_CASE("StableMax cross-entropy of logits near the float range is exact, not -inf",
+                   "[losses][cross_entropy]", float, double) {
+  // The fast reciprocal of the SIMD kernels flushed 1/(1 + 1e38) to 0, so S = 0 and the loss
+  // was -inf (C = 1) or -inf for two equal classes, where the true values are 0 and log 2.
+  using T = TestType;
+  CrossEntropyLoss<T, Normalizer::stablemax> ce;
+  for (const double v : {-1e38, -3.0e38, 1e38}) {
+    Mat<T> z1(1, 1);
+    z1 << static_cast<T>(v);
+    Labels y1(1);
+    y1 << 0;
+    Vec<T> l(1);
+    Mat<T> dz(1, 1);
+    ce.per_sample(z1, y1, l, dz);
+    CHECK(l[0] == T(0));
+    CHECK(dz(0, 0) == T(0));
+    Mat<T> z2 = Mat<T>::Constant(2, 3, static_cast<T>(v));
+    Labels y2(3);
+    y2 << 0, 1, 0;
+    Vec<T> l2(3);
+    Mat<T> dz2(2, 3);
+    ce.per_sample(z2, y2, l2, dz2);
+    for (Index j = 0; j < 3; ++j) {
+      INFO("z = " << v << ", column " << j);
+      CHECK(std::isfinite(l2[j]));
+      CHECK(static_cast<double>(l2[j]) == Approx(std::log(2.0)).epsilon(1e-6));
+      // ∓r·s/(2S): subnormal in float for these logits, so only the signs are exact.
+      const Index yj = y2[j];
+      CHECK(std::isfinite(dz2(yj, j)));
+      CHECK(dz2(yj, j) <= T(0));
+      CHECK(dz2(1 - yj, j) >= T(0));
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("per-sample losses may not overlap any input or the gradient",
+                   "[losses][cross_entropy]", float, double) {
+  using T = TestType;
+  CrossEntropyLoss<T> ce;
+  Mat<T> buf = Mat<T>::Random(kC, kB + 2);
+  Labels y(kB);
+  y << 0, 1, 2, 3, 4;
+  const auto z = buf.leftCols(kB);
+  // losses over the first column of the logits (partly) and over the gradient.
+  Eigen::Map<Vec<T>> inside(buf.data() + 2, kB);
+  CHECK_THROWS_WITH(ce.per_sample(z, y, inside), Catch::Contains("losses must not overlap logits"));
+  Mat<T> dz(kC, kB);
+  Eigen::Map<Vec<T>> in_grad(dz.data() + 1, kB);
+  CHECK_THROWS_WITH(ce.per_sample(buf.leftCols(kB), y, in_grad, dz),
+                    Catch::Contains("dlogits must not overlap losses"));
+  Mat<T> t = Mat<T>::Constant(kC, kB, T(1) / T(kC));
+  Eigen::Map<Vec<T>> in_targets(t.data() + 3, kB);
+  CHECK_THROWS_WITH(ce.per_sample_soft(buf.leftCols(kB), t, in_targets),
+                    Catch::Contains("losses must not overlap targets"));
+  // Disjoint storage still works.
+  Vec<T> ok(kB);
+  ce.per_sample(buf.leftCols(kB), y, ok);
+  CHECK(ok.allFinite());
+}

@@ -47,9 +47,10 @@ template <class D>
 }
 
 /// Vector–Jacobian product of softmax: given y = softmax(z) and dy = ∂L/∂y, writes
-/// dz = ∂L/∂z = y ⊙ (dy − ⟨dy, y⟩) per column. dz may be dy.
+/// dz = ∂L/∂z = y ⊙ (dy − ⟨dy, y⟩) per column. dz may be dy or y itself (each element of dz
+/// depends only on the same element of y and dy once ⟨dy, y⟩ is known).
 /// @throws regula::invalid_argument if dy's or dz's shape differs from y's, or dz partly
-///         overlaps dy or overlaps y.
+///         overlaps dy or y, or aliases one of them with another layout.
 template <class D1, class D2>
 void softmax_backward(const Eigen::MatrixBase<D1>& y, const Eigen::MatrixBase<D2>& dy,
                       MatrixRef<typename D1::Scalar> dz) {
@@ -59,7 +60,7 @@ void softmax_backward(const Eigen::MatrixBase<D1>& y, const Eigen::MatrixBase<D2
   const MatrixCRef<T> dyr(dy.derived());
   detail::check_same_shape("regula::softmax_backward", "dy", dyr, "y", yr);
   detail::check_output("regula::softmax_backward", "dy", dyr, "dz", dz);
-  if (yr.data() != dz.data()) detail::check_disjoint("regula::softmax_backward", "y", yr, "dz", dz);
+  detail::check_output("regula::softmax_backward", "y", yr, "dz", dz);
   const auto n = static_cast<std::size_t>(yr.rows());
   detail::for_each_column(yr.rows(), yr.cols(), [&](std::size_t c) noexcept {
     const auto j = static_cast<Index>(c);
@@ -92,7 +93,7 @@ template <class D>
 }
 
 /// Vector–Jacobian product of log-softmax: given y = log_softmax(z) and dy, writes
-/// dz = dy − exp(y)·Σ dy per column. dz may be dy.
+/// dz = dy − exp(y)·Σ dy per column. dz may be dy or y itself.
 /// @throws regula::invalid_argument on shape mismatch or overlap, as softmax_backward.
 template <class D1, class D2>
 void log_softmax_backward(const Eigen::MatrixBase<D1>& y, const Eigen::MatrixBase<D2>& dy,
@@ -103,7 +104,7 @@ void log_softmax_backward(const Eigen::MatrixBase<D1>& y, const Eigen::MatrixBas
   const MatrixCRef<T> dyr(dy.derived());
   detail::check_same_shape("regula::log_softmax_backward", "dy", dyr, "y", yr);
   detail::check_output("regula::log_softmax_backward", "dy", dyr, "dz", dz);
-  if (yr.data() != dz.data()) detail::check_disjoint("regula::log_softmax_backward", "y", yr, "dz", dz);
+  detail::check_output("regula::log_softmax_backward", "y", yr, "dz", dz);
   const auto n = static_cast<std::size_t>(yr.rows());
   detail::for_each_column(yr.rows(), yr.cols(), [&](std::size_t c) noexcept {
     const auto j = static_cast<Index>(c);

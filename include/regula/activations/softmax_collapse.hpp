@@ -2,7 +2,11 @@
 /// Softmax Collapse (SC) metrics as the logger of Prieto et al. ("Grokking at the Edge of
 /// Numerical Stability", ICLR 2025, logger.py) defines them: the fraction of samples whose
 /// softmax has absorbed every non-maximal term, and the fraction of exactly-zero per-sample
-/// losses (samples whose gradient vanishes).
+/// losses. In PyTorch's float32 cross-entropy a collapsed, correctly classified sample has a
+/// loss and a label gradient of exactly 0; regula's cross-entropy keeps both accurate
+/// (log1p(Σ_{j≠y} e^{z_j − z_y}) and −Σ_{j≠y} p_j), so its losses are 0 only where that value
+/// underflows. softmax_collapse_fraction is the precision-level definition and does not depend
+/// on the loss; examples/grokking.cpp shows how to count PyTorch's float32 zero terms.
 ///
 /// Summation-order caveat: whether Σ_j exp(z_j − max) rounds to exactly 1 depends on the order
 /// of the additions. Adding left to right from the maximum absorbs each small term on its own

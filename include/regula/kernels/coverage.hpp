@@ -49,29 +49,38 @@ double coverage_column(const T* z, std::size_t n, std::size_t y, double N, T g, 
   constexpr std::size_t W = B::size;
   const T m = column_max<T, A>(z, n);
   const T S = sum_exp<T, A>(z, n, m, dz);
-  const double log_s = std::log(static_cast<double>(S));
-  const double log_p = (static_cast<double>(z[y]) - static_cast<double>(m)) - log_s;
+  double Sd = static_cast<double>(S);
+  double log_s = std::log(Sd);
+  double log_p = (static_cast<double>(z[y]) - static_cast<double>(m)) - log_s;
   double log1mp;
+  double other;  // Σ_{j≠y} exp(z_j − m)
   if (std::exp(log_p) < 0.5) {
     log1mp = std::log1p(-std::exp(log_p));
+    other = Sd - std::exp(static_cast<double>(z[y]) - static_cast<double>(m));
   } else {
-    double other = 0.0;  // Σ_{j≠y} exp(z_j − m), without the cancellation of S − e_y
+    // p ≥ 1/2: y is the maximum up to a factor 2, and S − e_y and log S − (z_y − m) would
+    // cancel. Both are formed from the directly summed complement instead.
+    other = 0.0;
     for (std::size_t j = 0; j < n; ++j) {
       if (j != y) other += std::exp(static_cast<double>(z[j]) - static_cast<double>(m));
     }
+    const double ey = std::exp(static_cast<double>(z[y]) - static_cast<double>(m));
+    Sd = ey + other;
+    log_s = std::log(Sd);
+    log_p = -std::log1p(other / ey);
     log1mp = std::log(other) - log_s;
   }
   double loss = 0.0;
   double F = 0.0;
   detail::coverage_terms(log_p, log1mp, N, loss, F);
   if (dz != nullptr) {
-    const T gf = static_cast<T>(static_cast<double>(g) * F);
-    const T scale = static_cast<T>(static_cast<double>(g) * F / static_cast<double>(S));
+    const T scale = static_cast<T>(static_cast<double>(g) * F / Sd);
     const B sb(scale);
     std::size_t i = 0;
     for (; i + W <= n; i += W) (sb * B::load_unaligned(dz + i)).store_unaligned(dz + i);
     for (; i < n; ++i) dz[i] *= scale;
-    dz[y] -= gf;
+    // g·F·(p_y − 1) = −g·F·Σ_{j≠y} e_j / S, without the cancellation of p_y − 1.
+    dz[y] = static_cast<T>(-static_cast<double>(g) * F * other / Sd);
   }
   return loss;
 }
@@ -89,7 +98,8 @@ double coverage_column_reference(const T* z, std::size_t n, std::size_t y, doubl
     S += e;
     if (j != y) other += e;
   }
-  const double log_p = (static_cast<double>(z[y]) - m) - std::log(S);
+  const double ey = std::exp(static_cast<double>(z[y]) - m);
+  const double log_p = ey >= other ? -std::log1p(other / ey) : (static_cast<double>(z[y]) - m) - std::log(S);
   const double log1mp = std::log(other) - std::log(S);
   double loss = 0.0;
   double F = 0.0;
@@ -97,7 +107,7 @@ double coverage_column_reference(const T* z, std::size_t n, std::size_t y, doubl
   if (dz != nullptr) {
     for (std::size_t j = 0; j < n; ++j) {
       const double p = std::exp(static_cast<double>(z[j]) - m) / S;
-      dz[j] = static_cast<T>(static_cast<double>(g) * F * (p - (j == y ? 1.0 : 0.0)));
+      dz[j] = static_cast<T>(static_cast<double>(g) * F * (j == y ? -other / S : p));
     }
   }
   return loss;

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "regula/core/normalizer.hpp"
 #include "regula/core/simd.hpp"
@@ -43,20 +44,62 @@ struct XentTarget {
 };
 
 /// The parts of a column's loss that need a logarithm, so that a caller can take the logs of
-/// many columns at once (xent_finish_batch): ℓ = a·log S − lin − γ_log·log s(z_y), where the last
-/// term (StableMax only) uses log s(x) = ±log1p|x|.
+/// many columns at once (xent_finish_batch):
+///
+///   ℓ = a·log S − lin + γ·L_y,   L_y = log(S/s_y) ≥ 0,
+///
+/// where a and lin carry the smoothing part (a = n·β, lin = β·Σ log s_j) and L_y is the hard
+/// label's own term. L_y is never formed as a difference of two nearly equal numbers: when the
+/// label holds more than half of S (the confident regime), L_y = log1p(R/s_y) with
+/// R = Σ_{j≠y} s_j summed directly (`Label::dominant`, u = R/s_y); otherwise log S and log s_y
+/// differ by at least log 2 and L_y = log S − log s_y, with log s_y = u for softmax (u = z_y − m)
+/// or ±log1p|u| for StableMax (u = z_y).
 struct XentTerms {
+  /// How L_y is formed from u.
+  enum class Label : unsigned char { none, dominant, softmax, stablemax };
   double S = 1.0;
   double a = 0.0;
   double lin = 0.0;
-  double gamma_log = 0.0;
-  double zy = 0.0;
+  double gamma = 0.0;
+  double u = 0.0;
+  Label kind = Label::none;
 };
+
+namespace detail {
+
+/// Lane 0 of a batch.
+template <class T, class A>
+REGULA_ALWAYS_INLINE T first_lane(const xsimd::batch<T, A>& x) noexcept {
+  alignas(64) T v[xsimd::batch<T, A>::size];
+  x.store_aligned(v);
+  return v[0];
+}
+
+/// L_y from log S and log1p(|u|).
+REGULA_ALWAYS_INLINE double xent_label_term(const XentTerms& t, double log_S,
+                                            double log1p_abs_u) noexcept {
+  switch (t.kind) {
+    case XentTerms::Label::dominant:
+      return log1p_abs_u;
+    case XentTerms::Label::softmax:
+      return log_S - t.u;
+    case XentTerms::Label::stablemax:
+      return log_S - (t.u >= 0.0 ? log1p_abs_u : -log1p_abs_u);
+    case XentTerms::Label::none:
+      break;
+  }
+  return 0.0;
+}
+
+}  // namespace detail
 
 /// ℓ from its terms, with std::log and std::log1p.
 inline double xent_finish(const XentTerms& t) noexcept {
-  double l = t.a * std::log(t.S) - t.lin;
-  if (t.gamma_log != 0.0) l -= t.gamma_log * stablemax_log_s(t.zy);
+  const double ls = std::log(t.S);
+  double l = t.a * ls - t.lin;
+  if (t.kind != XentTerms::Label::none) {
+    l += t.gamma * detail::xent_label_term(t, ls, std::log1p(std::abs(t.u)));
+  }
   return l;
 }
 
@@ -68,23 +111,19 @@ void xent_finish_batch(const XentTerms* terms, std::size_t count, double* loss) 
   using DB = xsimd::batch<double, A>;
   constexpr std::size_t WD = DB::size;
   constexpr std::size_t G = 16;
-  alignas(64) double S[G], zy[G], out[G];
+  alignas(64) double S[G], u[G];
   for (std::size_t k = 0; k < G; ++k) {
     S[k] = k < count ? terms[k].S : 1.0;
-    zy[k] = k < count ? terms[k].zy : 0.0;
+    u[k] = k < count ? terms[k].u : 0.0;
   }
   for (std::size_t k = 0; k < G && k < count + WD - 1; k += WD) {
-    const DB ls = xsimd::log(DB::load_aligned(S + k));
-    const DB x = DB::load_aligned(zy + k);
-    const DB l1 = xsimd::log1p(xsimd::abs(x));
-    const DB lsy = xsimd::select(x >= DB(0.0), l1, -l1);
-    ls.store_aligned(S + k);
-    lsy.store_aligned(out + k);
+    xsimd::log(DB::load_aligned(S + k)).store_aligned(S + k);
+    xsimd::log1p(xsimd::abs(DB::load_aligned(u + k))).store_aligned(u + k);
   }
   for (std::size_t k = 0; k < count; ++k) {
     const XentTerms& t = terms[k];
     double l = t.a * S[k] - t.lin;
-    if (t.gamma_log != 0.0) l -= t.gamma_log * out[k];
+    if (t.kind != XentTerms::Label::none) l += t.gamma * detail::xent_label_term(t, S[k], u[k]);
     loss[k] = l;
   }
 }
@@ -92,6 +131,10 @@ void xent_finish_batch(const XentTerms* terms, std::size_t count, double* loss) 
 /// Softmax cross-entropy of one column with a hard label and no weights:
 /// q = β·1 + γ·e_y. Returns the terms of ℓ (see XentTerms); writes g·∂ℓ/∂z to dz when dz is
 /// not null (dz must not overlap z).
+///
+/// The label's element g·(a·p_y − β − γ) cancels once p_y is close to 1 (p_y rounds to 1 in
+/// float at a margin of about 17); it is formed as g·((n−1)·β·e_y − (β + γ)·R)/S with
+/// R = Σ_{j≠y} e_j, summed directly in double when e_y > S/2 (else S − e_y loses nothing).
 template <class T, class A = default_arch>
 XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T beta, T gamma, T g,
                                   T* dz) noexcept {
@@ -126,26 +169,58 @@ XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T be
   } else {
     S = sum_exp<T, A>(z, n, m, dz);
   }
-  const double a = static_cast<double>(n) * static_cast<double>(beta) + static_cast<double>(gamma);
+  // e_y as the SIMD pass computes it, so that the loss has the same bits with or without dz.
+  const T ey = dz != nullptr ? dz[y] : detail::first_lane(xsimd::exp(B(zy) - B(m)));
   XentTerms terms;
-  terms.S = static_cast<double>(S);
-  terms.a = a;
-  terms.lin = static_cast<double>(gamma) * (static_cast<double>(zy) - static_cast<double>(m)) +
-              static_cast<double>(beta) * sum_d;
+  terms.a = static_cast<double>(n) * static_cast<double>(beta);
+  terms.lin = static_cast<double>(beta) * sum_d;
+  terms.gamma = static_cast<double>(gamma);
+  double R;
+  double Sd;
+  if (T(2) * ey > S) {
+    // The label holds most of S: R directly, S = e_y + R (more accurate than the float S).
+    const B mb(m);
+    R = dz != nullptr ? sum_in_double_except<T, A>(dz, n, y)
+                      : sum_mapped_in_double_except<T, A>(
+                            z, n, y, -std::numeric_limits<T>::infinity(),
+                            [&mb](const B& x) noexcept { return xsimd::exp(x - mb); });
+    Sd = static_cast<double>(ey) + R;
+    terms.kind = XentTerms::Label::dominant;
+    terms.u = R / static_cast<double>(ey);
+  } else {
+    Sd = static_cast<double>(S);
+    R = Sd - static_cast<double>(ey);
+    terms.kind = XentTerms::Label::softmax;
+    terms.u = static_cast<double>(zy) - static_cast<double>(m);
+  }
+  terms.S = Sd;
   if (dz != nullptr) {
-    const T scale = static_cast<T>(static_cast<double>(g) * a / static_cast<double>(S));
+    const double a = terms.a + static_cast<double>(gamma);
+    const T scale = static_cast<T>(static_cast<double>(g) * a / Sd);
     const T gb = g * beta;
     const B sb(scale);
     const B gbb(gb);
     std::size_t i = 0;
     for (; i + W <= n; i += W) xsimd::fms(sb, B::load_unaligned(dz + i), gbb).store_unaligned(dz + i);
     for (; i < n; ++i) dz[i] = scale * dz[i] - gb;
-    dz[y] -= g * gamma;
+    const double bd = static_cast<double>(beta);
+    dz[y] = static_cast<T>(static_cast<double>(g) *
+                           (static_cast<double>(n - 1) * bd * static_cast<double>(ey) -
+                            (bd + static_cast<double>(gamma)) * R) /
+                           Sd);
   }
   return terms;
 }
 
 namespace detail {
+
+/// s(x) with the fast reciprocal, as the cross-entropy passes compute (and store) it.
+template <class T, class A>
+REGULA_ALWAYS_INLINE xsimd::batch<T, A> stablemax_s_fast(const xsimd::batch<T, A>& x) noexcept {
+  using B = xsimd::batch<T, A>;
+  const B a = B(T(1)) + xsimd::abs(x);
+  return xsimd::select(x >= B(T(0)), a, stablemax_recip(a));
+}
 
 /// One SIMD block of the StableMax pass: S += s(x) in double, s stored to dz (Store),
 /// L += log s (Smooth). With Store the double accumulation reloads the stored floats with
@@ -211,7 +286,9 @@ void stablemax_pass(const T* z, std::size_t n, T* dz, double& S, double& sum_log
 }  // namespace detail
 
 /// StableMax cross-entropy of one column with a hard label and no weights (see
-/// softmax_xent_hard_terms). S, and Σ log s with smoothing, are accumulated in double.
+/// softmax_xent_hard_terms). S, and Σ log s with smoothing, are accumulated in double; the
+/// label's element is g·r_y·((n−1)·β·s_y − (β + γ)·R)/S with R = Σ_{j≠y} s_j summed directly
+/// when s_y > S/2, which is where g·r_y·(a·s_y/S − β − γ) would cancel.
 template <class T, class A = default_arch>
 XentTerms stablemax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T beta, T gamma, T g,
                                     T* dz) noexcept {
@@ -235,15 +312,28 @@ XentTerms stablemax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T 
       detail::stablemax_pass<false, false, T, A>(z, n, dz, S, sum_log_s);
     }
   }
-  std::size_t i = 0;
-  const double a = static_cast<double>(n) * static_cast<double>(beta) + static_cast<double>(gamma);
+  const T sy = dz != nullptr ? dz[y] : detail::first_lane(detail::stablemax_s_fast(B(zy)));
   XentTerms terms;
   terms.S = S;
-  terms.a = a;
+  terms.a = static_cast<double>(n) * static_cast<double>(beta);
   terms.lin = static_cast<double>(beta) * sum_log_s;
-  terms.gamma_log = static_cast<double>(gamma);
-  terms.zy = static_cast<double>(zy);
+  terms.gamma = static_cast<double>(gamma);
+  double R;
+  if (2.0 * static_cast<double>(sy) > S) {
+    R = dz != nullptr ? sum_in_double_except<T, A>(dz, n, y)
+                      : sum_mapped_in_double_except<T, A>(z, n, y, T(0), [](const B& x) noexcept {
+                          return detail::stablemax_s_fast(x);
+                        });
+    terms.kind = XentTerms::Label::dominant;
+    terms.u = R / static_cast<double>(sy);
+  } else {
+    R = S - static_cast<double>(sy);
+    terms.kind = XentTerms::Label::stablemax;
+    terms.u = static_cast<double>(zy);
+  }
   if (dz != nullptr) {
+    std::size_t i = 0;
+    const double a = terms.a + static_cast<double>(gamma);
     const T scale = static_cast<T>(static_cast<double>(g) * a / S);
     const B sb(scale);
     // dz holds s; s·r = 1 for z ≥ 0 (s ≥ 1) and s² for z < 0 (s < 1), i.e. min(s, 1)².
@@ -269,7 +359,14 @@ XentTerms stablemax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T 
         dz[i] = scale * v * v;
       }
     }
-    dz[y] -= g * gamma * stablemax_r(zy);
+    // r_y·s_y in double from z_y: 1 for z_y ≥ 0, s_y² otherwise.
+    const double zyd = static_cast<double>(zy);
+    const double ry = stablemax_r(zyd);
+    const double rs = zyd >= 0.0 ? 1.0 : ry * ry;
+    const double bd = static_cast<double>(beta);
+    dz[y] = static_cast<T>(static_cast<double>(g) *
+                           (static_cast<double>(n - 1) * bd * rs - (bd + static_cast<double>(gamma)) * ry * R) /
+                           S);
   }
   return terms;
 }
@@ -328,17 +425,60 @@ REGULA_ALWAYS_INLINE T xent_hard_weight(const XentTarget<T>& t) noexcept {
   return w * t.gamma;
 }
 
+/// q_c for class i, with the hard-label term, in double.
+template <class T>
+REGULA_ALWAYS_INLINE double xent_q_full(const XentTarget<T>& t, std::size_t i, T hard) noexcept {
+  double q = static_cast<double>(xent_q(t, i));
+  if (t.label >= 0 && i == static_cast<std::size_t>(t.label)) q += static_cast<double>(hard);
+  return q;
+}
+
+/// The complement sums over every class but the dominant one k, in double: R = Σ_{j≠k} s_j,
+/// A = Σ_{j≠k} q_j and L = Σ_{j≠k} q_j·log s_j (s_j from `s`, log s_j from `log_s`).
+struct XentComplement {
+  double R = 0.0;
+  double A = 0.0;
+  double L = 0.0;
+};
+
+template <class T, class SOf, class LogSOf>
+XentComplement xent_complement(std::size_t n, std::size_t k, const XentTarget<T>& t, T hard,
+                               SOf&& s, LogSOf&& log_s) noexcept {
+  XentComplement c;
+  for (std::size_t j = 0; j < n; ++j) {
+    if (j == k) continue;
+    const double q = xent_q_full(t, j, hard);
+    c.R += s(j);
+    c.A += q;
+    if (q != 0.0) c.L += q * log_s(j);
+  }
+  return c;
+}
+
+/// The first index of the column's maximum m.
+template <class T>
+std::size_t index_of(const T* z, std::size_t n, T m) noexcept {
+  std::size_t k = 0;
+  while (k + 1 < n && !(z[k] == m)) ++k;
+  return k;
+}
+
 }  // namespace detail
 
 /// Softmax cross-entropy of one column with any target (weights, soft targets, smoothing).
 /// Returns ℓ = −Σ q log p; writes g·(A·p − q) to dz when dz is not null (no overlap with z).
+/// When the column's maximum k holds more than half of S, its element and the loss are formed
+/// from the complement sums over j ≠ k (XentComplement): ℓ = A_{¬k}·log S − Σ_{j≠k} q_j·d_j +
+/// q_k·log1p(R), dz_k = g·(A_{¬k} − q_k·R)/S, with d = z − m, e_k = 1 and S = 1 + R.
 template <class T, class A = default_arch>
 double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   const T m = column_max<T, A>(z, n);
   const B mb(m);
-  B s0(T(0));
+  // S in double: with soft targets the gradient A·p − q may cancel, so p must carry no more
+  // than its own rounding.
+  DoubleAccumulator<T, A> sacc;
   DoubleAccumulator<T, A> qacc;
   DoubleAccumulator<T, A> dacc;
   std::size_t i = 0;
@@ -346,19 +486,19 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
     const B d = B::load_unaligned(z + i) - mb;
     const B e = xsimd::exp(d);
     if (dz != nullptr) e.store_unaligned(dz + i);
-    s0 += e;
+    sacc.add(e);
     const B q = detail::xent_q<T, A>(t, i);
     qacc.add(q);
     dacc.add(q * d);
   }
-  T S = hsum(s0);
+  double S = sacc.sum();
   double a = qacc.sum();
   double qd = dacc.sum();
   for (; i < n; ++i) {
     const T d = z[i] - m;
     const T e = std::exp(d);
     if (dz != nullptr) dz[i] = e;
-    S += e;
+    S += static_cast<double>(e);
     const T q = detail::xent_q(t, i);
     a += static_cast<double>(q);
     qd += static_cast<double>(q * d);
@@ -369,9 +509,27 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
     a += static_cast<double>(hw);
     qd += static_cast<double>(hw) * (static_cast<double>(z[y]) - static_cast<double>(m));
   }
-  const double loss = a * std::log(static_cast<double>(S)) - qd;
+  // e_k = 1 for the maximum k: it dominates when S < 2.
+  const bool dominant = S < 2.0;
+  std::size_t k = 0;
+  detail::XentComplement c;
+  double Sd = S;
+  double loss;
+  if (dominant) {
+    k = detail::index_of(z, n, m);
+    const double md = static_cast<double>(m);
+    c = detail::xent_complement(
+        n, k, t, hw,
+        [&](std::size_t j) { return std::exp(static_cast<double>(z[j]) - md); },
+        [&](std::size_t j) { return static_cast<double>(z[j]) - md; });
+    Sd = 1.0 + c.R;
+    const double log_S = std::log1p(c.R);
+    loss = c.A * log_S - c.L + detail::xent_q_full(t, k, hw) * log_S;
+  } else {
+    loss = a * std::log(Sd) - qd;
+  }
   if (dz != nullptr) {
-    const T scale = static_cast<T>(static_cast<double>(g) * a / static_cast<double>(S));
+    const T scale = static_cast<T>(static_cast<double>(g) * a / Sd);
     const B sb(scale);
     const B gb(g);
     for (i = 0; i + W <= n; i += W) {
@@ -379,20 +537,28 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
     }
     for (; i < n; ++i) dz[i] = scale * dz[i] - g * detail::xent_q(t, i);
     if (t.label >= 0) dz[static_cast<std::size_t>(t.label)] -= g * hw;
+    if (dominant) {
+      const double qk = detail::xent_q_full(t, k, hw);
+      dz[k] = static_cast<T>(static_cast<double>(g) * (c.A - qk * c.R) / Sd);
+    }
   }
   return loss;
 }
 
 /// StableMax cross-entropy of one column with any target (see softmax_xent).
-/// Writes g·r ⊙ (A·π − q) to dz when dz is not null (no overlap with z).
+/// Writes g·r ⊙ (A·π − q) to dz when dz is not null (no overlap with z). When the largest s_k
+/// holds more than half of S: ℓ = A_{¬k}·log S − Σ_{j≠k} q_j·log s_j + q_k·log1p(R/s_k) and
+/// dz_k = g·r_k·(A_{¬k}·s_k − q_k·R)/S.
 template <class T, class A = default_arch>
 double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
-  const B one(T(1));
-  const B zero(T(0));
-  DoubleAccumulator<T, A> sacc;
-  DoubleAccumulator<T, A> qacc;
+  // For double logits S and A are summed with compensation: the gradient's two terms are built
+  // from them and may agree to many digits (soft targets).
+  using Acc = std::conditional_t<std::is_same_v<T, double>, CompensatedAccumulator<A>,
+                                 DoubleAccumulator<T, A>>;
+  Acc sacc;
+  Acc qacc;
   DoubleAccumulator<T, A> lacc;
   std::size_t i = 0;
   for (; i + W <= n; i += W) {
@@ -417,25 +583,61 @@ double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T*
     a += static_cast<double>(hw);
     ql += static_cast<double>(hw) * stablemax_log_s(static_cast<double>(z[y]));
   }
-  const double loss = a * std::log(S) - ql;
+  const T m = column_max<T, A>(z, n);
+  const double sk = stablemax_s(static_cast<double>(m));
+  const bool dominant = 2.0 * sk > S;
+  std::size_t k = 0;
+  detail::XentComplement c;
+  double loss;
+  if (dominant) {
+    k = detail::index_of(z, n, m);
+    c = detail::xent_complement(
+        n, k, t, hw, [&](std::size_t j) { return static_cast<double>(stablemax_s(z[j])); },
+        [&](std::size_t j) { return stablemax_log_s(static_cast<double>(z[j])); });
+    loss = c.A * std::log(S) - c.L + detail::xent_q_full(t, k, hw) * std::log1p(c.R / sk);
+  } else {
+    loss = a * std::log(S) - ql;
+  }
   if (dz != nullptr) {
-    const T scale = static_cast<T>(static_cast<double>(g) * a / S);
-    const B sb(scale);
-    const B gb(g);
-    for (i = 0; i + W <= n; i += W) {
-      const B x = B::load_unaligned(z + i);
-      const B r = one / (one + xsimd::abs(x));
-      const B sr = xsimd::select(x >= zero, one, r * r);
-      xsimd::fms(sb, sr, gb * detail::xent_q<T, A>(t, i) * r).store_unaligned(dz + i);
+    // g·(a·s_j·r_j/S − q_j·r_j) in double lanes, rounded once to T: with soft targets the two
+    // terms may agree to many digits, and in float their own roundings would be all that is left.
+    using DB = xsimd::batch<double, A>;
+    constexpr std::size_t WD = DB::size;
+    const double gd = static_cast<double>(g);
+    const DB sb(gd * a / S);
+    const DB gb(gd);
+    const DB oned(1.0);
+    const DB beta(static_cast<double>(t.beta));
+    const DB alpha(static_cast<double>(t.alpha));
+    for (i = 0; i + WD <= n; i += WD) {
+      const DB x = DB::load_unaligned(z + i);
+      const DB r = oned / (oned + xsimd::abs(x));
+      const DB sr = xsimd::select(x >= DB(0.0), oned, r * r);
+      DB q = beta;
+      if (t.soft != nullptr) q = xsimd::fma(alpha, DB::load_unaligned(t.soft + i), q);
+      if (t.weight != nullptr) q *= DB::load_unaligned(t.weight + i);
+      xsimd::fms(sb, sr, gb * q * r).store_unaligned(dz + i);
     }
     for (; i < n; ++i) {
-      const T r = stablemax_r(z[i]);
-      const T sr = z[i] >= T(0) ? T(1) : r * r;
-      dz[i] = scale * sr - g * detail::xent_q(t, i) * r;
+      const double x = static_cast<double>(z[i]);
+      const double r = stablemax_r(x);
+      const double sr = x >= 0.0 ? 1.0 : r * r;
+      double q = static_cast<double>(t.beta);
+      if (t.soft != nullptr) q += static_cast<double>(t.alpha) * static_cast<double>(t.soft[i]);
+      if (t.weight != nullptr) q *= static_cast<double>(t.weight[i]);
+      dz[i] = static_cast<T>(gd * a / S * sr - gd * q * r);
     }
     if (t.label >= 0) {
       const auto y = static_cast<std::size_t>(t.label);
-      dz[y] -= g * hw * stablemax_r(z[y]);
+      dz[y] = static_cast<T>(static_cast<double>(dz[y]) -
+                             gd * static_cast<double>(hw) * stablemax_r(static_cast<double>(z[y])));
+    }
+    if (dominant) {
+      const double qk = detail::xent_q_full(t, k, hw);
+      const double md = static_cast<double>(m);
+      const double rk = stablemax_r(md);
+      const double rs = md >= 0.0 ? 1.0 : rk * rk;  // r_k·s_k
+      dz[k] = static_cast<T>(static_cast<double>(g) * (c.A * rs - qk * rk * c.R) / S);
     }
   }
   return loss;
@@ -461,30 +663,29 @@ REGULA_ALWAYS_INLINE double xent_column(const T* z, std::size_t n, const XentTar
   }
 }
 
-/// Scalar reference of xent_column, wholly in double: log p, p and r from the definitions.
+/// Scalar reference of xent_column, wholly in double, from the definitions:
+/// ℓ = Σ_j q_j·log(S/s_j) and dz_j = g·r_j·((A − q_j)·π_j − q_j·(1 − π_j)), where
+/// 1 − π_j = Σ_{i≠j} s_i / S is summed directly for the largest s_j (the one element whose
+/// 1 − π_j can be small) and formed as a difference for the others.
 template <Normalizer Norm, class T>
 double xent_column_reference(const T* z, std::size_t n, const XentTarget<T>& t, T g,
                              T* dz) noexcept {
-  double log_norm = 0.0;  // log S, with the max folded in for softmax
-  double m = 0.0;
-  if constexpr (Norm == Normalizer::softmax) {
-    m = -INFINITY;
-    for (std::size_t i = 0; i < n; ++i) m = static_cast<double>(z[i]) > m ? static_cast<double>(z[i]) : m;
-    double S = 0.0;
-    for (std::size_t i = 0; i < n; ++i) S += std::exp(static_cast<double>(z[i]) - m);
-    log_norm = std::log(S);
-  } else {
-    double S = 0.0;
-    for (std::size_t i = 0; i < n; ++i) S += stablemax_s(static_cast<double>(z[i]));
-    log_norm = std::log(S);
-  }
-  auto log_p = [&](std::size_t i) {
-    const double x = static_cast<double>(z[i]);
-    if constexpr (Norm == Normalizer::softmax) {
-      return (x - m) - log_norm;
-    } else {
-      return stablemax_log_s(x) - log_norm;
+  constexpr bool soft = Norm == Normalizer::softmax;
+  double m = -INFINITY;
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (static_cast<double>(z[i]) > m) {
+      m = static_cast<double>(z[i]);
+      k = i;
     }
+  }
+  auto s_of = [&](std::size_t i) {
+    const double x = static_cast<double>(z[i]);
+    return soft ? std::exp(x - m) : stablemax_s(x);
+  };
+  auto log_s_of = [&](std::size_t i) {
+    const double x = static_cast<double>(z[i]);
+    return soft ? x - m : stablemax_log_s(x);
   };
   auto q_of = [&](std::size_t i) {
     double q = static_cast<double>(t.beta);
@@ -496,18 +697,29 @@ double xent_column_reference(const T* z, std::size_t n, const XentTarget<T>& t, 
     }
     return q;
   };
+  double R = 0.0;  // Σ_{i≠k} s_i
   double a = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i != k) R += s_of(i);
+    a += q_of(i);
+  }
+  const double sk = s_of(k);
+  const double S = sk + R;
+  const double log_S = std::log(S);
   double loss = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     const double q = q_of(i);
-    a += q;
-    if (q != 0.0) loss -= q * log_p(i);
+    if (q == 0.0) continue;
+    loss += q * (i == k ? std::log1p(R / sk) : log_S - log_s_of(i));
   }
   if (dz != nullptr) {
     for (std::size_t i = 0; i < n; ++i) {
-      const double p = std::exp(log_p(i));
-      const double r = Norm == Normalizer::softmax ? 1.0 : stablemax_r(static_cast<double>(z[i]));
-      dz[i] = static_cast<T>(static_cast<double>(g) * r * (a * p - q_of(i)));
+      const double si = s_of(i);
+      const double p = si / S;
+      const double rest = i == k ? R / S : 1.0 - p;  // 1 − π_i
+      const double r = soft ? 1.0 : stablemax_r(static_cast<double>(z[i]));
+      const double q = q_of(i);
+      dz[i] = static_cast<T>(static_cast<double>(g) * r * ((a - q) * p - q * rest));
     }
   }
   return loss;

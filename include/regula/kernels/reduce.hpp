@@ -181,6 +181,90 @@ class DoubleAccumulator {
   DB hi_ = DB(0.0);
 };
 
+/// Sums batches of double with a running compensation per lane (Knuth's two-sum), so a long
+/// column sum of doubles is accurate to about one rounding rather than n·ε: used where a
+/// gradient element is a difference of terms built from that sum.
+template <class A = default_arch>
+class CompensatedAccumulator {
+  using DB = xsimd::batch<double, A>;
+
+ public:
+  REGULA_ALWAYS_INLINE void add(const DB& x) noexcept {
+    const DB t = s_ + x;
+    const DB bp = t - s_;
+    c_ += (s_ - (t - bp)) + (x - bp);
+    s_ = t;
+  }
+
+  /// The compensated sum of everything added so far.
+  [[nodiscard]] REGULA_ALWAYS_INLINE double sum() const noexcept {
+    constexpr std::size_t W = DB::size;
+    alignas(64) double v[W];
+    alignas(64) double c[W];
+    s_.store_aligned(v);
+    c_.store_aligned(c);
+    double hi = 0.0;
+    double lo = 0.0;
+    for (std::size_t i = 0; i < W; ++i) {
+      const double t = hi + v[i];
+      const double bp = t - hi;
+      lo += (hi - (t - bp)) + (v[i] - bp) + c[i];
+      hi = t;
+    }
+    return hi + lo;
+  }
+
+ private:
+  DB s_ = DB(0.0);
+  DB c_ = DB(0.0);
+};
+
+/// Σ p[i] over n values, accumulated in double lanes: a column sum of floats with the accuracy of
+/// a double sum (used where a complement Σ_{j≠k} must not be formed as a difference).
+template <class T, class A = default_arch>
+REGULA_ALWAYS_INLINE double sum_in_double(const T* p, std::size_t n) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  DoubleAccumulator<T, A> acc;
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) acc.add_stored(p + i);
+  double s = acc.sum();
+  for (; i < n; ++i) s += static_cast<double>(p[i]);
+  return s;
+}
+
+/// Σ_{i≠k} p[i] in double (k < n), the complement sum without the cancellation of Σ p − p[k].
+template <class T, class A = default_arch>
+REGULA_ALWAYS_INLINE double sum_in_double_except(const T* p, std::size_t n, std::size_t k) noexcept {
+  return sum_in_double<T, A>(p, k) + sum_in_double<T, A>(p + k + 1, n - k - 1);
+}
+
+/// Σ f(z[i]) over n values in double, for a lane-wise f of batches: the same blocks, lanes and
+/// order as sum_in_double over the stored values f(z), so both give the same bits (the last
+/// partial block is f of a padded batch, as the kernels compute and store it).
+template <class T, class A, class F>
+REGULA_ALWAYS_INLINE double sum_mapped_in_double(const T* z, std::size_t n, T fill, F&& f) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  DoubleAccumulator<T, A> acc;
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) acc.add(f(B::load_unaligned(z + i)));
+  double s = acc.sum();
+  if (i < n) {
+    alignas(64) T v[W];
+    f(load_tail<T, A>(z + i, n - i, fill)).store_aligned(v);
+    for (std::size_t k = 0; k < n - i; ++k) s += static_cast<double>(v[k]);
+  }
+  return s;
+}
+
+/// Σ_{i≠k} f(z[i]) in double, bit for bit sum_in_double_except over the stored f(z).
+template <class T, class A, class F>
+REGULA_ALWAYS_INLINE double sum_mapped_in_double_except(const T* z, std::size_t n, std::size_t k,
+                                                        T fill, F&& f) noexcept {
+  return sum_mapped_in_double<T, A>(z, k, fill, f) +
+         sum_mapped_in_double<T, A>(z + k + 1, n - k - 1, fill, f);
+}
+
 }  // namespace regula::kernels
 
 #endif  // REGULA_KERNELS_REDUCE_HPP

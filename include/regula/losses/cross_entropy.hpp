@@ -105,11 +105,23 @@ T run_cross_entropy(const XentCall<T>& call) {
   if (call.losses != nullptr) {
     REGULA_EXPECTS(call.losses->size() == B, who, "losses must have one value per sample (", B,
                    "), got ", call.losses->size());
+    // The losses are written while later columns of every input are still being read.
+    check_disjoint(who, "logits", z, "losses", *call.losses);
+    if (call.targets != nullptr) check_disjoint(who, "targets", *call.targets, "losses", *call.losses);
+    if (call.labels != nullptr) check_disjoint(who, "labels", *call.labels, "losses", *call.losses);
+    if (call.weight != nullptr) {
+      check_disjoint(who, "weight", Eigen::Map<const Vector<T>>(call.weight, call.weight_size), "losses", *call.losses);
+    }
   }
   if (call.dlogits != nullptr) {
     check_same_shape(who, "dlogits", *call.dlogits, "logits", z);
     check_disjoint(who, "logits", z, "dlogits", *call.dlogits);
     if (call.targets != nullptr) check_disjoint(who, "targets", *call.targets, "dlogits", *call.dlogits);
+    if (call.labels != nullptr) check_disjoint(who, "labels", *call.labels, "dlogits", *call.dlogits);
+    if (call.weight != nullptr) {
+      check_disjoint(who, "weight", Eigen::Map<const Vector<T>>(call.weight, call.weight_size), "dlogits", *call.dlogits);
+    }
+    if (call.losses != nullptr) check_disjoint(who, "losses", *call.losses, "dlogits", *call.dlogits);
   }
   // Count the contributing samples (and their weights) for the mean; check the labels.
   double denom = static_cast<double>(B);
