@@ -14,18 +14,26 @@
 //   perp_grad   softmax cross-entropy, regula::perp_grad on every weight matrix before the step
 //               (β₂ 0.99 and eps 1e-8 for this run, as the official ⊥AdamW run)
 // Every epoch (every --eval-every epochs): train accuracy, test accuracy, the softmax-collapse
-// fraction of the training logits (regula::softmax_collapse_fraction, float32) and the fraction
-// of exactly-zero per-sample losses of the run's own loss go to <out>/<run>.csv. For the StableMax run the collapse column
-// says only that its logits are beyond what a float32 softmax could resolve; its own loss and
-// gradient do not vanish (zero_loss stays 0).
+// fraction of the training logits (regula::softmax_collapse_fraction, float32), the fraction
+// of exactly-zero per-sample losses of the run's own loss, the fraction that PyTorch's float32
+// cross-entropy would round to exactly 0 (the logger's "zero terms": collapsed and right), and
+// the median training margin z_y − max_{j≠y} z_j go to <out>/<run>.csv. For the StableMax run the
+// collapse column says only that its logits are beyond what a float32 softmax could resolve.
 //
-//   grokking [--p 113] [--epochs 1500] [--seed 42] [--smoke]
+// regula's softmax cross-entropy forms the label's gradient element as −Σ_{j≠y} p_j, so it does
+// not round to 0 once p_y rounds to 1 (margin ≈ 17 in float), and its per-sample loss is
+// log1p(Σ_{j≠y} e^{z_j − z_y}) rather than 0. --torch-float32 trains the softmax runs with
+// PyTorch's float32 arithmetic instead (ℓ = log S − (z_y − m) and ∂ℓ/∂z = softmax − e_y, both in
+// float), which is what the paper's float32 arm measured.
+//
+//   grokking [--p 113] [--epochs 1500] [--seed 42] [--torch-float32] [--smoke]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include <regula/kernels/softmax.hpp>
 #include <regula/regula.hpp>
 
 #include "common/data.hpp"
@@ -51,6 +59,7 @@ const char* const kUsage =
     "  --log-every K   print a progress line every K epochs (default 100)\n"
     "  --eval-every K  test accuracy and a CSV row every K epochs (default 1; long runs: 10)\n"
     "  --seed S        seed of the split and the initialization (default 42)\n"
+    "  --torch-float32 softmax runs use PyTorch's float32 loss and gradient (p_y - 1 rounds to 0)\n"
     "  --threads N     (default 1); --out DIR (default grokking_out)\n"
     "  --smoke         p = 13, 30 epochs\n";
 
@@ -70,7 +79,51 @@ struct Config {
   Index width = 200;
   double train_frac = 0.4, lr = 0.01, eps = 1e-25, beta2 = 0.999;
   std::string out, runs = "softmax,stablemax,perp_grad";
+  bool torch_float32 = false;
 };
+
+/// PyTorch's float32 cross-entropy (log_softmax then nll_loss, mean): per column m = max z,
+/// S = Σ exp(z − m) in float, ℓ = log S − (z_y − m) and ∂ℓ/∂z = (exp(z − m)/S − e_y)/B, all in
+/// float, so ℓ and the label's element are exactly 0 once S rounds to 1. Writes the per-sample
+/// losses; returns the mean.
+double torch_float32_cross_entropy(const Mat& z, const ex::Labels& y, Vec& losses, Mat* dz) {
+  const Index C = z.rows();
+  const Index B = z.cols();
+  const float inv_b = 1.0F / static_cast<float>(B);
+  double total = 0.0;
+  for (Index j = 0; j < B; ++j) {
+    const float* col = z.col(j).data();
+    const float m = regula::kernels::column_max(col, static_cast<std::size_t>(C));
+    const float S = regula::kernels::sum_exp(col, static_cast<std::size_t>(C), m, static_cast<float*>(nullptr));
+    const float log_s = std::log(S);
+    const Index yj = y(j);
+    const float lsm_y = (col[yj] - m) - log_s;
+    losses(j) = -lsm_y;
+    total += static_cast<double>(-lsm_y);
+    if (dz != nullptr) {
+      for (Index i = 0; i < C; ++i) {
+        const float p = std::exp((col[i] - m) - log_s);
+        (*dz)(i, j) = (i == yj ? p - 1.0F : p) * inv_b;
+      }
+    }
+  }
+  return total / static_cast<double>(B);
+}
+
+/// The median over samples of z_y − max_{j≠y} z_j.
+double median_margin(const Mat& z, const ex::Labels& y) {
+  std::vector<float> m(static_cast<std::size_t>(z.cols()));
+  for (Index j = 0; j < z.cols(); ++j) {
+    float other = -INFINITY;
+    for (Index i = 0; i < z.rows(); ++i) {
+      if (i != y(j)) other = std::max(other, z(i, j));
+    }
+    m[static_cast<std::size_t>(j)] = z(y(j), j) - other;
+  }
+  const auto mid = m.begin() + static_cast<std::ptrdiff_t>(m.size() / 2);
+  std::nth_element(m.begin(), mid, m.end());
+  return static_cast<double>(*mid);
+}
 
 struct Split {
   ex::SpMat x_test;  // two ones per column: the first layer is a gather
@@ -157,9 +210,12 @@ Result run(const Config& c, const Split& s, Kind kind) {
 
   ex::make_dirs(c.out);
   ex::Csv csv(c.out + "/" + name(kind) + ".csv",
-              {"epoch", "loss", "train_acc", "test_acc", "softmax_collapse", "zero_loss"});
+              {"epoch", "loss", "train_acc", "test_acc", "softmax_collapse", "zero_loss", "zero_loss_torch32",
+               "median_margin"});
   Mat z, dz, zt, dh;
   Vec losses(s.y_train.size());
+  Vec torch_losses(s.y_train.size());
+  const bool torch32 = c.torch_float32 && kind != Kind::stablemax;
   ex::SpMat x;  // this epoch's order of the training set
   ex::Labels y(s.y_train.size());
   Result r;
@@ -184,11 +240,17 @@ Result run(const Config& c, const Split& s, Kind kind) {
     } else {
       regula::cross_entropy_per_sample(z, y, losses);
     }
-    const double zero = regula::zero_loss_fraction(losses);
     dz.resize(z.rows(), z.cols());
+    // PyTorch's float32 losses, for the logger's zero-term count (and the gradient in that mode).
+    const double torch_loss = torch_float32_cross_entropy(z, y, torch_losses, torch32 ? &dz : nullptr);
+    const double zero_torch = regula::zero_loss_fraction(torch_losses);
+    const double zero = torch32 ? zero_torch : regula::zero_loss_fraction(losses);
+    const double margin = median_margin(z, y);
     double loss = 0.0;
     if (kind == Kind::stablemax) {
       loss = static_cast<double>(regula::cross_entropy<regula::Normalizer::stablemax>(z, y, dz));
+    } else if (torch32) {
+      loss = torch_loss;
     } else {
       loss = static_cast<double>(regula::cross_entropy(z, y, dz));
     }
@@ -205,11 +267,12 @@ Result run(const Config& c, const Split& s, Kind kind) {
       r.test_acc = accuracy(zt, s.y_test);
       r.best_test = std::max(r.best_test, r.test_acc);
       if (r.first_test_95 < 0 && r.test_acc >= 0.95) r.first_test_95 = epoch;
-      csv.row({static_cast<double>(epoch), loss, r.train_acc, r.test_acc, r.collapse, zero});
+      csv.row({static_cast<double>(epoch), loss, r.train_acc, r.test_acc, r.collapse, zero, zero_torch, margin});
     }
     if (epoch % c.log_every == 0 || last) {
       progress.epoch(epoch, loss, r.train_acc, r.test_acc,
-                     ex::format("softmax collapse %.3f, zero loss %.3f", r.collapse, zero));
+                     ex::format("softmax collapse %.3f, zero loss %.3f (torch32 %.3f), margin %.1f", r.collapse,
+                                zero, zero_torch, margin));
     }
     if (kind == Kind::perp_grad) {
       for (ex::Linear& l : net.layers()) (void)regula::perp_grad(l.w, regula::MatrixRef<float>(l.dw));
@@ -243,6 +306,7 @@ int main(int argc, char** argv) {
   c.log_every = args.integer("log-every", c.log_every);
   c.eval_every = args.integer("eval-every", c.eval_every);
   c.seed = args.integer("seed", c.seed);
+  c.torch_float32 = args.flag("torch-float32");
   ex::set_threads(static_cast<int>(args.integer("threads", 1)));
   c.out = args.str("out", "grokking_out");
   args.finish();

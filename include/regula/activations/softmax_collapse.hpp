@@ -12,9 +12,8 @@
 /// of the additions. Adding left to right from the maximum absorbs each small term on its own
 /// once the margin exceeds ln(2/ε) (16.64 in float, 36.74 in double); a lane-parallel or pairwise
 /// sum first adds the small terms together, so with C − 1 of them the collapse margin is about
-/// ln(2/ε) + ln(C − 1). The default (`CollapseSum::simd`) uses the very reduction of regula's
-/// softmax and cross-entropy kernels, so it reports collapse exactly when regula's loss sees it;
-/// `CollapseSum::sequential` adds left to right as a naive loop does.
+/// ln(2/ε) + ln(C − 1). The default (`CollapseSum::simd`) uses the reduction of regula's softmax
+/// kernels (kernels::sum_exp); `CollapseSum::sequential` adds left to right as a naive loop does.
 #ifndef REGULA_ACTIVATIONS_SOFTMAX_COLLAPSE_HPP
 #define REGULA_ACTIVATIONS_SOFTMAX_COLLAPSE_HPP
 
