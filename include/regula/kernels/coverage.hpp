@@ -5,8 +5,9 @@
 /// With p = softmax(z)_y: ℓ = −log(1 − (1 − p)^N) and ∂ℓ/∂z = F·(softmax(z) − e_y),
 /// F = N·p·(1 − p)^(N−1) / (1 − (1 − p)^N). Evaluated stably in double from log p and
 /// log(1 − p): log1p(−p) when p < 1/2, else log Σ_{j≠y} e^{z_j−m} − log Σ_j e^{z_j−m};
-/// ℓ = −log(−expm1(N·log(1 − p))). When N·p < 1e−8, ℓ = −log N − log p and F = 1 (the error is
-/// below N·p/2), so logits of any magnitude give a finite loss. N = 1 is cross-entropy exactly.
+/// ℓ = −log(−expm1(N·log(1 − p))), or −log1p(−(1 − p)^N) when (1 − p)^N < 1/2. When
+/// N·p < 1e−17, ℓ = −log N − log p and F = 1 (the error, below N·p/2, is under one rounding of a
+/// double), so logits of any magnitude give a finite loss. N = 1 is cross-entropy exactly.
 #ifndef REGULA_KERNELS_COVERAGE_HPP
 #define REGULA_KERNELS_COVERAGE_HPP
 
@@ -28,14 +29,16 @@ inline void coverage_terms(double log_p, double log1mp, double N, double& loss, 
     return;
   }
   const double p = std::exp(log_p);
-  if (N * p < 1e-8) {
+  if (N * p < 1e-17) {
     loss = -(std::log(N) + log_p);
     F = 1.0;
     return;
   }
   const double a = N * log1mp;
   const double denom = -std::expm1(a);  // 1 − (1 − p)^N
-  loss = -std::log(denom);
+  // −log(1 − e^a) without cancellation on either side: log1p(−e^a) while e^a < 1/2 (a
+  // confident sample, whose loss ≈ (1 − p)^N is tiny), log(−expm1(a)) otherwise.
+  loss = a < -0.6931471805599453 ? -std::log1p(-std::exp(a)) : -std::log(denom);
   F = N * p * std::exp((N - 1.0) * log1mp) / denom;
 }
 
