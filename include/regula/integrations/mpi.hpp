@@ -70,6 +70,8 @@ struct Declaration {
   double values[max_agreed];  // must be the same on every rank, bit for bit
 };
 
+static_assert(sizeof(Declaration) == 72, "docs/distributed.md states the declaration's size");
+
 /// A parameter that must be the same on every rank, and its name for the error message.
 struct Agreed {
   const char* name;
