@@ -52,11 +52,13 @@ class AlphaDropout {
     const double q = static_cast<double>(threshold_) / 65536.0;
     const double pe = 1.0 - q;
     if (threshold_ > 0) {
-      const double a = 1.0 / std::sqrt(q * (1.0 + pe * alpha_prime * alpha_prime));
+      // Products rounded before each sum, so the constants are the same bits on every ISA.
+      const double a =
+          1.0 / std::sqrt(q * (1.0 + kernels::detail::rounded(pe * alpha_prime * alpha_prime)));
       const double b = -a * alpha_prime * pe;
       a_ = static_cast<T>(a);
       b_ = static_cast<T>(b);
-      dropped_ = static_cast<T>(a * alpha_prime + b);
+      dropped_ = static_cast<T>(kernels::detail::rounded(a * alpha_prime) + b);
     }
   }
 
