@@ -18,6 +18,7 @@
 
 #include "regula/core/matrix.hpp"
 #include "regula/core/reduction.hpp"
+#include "regula/losses/kd_common.hpp"
 #include "support/catch.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
@@ -173,6 +174,25 @@ void temperature_checks() {
     o.temperature(t);
     CHECK_THROWS_WITH(L::loss(z, v, o), Catch::Contains(std::string("regula::") + L::name) &&
                                             Catch::Contains("temperature must be finite and > 0"));
+  }
+  // Finite temperatures whose T² or 1/T² over- or underflows in T (issue 20, item 9: T = 1e20
+  // in float gave a loss of 0 and a zero gradient) are refused, naming the parameter.
+  const double lo = regula::detail::temperature_min<T>(), hi = regula::detail::temperature_max<T>();
+  for (double t : {hi * 10.0, lo / 10.0, std::is_same_v<T, float> ? 1e20 : 1e200}) {
+    CAPTURE(t);
+    auto o = L::options();
+    o.temperature(t);
+    CHECK_THROWS_WITH(L::loss(z, v, o), Catch::Contains(std::string("regula::") + L::name) &&
+                                            Catch::Contains("temperature must be in ["));
+  }
+  // Inside the range the loss and its gradient stay finite.
+  for (double t : {hi / 2.0, lo * 2.0}) {
+    CAPTURE(t);
+    auto o = L::options();
+    o.temperature(t);
+    Matrix<T> dz(kC, kB);
+    CHECK(std::isfinite(static_cast<double>(L::loss(z, v, dz, o))));
+    CHECK(dz.allFinite());
   }
 }
 

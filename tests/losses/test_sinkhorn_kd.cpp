@@ -150,6 +150,59 @@ TEMPLATE_TEST_CASE("sinkhorn_kd rejects bad arguments, naming them", "[losses][s
   CHECK_THROWS_AS(regula::sinkhorn_kd_per_sample<T>(z, v, short_l, ws), regula::invalid_argument);
 }
 
+TEMPLATE_TEST_CASE("sinkhorn_kd refuses finite options that overflow in T (issue 20, item 9)",
+                   "[losses][sinkhorn_kd]", float, double) {
+  using T = TestType;
+  const Mat<T> z = kd::gmat<T>("z"), v = kd::gmat<T>("v");
+  Mat<T> dz(kd::kC, kd::kB);
+  SinkhornKDWorkspace<T> ws;
+  const double eps_min = regula::sinkhorn_epsilon_min<T>;
+  // 1e-39 was accepted and gave NaN in float (1/eps overflows); just below the bound the
+  // log-domain exponents round by more than 1 and overflow a few times lower.
+  for (double eps : {1e-39, eps_min / 2, 1e-300}) {
+    CAPTURE(eps);
+    CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{}.epsilon(eps)),
+                      Catch::Contains("regula::sinkhorn_kd") && Catch::Contains("epsilon must be >= "));
+  }
+  // At the bound the loss and the gradient are finite.
+  CHECK(std::isfinite(regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{}.epsilon(eps_min))));
+  CHECK(dz.allFinite());
+  // INT_MAX iterations asked 2·INT_MAX·B potentials (32 GiB) before anything was checked.
+  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, dz, ws,
+                                           SinkhornKDOptions{}.iterations(std::numeric_limits<int>::max())),
+                    Catch::Contains("iterations must be <= 100000"));
+  // A temperature whose 1/T is not a normal number of T.
+  const double t_big = 10.0 * regula::detail::temperature_max<T>();
+  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.temperature(t_big)),
+                    Catch::Contains("temperature must be in ["));
+}
+
+TEMPLATE_TEST_CASE("sinkhorn_kd keeps two potential vectors unless the unrolled gradient needs all",
+                   "[losses][sinkhorn_kd][nomalloc]", float, double) {
+  using T = TestType;
+  const Index C = 20, B = 6;
+  const Mat<T> z = kd::spread<T>(C, B, 3, 7), v = kd::spread<T>(C, B, 3, 8);
+  Mat<T> dz(C, B);
+  SinkhornKDWorkspace<T> ws;
+  const auto many = SinkhornKDOptions{}.iterations(5000);
+  // Loss only and the envelope gradient run 5000 steps with the workspace sized for one step:
+  // warm calls of another iteration count do not allocate.
+  (void)regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.iterations(1));
+  double acc = 0;
+  {
+    regula::test::NoMalloc guard;
+    acc += static_cast<double>(regula::sinkhorn_kd<T>(z, v, ws, many));
+    acc += static_cast<double>(
+        regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{many}.grad_mode(SinkhornGradMode::envelope)));
+  }
+  CHECK(std::isfinite(acc));
+  // The same loss as with the full history of the unrolled gradient.
+  SinkhornKDWorkspace<T> full;
+  const T lu = regula::sinkhorn_kd<T>(z, v, dz, full, many);
+  CHECK(static_cast<double>(regula::sinkhorn_kd<T>(z, v, ws, many)) ==
+        Approx(static_cast<double>(lu)).epsilon(std::is_same_v<T, float> ? 1e-6 : 1e-13));
+}
+
 TEMPLATE_TEST_CASE("sinkhorn_kd with a warm workspace does not allocate", "[losses][sinkhorn_kd][nomalloc]",
                    float, double) {
   using T = TestType;

@@ -91,7 +91,7 @@ namespace detail {
 template <class T>
 T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const LabelsCRef& y,
           const DKDOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
-  check_positive(who, "temperature", opt.temperature());
+  check_temperature<T>(who, opt.temperature());
   REGULA_EXPECTS(std::isfinite(opt.alpha()), who, "alpha must be finite, got ", opt.alpha());
   REGULA_EXPECTS(std::isfinite(opt.beta()), who, "beta must be finite, got ", opt.beta());
   check_kd_shapes(who, z, v, losses, dz);

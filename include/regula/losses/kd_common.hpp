@@ -12,6 +12,8 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <limits>
+#include <type_traits>
 
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
@@ -30,7 +32,9 @@ namespace regula {
 /// const auto opt = regula::KDLossOptions{}.temperature(4.0).scale_by_t_squared(true);
 /// ```
 ///
-/// - `temperature` T > 0 (default 1): logits are divided by T before the normalizer. Papers:
+/// - `temperature` T > 0 (default 1): logits are divided by T before the normalizer; a call in
+///   T refuses T outside [√min, √max] of T (about [1.1e-19, 1.8e19] in float), where T² or
+///   1/T² would over- or underflow (detail::check_temperature). Papers:
 ///   Hinton KD T = 4 (mdistiller, CIFAR-100) up to 20 (MNIST); DHKD's BinaryKL-Norm T = 2.
 /// - `scale_by_t_squared` (default true): multiply the loss by T² so that the gradient's
 ///   magnitude does not shrink as 1/T² (Hinton et al.). torchdistill's KDLoss drops the factor
@@ -75,6 +79,31 @@ namespace detail {
 /// Throws unless T is finite and > 0; the message names `param`.
 inline void check_positive(const char* who, const char* param, double t) {
   REGULA_EXPECTS(std::isfinite(t) && t > 0.0, who, param, " must be finite and > 0, got ", t);
+}
+
+/// The temperatures a loss in T accepts: [√min, √max] of T's normal range, about
+/// [1.1e-19, 1.8e19] in float and [1.5e-154, 1.3e154] in double. Outside it T² (the loss
+/// factor) or 1/T² over- or underflows in T, and a finite T would give a loss of 0 or inf with
+/// a zero gradient; inside it 1/T and T² are normal numbers, and 1/T times a logit difference
+/// stays finite for differences up to √max.
+template <class T>
+inline double temperature_min() noexcept {
+  return std::sqrt(static_cast<double>(std::numeric_limits<T>::min()));
+}
+template <class T>
+inline double temperature_max() noexcept {
+  return std::sqrt(static_cast<double>(std::numeric_limits<T>::max()));
+}
+
+/// Throws unless the temperature t is finite, > 0 and in [temperature_min<T>(),
+/// temperature_max<T>()]; the message names `param` and the range.
+template <class T>
+void check_temperature(const char* who, double t, const char* param = "temperature") {
+  check_positive(who, param, t);
+  REGULA_EXPECTS(t >= temperature_min<T>() && t <= temperature_max<T>(), who, param,
+                 " must be in [", temperature_min<T>(), ", ", temperature_max<T>(),
+                 "] so that T^2 and 1/T stay finite and normal in ",
+                 std::is_same_v<T, float> ? "float" : "double", ", got ", t);
 }
 
 /// The factor 1/B, 1/(B·C) or 1 of a reduced loss; throws on `none`.

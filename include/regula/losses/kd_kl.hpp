@@ -42,7 +42,7 @@ namespace detail {
 template <class T>
 T run_kd_kl(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
             const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
-  check_positive(who, "temperature", opt.temperature());
+  check_temperature<T>(who, opt.temperature());
   check_kd_shapes(who, z, v, losses, dz);
   const double scale =
       per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());

@@ -81,7 +81,7 @@ template <class T>
 T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
                    const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
                    bool per_sample) {
-  check_positive(who, "temperature", opt.temperature());
+  check_temperature<T>(who, opt.temperature());
   check_kd_shapes(who, z, v, losses, dz);
   REGULA_EXPECTS(z.rows() >= 2, who,
                  "student logits must have at least two classes (rows) to standardize, got ",

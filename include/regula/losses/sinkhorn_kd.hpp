@@ -44,9 +44,24 @@
 /// The per-sample variant returns λ·Σ_j P_ij W_ij for every student sample i (they sum to L);
 /// the plan couples the samples, so there is no per-sample gradient.
 ///
-/// Memory: a SinkhornKDWorkspace holds P_s, P_t, W, the plan and the potentials; once sized for
-/// a shape (first call) further calls of that shape do not allocate. The overloads without a
-/// workspace allocate one per call.
+/// Option bounds (checked at the boundary, each refusal naming its parameter):
+/// - ε ≥ sinkhorn_epsilon_min<T>: 1e-6 in float, 1e-15 in double. The potentials f, g are of
+///   the size of W/ε ≤ 2/ε, and the plan's exponents f_i + g_j − W_ij/ε sum three of them, so
+///   their rounding is about 6/ε units in the last place: at the bound about 0.4 (float) and 0.7
+///   (double), i.e. plan entries still within a factor e^{±1}; a few times below it they
+///   overflow (measured: NaN and inf losses from ε = 1e-8 in float and 1e-20 in double, and
+///   1/ε itself is inf in float below 3e-39). The unrolled gradient amplifies that rounding by
+///   1/ε: for ε below about 1e-3 use double.
+/// - T in [√min, √max] of T's normal range, as the other distillation losses (1/T normal).
+/// - 1 ≤ iterations ≤ sinkhorn_max_iterations = 100000: the unrolled gradient keeps the 2N
+///   potential vectors (2N·B values) and costs 4N·B² exponentials; SinKD uses N = 20, and past
+///   1e5 steps a call would run for hours (INT_MAX steps asked 32 GiB of potentials before this
+///   bound). Without a gradient, or with the envelope gradient, only two potential vectors are
+///   kept, whatever N.
+///
+/// Memory: a SinkhornKDWorkspace holds P_s, P_t, W, the plan and the potentials (all N steps'
+/// for the unrolled gradient, two otherwise); once sized for a shape (first call) further calls
+/// of that shape do not allocate. The overloads without a workspace allocate one per call.
 #ifndef REGULA_LOSSES_SINKHORN_KD_HPP
 #define REGULA_LOSSES_SINKHORN_KD_HPP
 
@@ -67,6 +82,14 @@
 #include "regula/losses/kd_common.hpp"
 
 namespace regula {
+
+/// The smallest ε sinkhorn_kd accepts in T (see the file comment): below it the rounding of
+/// the log-domain exponents, about 6/ε ulps, exceeds 1 and soon overflows.
+template <class T>
+inline constexpr double sinkhorn_epsilon_min = std::is_same_v<T, float> ? 1e-6 : 1e-15;
+
+/// The most Sinkhorn iterations sinkhorn_kd accepts (see the file comment).
+inline constexpr int sinkhorn_max_iterations = 100000;
 
 /// How sinkhorn_kd differentiates through the Sinkhorn iterations (see the file comment).
 enum class SinkhornGradMode : std::uint8_t { unrolled, envelope };
@@ -138,7 +161,7 @@ class SinkhornKDWorkspace {
       gbar_.resize(batch);
       tmp_.resize(batch);
     }
-    if (f_.rows() != batch || f_.cols() != n) {
+    if (f_.rows() != batch || f_.cols() < n) {  // a longer history serves shorter runs
       f_.resize(batch, n);
       g_.resize(batch, n + 1);
     }
@@ -441,14 +464,24 @@ template <class T>
 T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
                       const SinkhornKDOptions& opt, SinkhornKDWorkspace<T>& ws,
                       VectorRef<T>* losses, MatrixRef<T>* dz) {
-  detail::check_positive(who, "temperature", opt.temperature());
+  detail::check_temperature<T>(who, opt.temperature());
   detail::check_positive(who, "epsilon", opt.epsilon());
+  REGULA_EXPECTS(opt.epsilon() >= sinkhorn_epsilon_min<T>, who, "epsilon must be >= ",
+                 sinkhorn_epsilon_min<T>, " in ", std::is_same_v<T, float> ? "float" : "double",
+                 " (below, the log-domain exponents round by more than 1 and overflow), got ",
+                 opt.epsilon());
   REGULA_EXPECTS(opt.iterations() >= 1, who, "iterations must be >= 1, got ", opt.iterations());
+  REGULA_EXPECTS(opt.iterations() <= sinkhorn_max_iterations, who, "iterations must be <= ",
+                 sinkhorn_max_iterations, ", got ", opt.iterations());
   REGULA_EXPECTS(std::isfinite(opt.lambda()), who, "lambda must be finite, got ", opt.lambda());
   detail::check_kd_shapes(who, z, v, losses, dz);
   const Index C = z.rows(), Bn = z.cols();
   const int N = opt.iterations();
-  ws.reserve(C, Bn, N);
+  // Only the unrolled backward reads the potentials of every step; otherwise two alternate.
+  const bool history = dz != nullptr && opt.grad_mode() == SinkhornGradMode::unrolled;
+  ws.reserve(C, Bn, history ? N : 1);
+  const auto fcol = [&](int k) { return ws.f_.col(history ? k - 1 : 0).data(); };
+  const auto gcol = [&](int k) { return ws.g_.col(history ? k : k % 2).data(); };
   const auto n = static_cast<std::size_t>(C);
   const auto b = static_cast<std::size_t>(Bn);
   const T kappa = static_cast<T>(1.0 / opt.temperature());
@@ -507,7 +540,7 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
 
   // Sinkhorn potentials: g^0 = 0; f^k from g^{k−1} (rows), g^k from f^k (columns), with
   // f_i = −log Σ_j exp(g_j − W_ij/ε) and g_j = −log Σ_i exp(f_i − W_ij/ε).
-  ws.g_.col(0).setZero();
+  ws.g_.col(0).setZero();  // g^0 (gcol(0) either way)
   // Where every W_ij/ε is small enough for K = exp(−W/ε) and the scalings e^f, e^g to stay
   // normal numbers, the iterations run as matrix–vector products with K (B² exponentials once
   // instead of 2N·B², the same map as the log domain); otherwise, or if a scaling over- or
@@ -527,9 +560,9 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
     ws.plan_ = (ws.w_.array() * (-ie)).exp().matrix();  // K, columns j
     ws.wt_ = ws.plan_.transpose();                       // Kᵀ, columns i
     for (int k = 1; k <= N && scaled; ++k) {
-      T* f = ws.f_.col(k - 1).data();
-      const T* gp = ws.g_.col(k - 1).data();
-      T* g = ws.g_.col(k).data();
+      T* f = fcol(k);
+      const T* gp = gcol(k - 1);
+      T* g = gcol(k);
       // f = −log(K e^{g^{k−1}}), then g = −log(Kᵀ e^{f}) with e^{f} = 1/(K e^{g^{k−1}}).
       kernels::sinkhorn_scaled_half<T>(ws.plan_.data(), b, gp, true, ws.tmp_.data(), f);
       kernels::sinkhorn_scaled_half<T>(ws.wt_.data(), b, ws.tmp_.data(), false,
@@ -539,18 +572,19 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
     if (!scaled) ws.wt_ = ws.w_.transpose();
   }
   if (!scaled) {
+    ws.g_.col(0).setZero();  // the scaled run may have overwritten g^0 in place
     for (int k = 1; k <= N; ++k) {
-      T* f = ws.f_.col(k - 1).data();
-      const T* gp = ws.g_.col(k - 1).data();
-      T* g = ws.g_.col(k).data();
+      T* f = fcol(k);
+      const T* gp = gcol(k - 1);
+      T* g = gcol(k);
       kernels::neg_lse_rows<T>(ws.w_.data(), b, b, gp, b, ie, f);   // rows i of W
       kernels::neg_lse_rows<T>(ws.wt_.data(), b, b, f, b, ie, g);   // rows j of Wᵀ
     }
   }
 
   // Plan and loss; per-row contributions for the per-sample variant.
-  const T* fN = ws.f_.col(N - 1).data();
-  const T* gN = ws.g_.col(N).data();
+  const T* fN = fcol(N);
+  const T* gN = gcol(N);
   ws.tmp_.setZero();
   double total = 0.0;
   for (Index j = 0; j < Bn; ++j) {
@@ -573,9 +607,9 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
     ws.fbar_ = lambda * ws.tmp_;
     for (Index j = 0; j < Bn; ++j) ws.gbar_[j] = lambda * ws.plan_.col(j).dot(ws.w_.col(j));
     for (int k = N; k >= 1; --k) {
-      const T* f = ws.f_.col(k - 1).data();
-      const T* g = ws.g_.col(k).data();
-      const T* gp = ws.g_.col(k - 1).data();
+      const T* f = fcol(k);
+      const T* g = gcol(k);
+      const T* gp = gcol(k - 1);
       // Column step g^k: W̄ += ḡ_j Q/ε, f̄ −= Σ_j ḡ_j Q.
       for (Index j = 0; j < Bn; ++j) {
         kernels::sinkhorn_col_adjoint<T>(ws.w_.col(j).data(), f, g[j], ie, ws.gbar_[j], b,
@@ -636,8 +670,9 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
 
 /// The Sinkhorn KD loss L = λ·Σ_ij P_ij W_ij of `student` against `teacher` (`classes × batch`);
 /// `workspace` keeps W and P (cost(), plan()). See the file comment.
-/// @throws regula::invalid_argument on an empty batch, shapes that differ, T ≤ 0, ε ≤ 0,
-///         iterations < 1 or a non-finite λ.
+/// @throws regula::invalid_argument on an empty batch, shapes that differ, T outside
+///         [√min, √max] of T, ε < sinkhorn_epsilon_min<T>, iterations outside
+///         [1, sinkhorn_max_iterations] or a non-finite λ.
 template <class T>
 T sinkhorn_kd(const MatrixCRef<T>& student, const MatrixCRef<T>& teacher,
               SinkhornKDWorkspace<T>& workspace, const SinkhornKDOptions& options = {}) {
