@@ -89,7 +89,10 @@ TEST_CASE("dkd gradient matches central differences (double)", "[losses][dkd][gr
           (void)regula::dkd(z, v, y, dx, o);
           dx *= w(0, 0);
         },
-        Eigen::MatrixXd::Constant(1, 1, 1.0));
+        // The loss is about 40 here (T^2 = 16, beta = 8): at the default step of 1e-6 the
+        // rounding of the two evaluations is ~1e-16*40/2e-6 = 2e-9 per ulp, and the check sat at
+        // 0.9e-8 before; at 1e-5 it is ten times smaller and the truncation error stays ~1e-10.
+        Eigen::MatrixXd::Constant(1, 1, 1.0), 1e-5);
     CHECK(err < regula::test::fd_tol);
   }
 }
@@ -163,6 +166,13 @@ TEMPLATE_TEST_CASE("dkd rejects bad arguments, naming them", "[losses][dkd]", fl
   Labels y = golden_labels();
   CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.temperature(0.0)),
                     Catch::Contains("regula::dkd") && Catch::Contains("temperature must be finite and > 0, got 0"));
+  // T = 1e20 in float was accepted: T² overflows and the loss came out 0 with a zero gradient.
+  for (double t : {10.0 * regula::detail::temperature_max<T>(), regula::detail::temperature_min<T>() / 10.0,
+                   std::is_same_v<T, float> ? 1e20 : 1e200}) {
+    CAPTURE(t);
+    CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.temperature(t)),
+                      Catch::Contains("regula::dkd") && Catch::Contains("temperature must be in ["));
+  }
   CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.alpha(std::nan(""))), Catch::Contains("alpha"));
   CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.beta(INFINITY)), Catch::Contains("beta"));
   CHECK_THROWS_WITH(regula::dkd(z, Mat<T>(kd::kC, kd::kB + 1), y), Catch::Contains("teacher logits"));

@@ -11,16 +11,24 @@
 /// a column gives NaN loss and gradient for that column.
 ///
 /// Every kernel is SIMD over xsimd batches of T and has a scalar `_reference` twin that the
-/// tests compare against. kd_kl, reverse_kl and dkd fuse the two exponentials of student and
-/// teacher into one pass and share the reference's formulas. JS, TV, BinaryKL and BinaryKL-Norm
-/// use formulations chosen for accuracy in float (log1p, expm1, series where two terms would
-/// cancel); their references are the plain formulas evaluated in double.
+/// tests compare against. kd_kl, reverse_kl, dkd and TV first run the direct form (the two
+/// exponentials of student and teacher in one fused pass) and keep it when its rounding
+/// estimate is small against the result (kd_detail::direct_is_accurate, float only); otherwise
+/// (teacher ≈ student, confident columns whose top classes agree, double) they recompute the
+/// column without cancellation from u = log(q/p) + const formed from the logits' difference:
+/// e = exp(x), e^u, t = expm1(u) and the tails φ(u) = t − u, ψ(u) = u·e^u − t by their series
+/// (kd_detail::kl_batch), so that each divergence is a sum of non-negative terms and p − q,
+/// r − D come without subtracting nearly equal numbers. Their references share the formulas.
+/// JS, BinaryKL and BinaryKL-Norm use formulations chosen for accuracy in float (log1p, expm1,
+/// series where two terms would cancel); their references are the plain formulas in double.
+/// tests/accuracy/test_accuracy_kd.cpp measures every element against long double.
 #ifndef REGULA_KERNELS_KD_HPP
 #define REGULA_KERNELS_KD_HPP
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 
@@ -69,272 +77,6 @@ T max_except_reference(const T* z, std::size_t n, std::size_t skip) noexcept {
   return m;
 }
 
-/// Accumulators of the fused exponential pass: Σ e, Σ f, Σ w·(y − x), w ∈ {e, f}.
-template <class T>
-struct ExpSums {
-  T sz = T(0);
-  T sv = T(0);
-  T cross = T(0);
-};
-
-/// One fused pass over [lo, hi): x = (z − mz)·kz, y = (v − mv)·kv, e = exp(x), f = exp(y);
-/// accumulates Σ e, Σ f and either Σ f·(y − x) (TeacherWeighted) or Σ e·(x − y). Stores e to
-/// ez and f to fv when they are not null.
-template <class T, class A, bool TeacherWeighted>
-REGULA_ALWAYS_INLINE void fused_exp(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz,
-                                    T mv, T kz, T kv, T* ez, T* fv, ExpSums<T>& acc) noexcept {
-  using B = xsimd::batch<T, A>;
-  constexpr std::size_t W = B::size;
-  const B mzb(mz), mvb(mv), kzb(kz), kvb(kv);
-  B sz(T(0)), sv(T(0)), cr(T(0));
-  std::size_t i = lo;
-  for (; i + W <= hi; i += W) {
-    const B x = (B::load_unaligned(z + i) - mzb) * kzb;
-    const B y = (B::load_unaligned(v + i) - mvb) * kvb;
-    const B e = xsimd::exp(x);
-    const B f = xsimd::exp(y);
-    if (ez != nullptr) e.store_unaligned(ez + i);
-    if (fv != nullptr) f.store_unaligned(fv + i);
-    sz += e;
-    sv += f;
-    if constexpr (TeacherWeighted) {
-      cr = xsimd::fma(f, y - x, cr);
-    } else {
-      cr = xsimd::fma(e, x - y, cr);
-    }
-  }
-  T s_z = hsum(sz), s_v = hsum(sv), c = hsum(cr);
-  for (; i < hi; ++i) {
-    const T x = (z[i] - mz) * kz;
-    const T y = (v[i] - mv) * kv;
-    const T e = std::exp(x);
-    const T f = std::exp(y);
-    if (ez != nullptr) ez[i] = e;
-    if (fv != nullptr) fv[i] = f;
-    s_z += e;
-    s_v += f;
-    c += TeacherWeighted ? f * (y - x) : e * (x - y);
-  }
-  acc.sz += s_z;
-  acc.sv += s_v;
-  acc.cross += c;
-}
-
-template <class T, bool TeacherWeighted>
-void fused_exp_reference(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz, T mv, T kz,
-                         T kv, T* ez, T* fv, ExpSums<T>& acc) noexcept {
-  for (std::size_t i = lo; i < hi; ++i) {
-    const T x = (z[i] - mz) * kz;
-    const T y = (v[i] - mv) * kv;
-    const T e = std::exp(x);
-    const T f = std::exp(y);
-    if (ez != nullptr) ez[i] = e;
-    if (fv != nullptr) fv[i] = f;
-    acc.sz += e;
-    acc.sv += f;
-    acc.cross += TeacherWeighted ? f * (y - x) : e * (x - y);
-  }
-}
-
-/// dz[i] = c1·ez[i] − c2·f_i over [lo, hi), with f_i read from fv or, when fv is null,
-/// recomputed as exp((v − mv)·kv). ez may be dz.
-template <class T, class A>
-REGULA_ALWAYS_INLINE void combine(const T* ez, const T* fv, const T* v, std::size_t lo,
-                                  std::size_t hi, T mv, T kv, T c1, T c2, T* dz) noexcept {
-  using B = xsimd::batch<T, A>;
-  constexpr std::size_t W = B::size;
-  const B c1b(c1), c2b(c2), mvb(mv), kvb(kv);
-  std::size_t i = lo;
-  if (fv != nullptr) {
-    for (; i + W <= hi; i += W) {
-      xsimd::fms(c1b, B::load_unaligned(ez + i), c2b * B::load_unaligned(fv + i)).store_unaligned(dz + i);
-    }
-    for (; i < hi; ++i) dz[i] = c1 * ez[i] - c2 * fv[i];
-  } else {
-    for (; i + W <= hi; i += W) {
-      const B f = xsimd::exp((B::load_unaligned(v + i) - mvb) * kvb);
-      xsimd::fms(c1b, B::load_unaligned(ez + i), c2b * f).store_unaligned(dz + i);
-    }
-    for (; i < hi; ++i) dz[i] = c1 * ez[i] - c2 * std::exp((v[i] - mv) * kv);
-  }
-}
-
-}  // namespace kd_detail
-
-/// Hinton KD on one column: D = KL(q ‖ p) = Σ_c q_c (log q_c − log p_c) with
-/// p = softmax(kz·z), q = softmax(kv·v); gradient gs·kz·(p − q). `scratch` (n values, may be
-/// null) holds the teacher's exponentials between the passes; without it they are recomputed.
-/// dz and scratch must not overlap z or v.
-template <class T, class A = default_arch>
-double kd_kl_column(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
-                    T* scratch) noexcept {
-  const T mz = column_max<T, A>(z, n);
-  const T mv = column_max<T, A>(v, n);
-  kd_detail::ExpSums<T> acc;
-  T* fv = dz != nullptr ? scratch : nullptr;
-  kd_detail::fused_exp<T, A, true>(z, v, 0, n, mz, mv, kz, kv, dz, fv, acc);
-  const double lsz = std::log(static_cast<double>(acc.sz));
-  const double lsv = std::log(static_cast<double>(acc.sv));
-  if (dz != nullptr) {
-    const T c1 = gs * kz / acc.sz;
-    const T c2 = gs * kz / acc.sv;
-    kd_detail::combine<T, A>(dz, fv, v, 0, n, mv, kv, c1, c2, dz);
-  }
-  return static_cast<double>(acc.cross) / static_cast<double>(acc.sv) + lsz - lsv;
-}
-
-/// Scalar reference of kd_kl_column.
-template <class T>
-double kd_kl_column_reference(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
-                              T* scratch) noexcept {
-  const T mz = column_max_reference(z, n);
-  const T mv = column_max_reference(v, n);
-  kd_detail::ExpSums<T> acc;
-  kd_detail::fused_exp_reference<T, true>(z, v, 0, n, mz, mv, kz, kv, dz, scratch, acc);
-  if (dz != nullptr) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const T f = scratch != nullptr ? scratch[i] : std::exp((v[i] - mv) * kv);
-      dz[i] = gs * kz * (dz[i] / acc.sz - f / acc.sv);
-    }
-  }
-  return static_cast<double>(acc.cross) / static_cast<double>(acc.sv) +
-         std::log(static_cast<double>(acc.sz)) - std::log(static_cast<double>(acc.sv));
-}
-
-/// Reverse KL on one column: D = KL(p ‖ q) = Σ_c p_c (log p_c − log q_c), p = softmax(k·z),
-/// q = softmax(k·v); gradient gs·k·p_c·(r_c − D) with r_c = log p_c − log q_c.
-template <class T, class A = default_arch>
-double reverse_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
-  using B = xsimd::batch<T, A>;
-  constexpr std::size_t W = B::size;
-  const T mz = column_max<T, A>(z, n);
-  const T mv = column_max<T, A>(v, n);
-  kd_detail::ExpSums<T> acc;
-  kd_detail::fused_exp<T, A, false>(z, v, 0, n, mz, mv, k, k, dz, nullptr, acc);
-  const double lsz = std::log(static_cast<double>(acc.sz));
-  const double lsv = std::log(static_cast<double>(acc.sv));
-  const double mean_xy = static_cast<double>(acc.cross) / static_cast<double>(acc.sz);
-  if (dz != nullptr) {
-    // r_c − D = (x_c − y_c) − Σ p (x − y): the log-sum-exp offsets cancel.
-    const T c = gs * k / acc.sz;
-    const T off = static_cast<T>(mean_xy);
-    const B cb(c), offb(off), mzb(mz), mvb(mv), kb(k);
-    std::size_t i = 0;
-    for (; i + W <= n; i += W) {
-      const B d = (B::load_unaligned(z + i) - mzb) * kb - (B::load_unaligned(v + i) - mvb) * kb;
-      (cb * B::load_unaligned(dz + i) * (d - offb)).store_unaligned(dz + i);
-    }
-    for (; i < n; ++i) {
-      const T d = (z[i] - mz) * k - (v[i] - mv) * k;
-      dz[i] = c * dz[i] * (d - off);
-    }
-  }
-  return mean_xy - lsz + lsv;
-}
-
-/// Scalar reference of reverse_kl_column.
-template <class T>
-double reverse_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T gs,
-                                   T* dz) noexcept {
-  const T mz = column_max_reference(z, n);
-  const T mv = column_max_reference(v, n);
-  kd_detail::ExpSums<T> acc;
-  kd_detail::fused_exp_reference<T, false>(z, v, 0, n, mz, mv, k, k, dz, nullptr, acc);
-  const double mean_xy = static_cast<double>(acc.cross) / static_cast<double>(acc.sz);
-  if (dz != nullptr) {
-    const T off = static_cast<T>(mean_xy);
-    for (std::size_t i = 0; i < n; ++i) {
-      const T d = (z[i] - mz) * k - (v[i] - mv) * k;
-      dz[i] = gs * k / acc.sz * dz[i] * (d - off);
-    }
-  }
-  return mean_xy - std::log(static_cast<double>(acc.sz)) + std::log(static_cast<double>(acc.sv));
-}
-
-/// The two parts of DKD on one column (each without T² or weights).
-struct DkdTerms {
-  double tckd = 0.0;  ///< KL((q_t, 1 − q_t) ‖ (p_t, 1 − p_t))
-  double nckd = 0.0;  ///< KL(q̂ ‖ p̂) over the non-target classes
-};
-
-namespace kd_detail {
-
-/// From the non-target log-sum-exps (relative to the non-target maxima) and the shifted target
-/// logits: the DKD terms and p_t − q_t.
-inline DkdTerms dkd_assemble(double xt, double yt, double lsz, double lsv, double cross_over_sv,
-                             double& pt_minus_qt) noexcept {
-  const double lz = logaddexp(xt, lsz);  // log Σ_all exp, same shift
-  const double lv = logaddexp(yt, lsv);
-  const double lpt = xt - lz, l1pt = lsz - lz;  // log p_t, log(1 − p_t)
-  const double lqt = yt - lv, l1qt = lsv - lv;
-  const double qt = std::exp(lqt), q1t = std::exp(l1qt);
-  DkdTerms r;
-  r.tckd = qt * (lqt - lpt) + q1t * (l1qt - l1pt);
-  r.nckd = cross_over_sv + lsz - lsv;
-  pt_minus_qt = std::exp(lpt) - qt;
-  return r;
-}
-
-}  // namespace kd_detail
-
-/// Decoupled KD (Zhao et al., CVPR 2022) on one column with target class t < n, n ≥ 2, at
-/// inverse temperature k. Returns TCKD and NCKD; writes gs·∂(α·TCKD + β·NCKD)/∂z:
-/// gs·k·α·(p_t − q_t) at t and gs·k·(−α·(p_t − q_t)·p̂_j + β·(p̂_j − q̂_j)) elsewhere.
-/// log p_t and log(1 − p_t) come from the log-sum-exp over the non-target classes (the target
-/// left out, not masked), so neither underflows for confident students. `scratch` as in
-/// kd_kl_column.
-template <class T, class A = default_arch>
-DkdTerms dkd_column(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha, T beta,
-                    T gs, T* dz, T* scratch) noexcept {
-  const T mz = kd_detail::max_except<T, A>(z, n, t);
-  const T mv = kd_detail::max_except<T, A>(v, n, t);
-  kd_detail::ExpSums<T> acc;
-  T* fv = dz != nullptr ? scratch : nullptr;
-  kd_detail::fused_exp<T, A, true>(z, v, 0, t, mz, mv, k, k, dz, fv, acc);
-  kd_detail::fused_exp<T, A, true>(z, v, t + 1, n, mz, mv, k, k, dz, fv, acc);
-  double d = 0.0;
-  const DkdTerms r = kd_detail::dkd_assemble(
-      static_cast<double>((z[t] - mz) * k), static_cast<double>((v[t] - mv) * k),
-      std::log(static_cast<double>(acc.sz)), std::log(static_cast<double>(acc.sv)),
-      static_cast<double>(acc.cross) / static_cast<double>(acc.sv), d);
-  if (dz != nullptr) {
-    const T c1 = gs * k * (beta - alpha * static_cast<T>(d)) / acc.sz;
-    const T c2 = gs * k * beta / acc.sv;
-    kd_detail::combine<T, A>(dz, fv, v, 0, t, mv, k, c1, c2, dz);
-    kd_detail::combine<T, A>(dz, fv, v, t + 1, n, mv, k, c1, c2, dz);
-    dz[t] = gs * k * alpha * static_cast<T>(d);
-  }
-  return r;
-}
-
-/// Scalar reference of dkd_column.
-template <class T>
-DkdTerms dkd_column_reference(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha,
-                              T beta, T gs, T* dz, T* scratch) noexcept {
-  const T mz = kd_detail::max_except_reference(z, n, t);
-  const T mv = kd_detail::max_except_reference(v, n, t);
-  kd_detail::ExpSums<T> acc;
-  kd_detail::fused_exp_reference<T, true>(z, v, 0, t, mz, mv, k, k, dz, scratch, acc);
-  kd_detail::fused_exp_reference<T, true>(z, v, t + 1, n, mz, mv, k, k, dz, scratch, acc);
-  double d = 0.0;
-  const DkdTerms r = kd_detail::dkd_assemble(
-      static_cast<double>((z[t] - mz) * k), static_cast<double>((v[t] - mv) * k),
-      std::log(static_cast<double>(acc.sz)), std::log(static_cast<double>(acc.sv)),
-      static_cast<double>(acc.cross) / static_cast<double>(acc.sv), d);
-  if (dz != nullptr) {
-    for (std::size_t i = 0; i < n; ++i) {
-      if (i == t) continue;
-      const T f = scratch != nullptr ? scratch[i] : std::exp((v[i] - mv) * k);
-      const T ph = dz[i] / acc.sz, qh = f / acc.sv;
-      dz[i] = gs * k * (-alpha * static_cast<T>(d) * ph + beta * (ph - qh));
-    }
-    dz[t] = gs * k * alpha * static_cast<T>(d);
-  }
-  return r;
-}
-
-namespace kd_detail {
-
 /// The first m values at p as a batch (all W when m ≥ W), the other lanes set to `pad`.
 template <class B, class T>
 REGULA_ALWAYS_INLINE B load_n(const T* p, std::size_t m, T pad) noexcept {
@@ -368,6 +110,947 @@ REGULA_ALWAYS_INLINE B keep_first(const B& x, std::size_t m) noexcept {
   for (std::size_t l = 0; l < W; ++l) idx[l] = static_cast<T>(l);
   return xsimd::select(B::load_aligned(idx) < B(static_cast<T>(m)), x, B(T(0)));
 }
+
+/// dz[i] = c1·ez[i] − c2·f_i over [lo, hi), with f_i read from fv or, when fv is null,
+/// recomputed as exp((v − mv)·kv). ez may be dz.
+template <class T, class A>
+REGULA_ALWAYS_INLINE void combine(const T* ez, const T* fv, const T* v, std::size_t lo,
+                                  std::size_t hi, T mv, T kv, T c1, T c2, T* dz) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const B c1b(c1), c2b(c2), mvb(mv), kvb(kv);
+  std::size_t i = lo;
+  if (fv != nullptr) {
+    for (; i + W <= hi; i += W) {
+      xsimd::fms(c1b, B::load_unaligned(ez + i), c2b * B::load_unaligned(fv + i)).store_unaligned(dz + i);
+    }
+    for (; i < hi; ++i) dz[i] = c1 * ez[i] - c2 * fv[i];
+  } else {
+    for (; i + W <= hi; i += W) {
+      const B f = xsimd::exp((B::load_unaligned(v + i) - mvb) * kvb);
+      xsimd::fms(c1b, B::load_unaligned(ez + i), c2b * f).store_unaligned(dz + i);
+    }
+    for (; i < hi; ++i) dz[i] = c1 * ez[i] - c2 * std::exp((v[i] - mv) * kv);
+  }
+}
+
+/// The tails of expm1, log1p and (1 + x)·log1p(x) in double, each a series where the direct
+/// form would cancel: expm1(x) − x, x − log1p(x) and (1 + x)·log1p(x) − x (all ≥ 0, ~x²/2).
+inline double expm1_tail(double x) noexcept {
+  if (std::abs(x) < 0.0625) {
+    // Σ_{n≥2} x^n/n!, through x^11 (the next term is below 1e-17 of the sum).
+    double s = 1.0 / 39916800.0;
+    for (double c : {1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0,
+                     1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5}) {
+      s = s * x + c;
+    }
+    return x * x * s;
+  }
+  return std::expm1(x) - x;
+}
+
+inline double log1p_tail(double x) noexcept {
+  if (std::abs(x) < 0.01) {
+    // Σ_{n≥2} (−1)^n x^n/n, through x^10.
+    double s = 1.0 / 10.0;
+    for (double c : {-1.0 / 9.0, 1.0 / 8.0, -1.0 / 7.0, 1.0 / 6.0, -1.0 / 5.0, 1.0 / 4.0,
+                     -1.0 / 3.0, 0.5}) {
+      s = s * x + c;
+    }
+    return x * x * s;
+  }
+  return x - std::log1p(x);
+}
+
+inline double xlog1p_tail(double x) noexcept {
+  if (std::abs(x) < 0.01) {
+    // Σ_{n≥2} (−1)^n x^n/(n(n − 1)), through x^10.
+    double s = 1.0 / 90.0;
+    for (double c : {-1.0 / 72.0, 1.0 / 56.0, -1.0 / 42.0, 1.0 / 30.0, -1.0 / 20.0, 1.0 / 12.0,
+                     -1.0 / 6.0, 0.5}) {
+      s = s * x + c;
+    }
+    return x * x * s;
+  }
+  return (1.0 + x) * std::log1p(x) - x;
+}
+
+/// KL(Bern(σ(b)) ‖ Bern(σ(b + δ))) in double, and g = σ(b + δ) − σ(b). Both are unchanged
+/// (g changes sign) under (b, δ) → (−b, −δ), so b is first turned ≤ 0, s = σ(b) ≤ ½. With
+/// w = s·expm1(δ) (so that 1 + e^{b+δ} = (1 + e^b)(1 + w)): KL = log1p(w) − s·δ
+/// = s·(expm1(δ) − δ) − (w − log1p(w)), whose two tails are ~sδ²/2 and ~s²δ²/2 (no
+/// cancellation for s ≤ ½), and g = (1 − s)·w/(1 + w). For |δ| > 1 the direct
+/// s(b − a) + softplus(a) − softplus(b) has no cancellation and cannot overflow.
+inline double bernoulli_kl(double b, double delta, double& g) noexcept {
+  if (std::isnan(b) || std::isnan(delta)) {
+    g = b + delta;
+    return g;
+  }
+  const bool flip = b > 0.0;
+  const double bs = flip ? -b : b, ds = flip ? -delta : delta;
+  const double eb = std::exp(bs);
+  const double s = eb / (1.0 + eb), sc = 1.0 / (1.0 + eb);
+  double l, gf;
+  if (std::abs(ds) <= 1.0) {
+    const double w = s * std::expm1(ds);
+    l = s * expm1_tail(ds) - log1p_tail(w);
+    gf = sc * w / (1.0 + w);
+  } else {
+    const double a = bs + ds;
+    const auto softplus = [](double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); };
+    const auto sigmoid = [](double x) {
+      return x >= 0.0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
+    };
+    l = -s * ds + softplus(a) - softplus(bs);
+    gf = sigmoid(a) - s;
+  }
+  g = flip ? -gf : gf;
+  return l < 0.0 ? 0.0 : l;
+}
+
+/// Accumulators of the direct (fast) pass: Σ e, Σ f, Σ w·y and Σ w·x, w ∈ {e, f} (so that
+/// Σ w·(y − x) = wy − wx and, x and y being ≤ 0, |wy| + |wx| bounds Σ w·|y − x|), and for
+/// reverse KL Σ e·(u − u_ref).
+template <class T>
+struct ExpSums {
+  T sz = T(0);
+  T sv = T(0);
+  T wy = T(0);
+  T wx = T(0);
+  T r = T(0);
+  /// Σ w·(y − x) over Σ w and the size of its terms, for direct_is_accurate.
+  [[nodiscard]] double cross(double sw) const noexcept {
+    return (static_cast<double>(wy) - static_cast<double>(wx)) / sw;
+  }
+  [[nodiscard]] double mag(double sw) const noexcept {
+    return (std::abs(static_cast<double>(wy)) + std::abs(static_cast<double>(wx))) / sw;
+  }
+};
+
+/// The direct pass over [lo, hi): x = (z − mz)·kz, y = (v − mv)·kv, e = exp(x), f = exp(y);
+/// accumulates Σ e, Σ f, Σ w·y, Σ w·x with w = f (TeacherWeighted) or e, and with Ref
+/// Σ e·(u − u_ref), u − u_ref = kz·((v − z) − dref). Stores e to ez and f to fv when they are
+/// not null.
+template <class T, class A, bool TeacherWeighted, bool Ref = false>
+REGULA_ALWAYS_INLINE void fused_exp(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz,
+                                    T mv, T kz, T kv, T* ez, T* fv, ExpSums<T>& acc,
+                                    T dref = T(0)) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const B mzb(mz), mvb(mv), kzb(kz), kvb(kv), drb(dref);
+  B sz(T(0)), sv(T(0)), ay(T(0)), ax(T(0)), rr(T(0));
+  std::size_t i = lo;
+  for (; i + W <= hi; i += W) {
+    const B zi = B::load_unaligned(z + i), vi = B::load_unaligned(v + i);
+    const B x = (zi - mzb) * kzb;
+    const B y = (vi - mvb) * kvb;
+    const B e = xsimd::exp(x);
+    const B f = xsimd::exp(y);
+    if (ez != nullptr) e.store_unaligned(ez + i);
+    if (fv != nullptr) f.store_unaligned(fv + i);
+    sz += e;
+    sv += f;
+    const B w = TeacherWeighted ? f : e;
+    ay = xsimd::fma(w, y, ay);
+    ax = xsimd::fma(w, x, ax);
+    if constexpr (Ref) rr = xsimd::fma(e, ((vi - zi) - drb) * kzb, rr);
+  }
+  T s_z = hsum(sz), s_v = hsum(sv), a_y = hsum(ay), a_x = hsum(ax), r = hsum(rr);
+  for (; i < hi; ++i) {
+    const T x = (z[i] - mz) * kz;
+    const T y = (v[i] - mv) * kv;
+    const T e = std::exp(x);
+    const T f = std::exp(y);
+    if (ez != nullptr) ez[i] = e;
+    if (fv != nullptr) fv[i] = f;
+    s_z += e;
+    s_v += f;
+    const T w = TeacherWeighted ? f : e;
+    a_y += w * y;
+    a_x += w * x;
+    if (Ref) r += e * (((v[i] - z[i]) - dref) * kz);
+  }
+  acc.sz += s_z;
+  acc.sv += s_v;
+  acc.wy += a_y;
+  acc.wx += a_x;
+  acc.r += r;
+}
+
+template <class T, bool TeacherWeighted, bool Ref = false>
+void fused_exp_reference(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz, T mv, T kz,
+                         T kv, T* ez, T* fv, ExpSums<T>& acc, T dref = T(0)) noexcept {
+  for (std::size_t i = lo; i < hi; ++i) {
+    const T x = (z[i] - mz) * kz;
+    const T y = (v[i] - mv) * kv;
+    const T e = std::exp(x);
+    const T f = std::exp(y);
+    if (ez != nullptr) ez[i] = e;
+    if (fv != nullptr) fv[i] = f;
+    acc.sz += e;
+    acc.sv += f;
+    const T w = TeacherWeighted ? f : e;
+    acc.wy += w * y;
+    acc.wx += w * x;
+    if (Ref) acc.r += e * (((v[i] - z[i]) - dref) * kz);
+  }
+}
+
+/// Whether a divergence d computed by the direct pass from terms of total size `mag` (the
+/// weighted Σ|y − x| over the weights' sum, plus 2 for the two log-sum-exps) is accurate: its
+/// rounding, estimated as (√(n/W) + 4) roundings of T over mag for sums in W lanes, at most
+/// 256 roundings of d (3e-5·d in float). Fails for NaN. Where it fails (nearly equal
+/// distributions, confident columns whose top classes agree) the kernels take their
+/// cancellation-free path. Double always takes that path: the direct form's 256-rounding
+/// budget is not what double is asked for, and a loss that switches between two forms, each
+/// accurate to its own budget, is not smooth enough for finite differences at 1e-6.
+template <class T, class A>
+inline bool direct_is_accurate(double d, double mag, std::size_t n) noexcept {
+  if constexpr (std::is_same_v<T, double>) return false;
+  constexpr double W = static_cast<double>(xsimd::batch<T, A>::size);
+  // 256·d ≥ (√(n/W) + 4)·mag without the square root (per column, it is not free).
+  const double r = 256.0 * d - 4.0 * mag;
+  return r >= 0.0 && r * r >= static_cast<double>(n) / W * mag * mag;
+}
+
+/// What a divergence pass accumulates per element besides its sums (see kl_batch).
+enum class KlTerm : std::uint8_t { none, expm1_tail, xexp_tail };
+
+/// Accumulators of kl_pass, sums over the classes of one column slice.
+template <class T>
+struct KlSums {
+  T s = T(0);  ///< Σ e_c
+  T w = T(0);  ///< Σ e_c·t_c, t = expm1(u)
+  T f = T(0);  ///< Σ e_c·e^{u_c}
+  T h = T(0);  ///< Σ e_c·φ(u_c) or Σ e_c·ψ(u_c)
+  T r = T(0);  ///< Σ e_c·(u_c − u_ref) (expm1_tail only)
+};
+
+/// The index of the first value == x among z[0..n) (0 if none, e.g. x NaN), SIMD with early
+/// exit: where the column maximum sits.
+template <class T, class A>
+REGULA_ALWAYS_INLINE std::size_t find_first(const T* z, std::size_t n, T x) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const B xb(x);
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    if (xsimd::any(B::load_unaligned(z + i) == xb)) break;
+  }
+  for (; i < n; ++i) {
+    if (z[i] == x) return i;
+  }
+  return 0;
+}
+
+/// Below this |u| the pass takes φ(u) = e^u − 1 − u from its series (through u^8 in float,
+/// u^17 in double: exact to the type's precision) and t = u + φ; above it t = e^u − 1 and
+/// φ = t − u, which lose at most a factor 8 (float) or 5 (double) to cancellation.
+template <class T>
+inline constexpr T kl_series_below = std::is_same_v<T, float> ? T(0.25) : T(0.5);
+
+/// 1/n! for n = 2..17, the coefficients of φ(u)/u² in double.
+inline constexpr double kl_inv_factorial[16] = {
+    1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
+    1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800, 1.0 / 87178291200,
+    1.0 / 1307674368000, 1.0 / 20922789888000, 1.0 / 355687428096000};
+
+/// Where the gradient's p − q = p·(M − t)/(1 + M) = p·((1 + M) − e^u)/(1 + M) switches from
+/// the first form (|u| below: t and M are small near equality) to the second (above: e^u is
+/// accurate where t ≈ −1, and 1 + M is taken from Σ e·e^u where M ≈ −1).
+template <class T>
+inline constexpr T kl_split = T(0.5);
+
+/// Above this u the pass takes e·e^u = f = exp(y) directly (e^u would overflow for u ≳ 88 in
+/// float where e underflows) and e·t = f − e (exact there: f ≥ 8.9e6·e).
+template <class T>
+inline constexpr T kl_direct_above = T(16);
+
+/// φ(u)/u² = Σ_{n≥2} u^{n−2}/n! of a batch (meant for |u| < kl_series_below).
+template <class B>
+REGULA_ALWAYS_INLINE B expm1_tail_series(const B& u) noexcept {
+  using T = typename B::value_type;
+  B s;
+  if constexpr (std::is_same_v<T, float>) {
+    s = xsimd::fma(u, B(T(1.0 / 40320)), B(T(1.0 / 5040)));
+    s = xsimd::fma(u, s, B(T(1.0 / 720)));
+    for (T c : {T(1.0 / 120), T(1.0 / 24), T(1.0 / 6), T(0.5)}) s = xsimd::fma(u, s, B(c));
+  } else {
+    s = B(T(kl_inv_factorial[15]));
+    for (int i = 14; i >= 0; --i) s = xsimd::fma(u, s, B(T(kl_inv_factorial[i])));
+  }
+  return s;
+}
+
+/// Scalar twin of expm1_tail_series.
+template <class T>
+T expm1_tail_series_reference(T u) noexcept {
+  T s;
+  if constexpr (std::is_same_v<T, float>) {
+    s = T(1.0 / 40320) * u + T(1.0 / 5040);
+    s = s * u + T(1.0 / 720);
+    for (T c : {T(1.0 / 120), T(1.0 / 24), T(1.0 / 6), T(0.5)}) s = s * u + c;
+  } else {
+    s = T(kl_inv_factorial[15]);
+    for (int i = 14; i >= 0; --i) s = s * u + T(kl_inv_factorial[i]);
+  }
+  return s;
+}
+
+/// One batch of the divergence pass at lanes i..i+W of z and v (m of them real): x = kz·(z − mz),
+/// u = y − x with y = kv·(v − mv), formed as k·((v − z) − (mv − mz)) when kz = kv (exact where
+/// v ≈ z, which a difference of the shifted logits is not); e = exp(x), E = e^u, t = expm1(u)
+/// (from E, or u + φ(u) by its series for small |u|), w = e·t, f = e·E, and eh = e·φ(u)
+/// (expm1_tail) or e·ψ(u), ψ(u) = u·e^u − e^u + 1 = u·t − φ (xexp_tail; 1 + E·(u − 1) for
+/// u < −1, where the others would subtract |u| from |u|). Lanes with u > kl_direct_above take
+/// f = exp(y). Two exponentials per element. Lanes from m on are zero in e, w, f and eh. With
+/// expm1_tail (reverse KL) also er = e·(u − u_ref), u − u_ref = k·((v − z) − dref) from the
+/// logits, dref = v_ref − z_ref. `g` receives the value the gradient pass needs: w where
+/// |u| < kl_split, f elsewhere.
+template <KlTerm Term, bool SameK, class B, class T>
+REGULA_ALWAYS_INLINE void kl_batch(const T* z, const T* v, std::size_t m, T mz, T mv, T kz, T kv,
+                                   T dref, B& e, B& w, B& f, B& eh, B& er, B& g) noexcept {
+  const B zi = load_n<B>(z, m, mz), vi = load_n<B>(v, m, mv);
+  const B x = (zi - B(mz)) * B(kz);
+  B u;
+  if constexpr (SameK) {
+    u = ((vi - zi) - B(mv - mz)) * B(kz);
+  } else {
+    u = xsimd::fms(vi - B(mv), B(kv), x);
+  }
+  const B one(T(1)), big(kl_direct_above<T>);
+  const auto direct = u > big;  // false for NaN, which then flows through exp
+  e = keep_first(xsimd::exp(x), m);
+  const B E = xsimd::exp(xsimd::select(direct, big, u));
+  const B au = xsimd::abs(u);
+  const auto small = au < B(kl_series_below<T>);
+  const B ph = u * u * expm1_tail_series(u);
+  const B t = xsimd::select(small, u + ph, E - one);
+  w = e * t;
+  f = e * E;
+  if constexpr (Term == KlTerm::expm1_tail) {
+    eh = e * xsimd::select(small, ph, t - u);
+    er = e * (((vi - zi) - B(dref)) * B(kz));
+  } else if constexpr (Term == KlTerm::xexp_tail) {
+    const B large = xsimd::select(u < -one, xsimd::fma(E, u - one, one), xsimd::fma(u, t, u - t));
+    eh = e * xsimd::select(small, xsimd::fms(u, t, ph), large);
+  }
+  if (xsimd::any(direct)) {
+    const B fd = keep_first(xsimd::exp((vi - B(mv)) * B(kv)), m);
+    f = xsimd::select(direct, fd, f);
+    w = xsimd::select(direct, fd - e, w);
+    if constexpr (Term == KlTerm::expm1_tail) {
+      eh = xsimd::select(direct, xsimd::fnma(e, u, w), eh);
+    } else if constexpr (Term == KlTerm::xexp_tail) {
+      eh = xsimd::select(direct, xsimd::fma(u - one, w, e * u), eh);
+    }
+  }
+  g = xsimd::select(au < B(kl_split<T>), w, f);
+}
+
+/// The divergence pass over [lo, hi): accumulates the sums of kl_batch in SIMD lanes of T;
+/// stores e to ez and the gradient's value (w or f) to gv when they are not null.
+template <class T, class A, KlTerm Term, bool SameK>
+REGULA_ALWAYS_INLINE void kl_pass(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz,
+                                  T mv, T kz, T kv, T* ez, T* gv, KlSums<T>& acc,
+                                  T dref = T(0)) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  B s(T(0)), sw(T(0)), sf(T(0)), sh(T(0)), sr(T(0));
+  for (std::size_t i = lo; i < hi; i += W) {
+    const std::size_t m = hi - i;
+    B e, w, f, eh(T(0)), er(T(0)), g;
+    kl_batch<Term, SameK, B>(z + i, v + i, m, mz, mv, kz, kv, dref, e, w, f, eh, er, g);
+    if (ez != nullptr) store_n(ez + i, m, e);
+    if (gv != nullptr) store_n(gv + i, m, g);
+    s += e;
+    sw += w;
+    sf += f;
+    if constexpr (Term != KlTerm::none) sh += eh;
+    if constexpr (Term == KlTerm::expm1_tail) sr += er;
+  }
+  acc.s += hsum(s);
+  acc.w += hsum(sw);
+  acc.f += hsum(sf);
+  acc.h += hsum(sh);
+  acc.r += hsum(sr);
+}
+
+/// Scalar twin of kl_batch for one element (the same formulas); returns g.
+template <class T, KlTerm Term>
+T kl_element_reference(T zi, T vi, T mz, T mv, T kz, T kv, T dref, T& e, T& w, T& f, T& eh,
+                       T& er) noexcept {
+  const T x = (zi - mz) * kz;
+  const T u = kz == kv ? ((vi - zi) - (mv - mz)) * kz : (vi - mv) * kv - x;
+  const bool direct = u > kl_direct_above<T>;
+  e = std::exp(x);
+  const T E = std::exp(direct ? kl_direct_above<T> : u);
+  const bool small = std::abs(u) < kl_series_below<T>;
+  const T ph = u * u * expm1_tail_series_reference(u);
+  const T t = small ? u + ph : E - T(1);
+  w = e * t;
+  f = e * E;
+  eh = T(0);
+  er = T(0);
+  if (Term == KlTerm::expm1_tail) {
+    eh = e * (small ? ph : t - u);
+    er = e * (((vi - zi) - dref) * kz);
+  } else if (Term == KlTerm::xexp_tail) {
+    eh = e * (small ? u * t - ph : (u < T(-1) ? T(1) + E * (u - T(1)) : u * t + (u - t)));
+  }
+  if (direct) {
+    f = std::exp((vi - mv) * kv);
+    w = f - e;
+    eh = Term == KlTerm::expm1_tail ? w - e * u : (u - T(1)) * w + e * u;
+  }
+  return std::abs(u) < kl_split<T> ? w : f;
+}
+
+/// Scalar twin of kl_pass (sums in class order).
+template <class T, KlTerm Term>
+void kl_pass_reference(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz, T mv, T kz,
+                       T kv, T* ez, T* gv, KlSums<T>& acc, T dref = T(0)) noexcept {
+  for (std::size_t i = lo; i < hi; ++i) {
+    T e, w, f, eh, er;
+    const T g = kl_element_reference<T, Term>(z[i], v[i], mz, mv, kz, kv, dref, e, w, f, eh, er);
+    if (ez != nullptr) ez[i] = e;
+    if (gv != nullptr) gv[i] = g;
+    acc.s += e;
+    acc.w += w;
+    acc.f += f;
+    acc.h += eh;
+    acc.r += er;
+  }
+}
+
+/// M = Σ p·t and what the divergences need of it, from the pass's sums: 1 + M, log1p(M),
+/// χ(M) = (1 + M)·log1p(M) − M and M − log1p(M). M comes from Σ e·t (accurate near 0, where
+/// q ≈ p) unless M < −½; there 1 + M comes from Σ e·e^u (accurate near 0, where the teacher's
+/// mass sits where the student's is not).
+struct KlMoments {
+  double M = 0.0, onep = 1.0, log1p = 0.0, chi = 0.0, tail = 0.0;
+};
+
+inline KlMoments kl_moments(double s, double w, double f) noexcept {
+  KlMoments r;
+  const double mw = w / s;
+  if (!(mw < -0.5)) {  // NaN takes this branch and stays NaN
+    r.M = mw;
+    r.onep = 1.0 + mw;
+    r.log1p = std::log1p(mw);
+    r.chi = xlog1p_tail(mw);
+    r.tail = log1p_tail(mw);
+  } else {
+    r.onep = f / s;
+    r.M = r.onep - 1.0;
+    r.log1p = std::log(r.onep);
+    r.chi = r.onep * r.log1p - r.M;
+    r.tail = r.M - r.log1p;
+  }
+  return r;
+}
+
+/// Whether the accurate pass should run again around a better centre: the constant in u (the
+/// difference of the maxima) is arbitrary, and where it is far from log((Σ e^y)/(Σ e^x)) (a
+/// teacher maximum far from the others, so that every u is offset by about the same amount),
+/// t and M are not small although q ≈ p over most classes, and χ(M), M − t cancel. The second
+/// pass moves the teacher's reference maximum by log1p(M)/k_v, which shifts every u by log1p(M):
+/// then M ≈ 0.
+inline bool kl_recentre(const KlMoments& mo) noexcept { return std::abs(mo.M) > 0.25; }
+
+/// KL(q ‖ p) of a slice, q_c = p_c·e^{u_c}/(1 + M): Σ q·(u − log1p M) = (Σ p·ψ(u) − χ(M))/(1 + M),
+/// never negative. The error of the float sum Σ e·t (a rounding of Σ e·|t|) moves the result
+/// only by that times M ~ u: relative accuracy stays where q ≈ p.
+inline double kl_forward(double s, double h, const KlMoments& mo) noexcept {
+  const double d = (h / s - mo.chi) / mo.onep;
+  return d < 0.0 ? 0.0 : d;  // NaN stays NaN
+}
+
+/// dz[i] = c·(e_i·K_i − g_i) over [lo, hi) with K = M where |u| < kl_split (g = w) and
+/// K = 1 + M elsewhere (g = f): gs-scaled p − q. e is read from dz, g from gv or, when gv is
+/// null, recomputed by kl_batch.
+template <class T, class A, bool SameK>
+REGULA_ALWAYS_INLINE void kl_combine(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz,
+                                     T mv, T kz, T kv, const T* gv, T cm, T co, T c,
+                                     T* dz) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const B cmb(cm), cob(co), cb(c), split(kl_split<T>);
+  for (std::size_t i = lo; i < hi; i += W) {
+    const std::size_t m = hi - i;
+    const B zi = load_n<B>(z + i, m, mz), vi = load_n<B>(v + i, m, mv);
+    B u;
+    if constexpr (SameK) {
+      u = ((vi - zi) - B(mv - mz)) * B(kz);
+    } else {
+      u = xsimd::fms(vi - B(mv), B(kv), (zi - B(mz)) * B(kz));
+    }
+    B g;
+    if (gv != nullptr) {
+      g = load_n<B>(gv + i, m, T(0));
+    } else {
+      B e, w, f, eh, er;
+      kl_batch<KlTerm::none, SameK, B>(z + i, v + i, m, mz, mv, kz, kv, T(0), e, w, f, eh, er, g);
+    }
+    const B cK = xsimd::select(xsimd::abs(u) < split, cmb, cob);
+    store_n(dz + i, m, B(xsimd::fms(cK, load_n<B>(dz + i, m, T(0)), cb * g)));
+  }
+}
+
+/// Scalar twin of kl_combine.
+template <class T>
+void kl_combine_reference(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz, T mv,
+                          T kz, T kv, const T* gv, T cm, T co, T c, T* dz) noexcept {
+  for (std::size_t i = lo; i < hi; ++i) {
+    const T u = kz == kv ? ((v[i] - z[i]) - (mv - mz)) * kz : (v[i] - mv) * kv - (z[i] - mz) * kz;
+    T g;
+    if (gv != nullptr) {
+      g = gv[i];
+    } else {
+      T e, w, f, eh, er;
+      g = kl_element_reference<T, KlTerm::none>(z[i], v[i], mz, mv, kz, kv, T(0), e, w, f, eh, er);
+    }
+    dz[i] = (std::abs(u) < kl_split<T> ? cm : co) * dz[i] - c * g;
+  }
+}
+
+
+/// kd_kl_column's cancellation-free path (see there), given the column maxima.
+template <class T, class A>
+double kd_kl_accurate(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz, T* scratch,
+                      T mz, T mv) noexcept {
+  kd_detail::KlSums<T> acc;
+  T* gv = dz != nullptr ? scratch : nullptr;
+  const bool same = kz == kv;
+  constexpr auto psi = kd_detail::KlTerm::xexp_tail;
+  double s = 0.0;
+  kd_detail::KlMoments mo;
+  for (int pass = 0; pass < 2; ++pass) {
+    acc = {};
+    if (same) {
+      kd_detail::kl_pass<T, A, psi, true>(z, v, 0, n, mz, mv, kz, kv, dz, gv, acc);
+    } else {
+      kd_detail::kl_pass<T, A, psi, false>(z, v, 0, n, mz, mv, kz, kv, dz, gv, acc);
+    }
+    s = static_cast<double>(acc.s);
+    mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+    if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+    mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(kv));
+  }
+  const double d = kd_detail::kl_forward(s, static_cast<double>(acc.h), mo);
+  if (dz != nullptr) {
+    const double c = static_cast<double>(gs) * static_cast<double>(kz) / (s * mo.onep);
+    const T cm = static_cast<T>(c * mo.M), co = static_cast<T>(c * mo.onep);
+    if (same) {
+      kd_detail::kl_combine<T, A, true>(z, v, 0, n, mz, mv, kz, kv, gv, cm, co, static_cast<T>(c), dz);
+    } else {
+      kd_detail::kl_combine<T, A, false>(z, v, 0, n, mz, mv, kz, kv, gv, cm, co, static_cast<T>(c), dz);
+    }
+  }
+  return d;
+}
+
+/// Scalar twin of kd_kl_accurate.
+template <class T>
+double kd_kl_accurate_reference(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
+                                T* scratch, T mz, T mv) noexcept {
+  kd_detail::KlSums<T> acc;
+  double s = 0.0;
+  kd_detail::KlMoments mo;
+  for (int pass = 0; pass < 2; ++pass) {
+    acc = {};
+    kd_detail::kl_pass_reference<T, kd_detail::KlTerm::xexp_tail>(z, v, 0, n, mz, mv, kz, kv, dz,
+                                                                   scratch, acc);
+    s = static_cast<double>(acc.s);
+    mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+    if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+    mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(kv));
+  }
+  const double d = kd_detail::kl_forward(s, static_cast<double>(acc.h), mo);
+  if (dz != nullptr) {
+    const double c = static_cast<double>(gs) * static_cast<double>(kz) / (s * mo.onep);
+    kd_detail::kl_combine_reference<T>(z, v, 0, n, mz, mv, kz, kv, scratch,
+                                       static_cast<T>(c * mo.M), static_cast<T>(c * mo.onep),
+                                       static_cast<T>(c), dz);
+  }
+  return d;
+}
+
+}  // namespace kd_detail
+
+/// Hinton KD on one column: D = KL(q ‖ p) = Σ_c q_c (log q_c − log p_c) with
+/// p = softmax(kz·z), q = softmax(kv·v); gradient gs·kz·(p − q).
+///
+/// The direct form, D = Σ q·(y − x) + log Σ e^x − log Σ e^y and p − q from the two
+/// exponentials (one fused SIMD pass, two exponentials per element), is used when its rounding
+/// estimate is at most 2^-15 of D (kd_detail::direct_is_accurate). Otherwise (q ≈ p, or a
+/// confident column where both top classes agree) the column is recomputed without
+/// cancellation, accurate per element: with u_c = log(q_c/p_c) up to a constant (formed from
+/// the logits' difference, kd_detail::kl_batch), one SIMD pass computes e = exp(x) and e^u and
+/// accumulates Σ e, Σ e·t, Σ e·e^u and Σ e·ψ(u), t = expm1(u), ψ(u) = u·e^u − e^u + 1 ≥ 0;
+/// then D = (Σ p·ψ(u) − χ(M))/(1 + M) (kd_detail::kl_forward) and p − q = p·(M − t)/(1 + M) or
+/// p·((1 + M) − e^u)/(1 + M) (kd_detail::kl_combine), none of which subtracts nearly equal
+/// numbers. Two exponentials per element, as the direct form. `scratch` (n values, may be null)
+/// keeps e·t or e·e^u between the passes; without it they are recomputed. dz and scratch must not
+/// overlap z or v.
+template <class T, class A = default_arch>
+double kd_kl_column(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
+                    T* scratch) noexcept {
+  const T mz = column_max<T, A>(z, n);
+  const T mv = column_max<T, A>(v, n);
+  kd_detail::ExpSums<T> acc;
+  T* fv = dz != nullptr ? scratch : nullptr;
+  kd_detail::fused_exp<T, A, true>(z, v, 0, n, mz, mv, kz, kv, dz, fv, acc);
+  const double sv = static_cast<double>(acc.sv);
+  const double d = acc.cross(sv) + std::log(static_cast<double>(acc.sz)) - std::log(sv);
+  if (!kd_detail::direct_is_accurate<T, A>(d, acc.mag(sv) + 2.0, n)) {
+    return kd_detail::kd_kl_accurate<T, A>(z, v, n, kz, kv, gs, dz, scratch, mz, mv);
+  }
+  if (dz != nullptr) {
+    const T c1 = gs * kz / acc.sz;
+    const T c2 = gs * kz / acc.sv;
+    kd_detail::combine<T, A>(dz, fv, v, 0, n, mv, kv, c1, c2, dz);
+  }
+  return d;
+}
+
+/// Scalar reference of kd_kl_column (the same two paths).
+template <class T>
+double kd_kl_column_reference(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
+                              T* scratch) noexcept {
+  const T mz = column_max_reference(z, n);
+  const T mv = column_max_reference(v, n);
+  kd_detail::ExpSums<T> acc;
+  kd_detail::fused_exp_reference<T, true>(z, v, 0, n, mz, mv, kz, kv, dz, scratch, acc);
+  const double sv = static_cast<double>(acc.sv);
+  const double d = acc.cross(sv) + std::log(static_cast<double>(acc.sz)) - std::log(sv);
+  if (!kd_detail::direct_is_accurate<T, default_arch>(d, acc.mag(sv) + 2.0, n)) {
+    return kd_detail::kd_kl_accurate_reference<T>(z, v, n, kz, kv, gs, dz, scratch, mz, mv);
+  }
+  if (dz != nullptr) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const T f = scratch != nullptr ? scratch[i] : std::exp((v[i] - mv) * kv);
+      dz[i] = gs * kz * (dz[i] / acc.sz - f / acc.sv);
+    }
+  }
+  return d;
+}
+
+/// Reverse KL on one column: D = KL(p ‖ q) = Σ_c p_c (log p_c − log q_c), p = softmax(k·z),
+/// q = softmax(k·v); gradient gs·k·p_c·(r_c − D) with r_c = log p_c − log q_c.
+///
+/// The loss takes the direct form Σ p·(x − y) − log Σ e^x + log Σ e^y when its rounding estimate
+/// allows (as kd_kl_column), else the cancellation-free pass: Σ e·φ(u), φ(u) = expm1(u) − u ≥ 0,
+/// and with S = Σ p·φ(u), D = S − (M − log1p M). The gradient's r_c − D = Σ_j p_j·(u_j − u_c)
+/// is always formed around the student's top class ρ as Σ_j p_j·(u_j − u_ρ) − (u_c − u_ρ) (the
+/// pass accumulates the first sum, its ρ term exactly 0), so that it keeps its accuracy where p
+/// concentrates on ρ and r_ρ − D ~ e^{−margin} (the mean Σ p·u would round it away).
+template <class T, class A = default_arch>
+double reverse_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const T mz = column_max<T, A>(z, n);
+  const T mv = column_max<T, A>(v, n);
+  kd_detail::ExpSums<T> fast;
+  kd_detail::fused_exp<T, A, false>(z, v, 0, n, mz, mv, k, k, dz, nullptr, fast);
+  double s = static_cast<double>(fast.sz);
+  // Σ p·(x − y) = −cross.
+  double d = -fast.cross(s) - std::log(s) + std::log(static_cast<double>(fast.sv));
+  const bool direct = kd_detail::direct_is_accurate<T, A>(d, fast.mag(s) + 2.0, n);
+  // p_ρ = 1/Σ e: where it is at least ½, r_ρ − D = Σ_{j≠ρ} p_j·(u_j − u_ρ) would cancel in
+  // the mean Σ p·u, so the gradient is formed around ρ.
+  if (direct && dz != nullptr && s > 2.0) {
+    // r_c − D = (x_c − y_c) − Σ p·(x − y) = Σ p·u − u_c: the log-sum-exp offsets cancel.
+    const T c = static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
+    const T off = static_cast<T>(fast.cross(s));
+    const B cb(c), offb(off), mzb(mz), mvb(mv), kb(k);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) {
+      const B u = (B::load_unaligned(v + i) - mvb) * kb - (B::load_unaligned(z + i) - mzb) * kb;
+      (cb * B::load_unaligned(dz + i) * (offb - u)).store_unaligned(dz + i);
+    }
+    for (; i < n; ++i) dz[i] = c * dz[i] * (off - ((v[i] - mv) * k - (z[i] - mz) * k));
+    return d;
+  }
+  if (direct && dz == nullptr) return d;
+  const std::size_t top = kd_detail::find_first<T, A>(z, n, mz);
+  const T dref = v[top] - z[top];
+  T r = T(0);
+  if (direct) {
+    // Σ e·(u − u_ρ) over the stored e (no exponentials).
+    B acc(T(0));
+    const B drb(dref), kb(k);
+    for (std::size_t i = 0; i < n; i += W) {
+      const std::size_t left = n - i;
+      const B du = ((kd_detail::load_n<B>(v + i, left, T(0)) - kd_detail::load_n<B>(z + i, left, T(0))) - drb) * kb;
+      acc = xsimd::fma(kd_detail::load_n<B>(dz + i, left, T(0)), du, acc);
+    }
+    r = kd_detail::hsum(acc);
+  } else {
+    kd_detail::KlSums<T> acc;
+    kd_detail::KlMoments mo;
+    T mvs = mv;
+    for (int pass = 0; pass < 2; ++pass) {
+      acc = {};
+      kd_detail::kl_pass<T, A, kd_detail::KlTerm::expm1_tail, true>(z, v, 0, n, mz, mvs, k, k, dz,
+                                                                     nullptr, acc, dref);
+      s = static_cast<double>(acc.s);
+      mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+      if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+      mvs = static_cast<T>(static_cast<double>(mvs) + mo.log1p / static_cast<double>(k));
+    }
+    d = static_cast<double>(acc.h) / s - mo.tail;
+    d = d < 0.0 ? 0.0 : d;  // NaN stays NaN
+    r = acc.r;
+  }
+  if (dz != nullptr) {
+    const T c = static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
+    const T m = static_cast<T>(static_cast<double>(r) / s);
+    const B cb(c), mb(m), kb(k), drb(dref);
+    for (std::size_t i = 0; i < n; i += W) {
+      const std::size_t left = n - i;
+      const B du = ((kd_detail::load_n<B>(v + i, left, T(0)) - kd_detail::load_n<B>(z + i, left, T(0))) - drb) * kb;
+      kd_detail::store_n(dz + i, left, B(cb * kd_detail::load_n<B>(dz + i, left, T(0)) * (mb - du)));
+    }
+  }
+  return d;
+}
+
+/// Scalar reference of reverse_kl_column (the same two paths).
+template <class T>
+double reverse_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T gs,
+                                   T* dz) noexcept {
+  const T mz = column_max_reference(z, n);
+  const T mv = column_max_reference(v, n);
+  std::size_t top = 0;
+  while (top < n && !(z[top] == mz)) ++top;
+  if (top == n) top = 0;
+  const T dref = v[top] - z[top];
+  kd_detail::ExpSums<T> fast;
+  kd_detail::fused_exp_reference<T, false, true>(z, v, 0, n, mz, mv, k, k, dz, nullptr, fast, dref);
+  double s = static_cast<double>(fast.sz);
+  double d = -fast.cross(s) - std::log(s) + std::log(static_cast<double>(fast.sv));
+  T r = fast.r;
+  if (!kd_detail::direct_is_accurate<T, default_arch>(d, fast.mag(s) + 2.0, n)) {
+    kd_detail::KlSums<T> acc;
+    kd_detail::KlMoments mo;
+    T mvs = mv;
+    for (int pass = 0; pass < 2; ++pass) {
+      acc = {};
+      kd_detail::kl_pass_reference<T, kd_detail::KlTerm::expm1_tail>(z, v, 0, n, mz, mvs, k, k, dz,
+                                                                      nullptr, acc, dref);
+      s = static_cast<double>(acc.s);
+      mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+      if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+      mvs = static_cast<T>(static_cast<double>(mvs) + mo.log1p / static_cast<double>(k));
+    }
+    d = static_cast<double>(acc.h) / s - mo.tail;
+    d = d < 0.0 ? 0.0 : d;
+    r = acc.r;
+  }
+  if (dz != nullptr) {
+    const T c = static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
+    const T m = static_cast<T>(static_cast<double>(r) / s);
+    for (std::size_t i = 0; i < n; ++i) {
+      const T du = ((v[i] - z[i]) - dref) * k;
+      dz[i] = c * dz[i] * (m - du);
+    }
+  }
+  return d;
+}
+
+/// The two parts of DKD on one column (each without T² or weights).
+struct DkdTerms {
+  double tckd = 0.0;  ///< KL((q_t, 1 − q_t) ‖ (p_t, 1 − p_t))
+  double nckd = 0.0;  ///< KL(q̂ ‖ p̂) over the non-target classes
+};
+
+namespace kd_detail {
+
+/// The DKD terms from the non-target sums (kl_pass around the non-target maxima) and the
+/// target's shifted student logit xt and u_t = y_t − x_t: the non-target log-sum-exps differ by
+/// log1p(M), so logit p_t − logit q_t = log1p(M) − u_t and TCKD is a Bernoulli KL at
+/// b = logit q_t without cancellation (bernoulli_kl); NCKD = kl_forward. Sets pt_minus_qt.
+inline DkdTerms dkd_assemble(double xt, double ut, double s, double h, const KlMoments& mo,
+                             double& pt_minus_qt) noexcept {
+  DkdTerms r;
+  r.nckd = kl_forward(s, h, mo);
+  const double b = xt + ut - std::log(s) - mo.log1p;  // log(q_t/(1 − q_t))
+  r.tckd = bernoulli_kl(b, mo.log1p - ut, pt_minus_qt);
+  return r;
+}
+
+
+/// dkd_column's cancellation-free path (see there), given the non-target maxima.
+template <class T, class A>
+DkdTerms dkd_accurate(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha, T beta,
+                      T gs, T* dz, T* scratch, T mz, T mv) noexcept {
+  kd_detail::KlSums<T> acc;
+  T* gv = dz != nullptr ? scratch : nullptr;
+  constexpr auto psi = kd_detail::KlTerm::xexp_tail;
+  double s = 0.0;
+  kd_detail::KlMoments mo;
+  for (int pass = 0; pass < 2; ++pass) {
+    acc = {};
+    kd_detail::kl_pass<T, A, psi, true>(z, v, 0, t, mz, mv, k, k, dz, gv, acc);
+    kd_detail::kl_pass<T, A, psi, true>(z, v, t + 1, n, mz, mv, k, k, dz, gv, acc);
+    s = static_cast<double>(acc.s);
+    mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+    if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+    mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(k));
+  }
+  double d = 0.0;
+  const T xt = (z[t] - mz) * k;
+  const T ut = ((v[t] - z[t]) - (mv - mz)) * k;
+  const DkdTerms r = kd_detail::dkd_assemble(static_cast<double>(xt), static_cast<double>(ut), s,
+                                             static_cast<double>(acc.h), mo, d);
+  if (dz != nullptr) {
+    // −α·(p_t − q_t)·p̂_j + β·(p̂_j − q̂_j) = c·(e_j·K_j − g_j) − α·(p_t − q_t)·e_j/s: the
+    // constant part folded into the coefficients of e_j.
+    const double g = static_cast<double>(gs) * static_cast<double>(k);
+    const double a = static_cast<double>(alpha), b = static_cast<double>(beta);
+    const double c = g * b / (s * mo.onep);
+    const double ca0 = -g * a * d / s;  // c·a0 without dividing by β (which may be 0)
+    const T cm = static_cast<T>(c * mo.M + ca0), co = static_cast<T>(c * mo.onep + ca0);
+    kd_detail::kl_combine<T, A, true>(z, v, 0, t, mz, mv, k, k, gv, cm, co, static_cast<T>(c), dz);
+    kd_detail::kl_combine<T, A, true>(z, v, t + 1, n, mz, mv, k, k, gv, cm, co, static_cast<T>(c), dz);
+    dz[t] = static_cast<T>(g * a * d);
+  }
+  return r;
+}
+
+/// Scalar twin of dkd_accurate.
+template <class T>
+DkdTerms dkd_accurate_reference(const T* z, const T* v, std::size_t n, std::size_t t, T k,
+                                T alpha, T beta, T gs, T* dz, T* scratch, T mz, T mv) noexcept {
+  kd_detail::KlSums<T> acc;
+  constexpr auto psi = kd_detail::KlTerm::xexp_tail;
+  double s = 0.0;
+  kd_detail::KlMoments mo;
+  for (int pass = 0; pass < 2; ++pass) {
+    acc = {};
+    kd_detail::kl_pass_reference<T, psi>(z, v, 0, t, mz, mv, k, k, dz, scratch, acc);
+    kd_detail::kl_pass_reference<T, psi>(z, v, t + 1, n, mz, mv, k, k, dz, scratch, acc);
+    s = static_cast<double>(acc.s);
+    mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+    if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+    mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(k));
+  }
+  double d = 0.0;
+  const T xt = (z[t] - mz) * k;
+  const T ut = ((v[t] - z[t]) - (mv - mz)) * k;
+  const DkdTerms r = kd_detail::dkd_assemble(static_cast<double>(xt), static_cast<double>(ut), s,
+                                             static_cast<double>(acc.h), mo, d);
+  if (dz != nullptr) {
+    const double g = static_cast<double>(gs) * static_cast<double>(k);
+    const double a = static_cast<double>(alpha), b = static_cast<double>(beta);
+    const double c = g * b / (s * mo.onep);
+    const double ca0 = -g * a * d / s;  // c·a0 without dividing by β (which may be 0)
+    const T cm = static_cast<T>(c * mo.M + ca0), co = static_cast<T>(c * mo.onep + ca0);
+    kd_detail::kl_combine_reference<T>(z, v, 0, t, mz, mv, k, k, scratch, cm, co, static_cast<T>(c), dz);
+    kd_detail::kl_combine_reference<T>(z, v, t + 1, n, mz, mv, k, k, scratch, cm, co, static_cast<T>(c), dz);
+    dz[t] = static_cast<T>(g * a * d);
+  }
+  return r;
+}
+
+/// The DKD terms of the direct form from the non-target log-sum-exps (relative to the
+/// non-target maxima) and the shifted target logits, with the size of their terms for
+/// direct_is_accurate (mag_t, mag_n) and p_t − q_t.
+inline DkdTerms dkd_direct(double xt, double yt, double lsz, double lsv, double cross_over_sv,
+                           double& pt_minus_qt, double& mag_t, double double_ulps) noexcept {
+  const double lz = logaddexp(xt, lsz);  // log Σ_all exp, same shift
+  const double lv = logaddexp(yt, lsv);
+  const double lpt = xt - lz, l1pt = lsz - lz;  // log p_t, log(1 − p_t)
+  const double lqt = yt - lv, l1qt = lsv - lv;
+  const double qt = std::exp(lqt), q1t = std::exp(l1qt), pt = std::exp(lpt);
+  DkdTerms r;
+  r.tckd = qt * (lqt - lpt) + q1t * (l1qt - l1pt);
+  r.nckd = cross_over_sv + lsz - lsv;
+  // In roundings of T: the log-sum-exps' (summed in T) through ∂TCKD/∂log Σ = q_t − p_t
+  // (student) and q_t(1 − q_t)·(logit q_t − logit p_t) (teacher); the terms themselves are
+  // formed in double (a rounding of double each, double_ulps of T's).
+  mag_t = 2.0 * (std::abs(qt - pt) + qt * q1t * std::abs((lqt - l1qt) - (lpt - l1pt))) +
+          double_ulps * (qt * std::abs(lqt - lpt) + q1t * std::abs(l1qt - l1pt));
+  pt_minus_qt = pt - qt;
+  return r;
+}
+
+}  // namespace kd_detail
+
+/// Decoupled KD (Zhao et al., CVPR 2022) on one column with target class t < n, n ≥ 2, at
+/// inverse temperature k. Returns TCKD and NCKD; writes gs·∂(α·TCKD + β·NCKD)/∂z:
+/// gs·k·α·(p_t − q_t) at t and gs·k·(−α·(p_t − q_t)·p̂_j + β·(p̂_j − q̂_j)) elsewhere.
+/// The direct form (one fused pass over the non-target classes, log p_t and log(1 − p_t) from
+/// the log-sum-exps in double) is used when both terms pass kd_detail::direct_is_accurate;
+/// otherwise the column is recomputed without cancellation: the non-target classes run
+/// through kd_kl_column's accurate pass around their own maximum (the target
+/// left out, not masked), so neither log p_t nor log(1 − p_t) underflows for confident
+/// students; TCKD, p_t − q_t and p̂ − q̂ come without cancellation (kd_detail::dkd_assemble,
+/// kd_detail::kl_combine). `scratch` as in kd_kl_column.
+template <class T, class A = default_arch>
+DkdTerms dkd_column(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha, T beta,
+                    T gs, T* dz, T* scratch) noexcept {
+  const T mz = kd_detail::max_except<T, A>(z, n, t);
+  const T mv = kd_detail::max_except<T, A>(v, n, t);
+  kd_detail::ExpSums<T> acc;
+  T* fv = dz != nullptr ? scratch : nullptr;
+  kd_detail::fused_exp<T, A, true>(z, v, 0, t, mz, mv, k, k, dz, fv, acc);
+  kd_detail::fused_exp<T, A, true>(z, v, t + 1, n, mz, mv, k, k, dz, fv, acc);
+  double d = 0.0, mag_t = 0.0;
+  const double sv = static_cast<double>(acc.sv);
+  const DkdTerms r = kd_detail::dkd_direct(
+      static_cast<double>((z[t] - mz) * k), static_cast<double>((v[t] - mv) * k),
+      std::log(static_cast<double>(acc.sz)), std::log(sv), acc.cross(sv), d, mag_t,
+      std::numeric_limits<double>::epsilon() / static_cast<double>(std::numeric_limits<T>::epsilon()));
+  const double wa = std::abs(static_cast<double>(alpha)), wb = std::abs(static_cast<double>(beta));
+  if (!kd_detail::direct_is_accurate<T, A>(wa * r.tckd + wb * r.nckd,
+                                             wa * mag_t + wb * (acc.mag(sv) + 2.0), n)) {
+    return kd_detail::dkd_accurate<T, A>(z, v, n, t, k, alpha, beta, gs, dz, scratch, mz, mv);
+  }
+  if (dz != nullptr) {
+    const T c1 = gs * k * (beta - alpha * static_cast<T>(d)) / acc.sz;
+    const T c2 = gs * k * beta / acc.sv;
+    kd_detail::combine<T, A>(dz, fv, v, 0, t, mv, k, c1, c2, dz);
+    kd_detail::combine<T, A>(dz, fv, v, t + 1, n, mv, k, c1, c2, dz);
+    dz[t] = gs * k * alpha * static_cast<T>(d);
+  }
+  return r;
+}
+
+/// Scalar reference of dkd_column (the same two paths).
+template <class T>
+DkdTerms dkd_column_reference(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha,
+                              T beta, T gs, T* dz, T* scratch) noexcept {
+  const T mz = kd_detail::max_except_reference(z, n, t);
+  const T mv = kd_detail::max_except_reference(v, n, t);
+  kd_detail::ExpSums<T> acc;
+  kd_detail::fused_exp_reference<T, true>(z, v, 0, t, mz, mv, k, k, dz, scratch, acc);
+  kd_detail::fused_exp_reference<T, true>(z, v, t + 1, n, mz, mv, k, k, dz, scratch, acc);
+  double d = 0.0, mag_t = 0.0;
+  const double sv = static_cast<double>(acc.sv);
+  const DkdTerms r = kd_detail::dkd_direct(
+      static_cast<double>((z[t] - mz) * k), static_cast<double>((v[t] - mv) * k),
+      std::log(static_cast<double>(acc.sz)), std::log(sv), acc.cross(sv), d, mag_t,
+      std::numeric_limits<double>::epsilon() / static_cast<double>(std::numeric_limits<T>::epsilon()));
+  const double wa = std::abs(static_cast<double>(alpha)), wb = std::abs(static_cast<double>(beta));
+  if (!kd_detail::direct_is_accurate<T, default_arch>(wa * r.tckd + wb * r.nckd,
+                                             wa * mag_t + wb * (acc.mag(sv) + 2.0), n)) {
+    return kd_detail::dkd_accurate_reference<T>(z, v, n, t, k, alpha, beta, gs, dz, scratch, mz, mv);
+  }
+  if (dz != nullptr) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i == t) continue;
+      const T f = scratch != nullptr ? scratch[i] : std::exp((v[i] - mv) * k);
+      const T ph = dz[i] / acc.sz, qh = f / acc.sv;
+      dz[i] = gs * k * (-alpha * static_cast<T>(d) * ph + beta * (ph - qh));
+    }
+    dz[t] = gs * k * alpha * static_cast<T>(d);
+  }
+  return r;
+}
+
+namespace kd_detail {
 
 /// Σ exp(x) and Σ exp(y) over n values, x = (z − mz)·k, y = (v − mv)·k; stores exp(x) to ez
 /// and exp(y) to fv when they are not null.
@@ -403,7 +1086,7 @@ REGULA_ALWAYS_INLINE void exp_sums(const T* z, const T* v, std::size_t n, T mz, 
 /// The driver of the two-distribution kernels (JS, TV): p = softmax(k·z), q = softmax(k·v),
 /// D = Σ_c ℓ_c and gradient gs·k·p_c·(g_c − ⟨p, g⟩), where `elem(p, q, d, ℓ, g)` computes ℓ and
 /// g for a batch of classes from p, q and d = log p − log q (from the logits, finite when p or
-/// q underflows). Three passes over the column: (1) the exponentials and their sums (student's
+/// q underflows); g is used relative to the student's top class (see the body). Three passes over the column: (1) the exponentials and their sums (student's
 /// kept in dz, teacher's in scratch); (2) ℓ, g and ⟨p, g⟩, p·g kept in scratch (in dz without
 /// scratch); (3) the gradient. Without dz the exponentials are recomputed in pass 2, without
 /// scratch the teacher's in pass 2 and the student's in pass 3. No allocation.
@@ -421,6 +1104,17 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
   const T dl = static_cast<T>(std::log(static_cast<double>(sz)) - std::log(static_cast<double>(sv)));
   const B mzb(mz), mvb(mv), kb(k), iszb(isz), isvb(isv), dlb(dl), mzvb(mz - mv);
   T* pg = fv != nullptr ? fv : dz;  // where p·g goes between passes 2 and 3 (null: loss only)
+  // g is taken relative to g_ρ of the student's top class ρ: p_c·(g_c − ⟨p, g⟩) =
+  // p_c·((g_c − g_ρ) − ⟨p, g − g_ρ⟩), whose ρ term is then exactly 0, so that the top element
+  // −p_ρ·Σ_{j≠ρ} p_j·(g_j − g_ρ) keeps its accuracy where p_ρ ≈ 1.
+  B gref(T(0));
+  if (dz != nullptr) {
+    const std::size_t top = find_first<T, A>(z, n, mz);
+    const B zt(z[top]), vt(v[top]);
+    const B et = xsimd::exp((zt - mzb) * kb), ft = xsimd::exp((vt - mvb) * kb);
+    B lt;
+    elem(et * iszb, ft * isvb, xsimd::fms((zt - vt) - mzvb, kb, dlb), lt, gref);
+  }
   B lacc(T(0)), dacc(T(0));
   for (std::size_t i = 0; i < n; i += W) {
     const std::size_t m = n - i;
@@ -431,7 +1125,7 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
     B l, g;
     // d from the logits' difference: exact-ish where z ≈ v (the maxima are close then too).
     elem(p, f * isvb, xsimd::fms((zi - vi) - mzvb, kb, dlb), l, g);
-    const B pgv = keep_first(p * g, m);
+    const B pgv = keep_first(p * (g - gref), m);
     lacc += keep_first(l, m);
     dacc += pgv;
     if (pg != nullptr) store_n(pg + i, m, pgv);
@@ -459,15 +1153,16 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
 /// with |r| = |p − q|/(p + q) = (1 − ρ)/(1 + ρ), the class's term is ¼(p + q)·h(|r|),
 /// h(r) = (1+r)log(1+r) + (1−r)log(1−r) = 2(ln 2 − log(1 + ρ)) − (1 − |r|)·|d|, by its series
 /// r² + r⁴/6 + r⁶/15 + … for small |r| (no cancellation when p ≈ q). The gradient uses
-/// g_c − ½ln 2 = −½(max(−d, 0) + log(1 + ρ)) (the constant cancels in g − ⟨p, g⟩ and would cost
-/// float accuracy where p ≫ q), finite when p or q underflows. `scratch` (n values, may be null)
+/// g_c = −½(max(−d, 0) + log((1 + ρ)/2)), log((1 + ρ)/2) = log1p(expm1(−|d|)/2): g is ~d/4 near
+/// p = q without a constant of size ½ln 2 in it (whose rounding g − ⟨p, g⟩ would keep), finite
+/// when p or q underflows. `scratch` (n values, may be null)
 /// keeps the teacher's exponentials between passes; dz and scratch must not overlap z or v.
 template <class T, class A = default_arch>
 double js_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept {
   using B = xsimd::batch<T, A>;
   // Below this |r| the series (through r¹²) is exact to the type's precision.
   const B series_below(std::is_same_v<T, float> ? T(0.25) : T(0.0625));
-  const B one(T(1)), two(T(2)), zero(T(0)), ln2(T(0.69314718055994530942));
+  const B one(T(1)), two(T(2)), zero(T(0));
   return kd_detail::pq_column<T, A>(
       z, v, n, k, gs, dz, scratch, [&](const B& p, const B& q, const B& d, B& l, B& g) noexcept {
         const B ad = xsimd::abs(d);
@@ -475,7 +1170,7 @@ double js_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scr
         const B i2 = one / (two + em);   // 1/(1 + ρ)
         const B ra = -em * i2;           // |r|
         const B om = two * (one + em) * i2;  // 1 − |r|
-        const B t = xsimd::log(two + em);    // log(1 + ρ)
+        const B tp = xsimd::log1p(T(0.5) * em);  // log((1 + ρ)/2) ≤ 0, exact near ρ = 1
         const B u = ra * ra;
         const B poly = xsimd::fma(
             xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(u, B(T(1) / T(66)), B(T(1) / T(45))), u,
@@ -483,9 +1178,9 @@ double js_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scr
                                   u, B(T(1) / T(15))),
                        u, B(T(1) / T(6))),
             u, one);
-        const B h = xsimd::select(ra < series_below, u * poly, xsimd::fms(two, ln2 - t, om * ad));
+        const B h = xsimd::select(ra < series_below, u * poly, xsimd::fnma(two, tp, -(om * ad)));
         l = T(0.25) * (p + q) * h;
-        g = T(-0.5) * (xsimd::max(-d, zero) + t);
+        g = T(-0.5) * (xsimd::max(-d, zero) + tp);
       });
 }
 
@@ -522,11 +1217,81 @@ double js_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* 
   return loss;
 }
 
+namespace kd_detail {
+
+/// tv_column's cancellation-free path (see there), given the column maxima.
+template <class T, class A>
+double tv_accurate(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch, T mz,
+                   T mv) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  T* gv = dz != nullptr ? scratch : nullptr;
+  kd_detail::KlSums<T> acc;
+  double s = 0.0;
+  kd_detail::KlMoments mo;
+  for (int pass = 0; pass < 2; ++pass) {
+    acc = {};
+    kd_detail::kl_pass<T, A, kd_detail::KlTerm::none, true>(z, v, 0, n, mz, mv, k, k, dz, gv, acc);
+    s = static_cast<double>(acc.s);
+    mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+    if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+    mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(k));
+  }
+  const B Mb(static_cast<T>(mo.M)), Ob(static_cast<T>(mo.onep)), iszb(T(1) / acc.s), zero(T(0));
+  const B cq(static_cast<T>(1.0 / (s * mo.onep))), split(kd_detail::kl_split<T>), dmb(mv - mz), kb(k);
+  // p and p − q of lanes i..i+m (kd_detail::kl_combine's forms): e from dz and the stored w or
+  // f from scratch, or both recomputed.
+  const auto terms = [&](std::size_t i, std::size_t m, B& p, B& diff) noexcept {
+    B e, g;
+    if (gv != nullptr) {
+      e = kd_detail::load_n<B>(dz + i, m, T(0));
+      g = kd_detail::load_n<B>(gv + i, m, T(0));
+    } else {
+      B w, f, eh, er;
+      kd_detail::kl_batch<kd_detail::KlTerm::none, true, B>(z + i, v + i, m, mz, mv, k, k, T(0), e, w,
+                                                            f, eh, er, g);
+    }
+    const B u = ((kd_detail::load_n<B>(v + i, m, mv) - kd_detail::load_n<B>(z + i, m, mz)) - dmb) * kb;
+    p = e * iszb;
+    diff = xsimd::fms(e, xsimd::select(xsimd::abs(u) < split, Mb, Ob), g) * cq;
+  };
+  B lacc(T(0)), pos(T(0)), neg(T(0)), tie(T(0));
+  for (std::size_t i = 0; i < n; i += W) {
+    const std::size_t m = n - i;
+    B p, diff;
+    terms(i, m, p, diff);
+    lacc += xsimd::abs(diff);
+    pos += xsimd::select(diff > zero, p, zero);
+    neg += xsimd::select(diff < zero, p, zero);
+    tie += xsimd::select(diff == zero, kd_detail::keep_first(p, m), zero);
+    tie += diff * T(0);  // a NaN difference makes every coefficient NaN
+  }
+  if (dz != nullptr) {
+    const T pp = kd_detail::hsum(pos), pn = kd_detail::hsum(neg), p0 = kd_detail::hsum(tie);
+    const B cpos(pn + T(0.5) * p0), cneg(-(pp + T(0.5) * p0)), czero(T(0.5) * (pn - pp));
+    const B c(gs * k);
+    for (std::size_t i = 0; i < n; i += W) {
+      const std::size_t m = n - i;
+      B p, diff;
+      terms(i, m, p, diff);
+      const B coef = xsimd::select(diff > zero, cpos, xsimd::select(diff < zero, cneg, czero + diff * T(0)));
+      kd_detail::store_n(dz + i, m, B(c * p * coef));
+    }
+  }
+  return 0.5 * static_cast<double>(kd_detail::hsum(lacc));
+}
+
+}  // namespace kd_detail
+
 /// Total variation on one column: D = ½ Σ_c |p_c − q_c|; (sub)gradient gs·k·p_c·(s_c − ⟨p, s⟩)
-/// with s_c = ½·sign(p_c − q_c), sign(0) = 0. SIMD in T. With P₊, P₋, P₀ the student's mass
-/// where p > q, p < q, p = q (they sum to 1): s_c − ⟨p, s⟩ = P₋ + ½P₀, −(P₊ + ½P₀) or ½(P₋ − P₊)
-/// for s_c = ½, −½, 0, which avoids the cancellation of ½ − ⟨p, s⟩ when p concentrates where
-/// p > q. `scratch` as in js_column.
+/// with s_c = ½·sign(p_c − q_c), sign(0) = 0. SIMD in T. p − q is the difference of the two
+/// exponentials when D passes kd_detail::direct_is_accurate, else the column is recomputed with
+/// p − q formed as in kd_kl_column, p_c·(M − t_c)/(1 + M) with t = expm1(u) and u the log-ratio
+/// from the logits' difference, which keeps its relative accuracy (and its sign) where q ≈ p. With P₊, P₋, P₀ the
+/// student's mass where p > q, p < q, p = q (they sum to 1): s_c − ⟨p, s⟩ = P₋ + ½P₀,
+/// −(P₊ + ½P₀) or ½(P₋ − P₊) for s_c = ½, −½, 0, which avoids the cancellation of ½ − ⟨p, s⟩
+/// when p concentrates where p > q. `scratch` (n values, may be null) keeps e·t between the
+/// passes; dz and scratch must not overlap z or v.
 template <class T, class A = default_arch>
 double tv_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept {
   using B = xsimd::batch<T, A>;
@@ -556,6 +1321,11 @@ double tv_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scr
     tie += xsimd::select(diff == zero, p, zero);
     tie += diff * T(0);  // a NaN difference makes every coefficient NaN
   }
+  const double loss = 0.5 * static_cast<double>(kd_detail::hsum(lacc));
+  // Σ|p − q| has no cancellation, but each |p_c − q_c| carries roundings of p_c and q_c.
+  if (!kd_detail::direct_is_accurate<T, A>(loss, 2.0, n)) {
+    return kd_detail::tv_accurate<T, A>(z, v, n, k, gs, dz, scratch, mz, mv);
+  }
   if (dz != nullptr) {
     const T pp = kd_detail::hsum(pos), pn = kd_detail::hsum(neg), p0 = kd_detail::hsum(tie);
     const B cpos(pn + T(0.5) * p0), cneg(-(pp + T(0.5) * p0)), czero(T(0.5) * (pn - pp));
@@ -570,7 +1340,7 @@ double tv_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scr
       kd_detail::store_n(dz + i, m, B(c * p * coef));
     }
   }
-  return 0.5 * static_cast<double>(kd_detail::hsum(lacc));
+  return loss;
 }
 
 /// Scalar reference of tv_column, per element in double.
@@ -627,7 +1397,9 @@ double logit_mse_column(const T* z, const T* v, std::size_t n, T gs, T* dz) noex
 
 namespace kd_detail {
 
-/// One batch of BinaryKL: ℓ = KL(Bern(σ(b)) ‖ Bern(σ(a))) and g = σ(a) − σ(b).
+/// One batch of BinaryKL: ℓ = KL(Bern(σ(b)) ‖ Bern(σ(a))) and g = σ(a) − σ(b), given also
+/// d = a − b formed from the logits' difference (k·(z − v), exact where z ≈ v, which the
+/// difference of the rounded a and b is not).
 ///
 /// ℓ is unchanged and g changes sign under (a, b) → (−a, −b), so the lanes are first turned to
 /// b ≤ 0 (σ(b) ≤ ½). Where then |δ| ≤ 16 and b ≥ −64 (almost always), with δ = a − b and
@@ -637,12 +1409,12 @@ namespace kd_detail {
 /// ℓ = σ(b)(b − a) + softplus(a) − softplus(b), g = σ(a) − σ(b) (stable forms), which has no
 /// cancellation to fear there; it is only evaluated for batches that have such a lane.
 template <class B>
-REGULA_ALWAYS_INLINE void binary_kl_batch(const B& a, const B& b, B& l, B& g) noexcept {
+REGULA_ALWAYS_INLINE void binary_kl_batch(const B& a, const B& b, const B& d, B& l, B& g) noexcept {
   using T = typename B::value_type;
   const B one(T(1)), zero(T(0));
   const auto flip = b > zero;
   const B bs = xsimd::select(flip, -b, b);
-  const B delta = xsimd::select(flip, -a, a) - bs;
+  const B delta = xsimd::select(flip, -d, d);
   const B ad = xsimd::abs(delta);
   const auto fast = (ad <= B(T(16))) && (bs >= B(T(-64)));
   const B eb = xsimd::exp(-bs);
@@ -692,10 +1464,9 @@ double binary_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz)
   B acc(T(0));
   for (std::size_t i = 0; i < n; i += W) {
     const std::size_t m = n - i;
-    const B a = kd_detail::load_n<B>(z + i, m, T(0)) * kb;
-    const B b = kd_detail::load_n<B>(v + i, m, T(0)) * kb;
+    const B zi = kd_detail::load_n<B>(z + i, m, T(0)), vi = kd_detail::load_n<B>(v + i, m, T(0));
     B l, g;
-    kd_detail::binary_kl_batch(a, b, l, g);
+    kd_detail::binary_kl_batch(zi * kb, vi * kb, (zi - vi) * kb, l, g);
     acc += kd_detail::keep_first(l, m);
     if (dz != nullptr) kd_detail::store_n(dz + i, m, B(gkb * g));
   }
