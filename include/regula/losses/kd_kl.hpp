@@ -18,7 +18,11 @@
 ///
 /// Numerics: log p = z/T − logsumexp(z/T) and log q likewise, never log of a probability, so
 /// 0·log 0 = 0 holds and logits of ±1e4 in float give finite results; the two exponentials of
-/// a column run in one fused SIMD pass. NaN in a column gives NaN for that sample.
+/// a column run in one fused SIMD pass. Where that direct form would cancel (teacher ≈ student,
+/// confident columns whose top classes agree; always in double) the column is recomputed
+/// without cancellation (kernels::kd_kl_column): every loss and gradient element keeps its
+/// relative accuracy and the loss is never negative (docs/kd_kl.md, accuracy contract). NaN in a
+/// column gives NaN for that sample.
 ///
 /// Defaults of the papers: mdistiller CIFAR-100 T = 4 with loss 0.1·CE + 0.9·KD; Hinton et al.
 /// up to T = 20. Combine with cross_entropy yourself (the weights are the caller's).

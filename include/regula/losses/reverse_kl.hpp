@@ -9,7 +9,9 @@
 /// F = T² (default) or 1; reductions as KDLossOptions. SinKD's GPT-Neo code uses it with T = 2.
 /// Numerics as kd_kl (log-sum-exp, one fused pass, two exponentials per element); the gradient
 /// uses r_c − ⟨p, r⟩ = (z_c − v_c)/T − ⟨p, (z − v)/T⟩ up to the shifts, so the log-sum-exp
-/// offsets cancel exactly. No call allocates.
+/// offsets cancel exactly, and around the student's top class where it holds most of the mass.
+/// Where the direct loss would cancel (teacher ≈ student) it is recomputed without
+/// cancellation and is never negative (docs/reverse_kl.md). No call allocates.
 #ifndef REGULA_LOSSES_REVERSE_KL_HPP
 #define REGULA_LOSSES_REVERSE_KL_HPP
 
