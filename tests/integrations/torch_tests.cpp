@@ -1,3 +1,4 @@
+#include <cmath>
 #include <torch/torch.h>
 
 #include <cstring>
@@ -125,6 +126,18 @@ TEMPLATE_TEST_CASE("Loss wrappers equal regula's direct API, value and gradient"
                 [&](const auto& z, regula::Matrix<T>& dz) { return regula::dkd(z, v, y, dz); });
   check_loss<T>([&](const at::Tensor& z) { return regula::libtorch::sinkhorn_kd(z, teacher); },
                 [&](const auto& z, regula::Matrix<T>& dz) { return regula::sinkhorn_kd(z, v, dz); });
+}
+
+TEST_CASE("The StableMax loss wrapper's float gradient keeps the collapsed target element",
+          "[torch][losses][accuracy]") {
+  // Float z = (10000.88, -9999.72), y = 0: float64 gives dz = (-9.9955e-13, 9.9967e-13); the
+  // subtraction a·s_y/S - 1 in float gave 0 for the first element.
+  at::Tensor z = torch::tensor({10000.88f, -9999.72f}).reshape({1, 2}).set_requires_grad(true);
+  const at::Tensor y = torch::tensor({0}, torch::kLong);
+  regula::libtorch::stablemax_cross_entropy(z, y).backward();
+  const at::Tensor g = z.grad();
+  CHECK(std::abs(g[0][0].item<double>() + 9.995521790e-13) <= 1e-5 * 9.9955e-13);
+  CHECK(std::abs(g[0][1].item<double>() - 9.996681343e-13) <= 1e-5 * 9.9967e-13);
 }
 
 TEST_CASE("Loss wrappers refuse bad tensors and bad labels", "[torch][losses][errors]") {

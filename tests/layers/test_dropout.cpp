@@ -257,7 +257,7 @@ TEMPLATE_TEST_CASE("begin + forward_columns reproduce forward block by block, in
   drop.forward_columns(ctx, 1, x.middleCols(1, 2), yb.middleCols(1, 2));
   CHECK(yb.middleCols(1, 2).isZero());
   CHECK_THROWS_WITH(drop.forward_columns(ctx, 8, x.middleCols(0, 2), yb.middleCols(0, 2)),
-                    "regula::Dropout::forward_columns: columns [8, 10) of 130 rows do not fit the call (130 x 9)");
+                    "regula::Dropout::forward_columns: x: columns [8, 10) of 130 rows do not fit the call (130 x 9)");
   CHECK_THROWS_WITH(drop.forward_columns(ctx, 0, x.middleCols(0, 2), yb.middleCols(0, 3)),
                     Catch::Matchers::Contains("y must have the shape of x"));
 }

@@ -84,7 +84,7 @@ TEST_CASE("The same seed gives the same labels; another seed others", "[selectio
 
 TEST_CASE("Noise injection rejects bad input, naming the parameter", "[selection][noise][errors]") {
   const std::vector<std::int64_t> y{0, 1, 5};
-  CHECK_THROWS_WITH(regula::inject_label_noise(y, 3, {}), "regula::inject_label_noise: label 2 must be in [0, 3), got 5");
+  CHECK_THROWS_WITH(regula::inject_label_noise(y, 3, {}), "regula::inject_label_noise: clean[2] must be in [0, 3), got 5");
   CHECK_THROWS_WITH(regula::inject_label_noise({0}, 3, {regula::LabelNoise::pair, 1.5, 0}),
                     "regula::inject_label_noise: rate must be in [0, 1], got 1.5");
   CHECK_THROWS_AS(regula::inject_label_noise({0}, 1, {}), regula::invalid_argument);

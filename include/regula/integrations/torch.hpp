@@ -43,6 +43,7 @@ constexpr at::ScalarType scalar_type() noexcept {
 }
 
 inline std::string describe(const at::Tensor& t) {
+  if (!t.defined()) return "an undefined tensor";  // its dtype and device would throw
   std::ostringstream os;
   os << t.scalar_type() << " on " << t.device() << " with shape " << t.sizes();
   return os.str();
@@ -141,7 +142,10 @@ struct DropoutFunction : public torch::autograd::Function<DropoutFunction> {
   static void run(const at::Tensor& x, at::Tensor& y, double p, bool training, Stream& s) {
     regula::Dropout<T> layer(DropoutOptions{p});
     layer.train(training);
-    (void)layer.forward(view<T>(x, "x"), mutable_view<T>(y, "y"), s);
+    // x is checked first (function arguments are evaluated in no fixed order): a bad x must be
+    // reported as x, not as the y made from it.
+    const auto xv = view<T>(x, "x");
+    (void)layer.forward(xv, mutable_view<T>(y, "y"), s);
   }
 };
 
@@ -249,7 +253,8 @@ class ReplayLayerImpl : public torch::nn::Module {
   template <class T>
   static void run(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream) {
     const auto& l = *static_cast<const Layer<T>*>(layer);
-    (void)l.forward(view<T>(in, "x"), mutable_view<T>(out, "y"), stream);
+    const auto xv = view<T>(in, "x");  // checked before the y made from it
+    (void)l.forward(xv, mutable_view<T>(out, "y"), stream);
   }
 
   Layer<float> float_;

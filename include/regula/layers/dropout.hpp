@@ -208,8 +208,9 @@ class Dropout {
   ///         x's or y partly overlaps x (y may be x itself).
   void forward_columns(const Context& ctx, Index col0, const MatrixCRef<T>& x, MatrixRef<T> y,
                        std::uint64_t* record = nullptr) const {
-    REGULA_EXPECTS(x.rows() == ctx.rows() && col0 >= 0 && col0 + x.cols() <= ctx.cols(),
-                   "regula::Dropout::forward_columns", "columns [", col0, ", ", col0 + x.cols(), ") of ",
+    REGULA_EXPECTS(col0 >= 0, "regula::Dropout::forward_columns", "col0 must be >= 0, got ", col0);
+    REGULA_EXPECTS(x.rows() == ctx.rows() && col0 + x.cols() <= ctx.cols(),
+                   "regula::Dropout::forward_columns", "x: columns [", col0, ", ", col0 + x.cols(), ") of ",
                    x.rows(), " rows do not fit the call (", ctx.rows(), " x ", ctx.cols(), ")");
     check_io("x", x, "y", y);
     switch (ctx.mode()) {

@@ -47,8 +47,8 @@ struct PerpGradResult {
 /// whatever T is. Guards: w = 0 leaves g unchanged (c = 0); g ∥ w (see
 /// PerpGradOptions::parallel_tol) sets g to 0 and reports `parallel`. w and g are any two matrices (or vectors) of one shape
 /// with contiguous columns; nothing allocates. NaN in w or g gives NaN in g.
-/// @throws regula::invalid_argument if the shapes differ, g overlaps w, eps < 0 or
-///         parallel_tol < 0.
+/// @throws regula::invalid_argument if the shapes differ, g overlaps w, or eps or parallel_tol
+///         is negative or not finite.
 template <class D>
 PerpGradResult perp_grad(const Eigen::MatrixBase<D>& w, MatrixRef<typename D::Scalar> g,
                          const PerpGradOptions& options = {}) {
@@ -57,8 +57,11 @@ PerpGradResult perp_grad(const Eigen::MatrixBase<D>& w, MatrixRef<typename D::Sc
   const MatrixCRef<T> wr(w.derived());
   const char* who = "regula::perp_grad";
   detail::check_same_shape(who, "g", g, "w", wr);
-  REGULA_EXPECTS(options.eps >= 0.0, who, "eps must be >= 0, got ", options.eps);
-  REGULA_EXPECTS(options.parallel_tol >= 0.0, who, "parallel_tol must be >= 0, got ", options.parallel_tol);
+  // An infinite eps would silently zero g (the coefficient and the rescale both divide by it).
+  REGULA_EXPECTS(options.eps >= 0.0 && std::isfinite(options.eps), who, "eps must be finite and >= 0, got ",
+                 options.eps);
+  REGULA_EXPECTS(options.parallel_tol >= 0.0 && std::isfinite(options.parallel_tol), who,
+                 "parallel_tol must be finite and >= 0, got ", options.parallel_tol);
   const auto ew = detail::extent(wr);
   const auto eg = detail::extent(g);
   REGULA_EXPECTS(ew == 0 || eg == 0 || wr.data() + ew <= g.data() || g.data() + eg <= wr.data(), who,

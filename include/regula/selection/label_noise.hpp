@@ -60,7 +60,7 @@ struct NoisyLabels {
   REGULA_EXPECTS(options.rate >= 0.0 && options.rate <= 1.0, who, "rate must be in [0, 1], got ",
                  options.rate);
   for (std::size_t i = 0; i < clean.size(); ++i) {
-    REGULA_EXPECTS(clean[i] >= 0 && clean[i] < num_classes, who, "label ", i, " must be in [0, ",
+    REGULA_EXPECTS(clean[i] >= 0 && clean[i] < num_classes, who, "clean[", i, "] must be in [0, ",
                    num_classes, "), got ", clean[i]);
   }
   if (options.kind == LabelNoise::transition) {

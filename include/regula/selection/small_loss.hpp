@@ -138,8 +138,8 @@ class SmallLossSelector {
   std::size_t clean = 0;
   const auto n = static_cast<Index>(is_noisy.size());
   for (const Index i : selected) {
-    REGULA_EXPECTS(i >= 0 && i < n, "regula::label_precision", "index ", i,
-                   " is out of range for ", n, " samples");
+    REGULA_EXPECTS(i >= 0 && i < n, "regula::label_precision", "selected holds index ", i,
+                   ", out of range for ", n, " samples");
     clean += is_noisy[static_cast<std::size_t>(i)] != 0 ? 0U : 1U;
   }
   return static_cast<double>(clean) / static_cast<double>(selected.size());
