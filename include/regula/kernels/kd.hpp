@@ -1104,11 +1104,12 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
   const T dl = static_cast<T>(std::log(static_cast<double>(sz)) - std::log(static_cast<double>(sv)));
   const B mzb(mz), mvb(mv), kb(k), iszb(isz), isvb(isv), dlb(dl), mzvb(mz - mv);
   T* pg = fv != nullptr ? fv : dz;  // where p·g goes between passes 2 and 3 (null: loss only)
-  // g is taken relative to g_ρ of the student's top class ρ: p_c·(g_c − ⟨p, g⟩) =
-  // p_c·((g_c − g_ρ) − ⟨p, g − g_ρ⟩), whose ρ term is then exactly 0, so that the top element
-  // −p_ρ·Σ_{j≠ρ} p_j·(g_j − g_ρ) keeps its accuracy where p_ρ ≈ 1.
+  // Where the student's top class ρ holds at least half the mass (p_ρ = 1/Σ e ≥ ½), g is taken
+  // relative to its g_ρ: p_c·(g_c − ⟨p, g⟩) = p_c·((g_c − g_ρ) − ⟨p, g − g_ρ⟩), whose ρ term is
+  // then exactly 0, so that the top element −p_ρ·Σ_{j≠ρ} p_j·(g_j − g_ρ) keeps its accuracy
+  // where p_ρ ≈ 1.
   B gref(T(0));
-  if (dz != nullptr) {
+  if (dz != nullptr && sz <= T(2)) {
     const std::size_t top = find_first<T, A>(z, n, mz);
     const B zt(z[top]), vt(v[top]);
     const B et = xsimd::exp((zt - mzb) * kb), ft = xsimd::exp((vt - mvb) * kb);
