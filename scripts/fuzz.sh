@@ -7,7 +7,8 @@
 #   scripts/fuzz.sh [seconds-per-harness] [harness...]     (default: 60 s, every harness)
 #
 # Environment: REGULA_FUZZ_CXX (default clang++-14), REGULA_FUZZ_JOBS (build jobs),
-# REGULA_FUZZ_FLAGS (extra libFuzzer flags, e.g. "-runs=1000000"). See docs/fuzzing.md.
+# REGULA_FUZZ_FLAGS (extra libFuzzer flags, e.g. "-runs=1000000"), REGULA_FUZZ_SKIP_KNOWN
+# (the open findings to step around; empty: none). See docs/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -27,6 +28,11 @@ targets=()
 for h in "${harnesses[@]}"; do targets+=("fuzz_$h"); done
 cmake --build "$build" --target "${targets[@]}" -j "${REGULA_FUZZ_JOBS:-$(nproc)}"
 
+# Open findings (docs/fuzzing.md, "Findings"), stepped around until they are fixed; remove an
+# id here when its fix lands and its input moves from tests/fuzz/findings/ to regressions/.
+open_findings=stablemax-c1,ce-extreme-span,kd-extreme-span,binary-kl-huge,dropconnect-empty,
+open_findings+=dual-head-alias
+export REGULA_FUZZ_SKIP_KNOWN=${REGULA_FUZZ_SKIP_KNOWN-$open_findings}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/fuzz/ubsan.supp"
 failed=()

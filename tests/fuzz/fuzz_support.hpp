@@ -47,7 +47,8 @@ inline void note(const char* fmt, ...) {
 /// Appends a matrix (its first 8 columns, 80 rows) to the description of the current input.
 template <class M>
 void note_matrix(const char* name, const M& m) {
-  std::string s = std::string(name) + " (" + std::to_string(m.rows()) + " x " + std::to_string(m.cols()) + "):";
+  std::string s =
+      std::string(name) + " (" + std::to_string(m.rows()) + " x " + std::to_string(m.cols()) + "):";
   for (Eigen::Index j = 0; j < m.cols() && j < 8; ++j) {
     s += "\n   ";
     for (Eigen::Index i = 0; i < m.rows() && i < 80; ++i) {
@@ -74,8 +75,8 @@ void note_matrix(const char* name, const M& m) {
   std::abort();
 }
 
-#define REGULA_FUZZ_CHECK(cond, ...)      \
-  do {                                    \
+#define REGULA_FUZZ_CHECK(cond, ...)                \
+  do {                                              \
     if (!(cond)) ::regula::fuzz::fail(__VA_ARGS__); \
   } while (false)
 
@@ -100,13 +101,19 @@ class Input {
     return *p_++;
   }
   std::uint16_t u16() { return static_cast<std::uint16_t>(u8() | (u8() << 8)); }
-  std::uint32_t u32() { return static_cast<std::uint32_t>(u16()) | (static_cast<std::uint32_t>(u16()) << 16); }
-  std::uint64_t u64() { return static_cast<std::uint64_t>(u32()) | (static_cast<std::uint64_t>(u32()) << 32); }
+  std::uint32_t u32() {
+    return static_cast<std::uint32_t>(u16()) | (static_cast<std::uint32_t>(u16()) << 16);
+  }
+  std::uint64_t u64() {
+    return static_cast<std::uint64_t>(u32()) | (static_cast<std::uint64_t>(u32()) << 32);
+  }
   bool flag() { return (u8() & 1U) != 0; }
   /// A value in [0, k), k ≥ 1.
   std::size_t pick(std::size_t k) { return k <= 256 ? u8() % k : u16() % k; }
   /// An Index in [lo, hi].
-  Index range(Index lo, Index hi) { return lo + static_cast<Index>(pick(static_cast<std::size_t>(hi - lo + 1))); }
+  Index range(Index lo, Index hi) {
+    return lo + static_cast<Index>(pick(static_cast<std::size_t>(hi - lo + 1)));
+  }
   [[nodiscard]] std::size_t left() const { return n_; }
 
  private:
@@ -116,10 +123,10 @@ class Input {
 
 /// What values a call's data may hold, from tame to hostile. The invariants checked depend on it.
 enum class Palette : std::uint8_t {
-  moderate,   ///< |x| ≤ 30, many ties and zeros
-  large,      ///< adds ±1e4, ±1e30 (float) / ±1e300 (double): outputs must stay finite
-  extreme,    ///< adds the largest finite values, −1e38, subnormals: no NaN out
-  nonfinite   ///< adds NaN and ±inf: only "no crash, bad input rejected"
+  moderate,  ///< |x| ≤ 30, many ties and zeros
+  large,     ///< adds ±1e4, ±1e30 (float) / ±1e300 (double): outputs must stay finite
+  extreme,   ///< adds the largest finite values, −1e38, subnormals: no NaN out
+  nonfinite  ///< adds NaN and ±inf: only "no crash, bad input rejected"
 };
 
 inline Palette palette(Input& in) { return static_cast<Palette>(in.u8() % 4); }
@@ -167,10 +174,22 @@ T value(Input& in, Palette pal) {
 inline double option(Input& in, const std::vector<double>& table) {
   const std::uint8_t sel = in.u8();
   if (sel < 160) return table[static_cast<std::size_t>(sel) % table.size()];
-  const double edges[] = {0.0, -0.0, -1.0, 1e-300, 1e-39, 1e-20, 1e20, 1e300,
+  const double edges[] = {0.0,
+                          -0.0,
+                          -1.0,
+                          1e-300,
+                          1e-39,
+                          1e-20,
+                          1e20,
+                          1e300,
                           std::numeric_limits<double>::infinity(),
                           -std::numeric_limits<double>::infinity(),
-                          std::numeric_limits<double>::quiet_NaN(), 1e-7, 1e7, 0.5, 1.0, 2.0};
+                          std::numeric_limits<double>::quiet_NaN(),
+                          1e-7,
+                          1e7,
+                          0.5,
+                          1.0,
+                          2.0};
   return edges[sel % 16];
 }
 
@@ -254,7 +273,8 @@ bool call(const char* what, Expect expect, F&& f) {
   } catch (const regula::invalid_argument& e) {
     const std::string msg = e.what();
     REGULA_FUZZ_CHECK(msg.rfind("regula::", 0) == 0 && msg.find(": ") != std::string::npos,
-                      "%s: rejection message does not name the function: \"%s\"", what, msg.c_str());
+                      "%s: rejection message does not name the function: \"%s\"", what,
+                      msg.c_str());
     REGULA_FUZZ_CHECK(expect != Expect::accept, "%s rejected a valid call: %s", what, msg.c_str());
     return false;
   } catch (const std::exception& e) {
@@ -269,8 +289,8 @@ bool call(const char* what, Expect expect, F&& f) {
 /// Tolerance of a sum of n terms of scale `scale` in T.
 template <class T>
 double sum_tol(std::size_t n, double scale) {
-  return 16.0 * static_cast<double>(n + 4) * static_cast<double>(std::numeric_limits<T>::epsilon()) *
-             scale +
+  return 16.0 * static_cast<double>(n + 4) *
+             static_cast<double>(std::numeric_limits<T>::epsilon()) * scale +
          64.0 * static_cast<double>(std::numeric_limits<T>::min());
 }
 

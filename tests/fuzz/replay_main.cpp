@@ -18,7 +18,8 @@ namespace {
 
 void replay(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
   std::fprintf(stderr, "replay %s (%zu bytes)\n", file.string().c_str(), bytes.size());
   std::vector<std::uint8_t> data(bytes.begin(), bytes.end());
   (void)LLVMFuzzerTestOneInput(data.data(), data.size());
