@@ -1,13 +1,13 @@
 // Runs `program call` in a child process and checks how it ended: for call "valid", exit
 // status 0; otherwise death by SIGABRT with every EXPECTED text in what the child wrote to
 // stderr.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   close(fds[1]);
   std::string err;
   char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+    err.append(buf, static_cast<std::size_t>(n));
   close(fds[0]);
   int status = 0;
   if (waitpid(pid, &status, 0) != pid) return 2;
@@ -42,7 +43,8 @@ int main(int argc, char** argv) {
     return ok ? 0 : 1;
   }
   if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT) {
-    std::printf("%s: expected death by SIGABRT, got %s %d\n", argv[2], WIFSIGNALED(status) ? "signal" : "exit status",
+    std::printf("%s: expected death by SIGABRT, got %s %d\n", argv[2],
+                WIFSIGNALED(status) ? "signal" : "exit status",
                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     return 1;
   }

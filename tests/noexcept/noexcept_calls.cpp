@@ -60,8 +60,8 @@ int run_valid() {
   regula::JoCoR<float> jocor(regula::JoCoROptions{0.5});
   M g1(3, 4), g2(3, 4);
   (void)jocor.step(z, M::Random(3, 4), labels, 0.25, g1, g2);
-  const bool ok = std::isfinite(ce) && std::isfinite(st) && std::isfinite(kd) && std::isfinite(sk) &&
-                  picked.size() == 2 && noisy.labels.size() == 3;
+  const bool ok = std::isfinite(ce) && std::isfinite(st) && std::isfinite(kd) &&
+                  std::isfinite(sk) && picked.size() == 2 && noisy.labels.size() == 3;
   std::printf("valid calls %s\n", ok ? "ok" : "wrong");
   return ok ? 0 : 1;
 }
