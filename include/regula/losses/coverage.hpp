@@ -51,10 +51,14 @@ T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef
   if (losses != nullptr) {
     REGULA_EXPECTS(losses->size() == B, who, "losses must have one value per sample (", B, "), got ",
                    losses->size());
+    check_disjoint(who, "logits", z, "losses", *losses);
+    check_disjoint(who, "labels", labels, "losses", *losses);
   }
   if (dlogits != nullptr) {
     check_same_shape(who, "dlogits", *dlogits, "logits", z);
     check_disjoint(who, "logits", z, "dlogits", *dlogits);
+    check_disjoint(who, "labels", labels, "dlogits", *dlogits);
+    if (losses != nullptr) check_disjoint(who, "losses", *losses, "dlogits", *dlogits);
   }
   double valid = 0.0;
   for (Index i = 0; i < B; ++i) {

@@ -27,6 +27,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 
@@ -69,12 +70,14 @@ struct DualHeadLosses {
 /// ⟨g₂, g₁⟩ < 0, else g₂. Any shapes (flattened parameter vectors, or `features × batch`
 /// gradients), all three the same shape; out may alias either input. Returns ⟨g₂, g₁⟩ (in
 /// double). Dot products in double; no allocation.
-/// @throws regula::invalid_argument if the shapes differ.
+/// @throws regula::invalid_argument if the shapes differ or out partly overlaps g1 or g2.
 template <class T>
 double gradient_alignment(const MatrixCRef<T>& g1, const MatrixCRef<T>& g2, MatrixRef<T> out) {
   constexpr const char* who = "regula::gradient_alignment";
   detail::check_same_shape(who, "g2", g2, "g1", g1);
-  detail::check_same_shape(who, "out", out, "g1", g1);
+  // Elementwise: out may be g1 or g2 itself, never a partial overlap of either.
+  detail::check_output(who, "g1", g1, "out", out);
+  detail::check_output(who, "g2", g2, "out", out);
   double dot = 0.0, nn = 0.0;
   for (Index j = 0; j < g1.cols(); ++j) {
     for (Index i = 0; i < g1.rows(); ++i) {
@@ -144,9 +147,10 @@ class DualHeadKD {
       (void)gradient_alignment<T>(dfeat1, dfeat2, dfeatures);
       return;
     }
-    detail::check_same_shape("regula::DualHeadKD::combine", "dfeat2", dfeat2, "dfeat1", dfeat1);
-    detail::check_same_shape("regula::DualHeadKD::combine", "dfeatures", dfeatures, "dfeat1",
-                             dfeat1);
+    constexpr const char* who = "regula::DualHeadKD::combine";
+    detail::check_same_shape(who, "dfeat2", dfeat2, "dfeat1", dfeat1);
+    detail::check_output(who, "dfeat1", dfeat1, "dfeatures", dfeatures);
+    detail::check_output(who, "dfeat2", dfeat2, "dfeatures", dfeatures);
     dfeatures = dfeat1 + dfeat2;
   }
 

@@ -131,11 +131,15 @@ void check_kd_shapes(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T
   if (losses != nullptr) {
     REGULA_EXPECTS(losses->size() == z.cols(), who, "losses must have one value per sample (",
                    z.cols(), "), got ", losses->size());
+    // Losses are written while later columns of the inputs are still read.
+    check_disjoint(who, "student logits", z, "losses", *losses);
+    check_disjoint(who, "teacher logits", v, "losses", *losses);
   }
   if (dz != nullptr) {
     check_same_shape(who, "dstudent", *dz, "student logits", z);
     check_disjoint(who, "student logits", z, "dstudent", *dz);
     check_disjoint(who, "teacher logits", v, "dstudent", *dz);
+    if (losses != nullptr) check_disjoint(who, "losses", *losses, "dstudent", *dz);
   }
 }
 

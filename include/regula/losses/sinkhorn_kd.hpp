@@ -144,7 +144,14 @@ class SinkhornKDWorkspace {
   [[nodiscard]] const Matrix<T>& plan() const noexcept { return plan_; }
   /// Sizes the buffers for `classes × batch` logits and `iterations` steps (allocates only if
   /// the shape grows past what was reserved before).
+  /// @throws regula::invalid_argument if classes or batch is negative, or iterations is not in
+  ///         [0, sinkhorn_max_iterations].
   void reserve(Index classes, Index batch, int iterations) {
+    constexpr const char* who = "regula::SinkhornKDWorkspace::reserve";
+    REGULA_EXPECTS(classes >= 0, who, "classes must be >= 0, got ", classes);
+    REGULA_EXPECTS(batch >= 0, who, "batch must be >= 0, got ", batch);
+    REGULA_EXPECTS(iterations >= 0 && iterations <= sinkhorn_max_iterations, who,
+                   "iterations must be in [0, ", sinkhorn_max_iterations, "], got ", iterations);
     const Index n = static_cast<Index>(iterations);
     if (ps_.rows() != classes || ps_.cols() != batch) {
       ps_.resize(classes, batch);
