@@ -125,10 +125,11 @@ void check_result(const char* what, Loss loss, Palette pal, bool tame_options, c
     }
     return;
   }
-  // Open finding (docs/fuzzing.md): binary_kl gives NaN where the divergence overflows.
+  // Open finding (docs/fuzzing.md): binary_kl cancels huge terms (negative or NaN) once a
+  // logit is so large that the other ones fall below its rounding.
   if ((loss == Loss::binary_kl || loss == Loss::binary_kl_norm) &&
       fuzz::skip_known("binary-kl-huge") &&
-      std::max(z.cwiseAbs().maxCoeff(), v.cwiseAbs().maxCoeff()) > fuzz::big<T>()) {
+      std::max(z.cwiseAbs().maxCoeff(), v.cwiseAbs().maxCoeff()) > T(1e12F)) {
     return;
   }
   // Open finding (docs/fuzzing.md): logits that span more than the largest T give NaN.
