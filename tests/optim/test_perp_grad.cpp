@@ -106,7 +106,7 @@ TEST_CASE("perp_grad rejects bad arguments", "[optim][perp_grad][errors]") {
   Eigen::MatrixXf g3(4, 3);
   regula::PerpGradOptions o;
   o.eps = -1;
-  CHECK_THROWS_WITH(regula::perp_grad(w, g3, o), "regula::perp_grad: eps must be >= 0, got -1");
+  CHECK_THROWS_WITH(regula::perp_grad(w, g3, o), "regula::perp_grad: eps must be finite and >= 0, got -1");
   Eigen::MatrixXf same = w;
   CHECK_THROWS_WITH(regula::perp_grad(same, same), "regula::perp_grad: g must not overlap w");
 }

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 
 #include "regula/core/simd.hpp"
 #include "regula/kernels/softmax.hpp"
@@ -92,7 +93,7 @@ double coverage_column(const T* z, std::size_t n, std::size_t y, double N, T g, 
 template <class T>
 double coverage_column_reference(const T* z, std::size_t n, std::size_t y, double N, T g,
                                  T* dz) noexcept {
-  double m = -INFINITY;
+  double m = -std::numeric_limits<double>::infinity();
   for (std::size_t j = 0; j < n; ++j) m = static_cast<double>(z[j]) > m ? static_cast<double>(z[j]) : m;
   double S = 0.0;
   double other = 0.0;

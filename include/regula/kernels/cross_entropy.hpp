@@ -18,6 +18,7 @@
 #ifndef REGULA_KERNELS_CROSS_ENTROPY_HPP
 #define REGULA_KERNELS_CROSS_ENTROPY_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -100,7 +101,9 @@ inline double xent_finish(const XentTerms& t) noexcept {
   if (t.kind != XentTerms::Label::none) {
     l += t.gamma * detail::xent_label_term(t, ls, std::log1p(std::abs(t.u)));
   }
-  return l;
+  // Every term q_j·log(S/s_j) is >= 0; the smoothing part's own term for the label may round
+  // below 0 when it is all there is (one class). NaN stays NaN.
+  return l < 0.0 ? 0.0 : l;
 }
 
 /// loss[k] = ℓ of terms[k] for k < count ≤ 16, the logarithms taken in SIMD (xsimd::log and
@@ -124,7 +127,7 @@ void xent_finish_batch(const XentTerms* terms, std::size_t count, double* loss) 
     const XentTerms& t = terms[k];
     double l = t.a * S[k] - t.lin;
     if (t.kind != XentTerms::Label::none) l += t.gamma * detail::xent_label_term(t, S[k], u[k]);
-    loss[k] = l;
+    loss[k] = l < 0.0 ? 0.0 : l;  // as xent_finish
   }
 }
 
@@ -482,8 +485,13 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
   DoubleAccumulator<T, A> qacc;
   DoubleAccumulator<T, A> dacc;
   std::size_t i = 0;
+  // z − m overflows to −inf for a column spanning more than the largest finite T; clamped, its
+  // exp is still 0 and a zero q·d stays 0 instead of NaN.
+  const B lowest(std::numeric_limits<T>::lowest());
+  const B ninf(-std::numeric_limits<T>::infinity());
   for (; i + W <= n; i += W) {
-    const B d = B::load_unaligned(z + i) - mb;
+    const B d0 = B::load_unaligned(z + i) - mb;
+    const B d = xsimd::select(d0 == ninf, lowest, d0);  // NaN stays NaN
     const B e = xsimd::exp(d);
     if (dz != nullptr) e.store_unaligned(dz + i);
     sacc.add(e);
@@ -495,7 +503,8 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
   double a = qacc.sum();
   double qd = dacc.sum();
   for (; i < n; ++i) {
-    const T d = z[i] - m;
+    const T d0 = z[i] - m;
+    const T d = d0 == -std::numeric_limits<T>::infinity() ? std::numeric_limits<T>::lowest() : d0;
     const T e = std::exp(d);
     if (dz != nullptr) dz[i] = e;
     S += static_cast<double>(e);
@@ -671,7 +680,7 @@ template <Normalizer Norm, class T>
 double xent_column_reference(const T* z, std::size_t n, const XentTarget<T>& t, T g,
                              T* dz) noexcept {
   constexpr bool soft = Norm == Normalizer::softmax;
-  double m = -INFINITY;
+  double m = -std::numeric_limits<double>::infinity();
   std::size_t k = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (static_cast<double>(z[i]) > m) {

@@ -21,7 +21,7 @@
 /// r − D come without subtracting nearly equal numbers. Their references share the formulas.
 /// JS, BinaryKL and BinaryKL-Norm use formulations chosen for accuracy in float (log1p, expm1,
 /// series where two terms would cancel); their references are the plain formulas in double.
-/// tests/accuracy/test_accuracy_kd.cpp measures every element against long double.
+/// tests/accuracy/test_kd.cpp measures every element against long double.
 #ifndef REGULA_KERNELS_KD_HPP
 #define REGULA_KERNELS_KD_HPP
 

@@ -80,6 +80,8 @@ class DropConnect {
   void forward(const MatrixCRef<T>& x, const MatrixCRef<T>& W, const VectorCRef<T>& b, MatrixRef<T> y,
                Stream& stream, Context& ctx) const {
     constexpr const char* who = "regula::DropConnect";
+    REGULA_EXPECTS(x.cols() > 0, who, "x must hold at least one sample (column), got ", x.rows(), " x ",
+                   x.cols());
     REGULA_EXPECTS(W.cols() == x.rows(), who, "W must have one column per feature of x (", x.rows(), "), got ",
                    W.cols());
     REGULA_EXPECTS(b.size() == W.rows(), who, "b must have one entry per row of W (", W.rows(), "), got ",

@@ -21,7 +21,7 @@
 ///
 /// Every sample is computed and accumulated in double, for float too (the workspace is double:
 /// 3·C·B + 4·B doubles), and each loss and gradient element is rounded once to T. Measured
-/// accuracy (tests/accuracy/test_accuracy_jocor.cpp, each element against its column's scale,
+/// accuracy (tests/accuracy/test_jocor.cpp, each element against its column's scale,
 /// ordinary, confident and nearly-agreeing regimes, C = 2 to 1000): float 7e-8, one rounding;
 /// double 7e-15 for the cross-entropy parts and 4e-12 for the KL-type gradients, where
 /// z¹_i − z²_i rounds once.
