@@ -46,17 +46,23 @@ REGULA_ALWAYS_INLINE T stablemax_r(T x) noexcept {
 /// 1/a for a ≥ 1: for float, the hardware reciprocal estimate refined by one Newton step
 /// (within 2 ulps, a few times cheaper than a division); for double, a division.
 /// The estimate (rcpps) flushes to 0 once 1/a is subnormal (a ≳ 2^126), which made
-/// StableMax of logits ≤ −1e38 zero and its log −inf; such a is scaled by 2^−64 first and the
-/// result by 2^−64 after, so every finite a ≥ 1 gets its reciprocal (subnormal where it is).
+/// StableMax of logits ≤ −1e38 zero and its log −inf; a batch holding such an a (never in
+/// ordinary use, so the branch costs one compare) redoes those lanes scaled by 2^−64 before and
+/// after, so every finite a ≥ 1 gets its reciprocal (subnormal where it is).
 template <class T, class A>
 REGULA_ALWAYS_INLINE xsimd::batch<T, A> stablemax_recip(const xsimd::batch<T, A>& a) noexcept {
   using B = xsimd::batch<T, A>;
   if constexpr (std::is_same_v<T, float>) {
-    const auto big = a > B(0x1p64f);
-    const B scale = xsimd::select(big, B(0x1p-64f), B(1.0f));
-    const B as = a * scale;
-    const B x0 = xsimd::reciprocal(as);
-    return xsimd::fma(x0, xsimd::fnma(as, x0, B(T(1))), x0) * scale;
+    const B x0 = xsimd::reciprocal(a);
+    B r = xsimd::fma(x0, xsimd::fnma(a, x0, B(T(1))), x0);
+    const auto big = a > B(0x1p100f);
+    if (REGULA_UNLIKELY(xsimd::any(big))) {
+      const B scale = xsimd::select(big, B(0x1p-64f), B(1.0f));
+      const B as = a * scale;
+      const B x1 = xsimd::reciprocal(as);
+      r = xsimd::select(big, xsimd::fma(x1, xsimd::fnma(as, x1, B(T(1))), x1) * scale, r);
+    }
+    return r;
   } else {
     return B(T(1)) / a;
   }
