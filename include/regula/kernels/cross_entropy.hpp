@@ -199,7 +199,8 @@ XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T be
   terms.S = Sd;
   if (dz != nullptr) {
     const double a = terms.a + static_cast<double>(gamma);
-    const T scale = static_cast<T>(static_cast<double>(g) * a / Sd);
+    const double gs = static_cast<double>(g) / Sd;  // one division for the column
+    const T scale = static_cast<T>(gs * a);
     const T gb = g * beta;
     const B sb(scale);
     const B gbb(gb);
@@ -207,10 +208,8 @@ XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T be
     for (; i + W <= n; i += W) xsimd::fms(sb, B::load_unaligned(dz + i), gbb).store_unaligned(dz + i);
     for (; i < n; ++i) dz[i] = scale * dz[i] - gb;
     const double bd = static_cast<double>(beta);
-    dz[y] = static_cast<T>(static_cast<double>(g) *
-                           (static_cast<double>(n - 1) * bd * static_cast<double>(ey) -
-                            (bd + static_cast<double>(gamma)) * R) /
-                           Sd);
+    dz[y] = static_cast<T>(gs * (static_cast<double>(n - 1) * bd * static_cast<double>(ey) -
+                                 (bd + static_cast<double>(gamma)) * R));
   }
   return terms;
 }
