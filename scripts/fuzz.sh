@@ -54,6 +54,13 @@ for h in "${harnesses[@]}"; do
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzzing found problems in: ${failed[*]} (inputs in $build/artifacts/)"
+  # CI sets REGULA_FUZZ_REPORT_ONLY=1: a new finding of time-bounded random exploration is
+  # reported loudly but does not fail the run (the committed corpus and regression inputs are
+  # replayed, blocking, by the fuzz_replay_* ctests of every workflow).
+  if [ "${REGULA_FUZZ_REPORT_ONLY:-0}" = "1" ]; then
+    echo "WARNING: new fuzz findings (report-only mode); add them to tests/fuzz/findings/"
+    exit 0
+  fi
   exit 1
 fi
 echo "fuzzing: no finding in ${harnesses[*]}"
