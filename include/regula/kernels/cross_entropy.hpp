@@ -231,10 +231,7 @@ template <bool Store, bool Smooth, class T, class A>
 REGULA_ALWAYS_INLINE void stablemax_block(const xsimd::batch<T, A>& x, DoubleAccumulator<T, A>& sacc,
                                           DoubleAccumulator<T, A>& lacc, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
-  const B one(T(1));
-  const B ax = xsimd::abs(x);
-  const B a = one + ax;
-  const B s = xsimd::select(x >= B(T(0)), a, stablemax_recip(a));
+  const B s = stablemax_s_fast(x);
   if constexpr (Store) {
     s.store_unaligned(dz);
     sacc.add_stored(dz);
@@ -242,7 +239,7 @@ REGULA_ALWAYS_INLINE void stablemax_block(const xsimd::batch<T, A>& x, DoubleAcc
     sacc.add(s);
   }
   if constexpr (Smooth) {
-    const B l = xsimd::log1p(ax);
+    const B l = xsimd::log1p(xsimd::abs(x));
     lacc.add(xsimd::select(x >= B(T(0)), l, -l));
   }
 }
@@ -266,17 +263,13 @@ void stablemax_pass(const T* z, std::size_t n, T* dz, double& S, double& sum_log
     // The partial last block, padded with x = 0 lanes whose s = 1 is masked out of S (their
     // log s = 0 adds nothing).
     const std::size_t k = n - i;
-    const B one(T(1));
     const B x = load_tail<T, A>(z + i, k, T(0));
-    const B ax = xsimd::abs(x);
-    const B a = one + ax;
-    const auto pos = x >= B(T(0));
-    const B sv = xsimd::select(pos, a, stablemax_recip(a));
+    const B sv = stablemax_s_fast(x);
     s1.add(xsimd::select(tail_mask<T, A>(k), sv, B(T(0))));
     if constexpr (Store) store_tail(sv, dz + i, k);
     if constexpr (Smooth) {
-      const B l = xsimd::log1p(ax);
-      l1.add(xsimd::select(pos, l, -l));
+      const B l = xsimd::log1p(xsimd::abs(x));
+      l1.add(xsimd::select(x >= B(T(0)), l, -l));
     }
   }
   s0.merge(s1);
