@@ -1154,7 +1154,7 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
 /// with |r| = |p − q|/(p + q) = (1 − ρ)/(1 + ρ), the class's term is ¼(p + q)·h(|r|),
 /// h(r) = (1+r)log(1+r) + (1−r)log(1−r) = 2(ln 2 − log(1 + ρ)) − (1 − |r|)·|d|, by its series
 /// r² + r⁴/6 + r⁶/15 + … for small |r| (no cancellation when p ≈ q). The gradient uses
-/// g_c = −½(max(−d, 0) + log((1 + ρ)/2)), log((1 + ρ)/2) = log1p(expm1(−|d|)/2): g is ~d/4 near
+/// g_c = −½(max(−d, 0) + log((1 + ρ)/2)), log((1 + ρ)/2) = log cosh(|d|/2) − |d|/2: g is ~d/4 near
 /// p = q without a constant of size ½ln 2 in it (whose rounding g − ⟨p, g⟩ would keep), finite
 /// when p or q underflows. `scratch` (n values, may be null)
 /// keeps the teacher's exponentials between passes; dz and scratch must not overlap z or v.
@@ -1171,7 +1171,20 @@ double js_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scr
         const B i2 = one / (two + em);   // 1/(1 + ρ)
         const B ra = -em * i2;           // |r|
         const B om = two * (one + em) * i2;  // 1 − |r|
-        const B tp = xsimd::log1p(T(0.5) * em);  // log((1 + ρ)/2) ≤ 0, exact near ρ = 1
+        // log((1 + ρ)/2) = log cosh(|d|/2) − |d|/2 ≤ 0: by the series of log cosh where the
+        // series of h applies (|d|/2 < 0.26, no cancellation: log cosh y ≤ y²/2), else the direct
+        // log, whose argument is below 0.8 there (one log: cheaper than log1p's two divisions).
+        const auto small = ra < series_below;
+        const B y = T(0.5) * ad, y2 = y * y;
+        const B lc =
+            y2 * xsimd::fma(
+                     xsimd::fma(
+                         xsimd::fma(xsimd::fma(xsimd::fma(y2, B(T(-691) / T(935550)), B(T(31) / T(14175))),
+                                               y2, B(T(-17) / T(2520))),
+                                    y2, B(T(1) / T(45))),
+                         y2, B(T(-1) / T(12))),
+                     y2, B(T(0.5)));
+        const B tp = xsimd::select(small, lc - y, xsimd::log(one + T(0.5) * em));
         const B u = ra * ra;
         const B poly = xsimd::fma(
             xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(u, B(T(1) / T(66)), B(T(1) / T(45))), u,
@@ -1179,7 +1192,7 @@ double js_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scr
                                   u, B(T(1) / T(15))),
                        u, B(T(1) / T(6))),
             u, one);
-        const B h = xsimd::select(ra < series_below, u * poly, xsimd::fnma(two, tp, -(om * ad)));
+        const B h = xsimd::select(small, u * poly, xsimd::fnma(two, tp, -(om * ad)));
         l = T(0.25) * (p + q) * h;
         g = T(-0.5) * (xsimd::max(-d, zero) + tp);
       });
