@@ -7,6 +7,8 @@
 #   scripts/fuzz.sh [seconds-per-harness] [harness...]     (default: 60 s, every harness)
 #
 # Environment: REGULA_FUZZ_CXX (default clang++-14), REGULA_FUZZ_JOBS (build jobs),
+# REGULA_FUZZ_BUILD (build folder, default build/fuzz), REGULA_FUZZ_OPT (default -O1),
+# REGULA_FUZZ_SANITIZERS (besides fuzzer; default address,undefined; empty: none),
 # REGULA_FUZZ_FLAGS (extra libFuzzer flags, e.g. "-runs=1000000"), REGULA_FUZZ_SKIP_KNOWN
 # (the open findings to step around; empty: none). See docs/fuzzing.md.
 set -euo pipefail
@@ -18,10 +20,11 @@ if [ ${#harnesses[@]} -eq 0 ]; then
   harnesses=(cross_entropy kd layers selection)
 fi
 cxx=${REGULA_FUZZ_CXX:-clang++-14}
-build=build/fuzz
+build=${REGULA_FUZZ_BUILD:-build/fuzz}
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Debug \
-  -DCMAKE_CXX_FLAGS="-O1 -D_GLIBCXX_ASSERTIONS" -DREGULA_BUILD_FUZZERS=ON -DREGULA_OPENMP=OFF \
+  -DCMAKE_CXX_FLAGS="${REGULA_FUZZ_OPT:--O1} -D_GLIBCXX_ASSERTIONS" -DREGULA_BUILD_FUZZERS=ON \
+  -DREGULA_FUZZ_SANITIZERS="${REGULA_FUZZ_SANITIZERS-address,undefined}" -DREGULA_OPENMP=OFF \
   -DREGULA_BUILD_EXAMPLES=OFF -DREGULA_BUILD_BENCHMARKS=OFF -DREGULA_WITH_MPI=OFF \
   -DREGULA_WITH_TORCH=OFF >/dev/null
 targets=()
@@ -30,7 +33,7 @@ cmake --build "$build" --target "${targets[@]}" -j "${REGULA_FUZZ_JOBS:-$(nproc)
 
 # Open findings (docs/fuzzing.md, "Findings"), stepped around until they are fixed; remove an
 # id here when its fix lands and its input moves from tests/fuzz/findings/ to regressions/.
-open_findings=kd-extreme-span,binary-kl-huge,jocor-huge-logit
+open_findings=kd-extreme-span,binary-kl-huge
 export REGULA_FUZZ_SKIP_KNOWN=${REGULA_FUZZ_SKIP_KNOWN-$open_findings}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/fuzz/ubsan.supp"

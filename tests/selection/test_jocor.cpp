@@ -97,6 +97,36 @@ TEST_CASE("JoCoR stays finite for confident networks in float", "[selection][joc
   CHECK(g2.allFinite());
 }
 
+TEST_CASE("JoCoR: a huge negative logit where the other network peaks keeps the gradient exact",
+          "[selection][jocor][regression]") {
+  // Fuzz finding jocor-huge-logit: z1 = -1e30 at z2's argmax made a = log p - log q cancel in
+  // every class (it was formed against that class), leaving a gradient column of one -q_0 entry.
+  regula::Matrix<float> z1(4, 1), z2(4, 1);
+  z1 << -1e30F, 2.0F, 1.0F, 0.0F;
+  z2 << 5.0F, 1.0F, 0.0F, -1.0F;
+  regula::Labels y(1);
+  y << 1;
+  regula::JoCoR<float> jocor({1.0});
+  regula::Matrix<float> g1(4, 1), g2(4, 1);
+  (void)jocor.step(z1, z2, y, 0.0, g1, g2);
+  // g1 = (p - q) + p (a - <p, a>) with p_0 = 0 exactly: restated in long double.
+  using LD = long double;
+  LD p[4], q[4], sp = 0, sq = 0;
+  for (int i = 1; i < 4; ++i) sp += std::exp(static_cast<LD>(z1(i)) - 2.0L);
+  for (int i = 0; i < 4; ++i) sq += std::exp(static_cast<LD>(z2(i)) - 5.0L);
+  p[0] = 0;
+  for (int i = 1; i < 4; ++i) p[i] = std::exp(static_cast<LD>(z1(i)) - 2.0L) / sp;
+  for (int i = 0; i < 4; ++i) q[i] = std::exp(static_cast<LD>(z2(i)) - 5.0L) / sq;
+  LD pa = 0;
+  for (int i = 1; i < 4; ++i) pa += p[i] * std::log(p[i] / q[i]);
+  for (int i = 0; i < 4; ++i) {
+    const LD a = i == 0 ? 0.0L : std::log(p[i] / q[i]);  // p_0 (a_0 - <p, a>) = 0
+    const LD want = (p[i] - q[i]) + p[i] * (a - pa);
+    INFO("class " << i << ": got " << g1(i) << ", want " << static_cast<double>(want));
+    CHECK(std::abs(static_cast<LD>(g1(i)) - want) <= 1e-6L * std::abs(want));
+  }
+}
+
 TEST_CASE("JoCoR rejects bad input, naming the parameter", "[selection][jocor][errors]") {
   CHECK_THROWS_WITH(regula::JoCoR<double>({1.5}), "regula::JoCoR: lambda must be in [0, 1], got 1.5");
   regula::JoCoR<double> jocor;

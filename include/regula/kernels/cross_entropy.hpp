@@ -504,6 +504,15 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
     a += static_cast<double>(q);
     qd += static_cast<double>(q * d);
   }
+  // A product q·d beyond the largest T (targets above 1 against a column spanning nearly all of
+  // T's range) is inf in T while Σ q·d may be finite: then the sum again in double.
+  if (!std::isfinite(qd)) {
+    qd = 0.0;
+    for (std::size_t j = 0; j < n; ++j) {
+      qd += static_cast<double>(detail::xent_q(t, j)) *
+            (static_cast<double>(z[j]) - static_cast<double>(m));
+    }
+  }
   const T hw = detail::xent_hard_weight(t);
   if (t.label >= 0) {
     const auto y = static_cast<std::size_t>(t.label);
@@ -577,6 +586,13 @@ double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T*
     const T q = detail::xent_q(t, i);
     a += static_cast<double>(q);
     ql += static_cast<double>(q * stablemax_log_s(z[i]));
+  }
+  // As in softmax_xent: a product q·log s beyond the largest T (|q| above ~1e36), again in double.
+  if (!std::isfinite(ql)) {
+    ql = 0.0;
+    for (std::size_t j = 0; j < n; ++j) {
+      ql += static_cast<double>(detail::xent_q(t, j)) * stablemax_log_s(static_cast<double>(z[j]));
+    }
   }
   const T hw = detail::xent_hard_weight(t);
   if (t.label >= 0) {
