@@ -21,7 +21,7 @@
 ///   negative and keeps its relative accuracy down to nearly equal networks.
 ///
 /// Every sample is computed and accumulated in double, for float too (the workspace is double:
-/// 3·C·B + 4·B doubles), and each loss and gradient element is rounded once to T. Measured
+/// 3·C·B + 6·B doubles), and each loss and gradient element is rounded once to T. Measured
 /// accuracy (tests/accuracy/test_jocor.cpp, each element against its column's scale,
 /// ordinary, confident and nearly-agreeing regimes, C = 2 to 1000): float 7e-8, one rounding;
 /// double 7e-15 for the cross-entropy parts and 4e-12 for the KL-type gradients, where
@@ -60,8 +60,9 @@ struct JoCoRResult {
 
 namespace detail {
 
-/// Rows of JoCoR's per-sample scalars: 1 − p_y, 1 − q_y, ⟨p, a⟩ and ⟨q, a⟩.
-inline constexpr Index jocor_stats = 4;
+/// Rows of JoCoR's per-sample scalars: 1 − p_y, 1 − q_y, ⟨p, a − a_{k¹}⟩, ⟨q, a − a_{k²}⟩,
+/// a_{k¹} and a_{k²} (k the argmax of p and of q).
+inline constexpr Index jocor_stats = 6;
 
 /// The first index of the largest of n ≥ 1 values; a NaN at index 0 is kept (and spreads).
 template <class T>
@@ -145,16 +146,24 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
     }
     gamma = 0.0;
   }
-  double skl = 0.0, kp = 0.0, kq = 0.0;
+  double skl = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     const double ai = a[i] - gamma;
     a[i] = ai;
     skl += jocor_delta(p[i], q[i], ai) * ai;  // ≥ 0 term by term
-    kp += p[i] * ai;
-    kq += q[i] * ai;
+  }
+  // a − ⟨p, a⟩ against the top class of p: (a_i − a_k) − ⟨p, a − a_k⟩, whose k term is 0, so
+  // that a_k − ⟨p, a⟩ (small where p_k ≈ 1 and |a_k| large) is not a difference of large terms.
+  const double ak1 = a[k1], ak2 = a[k2];
+  double kp = 0.0, kq = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    kp += p[i] * (a[i] - ak1);
+    kq += q[i] * (a[i] - ak2);
   }
   stats[2] = kp;
   stats[3] = kq;
+  stats[4] = ak1;
+  stats[5] = ak2;
   return ce * ce_sum + lambda * skl;
 }
 
@@ -162,19 +171,22 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
 /// element formed in double and rounded once to T:
 ///   g1 = scale·[ce·(p − e_y) + λ·((p − q) + p ⊙ (a − ⟨p, a⟩))],
 ///   g2 = scale·[ce·(q − e_y) − λ·((p − q) + q ⊙ (a − ⟨q, a⟩))],
-/// with p_y − 1 = −Σ_{j≠y} p_j and p − q from jocor_delta.
+/// with p_y − 1 = −Σ_{j≠y} p_j, p − q from jocor_delta and a − ⟨p, a⟩ as
+/// (a − a_{k¹}) − ⟨p, a − a_{k¹}⟩ (likewise for q).
 template <class T>
 void jocor_column_gradients(const double* p, const double* q, const double* a, const double* stats,
                             std::size_t n, std::size_t y, double ce, double lambda, double scale,
                             T* g1, T* g2) noexcept {
   const double kp = stats[2];
   const double kq = stats[3];
+  const double ak1 = stats[4];
+  const double ak2 = stats[5];
   for (std::size_t i = 0; i < n; ++i) {
     const double d = jocor_delta(p[i], q[i], a[i]);
     const double c1 = i == y ? -stats[0] : p[i];
     const double c2 = i == y ? -stats[1] : q[i];
-    g1[i] = static_cast<T>((ce * c1 + lambda * (d + p[i] * (a[i] - kp))) * scale);
-    g2[i] = static_cast<T>((ce * c2 - lambda * (d + q[i] * (a[i] - kq))) * scale);
+    g1[i] = static_cast<T>((ce * c1 + lambda * (d + p[i] * ((a[i] - ak1) - kp))) * scale);
+    g2[i] = static_cast<T>((ce * c2 - lambda * (d + q[i] * ((a[i] - ak2) - kq))) * scale);
   }
 }
 
