@@ -503,6 +503,43 @@ TEMPLATE_TEST_CASE("StableMax cross-entropy of logits near the float range is ex
   }
 }
 
+TEST_CASE("cross-entropy past double's range: the column again in long double, finite where the truth is",
+          "[losses][cross_entropy][numerics][regression]") {
+  // StableMax sums s = z + 1 of two logits at DBL_MAX past the largest double (S = inf gave an
+  // infinite loss, or NaN with soft targets); a softmax column spanning more than DBL_MAX made
+  // z − max z overflow in the complement sums. The truth is finite in both.
+  const double big = std::numeric_limits<double>::max();
+  CrossEntropyLoss<double, Normalizer::stablemax> sm;
+  Mat<double> z(2, 1);
+  z << big, big;
+  Labels y(1);
+  y << 0;
+  Vec<double> l(1);
+  Mat<double> dz(2, 1);
+  sm.per_sample(z, y, l, dz);
+  CHECK(l[0] == Approx(std::log(2.0)).epsilon(1e-12));
+  // r·(π − e_y) with r = 1/(1 + DBL_MAX) = 5.6e-309 (subnormal), π = ½: ∓2.8e-309.
+  CHECK(dz(0, 0) == Approx(-0.5 / (1.0 + big)).epsilon(1e-6));
+  CHECK(dz(1, 0) == Approx(0.5 / (1.0 + big)).epsilon(1e-6));
+  Mat<double> q(2, 1);
+  q << -1.0625, 28.5;  // not a distribution: PyTorch accepts such targets too
+  sm.per_sample_soft(z, q, l, dz);
+  CHECK(l[0] == Approx(27.4375 * std::log(2.0)).epsilon(1e-12));  // −Σ q log ½
+
+  CrossEntropyLoss<double> ce;
+  Mat<double> w(3, 1);
+  w << big, -big, 0.0;
+  dz.resize(3, 1);
+  ce.per_sample(w, y, l, dz);
+  CHECK(l[0] == Approx(std::log1p(std::exp(-big))).margin(1e-300));  // e^{−DBL_MAX} = 0: loss 0
+  CHECK(std::isfinite(dz(0, 0)));
+  Mat<double> qs(3, 1);
+  qs << 1.0, 0.0, 0.0;
+  ce.per_sample_soft(w, qs, l, dz);
+  CHECK(l[0] == 0.0);
+  CHECK(dz.allFinite());
+}
+
 TEMPLATE_TEST_CASE("per-sample losses may not overlap any input or the gradient",
                    "[losses][cross_entropy]", float, double) {
   using T = TestType;

@@ -675,87 +675,120 @@ double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T*
   return loss;
 }
 
-/// The per-column cross-entropy of normalizer Norm with any target, dispatching to the fast
-/// kernel when the target is a hard label without weights or soft targets.
-template <Normalizer Norm, class T, class A = default_arch>
-REGULA_ALWAYS_INLINE double xent_column(const T* z, std::size_t n, const XentTarget<T>& t, T g,
-                                        T* dz) noexcept {
-  if (t.weight == nullptr && t.soft == nullptr && t.label >= 0) {
-    const auto y = static_cast<std::size_t>(t.label);
-    if constexpr (Norm == Normalizer::softmax) {
-      return softmax_xent_hard<T, A>(z, n, y, t.beta, t.gamma, g, dz);
-    } else {
-      return stablemax_xent_hard<T, A>(z, n, y, t.beta, t.gamma, g, dz);
-    }
-  }
-  if constexpr (Norm == Normalizer::softmax) {
-    return softmax_xent<T, A>(z, n, t, g, dz);
-  } else {
-    return stablemax_xent<T, A>(z, n, t, g, dz);
-  }
-}
-
 /// Scalar reference of xent_column, wholly in double, from the definitions:
 /// ℓ = Σ_j q_j·log(S/s_j) and dz_j = g·r_j·((A − q_j)·π_j − q_j·(1 − π_j)), where
 /// 1 − π_j = Σ_{i≠j} s_i / S is summed directly for the largest s_j (the one element whose
-/// 1 − π_j can be small) and formed as a difference for the others.
-template <Normalizer Norm, class T>
+/// 1 − π_j can be small) and formed as a difference for the others. W is the working type:
+/// long double makes it xent_column's fallback where double's range does not suffice.
+template <Normalizer Norm, class T, class W = double>
 double xent_column_reference(const T* z, std::size_t n, const XentTarget<T>& t, T g,
                              T* dz) noexcept {
   constexpr bool soft = Norm == Normalizer::softmax;
-  double m = -std::numeric_limits<double>::infinity();
+  W m = -std::numeric_limits<W>::infinity();
   std::size_t k = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    if (static_cast<double>(z[i]) > m) {
-      m = static_cast<double>(z[i]);
+    if (static_cast<W>(z[i]) > m) {
+      m = static_cast<W>(z[i]);
       k = i;
     }
   }
   auto s_of = [&](std::size_t i) {
-    const double x = static_cast<double>(z[i]);
+    const W x = static_cast<W>(z[i]);
     return soft ? std::exp(x - m) : stablemax_s(x);
   };
   auto log_s_of = [&](std::size_t i) {
-    const double x = static_cast<double>(z[i]);
+    const W x = static_cast<W>(z[i]);
     return soft ? x - m : stablemax_log_s(x);
   };
   auto q_of = [&](std::size_t i) {
-    double q = static_cast<double>(t.beta);
-    if (t.soft != nullptr) q += static_cast<double>(t.alpha) * static_cast<double>(t.soft[i]);
-    if (t.weight != nullptr) q *= static_cast<double>(t.weight[i]);
+    W q = static_cast<W>(t.beta);
+    if (t.soft != nullptr) q += static_cast<W>(t.alpha) * static_cast<W>(t.soft[i]);
+    if (t.weight != nullptr) q *= static_cast<W>(t.weight[i]);
     if (t.label >= 0 && i == static_cast<std::size_t>(t.label)) {
-      const double w = t.weight != nullptr ? static_cast<double>(t.weight[i]) : 1.0;
-      q += w * static_cast<double>(t.gamma);
+      const W w = t.weight != nullptr ? static_cast<W>(t.weight[i]) : W(1);
+      q += w * static_cast<W>(t.gamma);
     }
     return q;
   };
-  double R = 0.0;  // Σ_{i≠k} s_i
-  double a = 0.0;
+  W R = 0;  // Σ_{i≠k} s_i
+  W a = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (i != k) R += s_of(i);
     a += q_of(i);
   }
-  const double sk = s_of(k);
-  const double S = sk + R;
-  const double log_S = std::log(S);
-  double loss = 0.0;
+  const W sk = s_of(k);
+  const W S = sk + R;
+  const W log_S = std::log(S);
+  W loss = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const double q = q_of(i);
-    if (q == 0.0) continue;
+    const W q = q_of(i);
+    if (q == W(0)) continue;
     loss += q * (i == k ? std::log1p(R / sk) : log_S - log_s_of(i));
   }
   if (dz != nullptr) {
     for (std::size_t i = 0; i < n; ++i) {
-      const double si = s_of(i);
-      const double p = si / S;
-      const double rest = i == k ? R / S : 1.0 - p;  // 1 − π_i
-      const double r = soft ? 1.0 : stablemax_r(static_cast<double>(z[i]));
-      const double q = q_of(i);
-      dz[i] = static_cast<T>(static_cast<double>(g) * r * ((a - q) * p - q * rest));
+      const W si = s_of(i);
+      const W p = si / S;
+      const W rest = i == k ? R / S : W(1) - p;  // 1 − π_i
+      const W r = soft ? W(1) : stablemax_r(static_cast<W>(z[i]));
+      const W q = q_of(i);
+      dz[i] = static_cast<T>(static_cast<W>(g) * r * ((a - q) * p - q * rest));
     }
   }
-  return loss;
+  return static_cast<double>(loss);
 }
+
+namespace detail {
+
+/// Whether every logit, target, weight and coefficient of a column is finite.
+template <class T>
+bool xent_inputs_finite(const T* z, std::size_t n, const XentTarget<T>& t) noexcept {
+  if (!std::isfinite(t.alpha) || !std::isfinite(t.beta) || !std::isfinite(t.gamma)) return false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(z[i])) return false;
+    if (t.soft != nullptr && !std::isfinite(t.soft[i])) return false;
+    if (t.weight != nullptr && !std::isfinite(t.weight[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace detail
+
+/// A column's loss l from the SIMD kernels, or, where l is not finite although every input is
+/// (a column spanning more than T's range, a StableMax sum past the largest double, products of
+/// targets and logits that overflow), the column again from the definitions in long double,
+/// whose wider range holds those intermediate values: its loss and gradient (into dz) rounded
+/// once. One test per column on the common path.
+template <Normalizer Norm, class T>
+REGULA_ALWAYS_INLINE double xent_column_repair(double l, const T* z, std::size_t n,
+                                               const XentTarget<T>& t, T g, T* dz) noexcept {
+  if (std::isfinite(l) || !detail::xent_inputs_finite(z, n, t)) return l;
+  return xent_column_reference<Norm, T, long double>(z, n, t, g, dz);
+}
+
+/// The per-column cross-entropy of normalizer Norm with any target, dispatching to the fast
+/// kernel when the target is a hard label without weights or soft targets (xent_column_repair
+/// for columns whose result is not finite).
+template <Normalizer Norm, class T, class A = default_arch>
+REGULA_ALWAYS_INLINE double xent_column(const T* z, std::size_t n, const XentTarget<T>& t, T g,
+                                        T* dz) noexcept {
+  double l;
+  if (t.weight == nullptr && t.soft == nullptr && t.label >= 0) {
+    const auto y = static_cast<std::size_t>(t.label);
+    if constexpr (Norm == Normalizer::softmax) {
+      l = softmax_xent_hard<T, A>(z, n, y, t.beta, t.gamma, g, dz);
+    } else {
+      l = stablemax_xent_hard<T, A>(z, n, y, t.beta, t.gamma, g, dz);
+    }
+  } else if constexpr (Norm == Normalizer::softmax) {
+    l = softmax_xent<T, A>(z, n, t, g, dz);
+  } else {
+    l = stablemax_xent<T, A>(z, n, t, g, dz);
+  }
+  return xent_column_repair<Norm>(l, z, n, t, g, dz);
+}
+
+
 
 }  // namespace regula::kernels
 

@@ -4,6 +4,7 @@
 #ifndef REGULA_KERNELS_REDUCE_HPP
 #define REGULA_KERNELS_REDUCE_HPP
 
+#include <cmath>
 #include <cstddef>
 #include <type_traits>
 
@@ -211,6 +212,9 @@ class CompensatedAccumulator {
       lo += (hi - (t - bp)) + (v[i] - bp) + c[i];
       hi = t;
     }
+    // A sum past the largest double: the compensation is inf − inf there, so the plain sum is
+    // the answer (inf, or NaN where a NaN was added).
+    if (!std::isfinite(hi)) return hi;
     return hi + lo;
   }
 

@@ -178,6 +178,12 @@ T run_cross_entropy(const XentCall<T>& call) {
     auto flush = [&]() noexcept {
       kernels::xent_finish_batch(terms, pending, done);
       for (std::size_t t = 0; t < pending; ++t) {
+        if (!std::isfinite(done[t])) {
+          kernels::XentTarget<T> tt = proto;
+          tt.label = (*call.labels)[where[t]];
+          T* dz = call.dlogits != nullptr ? call.dlogits->col(where[t]).data() : nullptr;
+          done[t] = kernels::xent_column_repair<Norm>(done[t], z.col(where[t]).data(), n, tt, gt, dz);
+        }
         if (call.losses != nullptr) (*call.losses)[where[t]] = static_cast<T>(done[t]);
         acc += done[t];
       }
