@@ -13,9 +13,9 @@
 /// - 1 − p_y = Σ_{j≠y} p_j, the target element of the cross-entropy gradient;
 /// - a = log p − log q from the logit differences d = z¹ − z² against a pivot k (the argmax of
 ///   z²): a_i = (d_i − d_k) − γ with γ = log1p(Σ_j q_j·expm1(d_j − d_k)) when the networks
-///   nearly agree (|d_j − d_k| ≤ 1), and a_i = (d_i − (m¹ − m²)) − (log1p(s¹) − log1p(s²))
-///   otherwise (m the maxima, s the tails beside them; not against the pivot, whose d_k may be
-///   huge where z¹_k is); its error is a few ulps of max|a|, not of |log p|;
+///   nearly agree (|d_j − d_k| ≤ 1), and a_i = ((z¹_i − m¹) − (z²_i − m²)) − (log1p(s¹) −
+///   log1p(s²)) otherwise (m the maxima, s the tails beside them; not against the pivot, whose
+///   d_k may be huge where z¹_k is); its error is a few ulps of max|a|, not of |log p|;
 /// - p − q = q ⊙ expm1(a) (or −p ⊙ expm1(−a) where a > 0), so that each term (p_i − q_i)·a_i of
 ///   the symmetric KL is a product of two factors of the same sign: the divergence is never
 ///   negative and keeps its relative accuracy down to nearly equal networks.
@@ -136,13 +136,13 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
     for (std::size_t i = 0; i < n; ++i) w += q[i] * std::expm1(a[i]);
     gamma = std::log1p(w);
   } else {
-    // |a| is not small: a_i = (d_i − (m¹ − m²)) − (L¹ − L²), the log-sum-exps' difference in
-    // two parts so that a tiny L¹ − L² is kept. Not through x = d − d_k, whose d_k may be huge
-    // (z¹_k = −1e30 where q peaks) and would cancel out of every a_i. Where both maxima sit at
-    // k, d_k = m¹ − m² and this is the pivot form.
-    const double dm = m1 - m2, dl = L1 - L2;
+    // |a| is not small: a_i = ((z¹_i − m¹) − (z²_i − m²)) − (L¹ − L²), each logit against its
+    // own maximum first (a huge maximum, 1e30, must not absorb the others' differences) and the
+    // log-sum-exps' tails apart (a tiny L¹ − L² is kept). Not through x = d − d_k, whose d_k
+    // may be huge (z¹_k = −1e30 where q peaks) and would cancel out of every a_i.
+    const double dl = L1 - L2;
     for (std::size_t i = 0; i < n; ++i) {
-      a[i] = ((static_cast<double>(z[i]) - static_cast<double>(v[i])) - dm) - dl;
+      a[i] = ((static_cast<double>(z[i]) - m1) - (static_cast<double>(v[i]) - m2)) - dl;
     }
     gamma = 0.0;
   }
