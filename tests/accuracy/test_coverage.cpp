@@ -17,6 +17,7 @@
 // N = 1, 4, 16 and C = 2, 10, 1000.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -42,7 +43,7 @@ using LD = long double;
 template <class T>
 void reference(const Mat<T>& z, const Labels& y, LD N, std::vector<LD>& loss, LongMatrix& dz) {
   for (Index j = 0; j < z.cols(); ++j) {
-    LD m = -INFINITY;
+    LD m = -std::numeric_limits<LD>::infinity();
     for (Index i = 0; i < z.rows(); ++i) m = std::max(m, static_cast<LD>(z(i, j)));
     const Index t = y[j];
     LD R = 0;

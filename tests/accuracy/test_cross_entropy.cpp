@@ -79,7 +79,7 @@ template <class T>
 void reference_column(Normalizer norm, const T* z, Index n, const std::vector<LD>& q, LD g, LD& loss,
                       LD* dz) {
   const bool soft = norm == Normalizer::softmax;
-  LD m = -INFINITY;
+  LD m = -std::numeric_limits<LD>::infinity();
   Index k = 0;
   for (Index i = 0; i < n; ++i) {
     if (static_cast<LD>(z[i]) > m) {

@@ -127,8 +127,8 @@ void reference_column(const T* z1, const T* z2, Index n, std::size_t y, LD lambd
   const auto c = static_cast<std::size_t>(n);
   std::vector<LD> a1(c), a2(c), p, q, lp, lq;
   for (std::size_t i = 0; i < c; ++i) {
-    a1[i] = z1[i];
-    a2[i] = z2[i];
+    a1[i] = static_cast<LD>(z1[i]);
+    a2[i] = static_cast<LD>(z2[i]);
   }
   reference_softmax(a1, p, lp);
   reference_softmax(a2, q, lq);
@@ -237,7 +237,7 @@ void check_batch(const Batch<T>& batch, double lambda) {
     el(0, j) = l;
   }
   // Values that are subnormal in T count as 0 (see the file comment).
-  const LD tiny = std::numeric_limits<T>::min();
+  const LD tiny = static_cast<LD>(std::numeric_limits<T>::min());
   const auto floor_at = [&](LongMatrix& e) {
     for (Index i = 0; i < e.size(); ++i) {
       if (std::fabs(e(i)) < tiny) e(i) = 0;
@@ -245,8 +245,8 @@ void check_batch(const Batch<T>& batch, double lambda) {
   };
   Mat<double> g1d = g1.template cast<double>(), g2d = g2.template cast<double>();
   for (Index i = 0; i < g1d.size(); ++i) {
-    if (std::fabs(g1d(i)) < tiny) g1d(i) = 0;
-    if (std::fabs(g2d(i)) < tiny) g2d(i) = 0;
+    if (static_cast<LD>(std::fabs(g1d(i))) < tiny) g1d(i) = 0;
+    if (static_cast<LD>(std::fabs(g2d(i))) < tiny) g2d(i) = 0;
   }
   floor_at(e1);
   floor_at(e2);

@@ -56,6 +56,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -113,7 +114,7 @@ LVec log_softmax(const T* x, Index n, LD k, Index skip = -1) {
     if (i != skip && i != top) r += std::exp(k * (static_cast<LD>(x[i]) - static_cast<LD>(x[top])));
   }
   const LD l1 = std::log1p(r);
-  LVec out = LVec::Constant(n, -INFINITY);
+  LVec out = LVec::Constant(n, -std::numeric_limits<long double>::infinity());
   for (Index i = 0; i < n; ++i) {
     if (i != skip) out[i] = k * (static_cast<LD>(x[i]) - static_cast<LD>(x[top])) - l1;
   }
@@ -474,7 +475,7 @@ TEST_CASE("Float kd_kl and reverse_kl are positive and accurate near equality (i
     for (Index j = 0; j < B; ++j) {
       const LD want = reference<float>(kind, z.col(j).data(), v.col(j).data(), C, y[j], 4.0L, true, col.data());
       CHECK(losses[j] > 0.0f);
-      CHECK(regula::test::scalar_relative_error(losses[j], want) < 1e-4);
+      CHECK(regula::test::scalar_relative_error(static_cast<double>(losses[j]), want) < 1e-4);
     }
   }
 }

@@ -87,8 +87,8 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
                     double* p, double* q, double* a, double* stats) noexcept {
   const std::size_t k1 = jocor_argmax(z, n);
   const std::size_t k2 = jocor_argmax(v, n);
-  const double m1 = z[k1];
-  const double m2 = v[k2];
+  const double m1 = static_cast<double>(z[k1]);
+  const double m2 = static_cast<double>(v[k2]);
   double s1 = 0.0, s2 = 0.0;  // Σ_{i≠k} e_i: the tails beside each maximum
   double r1 = 0.0, r2 = 0.0;  // Σ_{i≠y} e_i
   for (std::size_t i = 0; i < n; ++i) {
