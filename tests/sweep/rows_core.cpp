@@ -302,6 +302,24 @@ void core_rows() {
             parallel_for_chunks(0, 64, [&](std::size_t, std::size_t, std::size_t) noexcept { chunks += 100; });
             CHECK(chunks == 16U);
           });
+  add_row({"regula::parallel_sum_chunks/3"},
+          "the chunked sum adds every chunk once, in chunk order, at most max_sum_chunks of them",
+          [] {
+            // 100000 items in chunks of 10 would be 10000 chunks: lengthened to 391 items, 256 chunks.
+            std::atomic<std::size_t> calls{0};
+            const double total = parallel_sum_chunks(100000, 10, [&](std::size_t b, std::size_t e) noexcept {
+              calls += 1;
+              double acc = 0.0;
+              for (std::size_t i = b; i < e; ++i) acc += static_cast<double>(i);
+              return acc;
+            });
+            CHECK(calls == max_sum_chunks);
+            CHECK(total == 4999950000.0);
+            CHECK(parallel_sum_chunks(0, 8, [](std::size_t, std::size_t) noexcept { return 1.0; }) == 0.0);
+            CHECK(parallel_sum_chunks(3, 8, [](std::size_t b, std::size_t e) noexcept {
+                    return static_cast<double>(e - b);
+                  }) == 3.0);
+          });
   add_row({"regula::to_string/1", "regula::operator<</2"}, "reductions print with PyTorch's names", [] {
     CHECK(std::string(to_string(Reduction::batchmean)) == "batchmean");
     std::ostringstream os;

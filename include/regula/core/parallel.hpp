@@ -55,6 +55,28 @@ void parallel_for_chunks(std::size_t n, std::size_t chunk, F&& f) noexcept {
   }
 }
 
+/// The most chunks parallel_sum_chunks cuts a range into (its partials live on the stack).
+inline constexpr std::size_t max_sum_chunks = 256;
+
+/// The deterministic parallel sum Σ f(begin, end) over chunks of [0, n): chunks of `chunk`
+/// items, lengthened so that there are at most max_sum_chunks, each chunk's value computed by
+/// `f(begin, end) → double` (in parallel, as parallel_for_chunks) and the values added in chunk
+/// order. The chunking depends only on n and chunk, so the sum is bitwise the same for any
+/// thread count. `f` must not throw. No allocation.
+/// @pre chunk > 0
+template <class F>
+[[nodiscard]] double parallel_sum_chunks(std::size_t n, std::size_t chunk, F&& f) noexcept {
+  if ((n + chunk - 1) / chunk > max_sum_chunks) chunk = (n + max_sum_chunks - 1) / max_sum_chunks;
+  double partial[max_sum_chunks] = {};
+  parallel_for_chunks(n, chunk, [&](std::size_t k, std::size_t begin, std::size_t end) noexcept {
+    partial[k] = f(begin, end);
+  });
+  double total = 0.0;
+  const std::size_t chunks = (n + chunk - 1) / chunk;
+  for (std::size_t k = 0; k < chunks; ++k) total += partial[k];
+  return total;
+}
+
 }  // namespace regula
 
 #endif  // REGULA_CORE_PARALLEL_HPP

@@ -5,7 +5,6 @@
 #ifndef REGULA_LOSSES_COVERAGE_HPP
 #define REGULA_LOSSES_COVERAGE_HPP
 
-#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -73,11 +72,7 @@ T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef
   const T gt = static_cast<T>(g);
   const auto n = static_cast<std::size_t>(C);
   const auto cols = static_cast<std::size_t>(B);
-  constexpr std::size_t max_chunks = 256;
-  std::size_t chunk = column_chunk(C);
-  if ((cols + chunk - 1) / chunk > max_chunks) chunk = (cols + max_chunks - 1) / max_chunks;
-  std::array<double, max_chunks> partial{};
-  parallel_for_chunks(cols, chunk, [&](std::size_t k, std::size_t begin, std::size_t end) noexcept {
+  const double total = parallel_sum_chunks(cols, column_chunk(C), [&](std::size_t begin, std::size_t end) noexcept {
     double acc = 0.0;
     for (std::size_t c = begin; c < end; ++c) {
       const auto j = static_cast<Index>(c);
@@ -94,10 +89,8 @@ T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef
       if (losses != nullptr) (*losses)[j] = static_cast<T>(l);
       acc += l;
     }
-    partial[k] = acc;
+    return acc;
   });
-  double total = 0.0;
-  for (std::size_t k = 0; k < (cols + chunk - 1) / chunk; ++k) total += partial[k];
   if (per_sample || opt.reduction == Reduction::sum) return static_cast<T>(total);
   return static_cast<T>(total / denom);
 }

@@ -7,7 +7,6 @@
 #ifndef REGULA_LOSSES_CROSS_ENTROPY_HPP
 #define REGULA_LOSSES_CROSS_ENTROPY_HPP
 
-#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -159,16 +158,11 @@ T run_cross_entropy(const XentCall<T>& call) {
   const auto n = static_cast<std::size_t>(C);
   const auto cols = static_cast<std::size_t>(B);
 
-  // Fixed chunks (≤ 256, depending only on the shape) with one partial sum each, added in
-  // chunk order: the result does not depend on the thread count.
-  constexpr std::size_t max_chunks = 256;
-  std::size_t chunk = column_chunk(C);
-  if ((cols + chunk - 1) / chunk > max_chunks) chunk = (cols + max_chunks - 1) / max_chunks;
-  std::array<double, max_chunks> partial{};
   // Hard labels without weights take the fast kernels, whose per-column logarithms are taken
-  // 16 columns at a time in SIMD.
+  // 16 columns at a time in SIMD. The sum over columns is parallel_sum_chunks': bitwise the
+  // same for any thread count.
   const bool fast = call.labels != nullptr && call.weight == nullptr;
-  parallel_for_chunks(cols, chunk, [&](std::size_t k, std::size_t begin, std::size_t end) noexcept {
+  const double total = parallel_sum_chunks(cols, column_chunk(C), [&](std::size_t begin, std::size_t end) noexcept {
     constexpr std::size_t G = 16;
     kernels::XentTerms terms[G];
     Index where[G];
@@ -218,11 +212,8 @@ T run_cross_entropy(const XentCall<T>& call) {
       acc += l;
     }
     flush();
-    partial[k] = acc;
+    return acc;
   });
-  double total = 0.0;
-  const std::size_t chunks = (cols + chunk - 1) / chunk;
-  for (std::size_t k = 0; k < chunks; ++k) total += partial[k];
   if (call.per_sample || opt.reduction == Reduction::sum) return static_cast<T>(total);
   return static_cast<T>(total / denom);
 }
