@@ -226,4 +226,53 @@ TEST_CASE("Float JS, BinaryKL and BinaryKL-Norm stay accurate for nearly equal s
   }
 }
 
+
+// Columns whose logits span past the largest T (fuzz finding kd-extreme-span): the SIMD kernels
+// and their references both recompute them with the same long-double fallback, so that they
+// agree exactly; and the results are finite and non-negative where the T arithmetic gave NaN.
+TEMPLATE_TEST_CASE("KD kernels and their references take the same fallback past the largest T",
+                   "[kernels][kd][extreme]", float, double) {
+  using T = TestType;
+  namespace k = regula::kernels;
+  const T M = std::numeric_limits<T>::max();
+  for (std::size_t n : {std::size_t{4}, std::size_t{37}}) {
+    CAPTURE(n);
+    auto z = data<T>(n, 7, 6.0), v = data<T>(n, 8, 6.0);
+    z[0] = M;
+    z[1] = M;
+    z[2] = -M;
+    v[0] = M;
+    v[1] = -M;
+    v[2] = M;
+    std::vector<T> a(n), b(n), sa(n), sb(n);
+    const T kk = T(0.25), gs = T(0.75);
+    const auto same = [&](double la, double lb, bool exact = true) {
+      REQUIRE(std::isfinite(la));
+      CHECK(la >= 0.0);
+      if (exact) {
+        CHECK(la == lb);
+        CHECK(a == b);
+      } else {
+        CHECK(la == Approx(lb).epsilon(tol<T>()));
+        CHECK(max_rel(a, b) < tol<T>());
+      }
+      for (T g : a) REQUIRE(std::isfinite(g));
+    };
+    same(k::kd_kl_column<T>(z.data(), v.data(), n, kk, kk, gs, a.data(), sa.data()),
+         k::kd_kl_column_reference<T>(z.data(), v.data(), n, kk, kk, gs, b.data(), sb.data()));
+    same(k::reverse_kl_column<T>(z.data(), v.data(), n, kk, gs, a.data()),
+         k::reverse_kl_column_reference<T>(z.data(), v.data(), n, kk, gs, b.data()));
+    const auto ra = k::dkd_column<T>(z.data(), v.data(), n, 3, kk, T(1), T(0.5), gs, a.data(), sa.data());
+    const auto rb = k::dkd_column_reference<T>(z.data(), v.data(), n, 3, kk, T(1), T(0.5), gs, b.data(), sb.data());
+    same(ra.tckd + ra.nckd, rb.tckd + rb.nckd);
+    same(simd<T>(Kind::js, z, v, kk, gs, a.data(), sa.data()), reference_t<T>(Kind::js, z, v, kk, gs, b.data()));
+    // BinaryKL at k = 2 in float, where k·z itself passes the largest T and both fall back (in
+    // double the divergence itself would pass it: 2·max per class; at k = 0.25 no fallback).
+    const bool is_float = std::is_same_v<T, float>;
+    const T kb = is_float ? T(2) : T(0.25);
+    same(simd<T>(Kind::bkl, z, v, kb, gs, a.data(), sa.data()), reference_t<T>(Kind::bkl, z, v, kb, gs, b.data()),
+         is_float);
+  }
+}
+
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kd_support.hpp"
+#include "kd_wide_reference.hpp"
 
 namespace {
 
@@ -53,6 +54,65 @@ TEST_CASE("binary_kl_norm equals T^2 * sum log cosh((z - v)/2T) / B", "[losses][
   b << 0.0;
   (void)regula::binary_kl_norm(a, b, d, KDLossOptions{}.temperature(2.0));
   CHECK(d(0) == Approx(1.0).epsilon(1e-12));
+}
+
+// Fuzz finding binary-kl-huge, input binary-kl-negative-huge-logit: a student logit of 1e300
+// among values of 1e3..1e4 at T = 20 gave a negative divergence (−244.69): σ(b)(b − a) +
+// softplus(a) − softplus(b) cancelled terms of 5e298 where σ(b) rounds to 1. The class's true
+// KL is σ(−b)·(a − b) ≈ 3.6e81.
+TEST_CASE("binary_kl is non-negative and exact with a logit far beyond the others",
+          "[losses][binary_kl][extreme]") {
+  namespace w = regula::test::kd_wide;
+  regula::Matrix<double> z(4, 1), v(4, 1), dz(4, 1);
+  z << 3372.25, 3660.125, 1e300, 1453.5;
+  v << -1.1875, -2.5, 1e4, -2945.5;
+  const auto opt = KDLossOptions{}.temperature(20.0).scale_by_t_squared(false);
+  regula::Vector<double> losses(1);
+  regula::binary_kl_per_sample(z, v, losses, dz, opt);
+  w::LD want = 0.0L;
+  std::vector<w::LD> g(4);
+  for (regula::Index i = 0; i < 4; ++i) {
+    const w::LD a = static_cast<w::LD>(z(i)) / 20.0L, b = static_cast<w::LD>(v(i)) / 20.0L;
+    want += w::bernoulli_kl(b, a);
+    g[static_cast<std::size_t>(i)] = (w::sigmoid(a) - w::sigmoid(b)) / 20.0L;
+  }
+  CHECK(static_cast<double>(want) == Approx(3.56e81).epsilon(0.01));
+  CHECK(losses[0] >= 0.0);
+  w::check_close(losses[0], want, 1e-13);
+  w::check_gradient(dz.col(0), g, 1e-15);
+  // The same column in float (1e300 → the largest float), and reduced.
+  const regula::Matrix<float> zf = z.cwiseMin(3e38).cast<float>(), vf = v.cast<float>();
+  w::LD wf = 0.0L;
+  for (regula::Index i = 0; i < 4; ++i) {
+    wf += w::bernoulli_kl(static_cast<w::LD>(vf(i)) / 20.0L, static_cast<w::LD>(zf(i)) / 20.0L);
+  }
+  const float lf = regula::binary_kl(zf, vf, KDLossOptions{opt}.reduction(regula::Reduction::sum));
+  CHECK(lf >= 0.0F);
+  w::check_close(static_cast<double>(lf), wf, 1e-6);
+}
+
+// Input binary-kl-nan-near-dbl-max: student (−max, max) against teacher (−4.9e-324, −1e300) at
+// T = 1 gave NaN (k·(z − v) overflows, σ(b)·(b − a) = 0·inf). The sample's KL is ½·max +
+// max, past the largest double: +inf, never NaN; the gradient σ(a) − σ(b) is finite. With the
+// student's first logit −1 instead, the KL is max (rounded) and finite.
+TEST_CASE("binary_kl is +inf, not NaN, where the divergence passes the largest double",
+          "[losses][binary_kl][extreme]") {
+  namespace w = regula::test::kd_wide;
+  const double M = std::numeric_limits<double>::max();
+  regula::Matrix<double> z(2, 1), v(2, 1), dz(2, 1);
+  z << -M, M;
+  v << -4.9406564584124654e-324, -1e300;
+  const auto opt = KDLossOptions{}.temperature(1.0).reduction(regula::Reduction::mean);
+  const double l = regula::binary_kl(z, v, dz, opt);
+  CHECK(l == std::numeric_limits<double>::infinity());
+  CHECK(dz(0) == Approx(-0.25).epsilon(1e-15));  // (σ(−max) − σ(0))/2
+  CHECK(dz(1) == Approx(0.5).epsilon(1e-15));    // (σ(max) − σ(−1e300))/2
+  z(0) = -1.0;
+  regula::Vector<double> losses(1);
+  regula::binary_kl_per_sample(z, v, losses, opt);
+  const w::LD want = w::bernoulli_kl(static_cast<w::LD>(v(0)), -1.0L) + w::bernoulli_kl(-1e300L, static_cast<w::LD>(M));
+  w::check_close(losses[0], want, 1e-15);
+  CHECK(regula::binary_kl(z, v, opt) == Approx(losses[0] / 2.0).epsilon(1e-15));
 }
 
 }  // namespace

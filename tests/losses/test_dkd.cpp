@@ -6,6 +6,7 @@
 
 #include "kd_support.hpp"
 #include "regula/losses/kd_kl.hpp"
+#include "kd_wide_reference.hpp"
 
 namespace {
 
@@ -207,6 +208,72 @@ TEMPLATE_TEST_CASE("dkd does not allocate", "[losses][dkd][nomalloc]", float, do
     regula::dkd_per_sample(z, v, y, l, dz);
   }
   CHECK(std::isfinite(acc));
+}
+
+// Fuzz finding kd-extreme-span: a column spanning past the largest T (here p = (½, ½, 0, 0),
+// q = (⅓, ⅓, ⅓, 0), target 0: TCKD = KL(Bern(⅓) ‖ Bern(½)), NCKD = max/4 − ln 2) gave NaN.
+// Also, in double, NCKD past the largest double with β = 0 (T = 0.5: NCKD = 2·max): α·TCKD +
+// 0·inf was NaN; the loss is α·TCKD.
+TEMPLATE_TEST_CASE("dkd: a column spanning past the largest T is finite and exact",
+                   "[losses][dkd][extreme]", float, double) {
+  using T = TestType;
+  namespace w = regula::test::kd_wide;
+  const T M = std::numeric_limits<T>::max();
+  Mat<T> z(4, 2), v(4, 2);
+  z << M, T(0.5), M, T(-1), -M, T(2), T(0.5), T(0.25);
+  v << M, T(1), M, T(0), M, T(1.5), -M, T(-0.5);
+  Labels y(2);
+  y << 0, 2;
+  for (const double t : {4.0, 0.5}) {
+    const double beta = t == 4.0 ? 0.5 : 0.0;
+    CAPTURE(t, beta);
+    const auto opt = DKDOptions{}.temperature(t).alpha(1.0).beta(beta).scale_by_t_squared(false).reduction(
+        Reduction::sum);
+    const w::LD k = 1.0L / static_cast<w::LD>(t);
+    regula::Vector<T> losses(2);
+    Mat<T> dz(4, 2);
+    regula::dkd_per_sample(z, v, y, losses, dz, opt);
+    w::LD total = 0.0L;
+    for (Index j = 0; j < 2; ++j) {
+      CAPTURE(j);
+      const auto tj = static_cast<std::size_t>(y[j]);
+      const auto lp = w::log_softmax(z.col(j).data(), 4, k), lq = w::log_softmax(v.col(j).data(), 4, k);
+      // log(1 − p_t) = log Σ_{i≠t} p_i, from the non-target log-sum-exp.
+      const auto l1 = [&](const std::vector<w::LD>& l) {
+        w::LD m = -std::numeric_limits<w::LD>::infinity(), s = 0.0L;
+        for (std::size_t i = 0; i < 4; ++i) if (i != tj) m = std::max(m, l[i]);
+        for (std::size_t i = 0; i < 4; ++i) if (i != tj) s += std::exp(l[i] - m);
+        return m + std::log(s);
+      };
+      const w::LD lpt = lp[tj], lqt = lq[tj], l1p = l1(lp), l1q = l1(lq);
+      const w::LD tckd = std::exp(lqt) * (lqt - lpt) + std::exp(l1q) * (l1q - l1p);
+      const auto hp = w::log_softmax(z.col(j).data(), 4, k, tj), hq = w::log_softmax(v.col(j).data(), 4, k, tj);
+      const w::LD nckd = w::kl(hq, hp);
+      if (j == 0) {
+        CHECK(static_cast<double>(tckd) ==
+              Approx(std::log(2.0 / 3.0) / 3.0 + 2.0 / 3.0 * std::log(4.0 / 3.0)).epsilon(1e-12));
+        // The kernel's own terms, in double.
+        const regula::kernels::DkdTerms r = regula::kernels::dkd_column<T>(
+            z.col(0).data(), v.col(0).data(), 4, 0, static_cast<T>(k), T(1), static_cast<T>(beta), T(1),
+            nullptr, nullptr);
+        w::check_close(r.tckd, tckd, 1e-15);
+        if (t == 4.0) w::check_close(r.nckd, nckd, 1e-15);
+        if (t == 0.5 && std::is_same_v<T, double>) CHECK(r.nckd == std::numeric_limits<double>::infinity());
+      }
+      const w::LD want = tckd + static_cast<w::LD>(beta) * nckd;
+      total += want;
+      CHECK(losses[j] >= T(0));
+      w::check_close(static_cast<double>(losses[j]), want, w::tol_col<T>(j));
+      std::vector<w::LD> g(4);
+      const w::LD d = std::exp(lpt) - std::exp(lqt);
+      for (std::size_t i = 0; i < 4; ++i) {
+        g[i] = i == tj ? k * d
+                       : k * (static_cast<w::LD>(beta) * (std::exp(hp[i]) - std::exp(hq[i])) - d * std::exp(hp[i]));
+      }
+      w::check_gradient(dz.col(j), g, w::tol_col<T>(j));
+    }
+    w::check_close(static_cast<double>(regula::dkd(z, v, y, opt)), total, w::loose<T>());
+  }
 }
 
 }  // namespace

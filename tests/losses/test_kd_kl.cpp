@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kd_support.hpp"
+#include "kd_wide_reference.hpp"
 
 namespace {
 
@@ -61,6 +62,38 @@ TEMPLATE_TEST_CASE("kd_kl: the T^2 factor is an explicit option", "[losses][kd_k
   regula::Matrix<T> d3(kd::kC, kd::kB);
   CHECK(static_cast<double>(regula::kd_kl(z, z, d3)) == Approx(0.0).margin(1e-6));
   CHECK(d3.cwiseAbs().maxCoeff() < T(1e-6));
+}
+
+// Fuzz finding kd-extreme-span: a column holding the largest T and its negative (its logits span
+// past the largest T) gave a NaN loss, per sample and reduced; now the column is recomputed in
+// long double and matches the definition there. The ordinary column is unaffected.
+TEMPLATE_TEST_CASE("kd_kl: a column spanning past the largest T is finite and exact",
+                   "[losses][kd_kl][extreme]", float, double) {
+  using T = TestType;
+  namespace w = regula::test::kd_wide;
+  regula::Matrix<T> z, v;
+  w::extreme_pair(z, v);
+  const auto opt =
+      KDLossOptions{}.temperature(4.0).scale_by_t_squared(false).reduction(Reduction::sum);
+  regula::Vector<T> losses(2);
+  regula::Matrix<T> dz(4, 2), dr(4, 2);
+  regula::kd_kl_per_sample(z, v, losses, dz, opt);
+  w::LD total = 0.0L;
+  for (regula::Index j = 0; j < 2; ++j) {
+    CAPTURE(j);
+    const auto lp = w::log_softmax(z.col(j).data(), 4, 0.25L);
+    const auto lq = w::log_softmax(v.col(j).data(), 4, 0.25L);
+    const w::LD want = w::kl(lq, lp);  // column 0: max/4
+    total += want;
+    CHECK(losses[j] >= T(0));
+    w::check_close(static_cast<double>(losses[j]), want, w::tol_col<T>(j));
+    std::vector<w::LD> g(4);
+    for (std::size_t i = 0; i < 4; ++i) g[i] = 0.25L * (std::exp(lp[i]) - std::exp(lq[i]));
+    w::check_gradient(dz.col(j), g, w::tol_col<T>(j));
+  }
+  w::check_close(static_cast<double>(regula::kd_kl(z, v, opt)), total, w::loose<T>());
+  w::check_close(static_cast<double>(regula::kd_kl(z, v, dr, opt)), total, w::loose<T>());
+  CHECK(dr == dz);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include "regula/losses/logit_mse.hpp"
 
 #include "kd_support.hpp"
+#include "kd_wide_reference.hpp"
 
 namespace {
 
@@ -48,6 +49,69 @@ TEST_CASE("logit_std_kd is invariant to shifting and scaling the logits", "[loss
   CHECK(dz.allFinite());
   Eigen::MatrixXd one(1, 2);
   CHECK_THROWS_WITH(regula::logit_std_kd(one, one, o), Catch::Contains("at least two classes"));
+}
+
+// Fuzz finding kd-extreme-span, input logit-std-kd-float-nan-span-past-max: logit_std_kd gave
+// NaN (double: the column's sums pass the largest double) or, in float, a finite but wrong
+// loss (0.690 for 0.668 here: z − max z overflowed to −inf before the per-column 1/(T·std)
+// would have brought it back to −2.4). Standardization is scale-invariant, so float and double
+// agree with the long-double restatement, and with the same columns scaled down.
+TEMPLATE_TEST_CASE("logit_std_kd: columns spanning past the largest T are finite and exact",
+                   "[losses][logit_std_kd][extreme]", float, double) {
+  using T = TestType;
+  namespace w = regula::test::kd_wide;
+  const T M = std::numeric_limits<T>::max();
+  regula::Matrix<T> z(4, 2), v(4, 2);
+  z << M, T(0.5), -M, T(-1), T(0), T(2), T(1), T(0.25);
+  v << T(0), T(1), T(1), T(0), M, T(1.5), -M, T(-0.5);
+  const auto opt = KDLossOptions{}.temperature(2.0).reduction(regula::Reduction::sum);
+  regula::Vector<T> losses(2);
+  regula::Matrix<T> dz(4, 2);
+  regula::logit_std_kd_per_sample(z, v, losses, dz, opt);
+  w::LD total = 0.0L;
+  for (regula::Index j = 0; j < 2; ++j) {
+    CAPTURE(j);
+    // Standardized in long double: x' = (x − mean)/(std + 1e-7), unbiased std.
+    const auto standardize = [](const T* x, w::LD& mean, w::LD& sd) {
+      mean = 0.0L;
+      for (int i = 0; i < 4; ++i) mean += static_cast<w::LD>(x[i]) / 4.0L;
+      w::LD ss = 0.0L;
+      for (int i = 0; i < 4; ++i) ss += (static_cast<w::LD>(x[i]) - mean) * (static_cast<w::LD>(x[i]) - mean);
+      sd = std::sqrt(ss / 3.0L);
+      std::vector<w::LD> out(4);
+      for (std::size_t i = 0; i < 4; ++i) out[i] = (static_cast<w::LD>(x[i]) - mean) / (sd + 1e-7L);
+      return out;
+    };
+    w::LD mz = 0, sz = 0, mv = 0, sv = 0;
+    const auto zs = standardize(z.col(j).data(), mz, sz), vs = standardize(v.col(j).data(), mv, sv);
+    const auto lp = w::log_softmax(zs.data(), 4, 0.5L), lq = w::log_softmax(vs.data(), 4, 0.5L);
+    const w::LD want = 4.0L * w::kl(lq, lp);  // T² = 4
+    total += want;
+    if (j == 0) CHECK(static_cast<double>(want) == Approx(0.727409).epsilon(1e-6));  // not trivial
+    CHECK(losses[j] >= T(0));
+    w::check_close(static_cast<double>(losses[j]), want, j == 0 ? 1e-5 : w::loose<T>());
+    // ∂ℓ/∂z = (g' − mean g')/s − ⟨g', d⟩/(s²·3·std)·d, g' = (T²/T)·(p − q), d = z − mean.
+    std::vector<w::LD> gp(4), g(4);
+    w::LD mean_g = 0.0L, dot = 0.0L;
+    const w::LD s = sz + 1e-7L;
+    for (std::size_t i = 0; i < 4; ++i) {
+      gp[i] = 2.0L * (std::exp(lp[i]) - std::exp(lq[i]));
+      mean_g += gp[i] / 4.0L;
+      dot += gp[i] * (static_cast<w::LD>(z(static_cast<regula::Index>(i), j)) - mz);
+    }
+    for (std::size_t i = 0; i < 4; ++i) {
+      const w::LD d = static_cast<w::LD>(z(static_cast<regula::Index>(i), j)) - mz;
+      g[i] = (gp[i] - mean_g) / s - dot / (s * s * 3.0L * sz) * d;
+    }
+    w::check_gradient(dz.col(j), g, j == 0 ? 1e-5 : w::loose<T>());
+  }
+  w::check_close(static_cast<double>(regula::logit_std_kd(z, v, opt)), total, w::loose<T>());
+  // Scale-invariant: the extreme column scaled down to ~1e7 (the normal path) gives the same loss.
+  const double down = std::ldexp(1.0, std::is_same_v<T, float> ? -100 : -1000);
+  const regula::Matrix<double> zd = z.col(0).template cast<double>() * down;
+  const regula::Matrix<double> vd = v.col(0).template cast<double>() * down;
+  CHECK(static_cast<double>(losses[0]) ==
+        Approx(regula::logit_std_kd(zd, vd, opt)).epsilon(std::is_same_v<T, float> ? 1e-5 : 1e-12));
 }
 
 }  // namespace

@@ -1,7 +1,12 @@
 #define EIGEN_RUNTIME_NO_MALLOC
 #include "regula/losses/reverse_kl.hpp"
 
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include "kd_support.hpp"
+#include "kd_wide_reference.hpp"
 
 namespace {
 
@@ -19,6 +24,61 @@ TEMPLATE_TEST_CASE("reverse_kl matches PyTorch and its invariants", "[losses][re
 TEST_CASE("reverse_kl gradient matches central differences (double)",
           "[losses][reverse_kl][gradcheck]") {
   kd::gradient_check<ReverseKl>();
+}
+
+// Fuzz finding kd-extreme-span (see test_kd_kl.cpp): KL(p ‖ q) of column 0 is max/4, its
+// gradient gs·k·p·(r − D) holds ±max/32.
+TEMPLATE_TEST_CASE("reverse_kl: a column spanning past the largest T is finite and exact",
+                   "[losses][reverse_kl][extreme]", float, double) {
+  using T = TestType;
+  namespace w = regula::test::kd_wide;
+  regula::Matrix<T> z, v;
+  w::extreme_pair(z, v);
+  const auto opt = regula::KDLossOptions{}.temperature(4.0).scale_by_t_squared(false).reduction(
+      regula::Reduction::sum);
+  regula::Vector<T> losses(2);
+  regula::Matrix<T> dz(4, 2), dr(4, 2);
+  regula::reverse_kl_per_sample(z, v, losses, dz, opt);
+  w::LD total = 0.0L;
+  for (regula::Index j = 0; j < 2; ++j) {
+    CAPTURE(j);
+    const auto lp = w::log_softmax(z.col(j).data(), 4, 0.25L);
+    const auto lq = w::log_softmax(v.col(j).data(), 4, 0.25L);
+    const w::LD want = w::kl(lp, lq);
+    total += want;
+    CHECK(losses[j] >= T(0));
+    w::check_close(static_cast<double>(losses[j]), want, w::tol_col<T>(j));
+    std::vector<w::LD> g(4);
+    for (std::size_t i = 0; i < 4; ++i) g[i] = 0.25L * std::exp(lp[i]) * ((lp[i] - lq[i]) - want);
+    w::check_gradient(dz.col(j), g, w::tol_col<T>(j));
+  }
+  w::check_close(static_cast<double>(regula::reverse_kl(z, v, opt)), total, w::loose<T>());
+  w::check_close(static_cast<double>(regula::reverse_kl(z, v, dr, opt)), total, w::loose<T>());
+  CHECK(dr == dz);
+}
+
+// Found by the kd harness after the kd-extreme-span fix: a finite loss (max/2) with a NaN
+// gradient, m − du = −max/2 − max overflowing at a class whose e is 0 (0·inf); now the
+// gradient is 0 there and the column exact.
+TEMPLATE_TEST_CASE("reverse_kl: a log-ratio past the largest T leaves the gradient finite",
+                   "[losses][reverse_kl][extreme]", float, double) {
+  using T = TestType;
+  namespace w = regula::test::kd_wide;
+  const T M = std::numeric_limits<T>::max();
+  regula::Matrix<T> z(5, 1), v(5, 1), dz(5, 1);
+  z << T(0), T(1.25), M, std::numeric_limits<T>::min(), M;
+  v << T(2), M, M, T(0), T(0);
+  const auto opt = regula::KDLossOptions{}.scale_by_t_squared(false);
+  regula::Vector<T> losses(1);
+  regula::reverse_kl_per_sample(z, v, losses, dz, opt);
+  const auto lp = w::log_softmax(z.data(), 5, 1.0L), lq = w::log_softmax(v.data(), 5, 1.0L);
+  const w::LD want = w::kl(lp, lq);  // max/2
+  w::check_close(static_cast<double>(losses[0]), want, w::tol<T>());
+  std::vector<w::LD> g(5);
+  for (std::size_t i = 0; i < 5; ++i) {
+    g[i] = std::exp(lp[i]) > 0.0L ? std::exp(lp[i]) * ((lp[i] - lq[i]) - want) : 0.0L;
+  }
+  w::check_gradient(dz.col(0), g, w::tol<T>());
 }
 
 }  // namespace

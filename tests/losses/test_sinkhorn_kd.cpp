@@ -134,6 +134,33 @@ TEMPLATE_TEST_CASE("sinkhorn_kd: small epsilon in the log domain, extremes, NaN,
   CHECK(std::isnan(regula::sinkhorn_kd<T>(zn, v, dz, ws)));
 }
 
+// Logits past T·max at T < 1 (found by the kd harness once the kd-extreme-span step-around was
+// gone): z/T overflowed to +inf and the softmax, hence loss and gradient, were NaN. The
+// probabilities of these columns are one-hot or ties exactly, the same as those of moderate
+// logits in the same order, so the loss and gradient equal those of that moderate input.
+TEMPLATE_TEST_CASE("sinkhorn_kd is finite where z/T passes the largest T", "[losses][sinkhorn_kd][extreme]",
+                   float, double) {
+  using T = TestType;
+  const T M = std::numeric_limits<T>::max();
+  Mat<T> z(3, 3), v(3, 3), zm(3, 3), vm(3, 3);
+  z << M, T(0.5), -M, T(0), T(-1), M, -M, T(2), M;
+  v << T(1), M, T(0), -M, M, T(0.25), T(0.5), T(-3), M;
+  // Moderate logits with the same probabilities at T = 0.5 (e^{−2000} and below are 0 in T).
+  zm << T(1000), T(0.5), T(-1000), T(0), T(-1), T(1000), T(-1000), T(2), T(1000);
+  vm << T(1), T(1000), T(0), T(-1000), T(1000), T(0.25), T(0.5), T(-3), T(1000);
+  for (const auto mode : {SinkhornGradMode::unrolled, SinkhornGradMode::envelope}) {
+    const auto opt = SinkhornKDOptions{}.temperature(0.5).lambda(1.0).grad_mode(mode);
+    SinkhornKDWorkspace<T> ws;
+    Mat<T> dz(3, 3), dm(3, 3);
+    const T loss = regula::sinkhorn_kd<T>(z, v, dz, ws, opt);
+    const T want = regula::sinkhorn_kd<T>(zm, vm, dm, ws, opt);
+    REQUIRE(std::isfinite(loss));
+    CHECK(loss >= T(0));
+    CHECK(loss == want);
+    CHECK(dz == dm);
+  }
+}
+
 TEMPLATE_TEST_CASE("sinkhorn_kd rejects bad arguments, naming them", "[losses][sinkhorn_kd]", float, double) {
   using T = TestType;
   const Mat<T> z = kd::gmat<T>("z"), v = kd::gmat<T>("v");

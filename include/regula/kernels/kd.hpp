@@ -22,6 +22,12 @@
 /// JS, BinaryKL and BinaryKL-Norm use formulations chosen for accuracy in float (log1p, expm1,
 /// series where two terms would cancel); their references are the plain formulas in double.
 /// tests/accuracy/test_kd.cpp measures every element against long double.
+///
+/// Every column kernel and its reference test their result (one std::isfinite per column); a
+/// column whose result is not finite although its inputs are (logits spanning past the largest
+/// finite T, where z − max z, v − z or k·z overflow and 0·inf forms) is recomputed by a scalar
+/// long-double fallback, the same for the kernel and its reference (kd_detail::*_wide, see
+/// "The wide fallback" below).
 #ifndef REGULA_KERNELS_KD_HPP
 #define REGULA_KERNELS_KD_HPP
 
@@ -57,6 +63,187 @@ inline double logaddexp(double a, double b) noexcept {
   const double m = a > b ? a : b;
   if (m == -std::numeric_limits<double>::infinity()) return m;
   return m + std::log1p(std::exp(-std::abs(a - b)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wide fallback of columns whose logits span past the largest finite T.
+//
+// A column holding, say, 1.8e308 and −1.8e308 (double) or 3.4e38 and −3.4e38 (float) has
+// differences z − max z, v − z or k·(z − v) beyond the largest T: the kernels' T arithmetic
+// turns them into ±inf and then forms 0·inf or inf − inf. Each column kernel tests its result
+// (one std::isfinite per column; reverse_kl also its gradient's sum); only where it is not
+// finite and every input of the column is finite, the column is recomputed here, scalar, in
+// long double, from the T inputs directly, and the loss and gradient are rounded once to T (the
+// loss to double). Long double is the x87 80-bit format on x86 (exponent to 1e4932, 64-bit
+// significand; IEEE quad on AArch64 Linux): differences of finite doubles or floats, times
+// k ≤ 1/temperature_min, and their products by probabilities stay finite there, so the result
+// is finite unless the true value overflows (then +inf). Where long double is double (MSVC),
+// probability-weighted terms are still skipped where the probability is 0, but results reach
+// +inf sooner and a double column whose differences pass the largest double may still give NaN.
+// Non-finite input keeps the kernels' own result (NaN in, NaN out).
+
+/// REGULA_KD_COLD: the fallbacks are kept out of line, away from the kernels' code.
+#if defined(__GNUC__) || defined(__clang__)
+#define REGULA_KD_COLD __attribute__((noinline, cold))
+#else
+#define REGULA_KD_COLD
+#endif
+
+/// The type of the fallback.
+using wide = long double;
+
+/// Whether the n values at z and at v are all finite.
+template <class T>
+bool all_finite(const T* z, const T* v, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(z[i]) || !std::isfinite(v[i])) return false;
+  }
+  return true;
+}
+
+/// The result d of a kernel on a column whose result is not finite: the wide fallback
+/// `wide_fn(z, v, n, args...)` when the column's inputs are all finite, else d. A plain
+/// function and arguments by value, so that the kernels' hot code only tests and calls.
+template <class R, class T, class F, class... Args>
+REGULA_KD_COLD R recompute_wide(const T* z, const T* v, std::size_t n, R d, F wide_fn,
+                                Args... args) noexcept {
+  return all_finite(z, v, n) ? static_cast<R>(wide_fn(z, v, n, args...)) : d;
+}
+
+/// d where it is finite (the normal path: one test), else recompute_wide.
+template <class T, class F, class... Args>
+REGULA_ALWAYS_INLINE double finite_or_wide(const T* z, const T* v, std::size_t n, double d,
+                                           F wide_fn, Args... args) noexcept {
+  if (REGULA_LIKELY(std::isfinite(d))) return d;
+  return recompute_wide(z, v, n, d, wide_fn, args...);
+}
+
+/// The log-softmax in long double of k·x over one column, index `skip` left out (none by
+/// default): log p_i = k·(x_i − m) − lse, m the maximum. The maximum's own term is left out of
+/// the sum that lse takes log1p of, so that log p stays accurate where p is near 1.
+struct WideLogSoftmax {
+  wide m = 0.0L, k = 1.0L, lse = 0.0L;
+  template <class T>
+  [[nodiscard]] wide operator()(T x) const noexcept {
+    return k * (static_cast<wide>(x) - m) - lse;
+  }
+};
+
+template <class T>
+WideLogSoftmax wide_log_softmax(const T* x, std::size_t n, wide k,
+                                std::size_t skip = static_cast<std::size_t>(-1)) noexcept {
+  std::size_t top = n;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i != skip && (top == n || x[i] > x[top])) top = i;
+  }
+  WideLogSoftmax r;
+  r.k = k;
+  if (top == n) return r;
+  r.m = static_cast<wide>(x[top]);
+  wide s = 0.0L;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i != skip && i != top) s += std::exp(k * (static_cast<wide>(x[i]) - r.m));
+  }
+  r.lse = std::log1p(s);
+  return r;
+}
+
+/// log(e^a + e^b) in long double, for finite a and b.
+inline wide wide_logaddexp(wide a, wide b) noexcept {
+  return (a > b ? a : b) + std::log1p(std::exp(-std::fabs(a - b)));
+}
+
+/// kd_kl_column's fallback (kz ≠ kv allowed): KL(q ‖ p) = Σ q·(log q − log p), at least 0,
+/// and gs·kz·(p − q) in dz when not null. Also logit_std_kd's wide path (its kz, kv in long
+/// double).
+template <class T>
+REGULA_KD_COLD double kd_kl_wide(const T* z, const T* v, std::size_t n, wide kz, wide kv, wide gs,
+                                 T* dz) noexcept {
+  const WideLogSoftmax lp = wide_log_softmax(z, n, kz), lq = wide_log_softmax(v, n, kv);
+  wide d = 0.0L;
+  for (std::size_t i = 0; i < n; ++i) {
+    const wide q = std::exp(lq(v[i]));
+    if (q > 0.0L) d += q * (lq(v[i]) - lp(z[i]));
+  }
+  if (dz != nullptr) {
+    const wide c = gs * kz;
+    for (std::size_t i = 0; i < n; ++i) {
+      dz[i] = static_cast<T>(c * (std::exp(lp(z[i])) - std::exp(lq(v[i]))));
+    }
+  }
+  return static_cast<double>(d < 0.0L ? 0.0L : d);  // NaN stays NaN
+}
+
+/// reverse_kl_column's fallback: D = KL(p ‖ q) = Σ p·r, r = log p − log q, at least 0, and
+/// gs·k·p·(r − D) in dz when not null.
+template <class T>
+REGULA_KD_COLD double reverse_kl_wide(const T* z, const T* v, std::size_t n, wide k, wide gs,
+                                      T* dz) noexcept {
+  const WideLogSoftmax lp = wide_log_softmax(z, n, k), lq = wide_log_softmax(v, n, k);
+  wide d = 0.0L;
+  for (std::size_t i = 0; i < n; ++i) {
+    const wide p = std::exp(lp(z[i]));
+    if (p > 0.0L) d += p * (lp(z[i]) - lq(v[i]));
+  }
+  if (dz != nullptr) {
+    const wide c = gs * k;
+    for (std::size_t i = 0; i < n; ++i) {
+      const wide p = std::exp(lp(z[i]));
+      dz[i] = p > 0.0L ? static_cast<T>(c * p * ((lp(z[i]) - lq(v[i])) - d)) : T(0);
+    }
+  }
+  return static_cast<double>(d < 0.0L ? 0.0L : d);  // NaN stays NaN
+}
+
+/// js_column's fallback: D = Σ ½(p·(log p − log m) + q·(log q − log m)), m = (p + q)/2, at
+/// least 0, and gs·k·p·(g − ⟨p, g⟩), g = ½(log p − log m), in dz when not null.
+template <class T>
+REGULA_KD_COLD double js_wide(const T* z, const T* v, std::size_t n, wide k, wide gs,
+                              T* dz) noexcept {
+  const WideLogSoftmax lp = wide_log_softmax(z, n, k), lq = wide_log_softmax(v, n, k);
+  const wide ln2 = 0.693147180559945309417232121458176568L;
+  wide d = 0.0L, dot = 0.0L;
+  for (std::size_t i = 0; i < n; ++i) {
+    const wide a = lp(z[i]), b = lq(v[i]), lm = wide_logaddexp(a, b) - ln2;
+    const wide p = std::exp(a), q = std::exp(b);
+    if (p > 0.0L) {
+      d += 0.5L * p * (a - lm);
+      dot += 0.5L * p * (a - lm);
+    }
+    if (q > 0.0L) d += 0.5L * q * (b - lm);
+  }
+  if (dz != nullptr) {
+    const wide c = gs * k;
+    for (std::size_t i = 0; i < n; ++i) {
+      const wide a = lp(z[i]), lm = wide_logaddexp(a, lq(v[i])) - ln2;
+      const wide p = std::exp(a);
+      dz[i] = p > 0.0L ? static_cast<T>(c * p * (0.5L * (a - lm) - dot)) : T(0);
+    }
+  }
+  return static_cast<double>(d < 0.0L ? 0.0L : d);  // NaN stays NaN
+}
+
+/// tv_column's fallback: D = ½ Σ |p − q| and gs·k·p·(s − ⟨p, s⟩), s = ½·sign(p − q), in dz
+/// when not null.
+template <class T>
+REGULA_KD_COLD double tv_wide(const T* z, const T* v, std::size_t n, wide k, wide gs,
+                              T* dz) noexcept {
+  const WideLogSoftmax lp = wide_log_softmax(z, n, k), lq = wide_log_softmax(v, n, k);
+  const auto sign = [](wide x) { return x > 0.0L ? 0.5L : (x < 0.0L ? -0.5L : 0.0L); };
+  wide d = 0.0L, dot = 0.0L;
+  for (std::size_t i = 0; i < n; ++i) {
+    const wide p = std::exp(lp(z[i])), diff = p - std::exp(lq(v[i]));
+    d += 0.5L * std::fabs(diff);
+    dot += p * sign(diff);
+  }
+  if (dz != nullptr) {
+    const wide c = gs * k;
+    for (std::size_t i = 0; i < n; ++i) {
+      const wide p = std::exp(lp(z[i]));
+      dz[i] = static_cast<T>(c * p * (sign(p - std::exp(lq(v[i]))) - dot));
+    }
+  }
+  return static_cast<double>(d);
 }
 
 /// Column maximum of z with index `skip` left out (skip ≥ n: nothing left out).
@@ -134,78 +321,95 @@ REGULA_ALWAYS_INLINE void combine(const T* ez, const T* fv, const T* v, std::siz
   }
 }
 
-/// The tails of expm1, log1p and (1 + x)·log1p(x) in double, each a series where the direct
-/// form would cancel: expm1(x) − x, x − log1p(x) and (1 + x)·log1p(x) − x (all ≥ 0, ~x²/2).
-inline double expm1_tail(double x) noexcept {
-  if (std::abs(x) < 0.0625) {
+/// The tails of expm1, log1p and (1 + x)·log1p(x) in F (double, or long double in the wide
+/// fallback), each a series where the direct form would cancel: expm1(x) − x, x − log1p(x) and
+/// (1 + x)·log1p(x) − x (all ≥ 0, ~x²/2).
+template <class F>
+F expm1_tail(F x) noexcept {
+  if (std::abs(x) < F(0.0625)) {
     // Σ_{n≥2} x^n/n!, through x^11 (the next term is below 1e-17 of the sum).
-    double s = 1.0 / 39916800.0;
+    F s = F(1.0 / 39916800.0);
     for (double c : {1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0,
                      1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5}) {
-      s = s * x + c;
+      s = s * x + F(c);
     }
     return x * x * s;
   }
   return std::expm1(x) - x;
 }
 
-inline double log1p_tail(double x) noexcept {
-  if (std::abs(x) < 0.01) {
+template <class F>
+F log1p_tail(F x) noexcept {
+  if (std::abs(x) < F(0.01)) {
     // Σ_{n≥2} (−1)^n x^n/n, through x^10.
-    double s = 1.0 / 10.0;
+    F s = F(1.0 / 10.0);
     for (double c : {-1.0 / 9.0, 1.0 / 8.0, -1.0 / 7.0, 1.0 / 6.0, -1.0 / 5.0, 1.0 / 4.0,
                      -1.0 / 3.0, 0.5}) {
-      s = s * x + c;
+      s = s * x + F(c);
     }
     return x * x * s;
   }
   return x - std::log1p(x);
 }
 
-inline double xlog1p_tail(double x) noexcept {
-  if (std::abs(x) < 0.01) {
+template <class F>
+F xlog1p_tail(F x) noexcept {
+  if (std::abs(x) < F(0.01)) {
     // Σ_{n≥2} (−1)^n x^n/(n(n − 1)), through x^10.
-    double s = 1.0 / 90.0;
+    F s = F(1.0 / 90.0);
     for (double c : {-1.0 / 72.0, 1.0 / 56.0, -1.0 / 42.0, 1.0 / 30.0, -1.0 / 20.0, 1.0 / 12.0,
                      -1.0 / 6.0, 0.5}) {
-      s = s * x + c;
+      s = s * x + F(c);
     }
     return x * x * s;
   }
-  return (1.0 + x) * std::log1p(x) - x;
+  return (F(1) + x) * std::log1p(x) - x;
 }
 
-/// KL(Bern(σ(b)) ‖ Bern(σ(b + δ))) in double, and g = σ(b + δ) − σ(b). Both are unchanged
-/// (g changes sign) under (b, δ) → (−b, −δ), so b is first turned ≤ 0, s = σ(b) ≤ ½. With
-/// w = s·expm1(δ) (so that 1 + e^{b+δ} = (1 + e^b)(1 + w)): KL = log1p(w) − s·δ
-/// = s·(expm1(δ) − δ) − (w − log1p(w)), whose two tails are ~sδ²/2 and ~s²δ²/2 (no
-/// cancellation for s ≤ ½), and g = (1 − s)·w/(1 + w). For |δ| > 1 the direct
-/// s(b − a) + softplus(a) − softplus(b) has no cancellation and cannot overflow.
-inline double bernoulli_kl(double b, double delta, double& g) noexcept {
+/// KL(Bern(σ(b)) ‖ Bern(σ(b + δ))) in F (double, or long double in the wide fallback), and
+/// g = σ(b + δ) − σ(b). Both are unchanged (g changes sign) under (b, δ) → (−b, −δ), so b is
+/// first turned ≤ 0, s = σ(b) ≤ ½. For |δ| ≤ 1, with w = s·expm1(δ) (so that
+/// 1 + e^{b+δ} = (1 + e^b)(1 + w)): KL = log1p(w) − s·δ = s·(expm1(δ) − δ) − (w − log1p(w)),
+/// whose two tails are ~sδ²/2 and ~s²δ²/2 (no cancellation for s ≤ ½), and
+/// g = (1 − s)·w/(1 + w). For |δ| > 1, with a = b + δ and r = σ(a):
+/// KL = s·ℓ₁ + (1 − s)·ℓ₂, ℓ₁ = log(s/r) = sp(−a) − sp(−b), ℓ₂ = log((1 − s)/(1 − r)) =
+/// sp(a) − sp(b) (sp = softplus, each difference formed without subtracting large numbers:
+/// ℓ₁ = ℓ₂ − δ where a ≤ 0, |ℓ₂| ≤ |δ|/2 there); ℓ₁ and ℓ₂ have opposite signs, but for
+/// |δ| > 1 the result is at least about a third of the larger term, and no term overflows or
+/// forms 0·inf for finite b and δ (the form s(b − a) + sp(a) − sp(b) cancels terms of the size
+/// of |a| where σ(b) ≈ 1 and a is huge, and forms s·δ = 0·inf where δ overflows).
+template <class F>
+F bernoulli_kl(F b, F delta, F& g) noexcept {
   if (std::isnan(b) || std::isnan(delta)) {
     g = b + delta;
     return g;
   }
-  const bool flip = b > 0.0;
-  const double bs = flip ? -b : b, ds = flip ? -delta : delta;
-  const double eb = std::exp(bs);
-  const double s = eb / (1.0 + eb), sc = 1.0 / (1.0 + eb);
-  double l, gf;
-  if (std::abs(ds) <= 1.0) {
-    const double w = s * std::expm1(ds);
+  const bool flip = b > F(0);
+  const F bs = flip ? -b : b, ds = flip ? -delta : delta;
+  const F eb = std::exp(bs);
+  const F s = eb / (F(1) + eb), sc = F(1) / (F(1) + eb);
+  F l, gf;
+  if (std::abs(ds) <= F(1)) {
+    const F w = s * std::expm1(ds);
     l = s * expm1_tail(ds) - log1p_tail(w);
-    gf = sc * w / (1.0 + w);
+    gf = sc * w / (F(1) + w);
   } else {
-    const double a = bs + ds;
-    const auto softplus = [](double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); };
-    const auto sigmoid = [](double x) {
-      return x >= 0.0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
-    };
-    l = -s * ds + softplus(a) - softplus(bs);
-    gf = sigmoid(a) - s;
+    const F a = bs + ds;  // ≤ ds where ds > 0 (finite); may round to −inf where ds < 0
+    const F ea = std::exp(-std::abs(a));
+    const F la = std::log1p(ea), lb = std::log1p(eb);  // log1p(e^{−|a|}), sp(b) (b ≤ 0)
+    F l1, l2;
+    if (a <= F(0)) {
+      l2 = la - lb;
+      l1 = l2 - ds;
+    } else {
+      l2 = (a + la) - lb;
+      l1 = (la + bs) - lb;
+    }
+    l = s * l1 + sc * l2;
+    gf = (a >= F(0) ? F(1) / (F(1) + ea) : ea / (F(1) + ea)) - s;
   }
   g = flip ? -gf : gf;
-  return l < 0.0 ? 0.0 : l;
+  return l < F(0) ? F(0) : l;
 }
 
 /// Accumulators of the direct (fast) pass: Σ e, Σ f, Σ w·y and Σ w·x, w ∈ {e, f} (so that
@@ -692,10 +896,18 @@ double kd_kl_accurate_reference(const T* z, const T* v, std::size_t n, T kz, T k
 /// p·((1 + M) − e^u)/(1 + M) (kd_detail::kl_combine), none of which subtracts nearly equal
 /// numbers. Two exponentials per element, as the direct form. `scratch` (n values, may be null)
 /// keeps e·t or e·e^u between the passes; without it they are recomputed. dz and scratch must not
-/// overlap z or v.
+/// overlap z or v. A column whose result is not finite although its logits are (they span past
+/// the largest T) is recomputed by kd_detail::kd_kl_wide.
 template <class T, class A = default_arch>
 double kd_kl_column(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
-                    T* scratch) noexcept {
+                    T* scratch) noexcept;
+
+namespace kd_detail {
+
+/// kd_kl_column before its test for a non-finite result.
+template <class T, class A>
+REGULA_ALWAYS_INLINE double kd_kl_column_body(const T* z, const T* v, std::size_t n, T kz, T kv,
+                                              T gs, T* dz, T* scratch) noexcept {
   const T mz = column_max<T, A>(z, n);
   const T mv = column_max<T, A>(v, n);
   kd_detail::ExpSums<T> acc;
@@ -714,10 +926,10 @@ double kd_kl_column(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* 
   return d;
 }
 
-/// Scalar reference of kd_kl_column (the same two paths).
+/// kd_kl_column_reference before its test for a non-finite result.
 template <class T>
-double kd_kl_column_reference(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
-                              T* scratch) noexcept {
+double kd_kl_column_reference_body(const T* z, const T* v, std::size_t n, T kz, T kv, T gs,
+                                   T* dz, T* scratch) noexcept {
   const T mz = column_max_reference(z, n);
   const T mv = column_max_reference(v, n);
   kd_detail::ExpSums<T> acc;
@@ -736,6 +948,31 @@ double kd_kl_column_reference(const T* z, const T* v, std::size_t n, T kz, T kv,
   return d;
 }
 
+/// kd_kl_column's or its reference's result d, or where d is not finite the wide fallback.
+template <class T>
+REGULA_ALWAYS_INLINE double kd_kl_finite(const T* z, const T* v, std::size_t n, T kz, T kv, T gs,
+                                         T* dz, double d) noexcept {
+  return finite_or_wide(z, v, n, d, &kd_kl_wide<T>, static_cast<wide>(kz), static_cast<wide>(kv),
+                        static_cast<wide>(gs), dz);
+}
+
+}  // namespace kd_detail
+
+template <class T, class A>
+double kd_kl_column(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
+                    T* scratch) noexcept {
+  return kd_detail::kd_kl_finite(
+      z, v, n, kz, kv, gs, dz, kd_detail::kd_kl_column_body<T, A>(z, v, n, kz, kv, gs, dz, scratch));
+}
+
+/// Scalar reference of kd_kl_column (the same two paths and the same fallback).
+template <class T>
+double kd_kl_column_reference(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
+                              T* scratch) noexcept {
+  return kd_detail::kd_kl_finite(
+      z, v, n, kz, kv, gs, dz, kd_detail::kd_kl_column_reference_body<T>(z, v, n, kz, kv, gs, dz, scratch));
+}
+
 /// Reverse KL on one column: D = KL(p ‖ q) = Σ_c p_c (log p_c − log q_c), p = softmax(k·z),
 /// q = softmax(k·v); gradient gs·k·p_c·(r_c − D) with r_c = log p_c − log q_c.
 ///
@@ -744,9 +981,19 @@ double kd_kl_column_reference(const T* z, const T* v, std::size_t n, T kz, T kv,
 /// and with S = Σ p·φ(u), D = S − (M − log1p M). The gradient's r_c − D = Σ_j p_j·(u_j − u_c)
 /// is always formed around the student's top class ρ as Σ_j p_j·(u_j − u_ρ) − (u_c − u_ρ) (the
 /// pass accumulates the first sum, its ρ term exactly 0), so that it keeps its accuracy where p
-/// concentrates on ρ and r_ρ − D ~ e^{−margin} (the mean Σ p·u would round it away).
+/// concentrates on ρ and r_ρ − D ~ e^{−margin} (the mean Σ p·u would round it away). A column
+/// whose result is not finite although its logits are is recomputed by kd_detail::reverse_kl_wide.
 template <class T, class A = default_arch>
-double reverse_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
+double reverse_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept;
+
+namespace kd_detail {
+
+/// reverse_kl_column before its test for a non-finite result. Sets grad_ok to whether the sum
+/// r = Σ e·(u − u_ρ) of the gradient is finite: where the loss is finite, a difference v − z past
+/// the largest T can still give 0·inf there (a class with e = 0).
+template <class T, class A>
+REGULA_ALWAYS_INLINE double reverse_kl_column_body(const T* z, const T* v, std::size_t n, T k, T gs,
+                                                   T* dz, bool& grad_ok) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   const T mz = column_max<T, A>(z, n);
@@ -761,15 +1008,18 @@ double reverse_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz
   // the mean Σ p·u, so the gradient is formed around ρ.
   if (direct && dz != nullptr && s > 2.0) {
     // r_c − D = (x_c − y_c) − Σ p·(x − y) = Σ p·u − u_c: the log-sum-exp offsets cancel.
-    const T c = static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
-    const T off = static_cast<T>(fast.cross(s));
-    const B cb(c), offb(off), mzb(mz), mvb(mv), kb(k);
+    // c·e·(off − u) as (2c)·e·(off/2 − u/2), the halves folded into off and k: the same bits
+    // (scaling by 2 is exact), but off/2 − u/2 cannot overflow where off − u would (a class far
+    // below the maximum, e = 0: 0·inf).
+    const T c2 = T(2) * static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
+    const T off = T(0.5) * static_cast<T>(fast.cross(s)), kh = T(0.5) * k;
+    const B cb(c2), offb(off), mzb(mz), mvb(mv), kb(kh);
     std::size_t i = 0;
     for (; i + W <= n; i += W) {
       const B u = (B::load_unaligned(v + i) - mvb) * kb - (B::load_unaligned(z + i) - mzb) * kb;
       (cb * B::load_unaligned(dz + i) * (offb - u)).store_unaligned(dz + i);
     }
-    for (; i < n; ++i) dz[i] = c * dz[i] * (off - ((v[i] - mv) * k - (z[i] - mz) * k));
+    for (; i < n; ++i) dz[i] = c2 * dz[i] * (off - ((v[i] - mv) * kh - (z[i] - mz) * kh));
     return d;
   }
   if (direct && dz == nullptr) return d;
@@ -804,9 +1054,13 @@ double reverse_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz
     r = acc.r;
   }
   if (dz != nullptr) {
-    const T c = static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
-    const T m = static_cast<T>(static_cast<double>(r) / s);
-    const B cb(c), mb(m), kb(k), drb(dref);
+    // c·e·(m − du) as (2c)·e·(m/2 − du/2), as in the direct branch above: m − du may overflow
+    // at a class with e = 0 while r, the loss and the halves stay finite. A du that overflows
+    // itself makes r = Σ e·du NaN or inf: grad_ok.
+    grad_ok = std::isfinite(r);
+    const T c2 = T(2) * static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
+    const T mh = T(0.5) * static_cast<T>(static_cast<double>(r) / s), kh = T(0.5) * k;
+    const B cb(c2), mb(mh), kb(kh), drb(dref);
     for (std::size_t i = 0; i < n; i += W) {
       const std::size_t left = n - i;
       const B du = ((kd_detail::load_n<B>(v + i, left, T(0)) - kd_detail::load_n<B>(z + i, left, T(0))) - drb) * kb;
@@ -816,10 +1070,10 @@ double reverse_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz
   return d;
 }
 
-/// Scalar reference of reverse_kl_column (the same two paths).
+/// reverse_kl_column_reference before its test for a non-finite result (grad_ok as there).
 template <class T>
-double reverse_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T gs,
-                                   T* dz) noexcept {
+double reverse_kl_column_reference_body(const T* z, const T* v, std::size_t n, T k, T gs,
+                                        T* dz, bool& grad_ok) noexcept {
   const T mz = column_max_reference(z, n);
   const T mv = column_max_reference(v, n);
   std::size_t top = 0;
@@ -849,14 +1103,42 @@ double reverse_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T
     r = acc.r;
   }
   if (dz != nullptr) {
-    const T c = static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
-    const T m = static_cast<T>(static_cast<double>(r) / s);
+    grad_ok = std::isfinite(r);
+    const T c2 = T(2) * static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
+    const T mh = T(0.5) * static_cast<T>(static_cast<double>(r) / s), kh = T(0.5) * k;
     for (std::size_t i = 0; i < n; ++i) {
-      const T du = ((v[i] - z[i]) - dref) * k;
-      dz[i] = c * dz[i] * (m - du);
+      const T du = ((v[i] - z[i]) - dref) * kh;
+      dz[i] = c2 * dz[i] * (mh - du);
     }
   }
   return d;
+}
+
+/// reverse_kl_column's or its reference's result d, or where d or the gradient's r is not
+/// finite (grad_ok false) the wide fallback.
+template <class T>
+REGULA_ALWAYS_INLINE double reverse_kl_finite(const T* z, const T* v, std::size_t n, T k, T gs,
+                                              T* dz, double d, bool grad_ok) noexcept {
+  if (REGULA_LIKELY(std::isfinite(d) && grad_ok)) return d;
+  return recompute_wide(z, v, n, d, &reverse_kl_wide<T>, static_cast<wide>(k), static_cast<wide>(gs), dz);
+}
+
+}  // namespace kd_detail
+
+template <class T, class A>
+double reverse_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
+  bool grad_ok = true;
+  const double d = kd_detail::reverse_kl_column_body<T, A>(z, v, n, k, gs, dz, grad_ok);
+  return kd_detail::reverse_kl_finite(z, v, n, k, gs, dz, d, grad_ok);
+}
+
+/// Scalar reference of reverse_kl_column (the same two paths and the same fallback).
+template <class T>
+double reverse_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T gs,
+                                   T* dz) noexcept {
+  bool grad_ok = true;
+  const double d = kd_detail::reverse_kl_column_reference_body<T>(z, v, n, k, gs, dz, grad_ok);
+  return kd_detail::reverse_kl_finite(z, v, n, k, gs, dz, d, grad_ok);
 }
 
 /// The two parts of DKD on one column (each without T² or weights).
@@ -987,10 +1269,72 @@ inline DkdTerms dkd_direct(double xt, double yt, double lsz, double lsv, double 
 /// through kd_kl_column's accurate pass around their own maximum (the target
 /// left out, not masked), so neither log p_t nor log(1 − p_t) underflows for confident
 /// students; TCKD, p_t − q_t and p̂ − q̂ come without cancellation (kd_detail::dkd_assemble,
-/// kd_detail::kl_combine). `scratch` as in kd_kl_column.
+/// kd_detail::kl_combine). `scratch` as in kd_kl_column. A column with a term that is not
+/// finite although its logits are is recomputed by kd_detail::dkd_wide.
 template <class T, class A = default_arch>
 DkdTerms dkd_column(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha, T beta,
-                    T gs, T* dz, T* scratch) noexcept {
+                    T gs, T* dz, T* scratch) noexcept;
+
+namespace kd_detail {
+
+/// The DKD terms in long double.
+struct WideDkdTerms {
+  wide tckd = 0.0L, nckd = 0.0L;
+};
+
+/// dkd_column's fallback: TCKD = bernoulli_kl(logit q_t, logit p_t − logit q_t), the logits
+/// from the non-target log-softmaxes (logit p_t = log p_t − log(1 − p_t) = k·(z_t − m̂) −
+/// log Σ_{j≠t} e^{k(z_j − m̂)}); NCKD = Σ_{j≠t} q̂·(log q̂ − log p̂), at least 0; in dz when not
+/// null gs·k·α·(p_t − q_t) at t and gs·k·(−α·(p_t − q_t)·p̂_j + β·(p̂_j − q̂_j)) elsewhere. Also
+/// run_dkd's, where α·TCKD + β·NCKD is NaN from terms past double (0·inf, inf − inf).
+template <class T>
+REGULA_KD_COLD WideDkdTerms dkd_wide(const T* z, const T* v, std::size_t n, std::size_t t, wide k,
+                                     wide alpha, wide beta, wide gs, T* dz) noexcept {
+  const WideLogSoftmax lp = wide_log_softmax(z, n, k, t), lq = wide_log_softmax(v, n, k, t);
+  const wide bq = lq(v[t]), bp = lp(z[t]);  // logit q_t, logit p_t
+  WideDkdTerms r;
+  wide g = 0.0L;  // p_t − q_t
+  r.tckd = bernoulli_kl<wide>(bq, bp - bq, g);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i == t) continue;
+    const wide q = std::exp(lq(v[i]));
+    if (q > 0.0L) r.nckd += q * (lq(v[i]) - lp(z[i]));
+  }
+  r.nckd = r.nckd < 0.0L ? 0.0L : r.nckd;
+  if (dz != nullptr) {
+    const wide c = gs * k;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i == t) continue;
+      const wide p = std::exp(lp(z[i])), q = std::exp(lq(v[i]));
+      dz[i] = static_cast<T>(c * (beta * (p - q) - alpha * g * p));
+    }
+    dz[t] = static_cast<T>(c * alpha * g);
+  }
+  return r;
+}
+
+/// dkd_wide's terms rounded to double.
+template <class T>
+DkdTerms dkd_wide_terms(const T* z, const T* v, std::size_t n, std::size_t t, wide k, wide alpha,
+                        wide beta, wide gs, T* dz) noexcept {
+  const WideDkdTerms w = dkd_wide<T>(z, v, n, t, k, alpha, beta, gs, dz);
+  return DkdTerms{static_cast<double>(w.tckd), static_cast<double>(w.nckd)};
+}
+
+/// α·TCKD + β·NCKD from dkd_wide's terms, in long double, rounded to double (run_dkd's
+/// fallback where the sum of the terms in double is NaN).
+template <class T>
+double dkd_weighted_wide(const T* z, const T* v, std::size_t n, std::size_t t, wide k, wide alpha,
+                         wide beta) noexcept {
+  const WideDkdTerms w = dkd_wide<T>(z, v, n, t, k, 0.0L, 0.0L, 0.0L, nullptr);
+  return static_cast<double>(alpha * w.tckd + beta * w.nckd);
+}
+
+/// dkd_column before its test for non-finite terms.
+template <class T, class A>
+REGULA_ALWAYS_INLINE DkdTerms dkd_column_body(const T* z, const T* v, std::size_t n, std::size_t t,
+                                              T k, T alpha, T beta, T gs, T* dz,
+                                              T* scratch) noexcept {
   const T mz = kd_detail::max_except<T, A>(z, n, t);
   const T mv = kd_detail::max_except<T, A>(v, n, t);
   kd_detail::ExpSums<T> acc;
@@ -1018,10 +1362,10 @@ DkdTerms dkd_column(const T* z, const T* v, std::size_t n, std::size_t t, T k, T
   return r;
 }
 
-/// Scalar reference of dkd_column (the same two paths).
+/// dkd_column_reference before its test for non-finite terms.
 template <class T>
-DkdTerms dkd_column_reference(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha,
-                              T beta, T gs, T* dz, T* scratch) noexcept {
+DkdTerms dkd_column_reference_body(const T* z, const T* v, std::size_t n, std::size_t t, T k,
+                                   T alpha, T beta, T gs, T* dz, T* scratch) noexcept {
   const T mz = kd_detail::max_except_reference(z, n, t);
   const T mv = kd_detail::max_except_reference(v, n, t);
   kd_detail::ExpSums<T> acc;
@@ -1048,6 +1392,34 @@ DkdTerms dkd_column_reference(const T* z, const T* v, std::size_t n, std::size_t
     dz[t] = gs * k * alpha * static_cast<T>(d);
   }
   return r;
+}
+
+/// dkd_column's or its reference's terms r, or where one is not finite the wide fallback.
+template <class T>
+REGULA_ALWAYS_INLINE DkdTerms dkd_finite(const T* z, const T* v, std::size_t n, std::size_t t, T k,
+                                         T alpha, T beta, T gs, T* dz, DkdTerms r) noexcept {
+  if (REGULA_LIKELY(std::isfinite(r.tckd) && std::isfinite(r.nckd))) return r;
+  return recompute_wide(z, v, n, r, &dkd_wide_terms<T>, t, static_cast<wide>(k), static_cast<wide>(alpha),
+                        static_cast<wide>(beta), static_cast<wide>(gs), dz);
+}
+
+}  // namespace kd_detail
+
+template <class T, class A>
+DkdTerms dkd_column(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha, T beta,
+                    T gs, T* dz, T* scratch) noexcept {
+  return kd_detail::dkd_finite(
+      z, v, n, t, k, alpha, beta, gs, dz,
+      kd_detail::dkd_column_body<T, A>(z, v, n, t, k, alpha, beta, gs, dz, scratch));
+}
+
+/// Scalar reference of dkd_column (the same two paths and the same fallback).
+template <class T>
+DkdTerms dkd_column_reference(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha,
+                              T beta, T gs, T* dz, T* scratch) noexcept {
+  return kd_detail::dkd_finite(
+      z, v, n, t, k, alpha, beta, gs, dz,
+      kd_detail::dkd_column_reference_body<T>(z, v, n, t, k, alpha, beta, gs, dz, scratch));
 }
 
 namespace kd_detail {
@@ -1157,49 +1529,66 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
 /// g_c = −½(max(−d, 0) + log((1 + ρ)/2)), log((1 + ρ)/2) = log cosh(|d|/2) − |d|/2: g is ~d/4 near
 /// p = q without a constant of size ½ln 2 in it (whose rounding g − ⟨p, g⟩ would keep), finite
 /// when p or q underflows. `scratch` (n values, may be null)
-/// keeps the teacher's exponentials between passes; dz and scratch must not overlap z or v.
+/// keeps the teacher's exponentials between passes; dz and scratch must not overlap z or v. A
+/// column whose result is not finite although its logits are is recomputed by kd_detail::js_wide.
 template <class T, class A = default_arch>
+double js_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept;
+
+namespace kd_detail {
+
+/// js_column's per-class terms for kd_detail::pq_column (see js_column). A functor rather than
+/// a lambda so that its call operator is always inlined, at both of pq_column's call sites.
+template <class B>
+struct JsElem {
+  using T = typename B::value_type;
+  REGULA_ALWAYS_INLINE void operator()(const B& p, const B& q, const B& d, B& l, B& g) const noexcept {
+    // Below this |r| the series (through r¹²) is exact to the type's precision.
+    const B series_below(std::is_same_v<T, float> ? T(0.25) : T(0.0625));
+    const B one(T(1)), two(T(2)), zero(T(0));
+    const B ad = xsimd::abs(d);
+    const B em = xsimd::expm1(-ad);  // ρ − 1
+    const B i2 = one / (two + em);   // 1/(1 + ρ)
+    const B ra = -em * i2;           // |r|
+    const B om = two * (one + em) * i2;  // 1 − |r|
+    // log((1 + ρ)/2) = log cosh(|d|/2) − |d|/2 ≤ 0: by the series of log cosh where the
+    // series of h applies (|d|/2 < 0.26, no cancellation: log cosh y ≤ y²/2), else the direct
+    // log, whose argument is below 0.8 there (one log: cheaper than log1p's two divisions).
+    const auto small = ra < series_below;
+    const B y = T(0.5) * ad, y2 = y * y;
+    const B lc =
+        y2 * xsimd::fma(
+                 xsimd::fma(
+                     xsimd::fma(xsimd::fma(xsimd::fma(y2, B(T(-691) / T(935550)), B(T(31) / T(14175))),
+                                           y2, B(T(-17) / T(2520))),
+                                y2, B(T(1) / T(45))),
+                     y2, B(T(-1) / T(12))),
+                 y2, B(T(0.5)));
+    const B tp = xsimd::select(small, lc - y, xsimd::log(one + T(0.5) * em));
+    const B u = ra * ra;
+    const B poly = xsimd::fma(
+        xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(u, B(T(1) / T(66)), B(T(1) / T(45))), u,
+                                         B(T(1) / T(28))),
+                              u, B(T(1) / T(15))),
+                   u, B(T(1) / T(6))),
+        u, one);
+    const B h = xsimd::select(small, u * poly, xsimd::fnma(two, tp, -(om * ad)));
+    l = T(0.25) * (p + q) * h;
+    g = T(-0.5) * (xsimd::max(-d, zero) + tp);
+  }
+};
+
+}  // namespace kd_detail
+
+template <class T, class A>
 double js_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept {
-  using B = xsimd::batch<T, A>;
-  // Below this |r| the series (through r¹²) is exact to the type's precision.
-  const B series_below(std::is_same_v<T, float> ? T(0.25) : T(0.0625));
-  const B one(T(1)), two(T(2)), zero(T(0));
-  return kd_detail::pq_column<T, A>(
-      z, v, n, k, gs, dz, scratch, [&](const B& p, const B& q, const B& d, B& l, B& g) noexcept {
-        const B ad = xsimd::abs(d);
-        const B em = xsimd::expm1(-ad);  // ρ − 1
-        const B i2 = one / (two + em);   // 1/(1 + ρ)
-        const B ra = -em * i2;           // |r|
-        const B om = two * (one + em) * i2;  // 1 − |r|
-        // log((1 + ρ)/2) = log cosh(|d|/2) − |d|/2 ≤ 0: by the series of log cosh where the
-        // series of h applies (|d|/2 < 0.26, no cancellation: log cosh y ≤ y²/2), else the direct
-        // log, whose argument is below 0.8 there (one log: cheaper than log1p's two divisions).
-        const auto small = ra < series_below;
-        const B y = T(0.5) * ad, y2 = y * y;
-        const B lc =
-            y2 * xsimd::fma(
-                     xsimd::fma(
-                         xsimd::fma(xsimd::fma(xsimd::fma(y2, B(T(-691) / T(935550)), B(T(31) / T(14175))),
-                                               y2, B(T(-17) / T(2520))),
-                                    y2, B(T(1) / T(45))),
-                         y2, B(T(-1) / T(12))),
-                     y2, B(T(0.5)));
-        const B tp = xsimd::select(small, lc - y, xsimd::log(one + T(0.5) * em));
-        const B u = ra * ra;
-        const B poly = xsimd::fma(
-            xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(u, B(T(1) / T(66)), B(T(1) / T(45))), u,
-                                             B(T(1) / T(28))),
-                                  u, B(T(1) / T(15))),
-                       u, B(T(1) / T(6))),
-            u, one);
-        const B h = xsimd::select(small, u * poly, xsimd::fnma(two, tp, -(om * ad)));
-        l = T(0.25) * (p + q) * h;
-        g = T(-0.5) * (xsimd::max(-d, zero) + tp);
-      });
+  const double loss = kd_detail::pq_column<T, A>(z, v, n, k, gs, dz, scratch,
+                                                 kd_detail::JsElem<xsimd::batch<T, A>>{});
+  return kd_detail::finite_or_wide(z, v, n, loss, &kd_detail::js_wide<T>,
+                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
 }
 
 /// Scalar reference of js_column, per element in double (probabilities from log-sum-exp,
-/// log m_c = logaddexp(log p_c, log q_c) − ln 2).
+/// log m_c = logaddexp(log p_c, log q_c) − ln 2), and js_column's fallback.
 template <class T>
 double js_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
   const T mz = column_max_reference(z, n);
@@ -1228,7 +1617,8 @@ double js_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* 
       dz[i] = static_cast<T>(static_cast<double>(gs * k) * p * (static_cast<double>(dz[i]) - dot));
     }
   }
-  return loss;
+  return kd_detail::finite_or_wide(z, v, n, loss, &kd_detail::js_wide<T>,
+                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
 }
 
 namespace kd_detail {
@@ -1305,9 +1695,17 @@ double tv_accurate(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* s
 /// student's mass where p > q, p < q, p = q (they sum to 1): s_c − ⟨p, s⟩ = P₋ + ½P₀,
 /// −(P₊ + ½P₀) or ½(P₋ − P₊) for s_c = ½, −½, 0, which avoids the cancellation of ½ − ⟨p, s⟩
 /// when p concentrates where p > q. `scratch` (n values, may be null) keeps e·t between the
-/// passes; dz and scratch must not overlap z or v.
+/// passes; dz and scratch must not overlap z or v. A column whose result is not finite
+/// although its logits are is recomputed by kd_detail::tv_wide.
 template <class T, class A = default_arch>
-double tv_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept {
+double tv_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept;
+
+namespace kd_detail {
+
+/// tv_column before its test for a non-finite result.
+template <class T, class A>
+REGULA_ALWAYS_INLINE double tv_column_body(const T* z, const T* v, std::size_t n, T k, T gs, T* dz,
+                                           T* scratch) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   const T mz = column_max<T, A>(z, n);
@@ -1357,7 +1755,16 @@ double tv_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scr
   return loss;
 }
 
-/// Scalar reference of tv_column, per element in double.
+}  // namespace kd_detail
+
+template <class T, class A>
+double tv_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept {
+  const double loss = kd_detail::tv_column_body<T, A>(z, v, n, k, gs, dz, scratch);
+  return kd_detail::finite_or_wide(z, v, n, loss, &kd_detail::tv_wide<T>,
+                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
+}
+
+/// Scalar reference of tv_column, per element in double, and tv_column's fallback.
 template <class T>
 double tv_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
   const T mz = column_max_reference(z, n);
@@ -1384,7 +1791,8 @@ double tv_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* 
       dz[i] = static_cast<T>(static_cast<double>(gs * k) * p * (static_cast<double>(dz[i]) - dot));
     }
   }
-  return loss;
+  return kd_detail::finite_or_wide(z, v, n, loss, &kd_detail::tv_wide<T>,
+                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
 }
 
 /// Squared logit distance on one column: D = Σ_c (z_c − v_c)², gradient gs·2(z − v).
@@ -1419,21 +1827,20 @@ namespace kd_detail {
 /// b ≤ 0 (σ(b) ≤ ½). Where then |δ| ≤ 16 and b ≥ −64 (almost always), with δ = a − b and
 /// u = σ(b)·expm1(δ) (so that 1 + e^a = (1 + e^b)(1 + u)): g = (1 − σ(b))·u/(1 + u) and
 /// ℓ = log1p(u) − σ(b)·δ, which is the Bernoulli cumulant series Σ_{m≥2} κ_m δ^m/m! (κ₂ = σ(1−σ),
-/// …), summed through δ⁷ for small |δ| where the two terms would cancel. Elsewhere the direct
-/// ℓ = σ(b)(b − a) + softplus(a) − softplus(b), g = σ(a) − σ(b) (stable forms), which has no
-/// cancellation to fear there; it is only evaluated for batches that have such a lane.
-template <class B>
-REGULA_ALWAYS_INLINE void binary_kl_batch(const B& a, const B& b, const B& d, B& l, B& g) noexcept {
+/// …), summed through δ⁷ for small |δ| where the two terms would cancel. The other lanes are
+/// only evaluated for batches that have one: for |δ| ≤ 16 and b < −64 the same forms with
+/// σ(b) = e^b/(1 + e^b) (e^{−b} would overflow); for |δ| > 16 the form of
+/// kd_detail::bernoulli_kl's |δ| > 1 branch, ℓ = σ(b)·ℓ₁ + σ(−b)·ℓ₂ with ℓ₁ = sp(−a) − sp(−b),
+/// ℓ₂ = sp(a) − sp(b) (sp = softplus), g = σ(a) − σ(b): no term of the size of |a| cancels
+/// (σ(b)(b − a) + sp(a) − sp(b) does where σ(b) rounds to 1 and a is far beyond b), and
+/// nothing forms 0·inf or inf − inf for finite a and b.
+/// binary_kl_batch's ℓ and g (sign restored) of lanes with |δ| ≤ 16, given the turned δ, its
+/// absolute value, σ(b) = sb and 1 − σ(b) = sbc.
+template <class B, class M>
+REGULA_ALWAYS_INLINE void binary_kl_near(const B& delta, const B& ad, const M& flip, const B& sb,
+                                         const B& sbc, B& ln, B& gn) noexcept {
   using T = typename B::value_type;
-  const B one(T(1)), zero(T(0));
-  const auto flip = b > zero;
-  const B bs = xsimd::select(flip, -b, b);
-  const B delta = xsimd::select(flip, -d, d);
-  const B ad = xsimd::abs(delta);
-  const auto fast = (ad <= B(T(16))) && (bs >= B(T(-64)));
-  const B eb = xsimd::exp(-bs);
-  const B sb = one / (one + eb);  // σ(b) ≤ ½
-  const B sbc = eb * sb;          // 1 − σ(b) ≥ ½
+  const B one(T(1));
   const B u = sb * xsimd::expm1(delta);
   const B w = one + u;
   const B iw = one / w;
@@ -1451,25 +1858,88 @@ REGULA_ALWAYS_INLINE void binary_kl_batch(const B& a, const B& b, const B& d, B&
   ser = xsimd::fma(delta, ser, v * c * T(1.0 / 6));
   ser = xsimd::fma(delta, ser, v * T(0.5));
   const B series_below(std::is_same_v<T, float> ? T(0.25) : T(1e-3));
-  l = xsimd::select(ad < series_below, delta * delta * ser, xsimd::fnma(sb, delta, l1pu));
+  ln = xsimd::select(ad < series_below, delta * delta * ser, xsimd::fnma(sb, delta, l1pu));
   const B gf = sbc * u * iw;
-  g = xsimd::select(flip, -gf, gf);
+  gn = xsimd::select(flip, -gf, gf);
+}
+
+template <class B>
+REGULA_ALWAYS_INLINE void binary_kl_batch(const B& a, const B& b, const B& d, B& l, B& g) noexcept {
+  using T = typename B::value_type;
+  const B one(T(1)), zero(T(0)), sixteen(T(16));
+  const auto flip = b > zero;
+  const B bs = xsimd::select(flip, -b, b);
+  const B delta = xsimd::select(flip, -d, d);
+  const B ad = xsimd::abs(delta);
+  const auto fast = (ad <= sixteen) && (bs >= B(T(-64)));
+  const B eb = xsimd::exp(-bs);
+  const B sb = one / (one + eb);  // σ(b) ≤ ½
+  binary_kl_near(delta, ad, flip, sb, eb * sb, l, g);
   if (xsimd::all(fast)) return;
-  const B ea = xsimd::exp(-xsimd::abs(a)), ebb = xsimd::exp(-xsimd::abs(b));
-  const B spa = xsimd::max(a, zero) + xsimd::log1p(ea);
-  const B spb = xsimd::max(b, zero) + xsimd::log1p(ebb);
-  const B ia = one / (one + ea), ib = one / (one + ebb);
-  const B sa = xsimd::select(a >= zero, ia, ea * ia);
-  const B sbg = xsimd::select(b >= zero, ib, ebb * ib);
-  l = xsimd::select(fast, l, sbg * (b - a) + spa - spb);
-  g = xsimd::select(fast, g, sa - sbg);
+  const B ep = xsimd::exp(bs);  // e^b ≤ 1
+  const B ip = one / (one + ep);
+  const B s = ep * ip;  // σ(b) for any b ≤ 0; ip = σ(−b)
+  B lnear, gnear;
+  binary_kl_near(delta, ad, flip, s, ip, lnear, gnear);
+  // |δ| > 16: a turned as b; sp(a) = a⁺ + log1p(e^{−|a|}), sp(−a) = log1p(e^{−|a|}) for a > 0.
+  const B as = xsimd::select(flip, -a, a);
+  const B ea = xsimd::exp(-xsimd::abs(as));
+  const B la = xsimd::log1p(ea), lb = xsimd::log1p(ep);  // lb = sp(b)
+  const auto apos = as > zero;
+  const B l2 = xsimd::select(apos, as + la, la) - lb;
+  const B l1 = xsimd::select(apos, (la + bs) - lb, l2 - delta);  // a ≤ 0: |ℓ₂| ≤ |δ|/2
+  const B lf = xsimd::fma(s, l1, ip * l2);
+  const B lfar = xsimd::select(lf < zero, zero, lf);  // a last guard; NaN stays NaN
+  const B ia = one / (one + ea);
+  const B gfar = xsimd::select(apos, ia, ea * ia) - s;
+  const auto far = ad > sixteen;  // false for NaN, which then flows through `near`
+  l = xsimd::select(fast, l, xsimd::select(far, lfar, lnear));
+  g = xsimd::select(fast, g, xsimd::select(far, xsimd::select(flip, -gfar, gfar), gnear));
+}
+
+/// binary_kl_column's fallback: Σ_c bernoulli_kl in long double of b = k·v_c, δ = k·(z_c − v_c),
+/// and gs·k·(σ(k·z) − σ(k·v)) in dz when not null.
+template <class T>
+REGULA_KD_COLD double binary_kl_wide(const T* z, const T* v, std::size_t n, wide k, wide gs,
+                                     T* dz) noexcept {
+  wide s = 0.0L;
+  for (std::size_t i = 0; i < n; ++i) {
+    const wide zi = static_cast<wide>(z[i]), vi = static_cast<wide>(v[i]);
+    wide g = 0.0L;
+    s += bernoulli_kl<wide>(k * vi, k * (zi - vi), g);
+    if (dz != nullptr) dz[i] = static_cast<T>(gs * k * g);
+  }
+  return static_cast<double>(s);
+}
+
+/// binary_kl_norm_column's fallback: Σ_c log cosh u_c in long double, u = k·(z − v)/2
+/// (log1p(t²/(2(1 + t))), t = expm1(|u|), below |u| = 40; |u| − ln 2 + log1p(e^{−2|u|}) above),
+/// and gs·(k/2)·tanh(u) in dz when not null.
+template <class T>
+REGULA_KD_COLD double binary_kl_norm_wide(const T* z, const T* v, std::size_t n, wide k, wide gs,
+                                          T* dz) noexcept {
+  const wide ln2 = 0.693147180559945309417232121458176568L;
+  wide s = 0.0L;
+  for (std::size_t i = 0; i < n; ++i) {
+    const wide u = 0.5L * k * (static_cast<wide>(z[i]) - static_cast<wide>(v[i]));
+    const wide au = std::fabs(u);
+    if (au < 40.0L) {
+      const wide t = std::expm1(au);
+      s += std::log1p(t * t / (2.0L * (1.0L + t)));
+    } else {
+      s += (au - ln2) + std::log1p(std::exp(-2.0L * au));
+    }
+    if (dz != nullptr) dz[i] = static_cast<T>(gs * 0.5L * k * std::tanh(u));
+  }
+  return static_cast<double>(s);
 }
 
 }  // namespace kd_detail
 
 /// Binary KL (DHKD's BinaryKL) on one column: D = Σ_c KL(Bern(σ(k·v_c)) ‖ Bern(σ(k·z_c))),
-/// gradient gs·k·(σ(k·z) − σ(k·v)); SIMD in T, finite for any finite logits (formulas at
-/// kd_detail::binary_kl_batch).
+/// gradient gs·k·(σ(k·z) − σ(k·v)); SIMD in T, never negative and never NaN for finite logits
+/// (formulas at kd_detail::binary_kl_batch). A column whose result is not finite although its
+/// logits are (k·z or a term past the largest T) is recomputed by kd_detail::binary_kl_wide.
 template <class T, class A = default_arch>
 double binary_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
@@ -1484,12 +1954,14 @@ double binary_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz)
     acc += kd_detail::keep_first(l, m);
     if (dz != nullptr) kd_detail::store_n(dz + i, m, B(gkb * g));
   }
-  return static_cast<double>(kd_detail::hsum(acc));
+  return kd_detail::finite_or_wide(z, v, n, static_cast<double>(kd_detail::hsum(acc)), &kd_detail::binary_kl_wide<T>,
+                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
 }
 
-/// Scalar reference of binary_kl_column, per element in double: KL = σ(b)(b − a) + softplus(a)
-/// − softplus(b) with a = k·z, b = k·v (σ(b)·(softplus(−a) − softplus(−b)) + (1 − σ(b))·
-/// (softplus(a) − softplus(b)), simplified).
+/// Scalar reference of binary_kl_column, per element in double: KL = σ(b)·(softplus(−a) −
+/// softplus(−b)) + σ(−b)·(softplus(a) − softplus(b)) with a = k·z, b = k·v (the definition
+/// σ(b)·log(σ(b)/σ(a)) + (1 − σ(b))·log((1 − σ(b))/(1 − σ(a))), whose terms stay finite for
+/// finite a and b), and binary_kl_column's fallback.
 template <class T>
 double binary_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T gs,
                                   T* dz) noexcept {
@@ -1501,18 +1973,20 @@ double binary_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T 
       return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
     };
     const double sb = sigmoid(b);
-    // (b − a)·σ(b) without 0·inf: a, b are finite for finite logits.
-    s += sb * (b - a) + softplus(a) - softplus(b);
+    s += sb * (softplus(-a) - softplus(-b)) + sigmoid(-b) * (softplus(a) - softplus(b));
     if (dz != nullptr) dz[i] = static_cast<T>(static_cast<double>(gs * k) * (sigmoid(a) - sb));
   }
-  return s;
+  return kd_detail::finite_or_wide(z, v, n, s, &kd_detail::binary_kl_wide<T>,
+                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
 }
 
 /// BinaryKL-Norm (DHKD) on one column: D = Σ_c log cosh(u_c), u = k·(z − v)/2, i.e. DHKD's
 /// Bernoulli KL of σ(k·(z − v)) from ½ before its clamp; gradient gs·(k/2)·tanh(u). SIMD in T:
 /// with t = expm1(|u|), log cosh u = log1p(t²/(2(1 + t))) and tanh|u| = t(t + 2)/(t(t + 2) + 2),
 /// accurate for small u (cosh u − 1 without cancellation); above |u| = 9 (float) or 19 (double)
-/// tanh|u| rounds to 1 and log cosh u = |u| − ln 2 to the type's precision. Finite for any u.
+/// tanh|u| rounds to 1 and log cosh u = |u| − ln 2 to the type's precision. Finite for any
+/// finite u; a column whose result is not finite although its logits are (u past the largest
+/// T) is recomputed by kd_detail::binary_kl_norm_wide.
 template <class T, class A = default_arch>
 double binary_kl_norm_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
@@ -1535,11 +2009,12 @@ double binary_kl_norm_column(const T* z, const T* v, std::size_t n, T k, T gs, T
       kd_detail::store_n(dz + i, m, B(ghb * xsimd::select(u < zero, -th, th)));
     }
   }
-  return static_cast<double>(kd_detail::hsum(acc));
+  return kd_detail::finite_or_wide(z, v, n, static_cast<double>(kd_detail::hsum(acc)), &kd_detail::binary_kl_norm_wide<T>,
+                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
 }
 
 /// Scalar reference of binary_kl_norm_column, per element in double: |u| + log1p(exp(−2|u|))
-/// − ln 2 and tanh(u).
+/// − ln 2 and tanh(u), and binary_kl_norm_column's fallback.
 template <class T>
 double binary_kl_norm_column_reference(const T* z, const T* v, std::size_t n, T k, T gs,
                                        T* dz) noexcept {
@@ -1552,7 +2027,8 @@ double binary_kl_norm_column_reference(const T* z, const T* v, std::size_t n, T 
     s += au + std::log1p(std::exp(-2.0 * au)) - ln2;
     if (dz != nullptr) dz[i] = static_cast<T>(static_cast<double>(gs) * h * std::tanh(u));
   }
-  return s;
+  return kd_detail::finite_or_wide(z, v, n, s, &kd_detail::binary_kl_norm_wide<T>,
+                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
 }
 
 }  // namespace regula::kernels

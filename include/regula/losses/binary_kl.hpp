@@ -4,8 +4,11 @@
 ///
 /// binary_kl, per sample: ℓ = F·Σ_c KL(Bern(σ(v_c/T)) ‖ Bern(σ(z_c/T))),
 /// ∂ℓ/∂z = (F/T)·(σ(z/T) − σ(v/T)) (a = z/T, b = v/T). Computed in SIMD lanes of T as
-/// log1p(σ(b)·expm1(a − b)) − σ(b)(a − b), accurate when a ≈ b, and as σ(b)(b − a) + softplus(a)
-/// − softplus(b) where |a − b| > 16 or |b| > 64; finite for any finite logits.
+/// log1p(σ(b)·expm1(a − b)) − σ(b)(a − b), accurate when a ≈ b, and as σ(b)·(softplus(−a) −
+/// softplus(−b)) + σ(−b)·(softplus(a) − softplus(b)) where |a − b| > 16 (the two terms of the
+/// definition, which do not cancel there); never negative, and for finite logits finite or +inf
+/// where the divergence passes the largest double (a column whose sum is not finite is
+/// recomputed in long double), never NaN.
 ///
 /// binary_kl_norm (DHKD's loss for the auxiliary head), per sample:
 ///

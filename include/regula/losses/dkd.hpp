@@ -117,7 +117,15 @@ T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const
         const kernels::DkdTerms r =
             kernels::dkd_column<T>(z.col(j).data(), v.col(j).data(), n, t, k, a, b, gs, dcol,
                                    n <= kd_stack_classes ? buf : nullptr);
-        return opt.alpha() * r.tckd + opt.beta() * r.nckd;
+        const double l = opt.alpha() * r.tckd + opt.beta() * r.nckd;
+        if (REGULA_LIKELY(!std::isnan(l)) || std::isnan(r.tckd) || std::isnan(r.nckd)) return l;
+        // A term past the largest double with a weight of 0 (0·inf) or two of opposite weights
+        // (inf − inf): the weighted sum in long double (NaN stays for non-finite logits).
+        using W = kernels::kd_detail::wide;
+        return kernels::kd_detail::recompute_wide(z.col(j).data(), v.col(j).data(), n, l,
+                                                  &kernels::kd_detail::dkd_weighted_wide<T>, t,
+                                                  static_cast<W>(k), static_cast<W>(opt.alpha()),
+                                                  static_cast<W>(opt.beta()));
       });
   return static_cast<T>(per_sample ? total : total * scale);
 }

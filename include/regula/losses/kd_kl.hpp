@@ -22,7 +22,10 @@
 /// confident columns whose top classes agree; always in double) the column is recomputed
 /// without cancellation (kernels::kd_kl_column): every loss and gradient element keeps its
 /// relative accuracy and the loss is never negative (docs/kd_kl.md, accuracy contract). NaN in a
-/// column gives NaN for that sample.
+/// column gives NaN for that sample. A column whose logits span past the largest finite T, where
+/// the result is not finite although the logits are, is recomputed in long double
+/// (kernels::kd_kl_column): finite, or +inf where the divergence itself overflows, never NaN;
+/// the same holds for reverse_kl, js, total_variation, dkd and logit_std_kd.
 ///
 /// Defaults of the papers: mdistiller CIFAR-100 T = 4 with loss 0.1·CE + 0.9·KD; Hinton et al.
 /// up to T = 20. Combine with cross_entropy yourself (the weights are the caller's).

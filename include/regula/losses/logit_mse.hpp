@@ -22,6 +22,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <type_traits>
 
 #include "regula/core/matrix.hpp"
@@ -60,22 +61,52 @@ T run_logit_mse(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
   return static_cast<T>(per_sample ? total : total * scale);
 }
 
-/// Mean and unbiased standard deviation of a column, in double.
-template <class T>
-void mean_std(const T* x, std::size_t n, double& mean, double& sd) noexcept {
-  double s = 0.0;
-  for (std::size_t i = 0; i < n; ++i) s += static_cast<double>(x[i]);
-  mean = s / static_cast<double>(n);
-  double ss = 0.0;
+/// Mean and unbiased standard deviation of a column, in F (double; long double in the wide
+/// path).
+template <class F, class T>
+void mean_std(const T* x, std::size_t n, F& mean, F& sd) noexcept {
+  F s = F(0);
+  for (std::size_t i = 0; i < n; ++i) s += static_cast<F>(x[i]);
+  mean = s / static_cast<F>(n);
+  F ss = F(0);
   for (std::size_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(x[i]) - mean;
+    const F d = static_cast<F>(x[i]) - mean;
     ss += d * d;
   }
-  sd = std::sqrt(ss / static_cast<double>(n - 1));
+  sd = std::sqrt(ss / static_cast<F>(n - 1));
 }
 
 /// The eps of the standardization (the authors' code and torchdistill).
 inline constexpr double logit_std_eps = 1e-7;
+
+/// logit_std_kd on a column whose logits may differ by more than the largest T (see
+/// run_logit_std_kd): the standardization, the KL (kernels::kd_detail::kd_kl_wide) and the
+/// gradient's correction in long double, the gradient rounded to T before the correction as on
+/// the normal path.
+template <class T>
+REGULA_KD_COLD double logit_std_kd_wide(const T* zc, const T* vc, std::size_t n, double kinv,
+                                        T gs, T* dcol) noexcept {
+  using W = kernels::kd_detail::wide;
+  W mz = 0, sdz = 0, mv = 0, sdv = 0;
+  mean_std(zc, n, mz, sdz);
+  mean_std(vc, n, mv, sdv);
+  const W sz = sdz + static_cast<W>(logit_std_eps), sv = sdv + static_cast<W>(logit_std_eps);
+  const W k = static_cast<W>(kinv);
+  const double d = kernels::kd_detail::kd_kl_wide<T>(zc, vc, n, k / sz, k / sv, static_cast<W>(gs), dcol);
+  if (dcol != nullptr) {
+    W sum = 0, dot = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      sum += static_cast<W>(dcol[i]);
+      dot += static_cast<W>(dcol[i]) * (static_cast<W>(zc[i]) - mz);
+    }
+    const W mean_g = sum / static_cast<W>(n);
+    const W coef = sdz > 0 ? dot / (sz * static_cast<W>(n - 1) * sdz) : W(0);
+    for (std::size_t i = 0; i < n; ++i) {
+      dcol[i] = static_cast<T>(static_cast<W>(dcol[i]) - mean_g - coef * (static_cast<W>(zc[i]) - mz));
+    }
+  }
+  return d;
+}
 
 template <class T>
 T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
@@ -90,6 +121,10 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
       per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
   const double kinv = 1.0 / opt.temperature();
   const auto n = static_cast<std::size_t>(z.rows());
+  // |x_i − mean| ≤ std·√(n − 1): below this bound on |x_i| no difference of two logits of the
+  // column or of the pair reaches the largest T.
+  const double root = std::sqrt(static_cast<double>(n - 1));
+  const double safe = static_cast<double>(std::numeric_limits<T>::max()) / 4.0;
   const double total = run_kd_columns<T>(
       z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
         alignas(64) T buf[kd_stack_classes];
@@ -98,6 +133,13 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
         double mz = 0, sdz = 0, mv = 0, sdv = 0;
         mean_std(zc, n, mz, sdz);
         mean_std(vc, n, mv, sdv);
+        // Logits that may differ by more than the largest T (or whose sums pass the largest
+        // double): z − max z would overflow in T before the per-column k ≈ 1/(T·std) brings it
+        // back to a moderate value, and give a finite but wrong loss. False for NaN.
+        if (REGULA_UNLIKELY(!(std::abs(mz) + sdz * root <= safe && std::abs(mv) + sdv * root <= safe)) &&
+            kernels::kd_detail::all_finite(zc, vc, n)) {
+          return logit_std_kd_wide(zc, vc, n, kinv, gs, dcol);
+        }
         const double sz = sdz + logit_std_eps, sv = sdv + logit_std_eps;
         const double d = kernels::kd_kl_column<T>(zc, vc, n, static_cast<T>(kinv / sz),
                                                   static_cast<T>(kinv / sv), gs, dcol,

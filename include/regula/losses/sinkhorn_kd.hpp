@@ -495,18 +495,22 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
   const T ie = static_cast<T>(1.0 / opt.epsilon());
   const T lambda = static_cast<T>(opt.lambda());
 
-  // Softened distributions, one column per sample.
-  for (Index i = 0; i < Bn; ++i) {
-    T* ps = ws.ps_.col(i).data();
-    T* pt = ws.pt_.col(i).data();
-    const T* zi = z.col(i).data();
-    const T* vi = v.col(i).data();
-    for (std::size_t c = 0; c < n; ++c) {
-      ps[c] = zi[c] * kappa;
-      pt[c] = vi[c] * kappa;
+  // Softened distributions, one column per sample. z/T passes the largest T for |z| > T·max at
+  // T < 1, and the softmax of a column holding +inf is NaN throughout: such a column is done
+  // again from the logits shifted by their maximum before 1/T, where a logit that overflows
+  // is −inf, with probability 0 (NaN logits stay NaN).
+  const auto soften = [&](const T* x, T* p) noexcept {
+    for (std::size_t c = 0; c < n; ++c) p[c] = x[c] * kappa;
+    kernels::softmax_column<T>(p, n, p);
+    if (REGULA_UNLIKELY(std::isnan(p[0]))) {
+      const T m = kernels::column_max<T>(x, n);
+      for (std::size_t c = 0; c < n; ++c) p[c] = (x[c] - m) * kappa;
+      kernels::softmax_column<T>(p, n, p);
     }
-    kernels::softmax_column<T>(ps, n, ps);
-    kernels::softmax_column<T>(pt, n, pt);
+  };
+  for (Index i = 0; i < Bn; ++i) {
+    soften(z.col(i).data(), ws.ps_.col(i).data());
+    soften(v.col(i).data(), ws.pt_.col(i).data());
   }
 
   // Cost W(i, j) = ‖P_s[:, i] − P_t[:, j]‖₁ = Σ P_s[:, i] + Σ P_t[:, j] − 2·Σ min (stored
