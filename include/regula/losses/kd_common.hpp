@@ -9,7 +9,6 @@
 #ifndef REGULA_LOSSES_KD_COMMON_HPP
 #define REGULA_LOSSES_KD_COMMON_HPP
 
-#include <array>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -150,27 +149,19 @@ void check_kd_shapes(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T
 template <class T, class Kernel>
 double run_kd_columns(Index classes, Index batch, double scale, double factor, VectorRef<T>* losses,
                       MatrixRef<T>* dz, Kernel&& kernel) {
-  const auto cols = static_cast<std::size_t>(batch);
-  constexpr std::size_t max_chunks = 256;
-  std::size_t chunk = column_chunk(classes);
-  if ((cols + chunk - 1) / chunk > max_chunks) chunk = (cols + max_chunks - 1) / max_chunks;
-  std::array<double, max_chunks> partial{};
   const T gs = static_cast<T>(scale * factor);
-  parallel_for_chunks(cols, chunk, [&](std::size_t k, std::size_t begin, std::size_t end) noexcept {
-    double acc = 0.0;
-    for (std::size_t c = begin; c < end; ++c) {
-      const auto j = static_cast<Index>(c);
-      T* dcol = dz != nullptr ? dz->col(j).data() : nullptr;
-      const double l = factor * kernel(j, gs, dcol);
-      if (losses != nullptr) (*losses)[j] = static_cast<T>(l);
-      acc += l;
-    }
-    partial[k] = acc;
-  });
-  double total = 0.0;
-  const std::size_t chunks = (cols + chunk - 1) / chunk;
-  for (std::size_t k = 0; k < chunks; ++k) total += partial[k];
-  return total;
+  return parallel_sum_chunks(static_cast<std::size_t>(batch), column_chunk(classes),
+                             [&](std::size_t begin, std::size_t end) noexcept {
+                               double acc = 0.0;
+                               for (std::size_t c = begin; c < end; ++c) {
+                                 const auto j = static_cast<Index>(c);
+                                 T* dcol = dz != nullptr ? dz->col(j).data() : nullptr;
+                                 const double l = factor * kernel(j, gs, dcol);
+                                 if (losses != nullptr) (*losses)[j] = static_cast<T>(l);
+                                 acc += l;
+                               }
+                               return acc;
+                             });
 }
 
 /// Columns at most this long keep the teacher's exponentials in a stack buffer between passes
