@@ -11,6 +11,7 @@
 // arguments (shapes, partial overlaps, a context of another shape) give
 // regula::invalid_argument and nothing else.
 #include <algorithm>
+#include <limits>
 #include <cstdint>
 #include <vector>
 
@@ -557,7 +558,18 @@ void run_multi_sample(fuzz::Input& in, Palette pal) {
     }
     filled = true;
     prev_tiled = training && C < 64;
-    if (fuzz::all_finite(h) && fuzz::all_finite(W) && fuzz::all_finite(b)) {
+    // Finite h, W and b can still make an infinite logit (or inf − inf in one dot product) once
+    // the product's size passes the largest T: the loss is then NaN by IEEE arithmetic. The
+    // check needs a bound on every logit below it (the scale 1/(1 − p) included).
+    const auto amax = [](const auto& m) {
+      return m.size() == 0 ? 0.0 : static_cast<double>(m.cwiseAbs().maxCoeff());
+    };
+    double rate = opt.p;
+    for (double r : opt.rates) rate = std::max(rate, r < 1.0 ? r : 0.0);
+    const double keep = rate < 1.0 ? 1.0 / (1.0 - rate) : 1.0;
+    const double logit_bound = amax(W) * amax(h) * keep * static_cast<double>(K) + amax(b);
+    const bool logits_finite = logit_bound < 0.5 * static_cast<double>(std::numeric_limits<T>::max());
+    if (fuzz::all_finite(h) && fuzz::all_finite(W) && fuzz::all_finite(b) && logits_finite) {
       REGULA_FUZZ_CHECK(!std::isnan(loss) && loss >= T(0),
                         "MultiSampleDropout: loss %.9g for finite input",
                         static_cast<double>(loss));
