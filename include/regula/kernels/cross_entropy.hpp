@@ -447,16 +447,6 @@ XentComplement xent_complement(std::size_t n, std::size_t k, const XentTarget<T>
     c.A += q;
     if (q != 0.0) c.L += q * log_s(j);
   }
-  if (!std::isfinite(c.L)) {
-    // Products q·log s beyond the largest double (targets above 1 against a column spanning
-    // nearly all of double's range) and two of opposite signs: again in long double.
-    long double w = 0.0L;
-    for (std::size_t j = 0; j < n; ++j) {
-      const double q = j == k ? 0.0 : xent_q_full(t, j, hard);
-      if (q != 0.0) w += static_cast<long double>(q) * static_cast<long double>(log_s(j));
-    }
-    c.L = static_cast<double>(w);
-  }
   return c;
 }
 
@@ -513,17 +503,6 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
     const T q = detail::xent_q(t, i);
     a += static_cast<double>(q);
     qd += static_cast<double>(q * d);
-  }
-  // A product q·d beyond the largest T (targets above 1 against a column spanning nearly all of
-  // T's range) is ±inf, and two of opposite signs NaN, while Σ q·d may be finite or one
-  // infinity: then the sum again in long double (wider than double on x86).
-  if (!std::isfinite(qd)) {
-    long double w = 0.0L;
-    for (std::size_t j = 0; j < n; ++j) {
-      w += static_cast<long double>(detail::xent_q(t, j)) *
-           (static_cast<long double>(z[j]) - static_cast<long double>(m));
-    }
-    qd = static_cast<double>(w);
   }
   const T hw = detail::xent_hard_weight(t);
   if (t.label >= 0) {
@@ -598,16 +577,6 @@ double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T*
     const T q = detail::xent_q(t, i);
     a += static_cast<double>(q);
     ql += static_cast<double>(q * stablemax_log_s(z[i]));
-  }
-  // As in softmax_xent: a product q·log s beyond the largest T (|q| above ~1e36), again in
-  // long double.
-  if (!std::isfinite(ql)) {
-    long double w = 0.0L;
-    for (std::size_t j = 0; j < n; ++j) {
-      w += static_cast<long double>(detail::xent_q(t, j)) *
-           static_cast<long double>(stablemax_log_s(static_cast<double>(z[j])));
-    }
-    ql = static_cast<double>(w);
   }
   const T hw = detail::xent_hard_weight(t);
   if (t.label >= 0) {

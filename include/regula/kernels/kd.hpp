@@ -153,6 +153,19 @@ inline wide wide_logaddexp(wide a, wide b) noexcept {
   return (a > b ? a : b) + std::log1p(std::exp(-std::fabs(a - b)));
 }
 
+/// KL(a ‖ b) = Σ_i a_i·(log a_i − log b_i) over columns x (of a) and y (of b) given their wide
+/// log-softmaxes la, lb; a class with a_i = 0 adds nothing.
+template <class T>
+wide wide_kl(const WideLogSoftmax& la, const T* x, const WideLogSoftmax& lb, const T* y,
+             std::size_t n) noexcept {
+  wide d = 0.0L;
+  for (std::size_t i = 0; i < n; ++i) {
+    const wide a = std::exp(la(x[i]));
+    if (a > 0.0L) d += a * (la(x[i]) - lb(y[i]));
+  }
+  return d;
+}
+
 /// kd_kl_column's fallback (kz ≠ kv allowed): KL(q ‖ p) = Σ q·(log q − log p), at least 0,
 /// and gs·kz·(p − q) in dz when not null. Also logit_std_kd's wide path (its kz, kv in long
 /// double).
@@ -160,11 +173,7 @@ template <class T>
 REGULA_KD_COLD double kd_kl_wide(const T* z, const T* v, std::size_t n, wide kz, wide kv, wide gs,
                                  T* dz) noexcept {
   const WideLogSoftmax lp = wide_log_softmax(z, n, kz), lq = wide_log_softmax(v, n, kv);
-  wide d = 0.0L;
-  for (std::size_t i = 0; i < n; ++i) {
-    const wide q = std::exp(lq(v[i]));
-    if (q > 0.0L) d += q * (lq(v[i]) - lp(z[i]));
-  }
+  const wide d = wide_kl(lq, v, lp, z, n);
   if (dz != nullptr) {
     const wide c = gs * kz;
     for (std::size_t i = 0; i < n; ++i) {
@@ -180,11 +189,7 @@ template <class T>
 REGULA_KD_COLD double reverse_kl_wide(const T* z, const T* v, std::size_t n, wide k, wide gs,
                                       T* dz) noexcept {
   const WideLogSoftmax lp = wide_log_softmax(z, n, k), lq = wide_log_softmax(v, n, k);
-  wide d = 0.0L;
-  for (std::size_t i = 0; i < n; ++i) {
-    const wide p = std::exp(lp(z[i]));
-    if (p > 0.0L) d += p * (lp(z[i]) - lq(v[i]));
-  }
+  const wide d = wide_kl(lp, z, lq, v, n);
   if (dz != nullptr) {
     const wide c = gs * k;
     for (std::size_t i = 0; i < n; ++i) {
