@@ -271,15 +271,12 @@ void run_sinkhorn(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
   if (iters == 100000 && B * B * C > 64) iters = 50;  // keep one execution short
   opt.iterations(iters);
   opt.lambda(fuzz::option(in, {1e-3, 1.0, 8e-4, 0.0, -1.0, 1e3}));
-  // Open finding (docs/fuzzing.md): a λ finite in double but past the largest T is inf in T.
-  if (std::abs(opt.lambda()) > static_cast<double>(std::numeric_limits<T>::max()) &&
-      fuzz::skip_known("kd-option-overflow")) {
-    opt.lambda(1e-3);
-  }
   opt.grad_mode(in.flag() ? SinkhornGradMode::unrolled : SinkhornGradMode::envelope);
   const bool t_ok = std::isfinite(opt.temperature()) && opt.temperature() > 0.0;
   const bool e_ok = std::isfinite(opt.epsilon()) && opt.epsilon() > 0.0;
-  const bool options_ok = t_ok && e_ok && opt.iterations() >= 1 && std::isfinite(opt.lambda());
+  // A λ past the largest T is refused (it would be an infinity in T's kernel).
+  const bool options_ok = t_ok && e_ok && opt.iterations() >= 1 && std::isfinite(opt.lambda()) &&
+                          std::abs(opt.lambda()) <= static_cast<double>(std::numeric_limits<T>::max());
   const bool unsure = fuzz::extreme(opt.temperature(), 1e-3, 1e3) ||
                       fuzz::extreme(opt.epsilon(), 1e-6, 1e6) || opt.iterations() > 1000 ||
                       std::abs(opt.lambda()) > 1e6;
@@ -408,7 +405,8 @@ void run_dual_head(fuzz::Input& in, Palette pal, Index C, Index B) {
   opt.weight1(fuzz::option(in, {1.0, 0.5, 2.0, 0.0}));
   opt.weight2(fuzz::option(in, {1.0, 0.1, 3.0, -1.0}));
   opt.align(in.flag());
-  const bool ok = std::isfinite(opt.weight1()) && std::isfinite(opt.weight2());
+  const double tmax = static_cast<double>(std::numeric_limits<T>::max());
+  const bool ok = std::abs(opt.weight1()) <= tmax && std::abs(opt.weight2()) <= tmax;
   if (!fuzz::call("DualHeadKD()", ok ? Expect::accept : Expect::reject, [&] {
         const DualHeadKD<T> probe(opt);
         (void)probe;
@@ -477,18 +475,12 @@ void run(fuzz::Input& in) {
     if (opt.temperature() >= 1e15 && fuzz::skip_known("kd-overflow")) opt.temperature(4.0);
     opt.alpha(fuzz::option(in, {1.0, 0.0, 2.0, 0.5}));
     opt.beta(fuzz::option(in, {8.0, 2.0, 0.5, 0.0}));
-    // Open finding (docs/fuzzing.md): weights finite in double but past the largest T are inf
-    // in T's kernel.
+    // Weights past the largest T are refused (they would be infinities in T's kernel).
     const double tmax = static_cast<double>(std::numeric_limits<T>::max());
-    if ((std::abs(opt.alpha()) > tmax || std::abs(opt.beta()) > tmax) &&
-        fuzz::skip_known("kd-option-overflow")) {
-      opt.alpha(1.0);
-      opt.beta(8.0);
-    }
     opt.scale_by_t_squared(in.flag());
     opt.reduction(static_cast<Reduction>(in.pick(4)));
     const bool ok = std::isfinite(opt.temperature()) && opt.temperature() > 0.0 &&
-                    std::isfinite(opt.alpha()) && std::isfinite(opt.beta());
+                    std::abs(opt.alpha()) <= tmax && std::abs(opt.beta()) <= tmax;
     Labels y(fault == Fault::labels_length ? B + 1 : B);
     for (Index j = 0; j < y.size(); ++j)
       y[j] = static_cast<std::int64_t>(in.pick(static_cast<std::size_t>(std::max<Index>(C, 1))));

@@ -540,6 +540,64 @@ TEST_CASE("cross-entropy past double's range: the column again in long double, f
   CHECK(dz.allFinite());
 }
 
+TEST_CASE("reduced soft-target cross-entropy near double's range: per-sample losses summed without overflow",
+          "[losses][cross_entropy][numerics][regression]") {
+  // Per-sample losses of ±¾·DBL_MAX (targets of both signs against columns holding DBL_MAX):
+  // the double partial sum of the first two overflowed, so the reduced loss was inf (or NaN
+  // against a later −inf) where the exact sum, ¾·DBL_MAX, is finite (fuzz finding
+  // ce-reduced-past-range).
+  const double big = std::numeric_limits<double>::max();
+  Mat<double> z(2, 3);
+  z << big, big, 0.0,  //
+      0.0, 0.0, big;
+  Mat<double> q(2, 3);
+  q << 0.0, 0.0, -0.75,  //
+      0.75, 0.75, 0.0;
+  CrossEntropyLoss<double> sum(CrossEntropyOptions{}.with_reduction(Reduction::sum));
+  Vec<double> l(3);
+  sum.per_sample_soft(z, q, l);
+  long double exact = 0;
+  for (Index j = 0; j < 3; ++j) {
+    REQUIRE(std::isfinite(l[j]));
+    exact += l[j];
+  }
+  REQUIRE(std::isfinite(static_cast<double>(exact)));
+  CHECK(sum.forward_soft(z, q) == Approx(static_cast<double>(exact)).epsilon(1e-15));
+  CrossEntropyLoss<double> mean;
+  CHECK(mean.forward_soft(z, q) == Approx(static_cast<double>(exact / 3)).epsilon(1e-15));
+  Mat<double> dz(2, 3);
+  CHECK(mean.forward_backward_soft(z, q, dz) == Approx(static_cast<double>(exact / 3)).epsilon(1e-15));
+  CHECK(dz.allFinite());
+}
+
+TEST_CASE("weighted StableMax at the lowest double: a finite gradient, not g·A/S = inf times 0",
+          "[losses][cross_entropy][numerics][regression]") {
+  // S = 2/(1 + DBL_MAX) is subnormal and g·A/S overflowed where r·s = 0: NaN for an element
+  // whose truth is r·(A·π − q) ≈ ±1e-308 (fuzz finding stablemax-subnormal-scale).
+  const double big = std::numeric_limits<double>::max();
+  Vec<double> w(2);
+  w << 3.0, 3.0;
+  CrossEntropyLoss<double, Normalizer::stablemax> sm(CrossEntropyOptions{}.with_reduction(Reduction::sum), w);
+  Mat<double> z(2, 1);
+  z << -big, -big;
+  Labels y(1);
+  y << 0;
+  Vec<double> l(1);
+  Mat<double> dz(2, 1);
+  sm.per_sample(z, y, l, dz);
+  CHECK(l[0] == Approx(3.0 * std::log(2.0)).epsilon(1e-12));
+  // r·(A·π − q) with r = 1/(1 + DBL_MAX), A = 3, π = ½: −1.5·r and +1.5·r.
+  const double r = 1.0 / (1.0 + big);
+  CHECK(dz(0, 0) == Approx(-1.5 * r).epsilon(1e-12));
+  CHECK(dz(1, 0) == Approx(1.5 * r).epsilon(1e-12));
+  Mat<double> q(2, 1);
+  q << 2.0, 1.0;  // soft targets, weighted: A = 9
+  sm.per_sample_soft(z, q, l, dz);
+  CHECK(l[0] == Approx(9.0 * std::log(2.0)).epsilon(1e-12));
+  CHECK(dz(0, 0) == Approx(r * (4.5 - 6.0)).epsilon(1e-12));
+  CHECK(dz(1, 0) == Approx(r * (4.5 - 3.0)).epsilon(1e-12));
+}
+
 TEMPLATE_TEST_CASE("per-sample losses may not overlap any input or the gradient",
                    "[losses][cross_entropy]", float, double) {
   using T = TestType;

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,58 @@ TEST_CASE("JoCoR: a huge negative logit where the other network peaks keeps the 
     const LD want = (p[i] - q[i]) + p[i] * (a - pa);
     INFO("class " << i << ": got " << g1(i) << ", want " << static_cast<double>(want));
     CHECK(std::abs(static_cast<LD>(g1(i)) - want) <= 1e-6L * std::abs(want));
+  }
+}
+
+TEST_CASE("JoCoR: a double column spanning past the largest double keeps a finite loss and gradients",
+          "[selection][jocor][regression]") {
+  // Fuzz finding jocor-span-past-max: z¹_0 − max z¹ overflowed to −inf, so a = log p − log q
+  // was infinite, the divergence +inf where it is 1.3e308, and with λ = 0 the loss 0·inf = NaN.
+  using LD = long double;
+  regula::Matrix<double> z1(3, 1), z2(3, 1);
+  z1 << -2e307, 1.7e308, 0.0;
+  z2 << 1.0, 2.0, 3.0;
+  regula::Labels y(1);
+  y << 2;
+  auto log_softmax = [](const regula::Matrix<double>& z, LD* lp) {
+    LD m = z(0), tail = 0;
+    for (int i = 1; i < 3; ++i) m = std::max<LD>(m, z(i));
+    for (int i = 0; i < 3; ++i) tail += std::exp(static_cast<LD>(z(i)) - m);
+    for (int i = 0; i < 3; ++i) lp[i] = (static_cast<LD>(z(i)) - m) - std::log(tail);
+  };
+  LD lp[3], lq[3], p[3], q[3], a[3];
+  log_softmax(z1, lp);
+  log_softmax(z2, lq);
+  LD skl = 0, pa = 0, qa = 0;
+  for (int i = 0; i < 3; ++i) {
+    p[i] = std::exp(lp[i]);
+    q[i] = std::exp(lq[i]);
+    a[i] = lp[i] - lq[i];
+    skl += (p[i] - q[i]) * a[i];
+    pa += p[i] * a[i];
+    qa += q[i] * a[i];
+  }
+  REQUIRE(skl < static_cast<LD>(std::numeric_limits<double>::max()));
+  for (const double lambda : {0.0, 0.5, 1.0}) {
+    INFO("lambda = " << lambda);
+    const LD ce = 1 - static_cast<LD>(lambda);
+    const LD want = ce * (-lp[2] - lq[2]) + static_cast<LD>(lambda) * skl;
+    regula::JoCoR<double> jocor({lambda});
+    regula::Matrix<double> g1(3, 1), g2(3, 1);
+    const auto r = jocor.step(z1, z2, y, 0.0, g1, g2);
+    REQUIRE(std::isfinite(r.loss));
+    CHECK(std::abs(static_cast<LD>(r.loss) - want) <= 1e-15L * want);
+    for (int i = 0; i < 3; ++i) {
+      const LD e = i == 2 ? 1 : 0;
+      const LD w1 = ce * (p[i] - e) + static_cast<LD>(lambda) * ((p[i] - q[i]) + p[i] * (a[i] - pa));
+      const LD w2 = ce * (q[i] - e) - static_cast<LD>(lambda) * ((p[i] - q[i]) + q[i] * (a[i] - qa));
+      INFO("class " << i << ": got " << g1(i) << ", " << g2(i) << "; want " << static_cast<double>(w1)
+                    << ", " << static_cast<double>(w2));
+      REQUIRE(std::isfinite(g1(i)));
+      REQUIRE(std::isfinite(g2(i)));
+      CHECK(std::abs(static_cast<LD>(g1(i)) - w1) <= 1e-14L * std::max<LD>(1, std::abs(w1)));
+      CHECK(std::abs(static_cast<LD>(g2(i)) - w2) <= 1e-14L * std::max<LD>(1, std::abs(w2)));
+    }
   }
 }
 

@@ -704,6 +704,10 @@ void dkd_rows() {
     }
     add_row({entry}, "alpha = NaN rejected", [=] { rejects({"alpha"}, [&] { f(z, v, y, O{}.alpha(nan)); }); });
     add_row({entry}, "beta = inf rejected", [=] { rejects({"beta"}, [&] { f(z, v, y, O{}.beta(inf)); }); });
+    add_row({entry}, "beta = 1e300 (past the largest float) rejected",
+            [=] { rejects({"beta"}, [&] { f(z, v, y, O{}.beta(1e300)); }); });
+    add_row({entry}, "alpha = -1e300 (past the largest float) rejected",
+            [=] { rejects({"alpha"}, [&] { f(z, v, y, O{}.alpha(-1e300)); }); });
     add_row({entry}, "temperature = 1e20 (T^2 overflows in float): rejected or finite nonzero", [=] {
       try {
         f(z, v, y, O{}.temperature(1e20));
@@ -802,6 +806,8 @@ void sinkhorn_rows() {
     }
     add_row({entry}, "iterations = 0 rejected", [=] { rejects({"iterations"}, [&] { f(z, v, O{}.iterations(0)); }); });
     add_row({entry}, "lambda = NaN rejected", [=] { rejects({"lambda"}, [&] { f(z, v, O{}.lambda(nan)); }); });
+    add_row({entry}, "lambda = 1e300 (past the largest float) rejected",
+            [=] { rejects({"lambda"}, [&] { f(z, v, O{}.lambda(1e300)); }); });
     add_row({entry}, "epsilon = 1e-39 (1/epsilon overflows in float): rejected or finite", [=] {
       try {
         f(z, v, O{}.epsilon(1e-39));
@@ -905,6 +911,8 @@ void dual_head_rows() {
           [] { rejects({"weight1"}, [] { DualHeadKD<T> k(DualHeadOptions{}.weight1(nan)); }); });
   add_row({d + "DualHeadKD/1"}, "weight2 = inf rejected",
           [] { rejects({"weight2"}, [] { DualHeadKD<T> k(DualHeadOptions{}.weight2(inf)); }); });
+  add_row({d + "DualHeadKD/1"}, "weight1 = 1e300 (past the largest float) rejected",
+          [] { rejects({"weight1"}, [] { DualHeadKD<T> k(DualHeadOptions{}.weight1(1e300)); }); });
   add_row({d + "combine/3"}, "dfeat2 of another shape rejected", [=] {
     M out(C, B);
     rejects({"dfeat2"}, [&] { DualHeadKD<T>().combine(g1, normal<T>(C, B + 1), out); });

@@ -280,6 +280,9 @@ void stablemax_pass(const T* z, std::size_t n, T* dz, double& S, double& sum_log
 
 }  // namespace detail
 
+template <Normalizer Norm, class T, class W = double>
+double xent_column_reference(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept;
+
 /// StableMax cross-entropy of one column with a hard label and no weights (see
 /// softmax_xent_hard_terms). S, and Σ log s with smoothing, are accumulated in double; the
 /// label's element is g·r_y·((n−1)·β·s_y − (β + γ)·R)/S with R = Σ_{j≠y} s_j summed directly
@@ -605,6 +608,12 @@ double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T*
     using DB = xsimd::batch<double, A>;
     constexpr std::size_t WD = DB::size;
     const double gd = static_cast<double>(g);
+    if (!std::isfinite(gd * a / S)) {
+      // S tiny (every logit near the lowest double): g·A/S overflows where each s_j/S ≤ 1 does
+      // not, and would meet r_j·s_j = 0. The gradient from the definitions, in long double.
+      xent_column_reference<Normalizer::stablemax, T, long double>(z, n, t, g, dz);
+      return loss;
+    }
     const DB sb(gd * a / S);
     const DB gb(gd);
     const DB oned(1.0);
@@ -649,7 +658,7 @@ double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T*
 /// 1 − π_j = Σ_{i≠j} s_i / S is summed directly for the largest s_j (the one element whose
 /// 1 − π_j can be small) and formed as a difference for the others. W is the working type:
 /// long double makes it xent_column's fallback where double's range does not suffice.
-template <Normalizer Norm, class T, class W = double>
+template <Normalizer Norm, class T, class W>
 double xent_column_reference(const T* z, std::size_t n, const XentTarget<T>& t, T g,
                              T* dz) noexcept {
   constexpr bool soft = Norm == Normalizer::softmax;

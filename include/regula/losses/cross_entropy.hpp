@@ -158,6 +158,17 @@ T run_cross_entropy(const XentCall<T>& call) {
   const auto n = static_cast<std::size_t>(C);
   const auto cols = static_cast<std::size_t>(B);
 
+  // The target of column j; false where its label is ignore_index.
+  auto target_of = [&](Index j, kernels::XentTarget<T>& t) noexcept {
+    t = proto;
+    if (call.labels == nullptr) {
+      t.soft = call.targets->col(j).data();
+      return true;
+    }
+    t.label = (*call.labels)[j];
+    return t.label != opt.ignore_index;
+  };
+
   // Hard labels without weights take the fast kernels, whose per-column logarithms are taken
   // 16 columns at a time in SIMD. The sum over columns is parallel_sum_chunks': bitwise the
   // same for any thread count.
@@ -186,19 +197,13 @@ T run_cross_entropy(const XentCall<T>& call) {
     for (std::size_t c = begin; c < end; ++c) {
       const auto j = static_cast<Index>(c);
       T* dz = call.dlogits != nullptr ? call.dlogits->col(j).data() : nullptr;
-      kernels::XentTarget<T> t = proto;
-      if (call.labels != nullptr) {
-        const std::int64_t yi = (*call.labels)[j];
-        if (yi == opt.ignore_index) {
-          if (call.losses != nullptr) (*call.losses)[j] = T(0);
-          if (dz != nullptr) {
-            for (std::size_t i = 0; i < n; ++i) dz[i] = T(0);
-          }
-          continue;
+      kernels::XentTarget<T> t;
+      if (!target_of(j, t)) {
+        if (call.losses != nullptr) (*call.losses)[j] = T(0);
+        if (dz != nullptr) {
+          for (std::size_t i = 0; i < n; ++i) dz[i] = T(0);
         }
-        t.label = yi;
-      } else {
-        t.soft = call.targets->col(j).data();
+        continue;
       }
       if (fast) {
         terms[pending] = kernels::xent_hard_terms<Norm>(z.col(j).data(), n, static_cast<std::size_t>(t.label),
@@ -214,6 +219,21 @@ T run_cross_entropy(const XentCall<T>& call) {
     flush();
     return acc;
   });
+  if (!std::isfinite(total) && !call.per_sample) {
+    // Losses of both signs (soft targets) near the largest double can carry the double partial
+    // sums past it, giving NaN or an infinity where the exact sum is finite or of the other sign;
+    // the per-sample losses are formed again (no gradient) and added in long double, in column
+    // order. Not a hot path: only a reduced call whose result is not finite comes here.
+    long double wide = 0;
+    for (std::size_t c = 0; c < cols; ++c) {
+      const auto j = static_cast<Index>(c);
+      kernels::XentTarget<T> t;
+      if (!target_of(j, t)) continue;
+      wide += kernels::xent_column<Norm>(z.col(j).data(), n, t, gt, static_cast<T*>(nullptr));
+    }
+    if (opt.reduction != Reduction::sum) wide /= static_cast<long double>(denom);
+    return static_cast<T>(wide);
+  }
   if (call.per_sample || opt.reduction == Reduction::sum) return static_cast<T>(total);
   return static_cast<T>(total / denom);
 }

@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "regula/core/checks.hpp"
 #include "regula/core/labels.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/kernels/kd.hpp"
@@ -92,8 +93,8 @@ template <class T>
 T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const LabelsCRef& y,
           const DKDOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
   check_temperature<T>(who, opt.temperature());
-  REGULA_EXPECTS(std::isfinite(opt.alpha()), who, "alpha must be finite, got ", opt.alpha());
-  REGULA_EXPECTS(std::isfinite(opt.beta()), who, "beta must be finite, got ", opt.beta());
+  check_finite_in<T>(who, "alpha", opt.alpha());
+  check_finite_in<T>(who, "beta", opt.beta());
   check_kd_shapes(who, z, v, losses, dz);
   const Index C = z.rows();
   REGULA_EXPECTS(C >= 2, who, "student logits must have at least two classes (rows), got ", C);

@@ -27,6 +27,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "regula/core/checks.hpp"
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
@@ -116,10 +117,8 @@ class DualHeadKD {
  public:
   /// @throws regula::invalid_argument if a weight is not finite.
   explicit DualHeadKD(DualHeadOptions options = {}) : options_(options) {
-    REGULA_EXPECTS(std::isfinite(options_.weight1()), "regula::DualHeadKD",
-                   "weight1 must be finite, got ", options_.weight1());
-    REGULA_EXPECTS(std::isfinite(options_.weight2()), "regula::DualHeadKD",
-                   "weight2 must be finite, got ", options_.weight2());
+    detail::check_finite_in<T>("regula::DualHeadKD", "weight1", options_.weight1());
+    detail::check_finite_in<T>("regula::DualHeadKD", "weight2", options_.weight2());
   }
 
   [[nodiscard]] const DualHeadOptions& options() const noexcept { return options_; }

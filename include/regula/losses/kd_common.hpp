@@ -14,6 +14,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "regula/core/checks.hpp"
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
@@ -102,7 +103,7 @@ void check_temperature(const char* who, double t, const char* param = "temperatu
   REGULA_EXPECTS(t >= temperature_min<T>() && t <= temperature_max<T>(), who, param,
                  " must be in [", temperature_min<T>(), ", ", temperature_max<T>(),
                  "] so that T^2 and 1/T stay finite and normal in ",
-                 std::is_same_v<T, float> ? "float" : "double", ", got ", t);
+                 scalar_name<T>(), ", got ", t);
 }
 
 /// The factor 1/B, 1/(B·C) or 1 of a reduced loss; throws on `none`.

@@ -72,6 +72,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "regula/core/checks.hpp"
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
@@ -474,13 +475,13 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
   detail::check_temperature<T>(who, opt.temperature());
   detail::check_positive(who, "epsilon", opt.epsilon());
   REGULA_EXPECTS(opt.epsilon() >= sinkhorn_epsilon_min<T>, who, "epsilon must be >= ",
-                 sinkhorn_epsilon_min<T>, " in ", std::is_same_v<T, float> ? "float" : "double",
+                 sinkhorn_epsilon_min<T>, " in ", detail::scalar_name<T>(),
                  " (below, the log-domain exponents round by more than 1 and overflow), got ",
                  opt.epsilon());
   REGULA_EXPECTS(opt.iterations() >= 1, who, "iterations must be >= 1, got ", opt.iterations());
   REGULA_EXPECTS(opt.iterations() <= sinkhorn_max_iterations, who, "iterations must be <= ",
                  sinkhorn_max_iterations, ", got ", opt.iterations());
-  REGULA_EXPECTS(std::isfinite(opt.lambda()), who, "lambda must be finite, got ", opt.lambda());
+  detail::check_finite_in<T>(who, "lambda", opt.lambda());
   detail::check_kd_shapes(who, z, v, losses, dz);
   const Index C = z.rows(), Bn = z.cols();
   const int N = opt.iterations();

@@ -32,6 +32,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "regula/core/columns.hpp"
@@ -61,8 +62,10 @@ struct JoCoRResult {
 namespace detail {
 
 /// Rows of JoCoR's per-sample scalars: 1 − p_y, 1 − q_y, ⟨p, a − a_{k¹}⟩, ⟨q, a − a_{k²}⟩,
-/// a_{k¹} and a_{k²} (k the argmax of p and of q).
-inline constexpr Index jocor_stats = 6;
+/// a_{k¹}, a_{k²} (k the argmax of p and of q), and f, the factor by which a and the three
+/// a-terms before it are stored divided: 1, or 2 for a double column whose logits span past the
+/// largest double (its a may lie past it too; see jocor_wide_agreement).
+inline constexpr Index jocor_stats = 7;
 
 /// The first index of the largest of n ≥ 1 values; a NaN at index 0 is kept (and spreads).
 template <class T>
@@ -74,8 +77,39 @@ std::size_t jocor_argmax(const T* z, std::size_t n) noexcept {
 
 /// p_i − q_i from q_i·e^{a_i} = p_i without cancellation and without overflow: the factor that
 /// multiplies is the larger probability, expm1 of a non-positive argument lies in (−1, 0].
-inline double jocor_delta(double p, double q, double a) noexcept {
-  return a > 0.0 ? -p * std::expm1(-a) : q * std::expm1(a);
+template <class W>
+W jocor_delta(W p, W q, W a) noexcept {
+  return a > W(0) ? -p * std::expm1(-a) : q * std::expm1(a);
+}
+
+/// The agreement part of jocor_column for a double column whose logits span past the largest
+/// double (z_i − m¹ overflows although z is finite), where the divergence and the gradients are
+/// often finite although a = log p − log q is not: a, the symmetric KL and the a-terms of stats
+/// in long double, stored halved (|a| ≤ twice the largest double) with f = 2. Returns the KL.
+inline long double jocor_wide_agreement(const double* z, const double* v, std::size_t n, double m1,
+                                        double m2, double L1, double L2, const double* p,
+                                        const double* q, double* a, std::size_t k1, std::size_t k2,
+                                        double* stats) noexcept {
+  using W = long double;
+  const W dl = static_cast<W>(L1) - static_cast<W>(L2);
+  auto a_of = [&](std::size_t i) {
+    return ((static_cast<W>(z[i]) - m1) - (static_cast<W>(v[i]) - m2)) - dl;
+  };
+  const W ak1 = a_of(k1), ak2 = a_of(k2);
+  W skl = 0, kp = 0, kq = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const W ai = a_of(i);
+    skl += jocor_delta<W>(p[i], q[i], ai) * ai;
+    kp += p[i] * (ai - ak1);
+    kq += q[i] * (ai - ak2);
+    a[i] = static_cast<double>(ai / 2);
+  }
+  stats[2] = static_cast<double>(kp / 2);
+  stats[3] = static_cast<double>(kq / 2);
+  stats[4] = static_cast<double>(ak1 / 2);
+  stats[5] = static_cast<double>(ak2 / 2);
+  stats[6] = 2.0;
+  return skl;
 }
 
 /// One sample of JoCoR, in double: from logits z, v (n ≥ 1 classes) and label y writes
@@ -141,8 +175,21 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
     // log-sum-exps' tails apart (a tiny L¹ − L² is kept). Not through x = d − d_k, whose d_k
     // may be huge (z¹_k = −1e30 where q peaks) and would cancel out of every a_i.
     const double dl = L1 - L2;
+    bool wide = false;
     for (std::size_t i = 0; i < n; ++i) {
-      a[i] = ((static_cast<double>(z[i]) - m1) - (static_cast<double>(v[i]) - m2)) - dl;
+      const double zi = static_cast<double>(z[i]);
+      const double vi = static_cast<double>(v[i]);
+      a[i] = ((zi - m1) - (vi - m2)) - dl;
+      // Each difference is ≤ 0 and lies within its column's span: infinite for finite logits
+      // only where a double column spans past the largest double.
+      wide = wide || (std::isinf(a[i]) && std::isfinite(zi) && std::isfinite(vi));
+    }
+    if constexpr (std::is_same_v<T, double>) {
+      if (wide) {
+        const long double skl = jocor_wide_agreement(z, v, n, m1, m2, L1, L2, p, q, a, k1, k2, stats);
+        return static_cast<double>(static_cast<long double>(ce) * ce_sum +
+                                   static_cast<long double>(lambda) * skl);
+      }
     }
     gamma = 0.0;
   }
@@ -164,7 +211,9 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
   stats[3] = kq;
   stats[4] = ak1;
   stats[5] = ak2;
-  return ce * ce_sum + lambda * skl;
+  stats[6] = 1.0;
+  // λ = 0 leaves the cross-entropies alone, also where the divergence overflows (0·inf).
+  return lambda != 0.0 ? ce * ce_sum + lambda * skl : ce * ce_sum;
 }
 
 /// The gradients of scale·ℓ with respect to z and v for one sample of jocor_column, each
@@ -181,6 +230,20 @@ void jocor_column_gradients(const double* p, const double* q, const double* a, c
   const double kq = stats[3];
   const double ak1 = stats[4];
   const double ak2 = stats[5];
+  if (stats[6] != 1.0) {
+    // A wide column (jocor_wide_agreement): a-terms stored halved, restored in long double.
+    using W = long double;
+    const W f = stats[6];
+    for (std::size_t i = 0; i < n; ++i) {
+      const W ai = f * a[i];
+      const W d = jocor_delta<W>(p[i], q[i], ai);
+      const W c1 = i == y ? -stats[0] : p[i];
+      const W c2 = i == y ? -stats[1] : q[i];
+      g1[i] = static_cast<T>((ce * c1 + lambda * (d + p[i] * ((ai - f * ak1) - f * kp))) * scale);
+      g2[i] = static_cast<T>((ce * c2 - lambda * (d + q[i] * ((ai - f * ak2) - f * kq))) * scale);
+    }
+    return;
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const double d = jocor_delta(p[i], q[i], a[i]);
     const double c1 = i == y ? -stats[0] : p[i];
