@@ -40,8 +40,7 @@ inline void memcpy_reference(benchmark::State& state, std::size_t bytes) {
     benchmark::DoNotOptimize(dst.data());
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(state.iterations() *
-                          static_cast<std::int64_t>(2 * bytes));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(2 * bytes));
 }
 
 /// The physical reference for exp-bound kernels: y = exp(x) over n floats with xsimd's
@@ -54,7 +53,8 @@ inline void exp_reference(benchmark::State& state, std::size_t n) {
   std::vector<float> y(n);
   for (auto _ : state) {
     std::size_t i = 0;
-    for (; i + W <= n; i += W) xsimd::exp(B::load_unaligned(x.data() + i)).store_unaligned(y.data() + i);
+    for (; i + W <= n; i += W)
+      xsimd::exp(B::load_unaligned(x.data() + i)).store_unaligned(y.data() + i);
     for (; i < n; ++i) y[i] = std::exp(x[i]);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();

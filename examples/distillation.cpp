@@ -22,11 +22,10 @@
 #include <string>
 #include <vector>
 
-#include <regula/regula.hpp>
-
 #include "common/data.hpp"
 #include "common/mlp.hpp"
 #include "common/report.hpp"
+#include <regula/regula.hpp>
 
 namespace {
 
@@ -39,23 +38,31 @@ const char* const kUsage =
     "  --epochs N          student epochs (default 20)\n"
     "  --teacher-epochs N  teacher epochs (default 8)\n"
     "  --seeds N           student seeds seed..seed+N-1 (default 1)\n"
-    "  --train N           training samples (default 20000; 0: all 60000); --test N (default 10000)\n"
+    "  --train N           training samples (default 20000; 0: all 60000); --test N (default "
+    "10000)\n"
     "  --teacher-width H   teacher hidden width, two layers (default 1024)\n"
     "  --student-width H   student hidden width, one layer (default 32)\n"
-    "  --alpha A           KD weight of kd and sinkhorn (default 0.9); --temperature T (default 4)\n"
+    "  --alpha A           KD weight of kd and sinkhorn (default 0.9); --temperature T (default "
+    "4)\n"
     "  --seed S            seed (default 1); --threads N (default 1); --data DIR; --out DIR\n"
     "  --smoke             a few hundred samples, 1 epoch, small nets\n";
 
 enum class Method { ce, kd, dkd, sinkhorn, dual_head };
-const Method kMethods[] = {Method::ce, Method::kd, Method::dkd, Method::sinkhorn, Method::dual_head};
+const Method kMethods[] = {Method::ce, Method::kd, Method::dkd, Method::sinkhorn,
+                           Method::dual_head};
 
 const char* name(Method m) {
   switch (m) {
-    case Method::ce: return "ce";
-    case Method::kd: return "kd";
-    case Method::dkd: return "dkd";
-    case Method::sinkhorn: return "sinkhorn";
-    case Method::dual_head: return "dual_head";
+    case Method::ce:
+      return "ce";
+    case Method::kd:
+      return "kd";
+    case Method::dkd:
+      return "dkd";
+    case Method::sinkhorn:
+      return "sinkhorn";
+    case Method::dual_head:
+      return "dual_head";
   }
   return "?";
 }
@@ -82,7 +89,8 @@ void train_teacher(const Config& c, ex::Mlp& net, const ex::Dataset& tr, const e
   const std::size_t steps = static_cast<std::size_t>(tr.size()) / b;
   ex::Progress progress("teacher", c.teacher_epochs);
   for (long epoch = 0; epoch < c.teacher_epochs; ++epoch) {
-    const std::vector<Index> order = ex::permutation(tr.size(), static_cast<std::uint64_t>(c.seed), 1000 + static_cast<std::uint64_t>(epoch));
+    const std::vector<Index> order = ex::permutation(tr.size(), static_cast<std::uint64_t>(c.seed),
+                                                     1000 + static_cast<std::uint64_t>(epoch));
     double loss_sum = 0.0;
     for (std::size_t s = 0; s < steps; ++s) {
       ex::gather(tr.x, tr.y, order, s * b, b, x, y);
@@ -96,30 +104,32 @@ void train_teacher(const Config& c, ex::Mlp& net, const ex::Dataset& tr, const e
       opt.step();
       progress.tick(epoch + 1, s, steps, loss_sum / static_cast<double>(s + 1));
     }
-    progress.epoch(epoch + 1, loss_sum / static_cast<double>(steps), std::nan(""), test_accuracy(net, te));
+    progress.epoch(epoch + 1, loss_sum / static_cast<double>(steps), std::nan(""),
+                   test_accuracy(net, te));
   }
 }
 
 /// Trains one student with `m`; returns the test accuracy of the last epoch.
-double train_student(const Config& c, Method m, long seed, const ex::Dataset& tr, const Mat& teacher_logits,
-                     const ex::Dataset& te, ex::Csv& csv) {
+double train_student(const Config& c, Method m, long seed, const ex::Dataset& tr,
+                     const Mat& teacher_logits, const ex::Dataset& te, ex::Csv& csv) {
   ex::Mlp::Options o;
   o.hidden = {c.student_width};
   o.seed = static_cast<std::uint64_t>(seed);  // the same initialization for every method
   ex::Mlp net(o);
-  ex::Linear aux(c.student_width, 10, true, static_cast<std::uint64_t>(seed), 50);  // DHKD's second head
+  ex::Linear aux(c.student_width, 10, true, static_cast<std::uint64_t>(seed),
+                 50);  // DHKD's second head
   ex::OptimOptions oo;
   oo.lr = c.lr;
   std::vector<ex::Linear*> extra;
   if (m == Method::dual_head) extra.push_back(&aux);
   ex::Optimizer opt(net, extra, oo);
 
-  const auto kd_opt = regula::KDLossOptions{}.temperature(c.temperature);
-  const auto dkd_opt = regula::DKDOptions{}.temperature(c.temperature);
+  const auto kd_opt = regula::KDLossOptions{}.with_temperature(c.temperature);
+  const auto dkd_opt = regula::DKDOptions{}.with_temperature(c.temperature);
   const regula::SinkhornKDOptions sk_opt{};
   regula::SinkhornKDWorkspace<float> sk_ws;
-  const auto bkl_opt = regula::KDLossOptions{}.temperature(2.0);
-  const regula::DualHeadKD<float> dh_kd(regula::DualHeadOptions{}.align(true));
+  const auto bkl_opt = regula::KDLossOptions{}.with_temperature(2.0);
+  const regula::DualHeadKD<float> dh_kd(regula::DualHeadOptions{}.with_align(true));
   const auto a = static_cast<float>(c.alpha);
 
   Mat x, v, z, z2, dz, dz2, dtmp, dh, dh1, dh2;
@@ -133,7 +143,8 @@ double train_student(const Config& c, Method m, long seed, const ex::Dataset& tr
   long step = 0;
   for (long epoch = 0; epoch < c.epochs; ++epoch) {
     // The same data order for every method.
-    const std::vector<Index> order = ex::permutation(tr.size(), static_cast<std::uint64_t>(seed), 100 + static_cast<std::uint64_t>(epoch));
+    const std::vector<Index> order = ex::permutation(tr.size(), static_cast<std::uint64_t>(seed),
+                                                     100 + static_cast<std::uint64_t>(epoch));
     double loss_sum = 0.0;
     for (std::size_t s = 0; s < steps; ++s, ++step) {
       ex::gather(tr.x, tr.y, order, s * b, b, x, y);
@@ -160,7 +171,8 @@ double train_student(const Config& c, Method m, long seed, const ex::Dataset& tr
           break;
         }
         case Method::dkd: {
-          const auto w = static_cast<float>(std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(steps)));
+          const auto w = static_cast<float>(
+              std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(steps)));
           loss = regula::cross_entropy(z, y, dz);
           loss += w * regula::dkd(z, v, y, dtmp, dkd_opt);
           dz += w * dtmp;
@@ -196,8 +208,8 @@ double train_student(const Config& c, Method m, long seed, const ex::Dataset& tr
       progress.tick(epoch + 1, s, steps, loss_sum / static_cast<double>(s + 1));
     }
     acc = test_accuracy(net, te);
-    csv.row({static_cast<double>(static_cast<int>(m)), static_cast<double>(seed), static_cast<double>(epoch + 1),
-             loss_sum / static_cast<double>(steps), acc});
+    csv.row({static_cast<double>(static_cast<int>(m)), static_cast<double>(seed),
+             static_cast<double>(epoch + 1), loss_sum / static_cast<double>(steps), acc});
     progress.epoch(epoch + 1, loss_sum / static_cast<double>(steps), std::nan(""), acc);
   }
   return acc;
@@ -236,11 +248,12 @@ int main(int argc, char** argv) {
 
   const ex::TrainTest tt = ex::load_fashion_mnist(c.data, static_cast<std::size_t>(c.train),
                                                   static_cast<std::size_t>(c.test));
-  std::printf("regula distillation on %s: %td train, %td test; teacher MLP 784-%td-%td-10 (%ld epochs), "
-              "student MLP 784-%td-10 (%ld epochs), Adam lr %g, batch %ld, %ld seed(s) from %ld\n",
-              tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST", tt.train.size(),
-              tt.test.size(), c.teacher_width, c.teacher_width, c.teacher_epochs, c.student_width, c.epochs, c.lr,
-              c.batch, c.seeds, c.seed);
+  std::printf(
+      "regula distillation on %s: %td train, %td test; teacher MLP 784-%td-%td-10 (%ld epochs), "
+      "student MLP 784-%td-10 (%ld epochs), Adam lr %g, batch %ld, %ld seed(s) from %ld\n",
+      tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST",
+      tt.train.size(), tt.test.size(), c.teacher_width, c.teacher_width, c.teacher_epochs,
+      c.student_width, c.epochs, c.lr, c.batch, c.seeds, c.seed);
 
   ex::Mlp::Options to;
   to.hidden = {c.teacher_width, c.teacher_width};
@@ -255,12 +268,13 @@ int main(int argc, char** argv) {
   ex::Csv csv(c.out + "/students.csv", {"method", "seed", "epoch", "loss", "test_acc"});
   std::map<Method, std::vector<double>> acc;
   for (long s = 0; s < c.seeds; ++s) {
-    for (Method m : kMethods) acc[m].push_back(train_student(c, m, c.seed + s, tt.train, teacher_logits, tt.test, csv));
+    for (Method m : kMethods)
+      acc[m].push_back(train_student(c, m, c.seed + s, tt.train, teacher_logits, tt.test, csv));
   }
 
   std::printf("\n== results == %s, teacher %.2f%%, student 784-%td-10, %ld epochs, %ld seed(s)\n",
-              tt.synthetic ? "SYNTHETIC task" : "Fashion-MNIST", 100.0 * teacher_acc, c.student_width, c.epochs,
-              c.seeds);
+              tt.synthetic ? "SYNTHETIC task" : "Fashion-MNIST", 100.0 * teacher_acc,
+              c.student_width, c.epochs, c.seeds);
   std::printf("  %-10s %12s %10s %12s  %s\n", "student", "test acc", "std", "vs ce", "per seed");
   const auto mean = [](const std::vector<double>& v) {
     double s = 0.0;
@@ -276,9 +290,10 @@ int main(int argc, char** argv) {
     const double sd = v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0;
     std::string per;
     for (double x : v) per += ex::format(" %.2f", 100.0 * x);
-    std::printf("  %-10s %11.2f%% %9.2f  %+10.2f pt %s\n", name(m), 100.0 * mu, 100.0 * sd, 100.0 * (mu - ce_mean),
-                per.c_str());
+    std::printf("  %-10s %11.2f%% %9.2f  %+10.2f pt %s\n", name(m), 100.0 * mu, 100.0 * sd,
+                100.0 * (mu - ce_mean), per.c_str());
   }
-  std::printf("  curves: %s/students.csv (method 0..4 = ce, kd, dkd, sinkhorn, dual_head)\n", c.out.c_str());
+  std::printf("  curves: %s/students.csv (method 0..4 = ce, kd, dkd, sinkhorn, dual_head)\n",
+              c.out.c_str());
   return 0;
 }

@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
 
   const int reps = quick ? 3 : 10;
   std::vector<float> copy(n);
-  const double t_memcpy = best_time(reps, [&] { std::memcpy(copy.data(), x.data(), n * sizeof(float)); });
+  const double t_memcpy =
+      best_time(reps, [&] { std::memcpy(copy.data(), x.data(), n * sizeof(float)); });
   const double t_forward = best_time(reps, [&] { drop.forward(x, y, stream, ctx); });
   const double t_backward = best_time(reps, [&] { drop.backward(dy, ctx, dx); });
 
@@ -64,8 +65,11 @@ int main(int argc, char** argv) {
   std::printf("  sum(y) / sum(x)        %.4f   (expected 1: E[y] = x)\n", mean_ratio);
   std::printf("  backward mask = forward mask: %s (recomputed from the stream, 0 bytes stored)\n",
               same_mask ? "yes" : "NO");
-  std::printf("  forward  %8.3f ms  = %.2f x memcpy throughput\n", t_forward * 1e3, t_memcpy / t_forward);
-  std::printf("  backward %8.3f ms  = %.2f x memcpy throughput\n", t_backward * 1e3, t_memcpy / t_backward);
-  std::printf("  memcpy   %8.3f ms  of the same %zu MiB\n", t_memcpy * 1e3, n * sizeof(float) >> 20);
+  std::printf("  forward  %8.3f ms  = %.2f x memcpy throughput\n", t_forward * 1e3,
+              t_memcpy / t_forward);
+  std::printf("  backward %8.3f ms  = %.2f x memcpy throughput\n", t_backward * 1e3,
+              t_memcpy / t_backward);
+  std::printf("  memcpy   %8.3f ms  of the same %zu MiB\n", t_memcpy * 1e3,
+              n * sizeof(float) >> 20);
   return same_mask ? 0 : 1;
 }

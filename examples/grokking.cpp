@@ -33,12 +33,11 @@
 #include <string>
 #include <vector>
 
-#include <regula/kernels/softmax.hpp>
-#include <regula/regula.hpp>
-
 #include "common/data.hpp"
 #include "common/mlp.hpp"
 #include "common/report.hpp"
+#include <regula/kernels/softmax.hpp>
+#include <regula/regula.hpp>
 
 namespace {
 
@@ -67,9 +66,12 @@ enum class Kind { softmax, stablemax, perp_grad };
 
 const char* name(Kind k) {
   switch (k) {
-    case Kind::softmax: return "softmax";
-    case Kind::stablemax: return "stablemax";
-    case Kind::perp_grad: return "perp_grad";
+    case Kind::softmax:
+      return "softmax";
+    case Kind::stablemax:
+      return "stablemax";
+    case Kind::perp_grad:
+      return "perp_grad";
   }
   return "?";
 }
@@ -94,7 +96,8 @@ double torch_float32_cross_entropy(const Mat& z, const ex::Labels& y, Vec& losse
   for (Index j = 0; j < B; ++j) {
     const float* col = z.col(j).data();
     const float m = regula::kernels::column_max(col, static_cast<std::size_t>(C));
-    const float S = regula::kernels::sum_exp(col, static_cast<std::size_t>(C), m, static_cast<float*>(nullptr));
+    const float S =
+        regula::kernels::sum_exp(col, static_cast<std::size_t>(C), m, static_cast<float*>(nullptr));
     const float log_s = std::log(S);
     const Index yj = y(j);
     const float lsm_y = (col[yj] - m) - log_s;
@@ -210,8 +213,8 @@ Result run(const Config& c, const Split& s, Kind kind) {
 
   ex::make_dirs(c.out);
   ex::Csv csv(c.out + "/" + name(kind) + ".csv",
-              {"epoch", "loss", "train_acc", "test_acc", "softmax_collapse", "zero_loss", "zero_loss_torch32",
-               "median_margin"});
+              {"epoch", "loss", "train_acc", "test_acc", "softmax_collapse", "zero_loss",
+               "zero_loss_torch32", "median_margin"});
   Mat z, dz, zt, dh;
   Vec losses(s.y_train.size());
   Vec torch_losses(s.y_train.size());
@@ -225,8 +228,8 @@ Result run(const Config& c, const Split& s, Kind kind) {
     // A fresh permutation of the full batch every epoch, as the official loop does: it changes
     // only the order in which the gradient's float32 sums are taken, which the authors note
     // matters over tens of thousands of epochs.
-    const std::vector<Index> order =
-        ex::permutation(s.y_train.size(), static_cast<std::uint64_t>(c.seed), static_cast<std::uint64_t>(epoch));
+    const std::vector<Index> order = ex::permutation(
+        s.y_train.size(), static_cast<std::uint64_t>(c.seed), static_cast<std::uint64_t>(epoch));
     x = one_hot_pairs(c.p, s.a_train, s.b_train, order);
     for (Index j = 0; j < y.size(); ++j) y(j) = s.y_train(order[static_cast<std::size_t>(j)]);
     net.forward(x, z);
@@ -242,7 +245,8 @@ Result run(const Config& c, const Split& s, Kind kind) {
     }
     dz.resize(z.rows(), z.cols());
     // PyTorch's float32 losses, for the logger's zero-term count (and the gradient in that mode).
-    const double torch_loss = torch_float32_cross_entropy(z, y, torch_losses, torch32 ? &dz : nullptr);
+    const double torch_loss =
+        torch_float32_cross_entropy(z, y, torch_losses, torch32 ? &dz : nullptr);
     const double zero_torch = regula::zero_loss_fraction(torch_losses);
     const double zero = torch32 ? zero_torch : regula::zero_loss_fraction(losses);
     const double margin = median_margin(z, y);
@@ -267,15 +271,17 @@ Result run(const Config& c, const Split& s, Kind kind) {
       r.test_acc = accuracy(zt, s.y_test);
       r.best_test = std::max(r.best_test, r.test_acc);
       if (r.first_test_95 < 0 && r.test_acc >= 0.95) r.first_test_95 = epoch;
-      csv.row({static_cast<double>(epoch), loss, r.train_acc, r.test_acc, r.collapse, zero, zero_torch, margin});
+      csv.row({static_cast<double>(epoch), loss, r.train_acc, r.test_acc, r.collapse, zero,
+               zero_torch, margin});
     }
     if (epoch % c.log_every == 0 || last) {
       progress.epoch(epoch, loss, r.train_acc, r.test_acc,
-                     ex::format("softmax collapse %.3f, zero loss %.3f (torch32 %.3f), margin %.1f", r.collapse,
-                                zero, zero_torch, margin));
+                     ex::format("softmax collapse %.3f, zero loss %.3f (torch32 %.3f), margin %.1f",
+                                r.collapse, zero, zero_torch, margin));
     }
     if (kind == Kind::perp_grad) {
-      for (ex::Linear& l : net.layers()) (void)regula::perp_grad(l.w, regula::MatrixRef<float>(l.dw));
+      for (ex::Linear& l : net.layers())
+        (void)regula::perp_grad(l.w, regula::MatrixRef<float>(l.dw));
     }
     opt.step();
   }
@@ -311,34 +317,42 @@ int main(int argc, char** argv) {
   c.out = args.str("out", "grokking_out");
   args.finish();
   if (c.p < 2 || c.epochs < 1 || c.log_every < 1 || c.eval_every < 1 ||
-      !(c.train_frac > 0.0 && c.train_frac < 1.0) || !(c.beta2 >= 0.0 && c.beta2 < 1.0) || !(c.lr > 0.0)) {
-    std::fprintf(stderr,
-                 "grokking: need p >= 2, epochs >= 1, log-every >= 1, eval-every >= 1, 0 < train-frac < 1, "
-                 "0 <= beta2 < 1, lr > 0\n%s",
-                 kUsage);
+      !(c.train_frac > 0.0 && c.train_frac < 1.0) || !(c.beta2 >= 0.0 && c.beta2 < 1.0) ||
+      !(c.lr > 0.0)) {
+    std::fprintf(
+        stderr,
+        "grokking: need p >= 2, epochs >= 1, log-every >= 1, eval-every >= 1, 0 < train-frac < 1, "
+        "0 <= beta2 < 1, lr > 0\n%s",
+        kUsage);
     return 2;
   }
 
   const Split s = make_split(c.p, c.train_frac, static_cast<std::uint64_t>(c.seed));
-  std::printf("regula grokking: (a + b) mod %ld, %td train / %td test pairs, MLP %ld-%td-%td-%ld without biases, "
-              "full-batch AdamW lr %g, weight decay 0, %ld epochs, seed %ld\n",
-              c.p, s.y_train.size(), s.y_test.size(), 2 * c.p, c.width, c.width, c.p, c.lr, c.epochs, c.seed);
+  std::printf(
+      "regula grokking: (a + b) mod %ld, %td train / %td test pairs, MLP %ld-%td-%td-%ld without "
+      "biases, "
+      "full-batch AdamW lr %g, weight decay 0, %ld epochs, seed %ld\n",
+      c.p, s.y_train.size(), s.y_test.size(), 2 * c.p, c.width, c.width, c.p, c.lr, c.epochs,
+      c.seed);
   std::vector<Result> results;
   for (Kind k : {Kind::softmax, Kind::stablemax, Kind::perp_grad}) {
     if (("," + c.runs + ",").find(std::string(",") + name(k) + ",") == std::string::npos) continue;
     results.push_back(run(c, s, k));
   }
 
-  std::printf("\n== results == (a + b) mod %ld, %ld epochs, seed %ld (metrics of the last epoch's weights)\n", c.p,
-              c.epochs, c.seed);
-  std::printf("  %-10s %10s %10s %10s %10s %14s %14s %14s %9s\n", "run", "train acc", "test acc", "best test",
-              "collapse", "train>=99% at", "test>=95% at", "collapse>50%", "seconds");
+  std::printf(
+      "\n== results == (a + b) mod %ld, %ld epochs, seed %ld (metrics of the last epoch's "
+      "weights)\n",
+      c.p, c.epochs, c.seed);
+  std::printf("  %-10s %10s %10s %10s %10s %14s %14s %14s %9s\n", "run", "train acc", "test acc",
+              "best test", "collapse", "train>=99% at", "test>=95% at", "collapse>50%", "seconds");
   for (const Result& r : results) {
-    std::printf("  %-10s %9.2f%% %9.2f%% %9.2f%% %10.3f %14s %14s %14s %9.1f\n", name(r.kind), 100.0 * r.train_acc,
-                100.0 * r.test_acc, 100.0 * r.best_test, r.collapse, epoch_or_never(r.first_train_99).c_str(),
-                epoch_or_never(r.first_test_95).c_str(), epoch_or_never(r.first_collapse_50).c_str(), r.seconds);
+    std::printf("  %-10s %9.2f%% %9.2f%% %9.2f%% %10.3f %14s %14s %14s %9.1f\n", name(r.kind),
+                100.0 * r.train_acc, 100.0 * r.test_acc, 100.0 * r.best_test, r.collapse,
+                epoch_or_never(r.first_train_99).c_str(), epoch_or_never(r.first_test_95).c_str(),
+                epoch_or_never(r.first_collapse_50).c_str(), r.seconds);
   }
-  std::printf("  curves: %s/{softmax,stablemax,perp_grad}.csv  (plot: examples/plot_csv.sh %s)\n", c.out.c_str(),
-              c.out.c_str());
+  std::printf("  curves: %s/{softmax,stablemax,perp_grad}.csv  (plot: examples/plot_csv.sh %s)\n",
+              c.out.c_str(), c.out.c_str());
   return 0;
 }

@@ -20,8 +20,6 @@
 // selected samples.
 //
 //   mpiexec -n 2 mpi_noisy_labels [--epochs 10] [--train 54000] [--seed 1] [--smoke] [--check]
-#include <mpi.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -31,13 +29,14 @@
 #include <string>
 #include <vector>
 
-#include <regula/integrations/mpi.hpp>
-#include <regula/regula.hpp>
+#include <mpi.h>
 
 #include "common/data.hpp"
 #include "common/losses.hpp"
 #include "common/mlp.hpp"
 #include "common/report.hpp"
+#include <regula/integrations/mpi.hpp>
+#include <regula/regula.hpp>
 
 namespace {
 
@@ -72,7 +71,8 @@ struct Config {
 };
 
 struct EpochStats {
-  double loss = 0, train_acc_noisy = 0, train_acc_clean = 0, val_acc = 0, test_acc = 0, precision = 0;
+  double loss = 0, train_acc_noisy = 0, train_acc_clean = 0, val_acc = 0, test_acc = 0,
+         precision = 0;
 };
 
 /// The learning-rate plan of noisy_labels (and of the Co-teaching code): constant, then from 40%
@@ -83,8 +83,8 @@ void schedule(ex::Optimizer& opt, const Config& c, long epoch) {
     opt.options().lr = c.lr;
     opt.options().beta1 = 0.9;
   } else {
-    opt.options().lr =
-        c.lr * static_cast<double>(c.epochs - epoch) / (static_cast<double>(c.epochs) - decay_start);
+    opt.options().lr = c.lr * static_cast<double>(c.epochs - epoch) /
+                       (static_cast<double>(c.epochs) - decay_start);
     opt.options().beta1 = 0.1;
   }
 }
@@ -187,7 +187,8 @@ int run(int argc, char** argv, int rank, int ranks) {
   args.finish();
   if (c.check) c.epochs = 1;
   if (c.batch < ranks || c.epochs < 1) {
-    if (rank == 0) std::fprintf(stderr, "need --batch >= the number of ranks (%d) and --epochs >= 1\n", ranks);
+    if (rank == 0)
+      std::fprintf(stderr, "need --batch >= the number of ranks (%d) and --epochs >= 1\n", ranks);
     return 2;
   }
   ex::set_threads(1);
@@ -198,11 +199,13 @@ int run(int argc, char** argv, int rank, int ranks) {
   c.val = std::min<Index>(c.val, tt.train.size() / 5);
   c.train = tt.train.size() - c.val;
   const regula::NoisyLabels noisy = regula::inject_label_noise(
-      tt.train.y, tt.train.classes, {regula::LabelNoise::symmetric_exclusive, c.rate, static_cast<std::uint64_t>(c.seed)});
+      tt.train.y, tt.train.classes,
+      {regula::LabelNoise::symmetric_exclusive, c.rate, static_cast<std::uint64_t>(c.seed)});
   ex::Dataset train = ex::slice(tt.train, 0, c.train);
   const std::vector<std::int64_t> clean = train.y;
   train.y.assign(noisy.labels.begin(), noisy.labels.begin() + c.train);
-  const std::vector<std::uint8_t> is_noisy(noisy.is_noisy.begin(), noisy.is_noisy.begin() + c.train);
+  const std::vector<std::uint8_t> is_noisy(noisy.is_noisy.begin(),
+                                           noisy.is_noisy.begin() + c.train);
   ex::Dataset val = ex::slice(tt.train, c.train, c.val);
   val.y.assign(noisy.labels.begin() + c.train, noisy.labels.end());
   const ex::Dataset& test = tt.test;
@@ -211,15 +214,16 @@ int run(int argc, char** argv, int rank, int ranks) {
   std::size_t first = 0, nr = 0;
   shard(b, ranks, rank, first, nr);
   if (rank == 0) {
-    std::printf("regula %d.%d.%d data-parallel Co-teaching on %s, %d rank%s\n", REGULA_VERSION_MAJOR,
-                REGULA_VERSION_MINOR, REGULA_VERSION_PATCH,
-                tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST", ranks,
-                ranks == 1 ? "" : "s");
-    std::printf("  %td train (symmetric noise %.0f%%), %td noisy validation, %td clean test\n", c.train,
-                100.0 * c.rate, c.val, test.size());
-    std::printf("  MLP 784-%td-%td-10, Adam lr %g, global batch %ld (rank 0 shard %zu), dropout %.2f, "
-                "%ld epochs, forget rate %.2f ramped over %.0f epochs, seed %ld\n",
-                c.width, c.width, c.lr, c.batch, nr, c.dropout, c.epochs, c.rate, c.ramp, c.seed);
+    std::printf("regula %d.%d.%d data-parallel Co-teaching on %s, %d rank%s\n",
+                REGULA_VERSION_MAJOR, REGULA_VERSION_MINOR, REGULA_VERSION_PATCH,
+                tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST",
+                ranks, ranks == 1 ? "" : "s");
+    std::printf("  %td train (symmetric noise %.0f%%), %td noisy validation, %td clean test\n",
+                c.train, 100.0 * c.rate, c.val, test.size());
+    std::printf(
+        "  MLP 784-%td-%td-10, Adam lr %g, global batch %ld (rank 0 shard %zu), dropout %.2f, "
+        "%ld epochs, forget rate %.2f ramped over %.0f epochs, seed %ld\n",
+        c.width, c.width, c.lr, c.batch, nr, c.dropout, c.epochs, c.rate, c.ramp, c.seed);
     std::fflush(stdout);
   }
 
@@ -247,7 +251,8 @@ int run(int argc, char** argv, int rank, int ranks) {
     schedule(opt1, c, epoch);
     schedule(opt2, c, epoch);
     const double rate = regula::forget_rate({c.rate, c.ramp, 1.0}, static_cast<double>(epoch + 1));
-    const std::vector<Index> order = ex::permutation(c.train, static_cast<std::uint64_t>(c.seed), 100 + static_cast<std::uint64_t>(epoch));
+    const std::vector<Index> order = ex::permutation(c.train, static_cast<std::uint64_t>(c.seed),
+                                                     100 + static_cast<std::uint64_t>(epoch));
     // Local counts, summed over the ranks at the end of the epoch.
     double counts[4] = {0, 0, 0, 0};  // hits vs noisy, hits vs clean, selected clean, selected
     double loss_sum = 0.0;
@@ -266,7 +271,9 @@ int run(int argc, char** argv, int rank, int ranks) {
       const regula::CoTeachingResult<float> res = ct.exchange(l1, l2, rate, g1, g2);
       for (const auto* sel : {&ct.selected_by_first(), &ct.selected_by_second()}) {
         for (const Index j : *sel) {
-          counts[2] += is_noisy[static_cast<std::size_t>(order[begin + static_cast<std::size_t>(j)])] ? 0.0 : 1.0;
+          counts[2] +=
+              is_noisy[static_cast<std::size_t>(order[begin + static_cast<std::size_t>(j)])] ? 0.0
+                                                                                             : 1.0;
         }
         counts[3] += static_cast<double>(sel->size());
       }
@@ -285,7 +292,10 @@ int run(int argc, char** argv, int rank, int ranks) {
         Index best = 0;
         z1.col(j).maxCoeff(&best);
         counts[0] += best == y(j) ? 1.0 : 0.0;
-        counts[1] += best == clean[static_cast<std::size_t>(order[begin + static_cast<std::size_t>(j)])] ? 1.0 : 0.0;
+        counts[1] +=
+            best == clean[static_cast<std::size_t>(order[begin + static_cast<std::size_t>(j)])]
+                ? 1.0
+                : 0.0;
       }
       if (rank == 0) progress.tick(epoch + 1, s, steps, loss_sum / static_cast<double>(s + 1));
     }
@@ -314,11 +324,15 @@ int run(int argc, char** argv, int rank, int ranks) {
     MPI_Allreduce(&mine, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
     if (rank == 0) {
       if (lo == hi) {
-        std::printf("check passed: after 1 epoch the weights of both networks are bitwise identical on all "
-                    "%d ranks (checksum %016llx)\n", ranks, static_cast<unsigned long long>(lo));
+        std::printf(
+            "check passed: after 1 epoch the weights of both networks are bitwise identical on all "
+            "%d ranks (checksum %016llx)\n",
+            ranks, static_cast<unsigned long long>(lo));
       } else {
-        std::printf("check FAILED: after 1 epoch the weights differ across ranks (checksums %016llx .. %016llx)\n",
-                    static_cast<unsigned long long>(lo), static_cast<unsigned long long>(hi));
+        std::printf(
+            "check FAILED: after 1 epoch the weights differ across ranks (checksums %016llx .. "
+            "%016llx)\n",
+            static_cast<unsigned long long>(lo), static_cast<unsigned long long>(hi));
       }
     }
     return lo == hi ? 0 : 1;
@@ -341,9 +355,11 @@ int run(int argc, char** argv, int rank, int ranks) {
                 "label precision");
     std::printf("  %-22s %8.2f%% %8.2f%% %12.2f%% %15.2f%%\n", "Co-teaching (MPI)", 100.0 * best,
                 100.0 * last.test_acc, 100.0 * at_best_val, 100.0 * last.precision);
-    std::printf("  (clean test accuracy of network 1; 'last' is the final epoch; test@best-val is the epoch\n"
-                "   chosen on the noisy validation split; label precision = share of clean labels among\n"
-                "   the samples the global Co-teaching selection kept in the last epoch)\n");
+    std::printf(
+        "  (clean test accuracy of network 1; 'last' is the final epoch; test@best-val is the "
+        "epoch\n"
+        "   chosen on the noisy validation split; label precision = share of clean labels among\n"
+        "   the samples the global Co-teaching selection kept in the last epoch)\n");
   }
   return 0;
 }

@@ -13,12 +13,11 @@
 #include <string>
 #include <vector>
 
-#include <regula/regula.hpp>
-
 #include "common/data.hpp"
 #include "common/losses.hpp"
 #include "common/mlp.hpp"
 #include "common/report.hpp"
+#include <regula/regula.hpp>
 
 namespace {
 
@@ -61,7 +60,8 @@ double mean_loss(ex::Mlp& net, const ex::Dataset& d) {
   return static_cast<double>(l.mean());
 }
 
-Run train(const Config& c, const ex::Dataset& tr, const ex::Dataset& probe, const ex::Dataset& te, Index samples) {
+Run train(const Config& c, const ex::Dataset& tr, const ex::Dataset& probe, const ex::Dataset& te,
+          Index samples) {
   ex::Mlp::Options o;
   o.hidden = {c.width, c.features};
   o.seed = static_cast<std::uint64_t>(c.seed);  // the same initialization for every M
@@ -85,7 +85,8 @@ Run train(const Config& c, const ex::Dataset& tr, const ex::Dataset& probe, cons
   double eval_seconds = 0.0;
   for (long epoch = 0; epoch < c.epochs; ++epoch) {
     // The same data order for every M.
-    const std::vector<Index> order = ex::permutation(tr.size(), static_cast<std::uint64_t>(c.seed), 100 + static_cast<std::uint64_t>(epoch));
+    const std::vector<Index> order = ex::permutation(tr.size(), static_cast<std::uint64_t>(c.seed),
+                                                     100 + static_cast<std::uint64_t>(epoch));
     double loss_sum = 0.0;
     for (std::size_t s = 0; s < steps; ++s) {
       ex::gather(tr.x, tr.y, order, s * b, b, x, y);
@@ -150,10 +151,11 @@ int main(int argc, char** argv) {
   const ex::TrainTest tt = ex::load_fashion_mnist(c.data, static_cast<std::size_t>(c.train),
                                                   static_cast<std::size_t>(c.test));
   const ex::Dataset probe = ex::slice(tt.train, 0, std::min(c.probe, tt.train.size()));
-  std::printf("regula multi-sample dropout on %s: %td train, %td test, MLP 784-%td-%td + dropout p %.2f + "
-              "linear head, Adam lr %g, batch %ld, %ld epochs, seed %ld\n",
-              tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST", tt.train.size(),
-              tt.test.size(), c.width, c.features, c.p, c.lr, c.batch, c.epochs, c.seed);
+  std::printf(
+      "regula multi-sample dropout on %s: %td train, %td test, MLP 784-%td-%td + dropout p %.2f + "
+      "linear head, Adam lr %g, batch %ld, %ld epochs, seed %ld\n",
+      tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST",
+      tt.train.size(), tt.test.size(), c.width, c.features, c.p, c.lr, c.batch, c.epochs, c.seed);
   const Run one = train(c, tt.train, probe, tt.test, 1);
   const Run many = train(c, tt.train, probe, tt.test, c.samples);
 
@@ -165,13 +167,18 @@ int main(int argc, char** argv) {
     }
   }
   auto steps = [](long s) { return s < 0 ? std::string("not reached") : std::to_string(s); };
-  std::printf("\n== results == %s, threshold %.3f (eval-mode loss on %td training samples), seed %ld\n",
-              tt.synthetic ? "SYNTHETIC task" : "Fashion-MNIST", c.threshold, probe.size(), c.seed);
-  std::printf("  %-8s %22s %14s %12s %12s\n", "M", "steps to threshold", "train seconds", "last loss", "test acc");
-  std::printf("  %-8d %22s %14.1f %12.4f %11.2f%%\n", 1, steps(one.steps_to_threshold).c_str(), one.seconds,
-              one.curve.empty() ? std::nan("") : one.curve.back().second, 100.0 * one.test_acc);
-  std::printf("  %-8ld %22s %14.1f %12.4f %11.2f%%\n", c.samples, steps(many.steps_to_threshold).c_str(), many.seconds,
+  std::printf(
+      "\n== results == %s, threshold %.3f (eval-mode loss on %td training samples), seed %ld\n",
+      tt.synthetic ? "SYNTHETIC task" : "Fashion-MNIST", c.threshold, probe.size(), c.seed);
+  std::printf("  %-8s %22s %14s %12s %12s\n", "M", "steps to threshold", "train seconds",
+              "last loss", "test acc");
+  std::printf("  %-8d %22s %14.1f %12.4f %11.2f%%\n", 1, steps(one.steps_to_threshold).c_str(),
+              one.seconds, one.curve.empty() ? std::nan("") : one.curve.back().second,
+              100.0 * one.test_acc);
+  std::printf("  %-8ld %22s %14.1f %12.4f %11.2f%%\n", c.samples,
+              steps(many.steps_to_threshold).c_str(), many.seconds,
               many.curve.empty() ? std::nan("") : many.curve.back().second, 100.0 * many.test_acc);
-  std::printf("  curve: %s/loss_by_step.csv  (plot: examples/plot_csv.sh %s)\n", c.out.c_str(), c.out.c_str());
+  std::printf("  curve: %s/loss_by_step.csv  (plot: examples/plot_csv.sh %s)\n", c.out.c_str(),
+              c.out.c_str());
   return 0;
 }

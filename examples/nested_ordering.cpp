@@ -13,12 +13,11 @@
 #include <string>
 #include <vector>
 
-#include <regula/regula.hpp>
-
 #include "common/data.hpp"
 #include "common/losses.hpp"
 #include "common/mlp.hpp"
 #include "common/report.hpp"
+#include <regula/regula.hpp>
 
 namespace {
 
@@ -72,7 +71,8 @@ std::vector<double> train(const Config& c, const ex::Dataset& tr, const ex::Data
   const auto b = static_cast<std::size_t>(c.batch);
   const std::size_t steps = static_cast<std::size_t>(tr.size()) / b;
   for (long epoch = 0; epoch < c.epochs; ++epoch) {
-    const std::vector<Index> order = ex::permutation(tr.size(), seed, 100 + static_cast<std::uint64_t>(epoch));
+    const std::vector<Index> order =
+        ex::permutation(tr.size(), seed, 100 + static_cast<std::uint64_t>(epoch));
     double loss_sum = 0.0, hits = 0.0;
     for (std::size_t s = 0; s < steps; ++s) {
       ex::gather(tr.x, tr.y, order, s * b, b, x, y);
@@ -133,16 +133,22 @@ int main(int argc, char** argv) {
 
   const ex::TrainTest tt = ex::load_fashion_mnist(c.data, static_cast<std::size_t>(c.train),
                                                   static_cast<std::size_t>(c.test));
-  std::printf("regula nested-dropout ordering on %s: %td train, %td test, MLP 784-%td-%td-10, %ld epochs, "
-              "seed %ld\n  dropout p %.2f; nested dropout: geometric rho %.2f per sample (mean kept %.1f of %td)\n",
-              tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST", tt.train.size(),
-              tt.test.size(), c.width, c.features, c.epochs, c.seed, c.dropout, c.rho,
-              regula::NestedDropout<float>({c.features, regula::NestedPrior::geometric(c.rho)}).mean_kept(), c.features);
+  std::printf(
+      "regula nested-dropout ordering on %s: %td train, %td test, MLP 784-%td-%td-10, %ld epochs, "
+      "seed %ld\n  dropout p %.2f; nested dropout: geometric rho %.2f per sample (mean kept %.1f "
+      "of %td)\n",
+      tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST",
+      tt.train.size(), tt.test.size(), c.width, c.features, c.epochs, c.seed, c.dropout, c.rho,
+      regula::NestedDropout<float>({c.features, regula::NestedPrior::geometric(c.rho)}).mean_kept(),
+      c.features);
   const auto seed = static_cast<std::uint64_t>(c.seed);
   ex::Progress total("total", 0);
-  const std::vector<double> none = train(c, tt.train, tt.test, Reg::none, "no regularizer", seed * 10 + 1);
-  const std::vector<double> drop = train(c, tt.train, tt.test, Reg::dropout, "dropout", seed * 10 + 2);
-  const std::vector<double> nest = train(c, tt.train, tt.test, Reg::nested, "nested dropout", seed * 10 + 3);
+  const std::vector<double> none =
+      train(c, tt.train, tt.test, Reg::none, "no regularizer", seed * 10 + 1);
+  const std::vector<double> drop =
+      train(c, tt.train, tt.test, Reg::dropout, "dropout", seed * 10 + 2);
+  const std::vector<double> nest =
+      train(c, tt.train, tt.test, Reg::nested, "nested dropout", seed * 10 + 3);
 
   ex::make_dirs(c.out);
   {
@@ -151,14 +157,17 @@ int main(int argc, char** argv) {
       csv.row({static_cast<double>(k + 1), none[k], drop[k], nest[k]});
     }
   }
-  std::printf("\n== results == %s, test accuracy keeping the first k of %td features, seed %ld, %.0f s\n",
-              tt.synthetic ? "SYNTHETIC task" : "Fashion-MNIST", c.features, c.seed, total.elapsed());
+  std::printf(
+      "\n== results == %s, test accuracy keeping the first k of %td features, seed %ld, %.0f s\n",
+      tt.synthetic ? "SYNTHETIC task" : "Fashion-MNIST", c.features, c.seed, total.elapsed());
   std::printf("  %6s %10s %10s %15s\n", "k", "none", "dropout", "nested dropout");
   for (Index k = 1; k <= c.features; k *= 2) {
     const auto i = static_cast<std::size_t>(k - 1);
-    std::printf("  %6td %9.2f%% %9.2f%% %14.2f%%\n", k, 100.0 * none[i], 100.0 * drop[i], 100.0 * nest[i]);
+    std::printf("  %6td %9.2f%% %9.2f%% %14.2f%%\n", k, 100.0 * none[i], 100.0 * drop[i],
+                100.0 * nest[i]);
     if (k < c.features && k * 2 > c.features) k = c.features / 2;  // always end with k = K
   }
-  std::printf("  curve: %s/accuracy_by_k.csv  (plot: examples/plot_csv.sh %s)\n", c.out.c_str(), c.out.c_str());
+  std::printf("  curve: %s/accuracy_by_k.csv  (plot: examples/plot_csv.sh %s)\n", c.out.c_str(),
+              c.out.c_str());
   return 0;
 }

@@ -23,12 +23,11 @@
 #include <string>
 #include <vector>
 
-#include <regula/regula.hpp>
-
 #include "common/data.hpp"
 #include "common/losses.hpp"
 #include "common/mlp.hpp"
 #include "common/report.hpp"
+#include <regula/regula.hpp>
 
 namespace {
 
@@ -40,7 +39,8 @@ const char* const kUsage =
     "usage: noisy_labels [options]\n"
     "  --epochs N        training epochs of methods 1-4 and of stage 1 of method 5 (default 30)\n"
     "  --stage2-epochs N Co-teaching fine-tune epochs of method 5 (default epochs/2)\n"
-    "  --noise KIND      symmetric (to one of the other classes) or pair (i -> i+1) (default symmetric)\n"
+    "  --noise KIND      symmetric (to one of the other classes) or pair (i -> i+1) (default "
+    "symmetric)\n"
     "  --rate R          noise rate (default 0.5 symmetric, 0.45 pair)\n"
     "  --forget R        Co-teaching forget rate tau (default: the noise rate)\n"
     "  --seed S          seed of everything: noise, initialization, shuffles, masks (default 1)\n"
@@ -52,11 +52,13 @@ const char* const kUsage =
     "  --lr LR           Adam learning rate (default 1e-3)\n"
     "  --dropout P       dropout probability of method 2 (default 0.5)\n"
     "  --sigma S         nested-dropout prior width (default 10, Chen et al.'s CIFAR-10 value)\n"
-    "  --methods LIST    comma list of ce,dropout,nested,coteaching,nested+coteaching (default all)\n"
+    "  --methods LIST    comma list of ce,dropout,nested,coteaching,nested+coteaching (default "
+    "all)\n"
     "  --data DIR        Fashion-MNIST directory (default $REGULA_FASHION_MNIST_DIR or\n"
     "                    /usr/share/datasets/fashion-mnist)\n"
     "  --out DIR         where the CSV files go (default noisy_labels_out)\n"
-    "  --threads N       threads for Eigen and OpenMP (default 1: results are bitwise reproducible\n"
+    "  --threads N       threads for Eigen and OpenMP (default 1: results are bitwise "
+    "reproducible\n"
     "                    for a given thread count, and 2 threads gain little on small GEMMs)\n"
     "  --smoke           a few hundred samples and 2 epochs: checks that everything runs\n";
 
@@ -72,7 +74,7 @@ struct Config {
 
 /// Everything the five runs share: the data with clean and noisy labels.
 struct Data {
-  ex::Dataset train, val, test;         // labels of train and val are the noisy ones
+  ex::Dataset train, val, test;  // labels of train and val are the noisy ones
   std::vector<std::int64_t> train_clean;
   std::vector<std::uint8_t> train_noisy;  // 1 where the label was corrupted
   double realized_rate = 0.0;
@@ -101,7 +103,8 @@ void schedule(ex::Optimizer& opt, const Config& c, long epoch, long epochs) {
     opt.options().lr = c.lr;
     opt.options().beta1 = 0.9;
   } else {
-    opt.options().lr = c.lr * static_cast<double>(epochs - epoch) / (static_cast<double>(epochs) - decay_start);
+    opt.options().lr =
+        c.lr * static_cast<double>(epochs - epoch) / (static_cast<double>(epochs) - decay_start);
     opt.options().beta1 = 0.1;
   }
 }
@@ -109,7 +112,8 @@ void schedule(ex::Optimizer& opt, const Config& c, long epoch, long epochs) {
 ex::Mlp make_net(const Config& c, std::uint64_t seed) {
   ex::Mlp::Options o;
   o.hidden = {c.width, c.width};
-  o.head_bias = false;  // Chen et al.'s bias-free classifier, kept for all five for a fair comparison
+  o.head_bias =
+      false;  // Chen et al.'s bias-free classifier, kept for all five for a fair comparison
   o.seed = seed;
   return ex::Mlp(o);
 }
@@ -133,7 +137,9 @@ ex::OptimOptions adam(const Config& c) {
 Index best_k(const std::vector<double>& val_by_k) {
   Index best = 0;
   for (Index k = 1; k < static_cast<Index>(val_by_k.size()); ++k) {
-    const auto score = [&](Index i) { return val_by_k[static_cast<std::size_t>(i)] - 1e-5 * static_cast<double>(i); };
+    const auto score = [&](Index i) {
+      return val_by_k[static_cast<std::size_t>(i)] - 1e-5 * static_cast<double>(i);
+    };
     if (score(k) > score(best)) best = k;
   }
   return best + 1;
@@ -147,7 +153,10 @@ void count_hits(const Mat& logits, const ex::Labels& noisy, const std::vector<In
     Index best = 0;
     logits.col(j).maxCoeff(&best);
     hit_noisy += best == noisy(j) ? 1.0 : 0.0;
-    hit_clean += best == clean[static_cast<std::size_t>(batch_idx[first + static_cast<std::size_t>(j)])] ? 1.0 : 0.0;
+    hit_clean +=
+        best == clean[static_cast<std::size_t>(batch_idx[first + static_cast<std::size_t>(j)])]
+            ? 1.0
+            : 0.0;
   }
 }
 
@@ -176,7 +185,8 @@ RunResult train_single(const Config& c, const Data& d, Reg reg, const std::strin
   double best_val = -1.0;
   for (long epoch = 0; epoch < c.epochs; ++epoch) {
     schedule(opt, c, epoch, c.epochs);
-    const std::vector<Index> order = ex::permutation(d.train.size(), seed, 100 + static_cast<std::uint64_t>(epoch));
+    const std::vector<Index> order =
+        ex::permutation(d.train.size(), seed, 100 + static_cast<std::uint64_t>(epoch));
     double loss_sum = 0.0, hit_noisy = 0.0, hit_clean = 0.0;
     std::size_t steps = n / b;  // drop_last, as the reference code
     for (std::size_t s = 0; s < steps; ++s) {
@@ -220,9 +230,10 @@ RunResult train_single(const Config& c, const Data& d, Reg reg, const std::strin
       ex::copy_parameters(net, *best_net);
     }
     r.epochs.push_back(e);
-    progress.epoch(epoch + 1, e.loss, e.train_acc_noisy, e.test_acc,
-                   ex::format("clean-train %.2f%%  val %.2f%%%s", 100.0 * e.train_acc_clean, 100.0 * e.val_acc,
-                              reg == Reg::nested ? ex::format("  k*=%td", e.k).c_str() : ""));
+    progress.epoch(
+        epoch + 1, e.loss, e.train_acc_noisy, e.test_acc,
+        ex::format("clean-train %.2f%%  val %.2f%%%s", 100.0 * e.train_acc_clean, 100.0 * e.val_acc,
+                   reg == Reg::nested ? ex::format("  k*=%td", e.k).c_str() : ""));
   }
   return r;
 }
@@ -246,14 +257,17 @@ RunResult train_coteaching(const Config& c, const Data& d, std::uint64_t seed) {
     schedule(opt1, c, epoch, c.epochs);
     schedule(opt2, c, epoch, c.epochs);
     // The official loop counts epochs from 1: the first epoch already forgets tau/T_k.
-    const double rate = regula::forget_rate({c.forget, c.ramp, 1.0}, static_cast<double>(epoch + 1));
-    const std::vector<Index> order = ex::permutation(d.train.size(), seed, 100 + static_cast<std::uint64_t>(epoch));
+    const double rate =
+        regula::forget_rate({c.forget, c.ramp, 1.0}, static_cast<double>(epoch + 1));
+    const std::vector<Index> order =
+        ex::permutation(d.train.size(), seed, 100 + static_cast<std::uint64_t>(epoch));
     double loss_sum = 0.0, hit_noisy = 0.0, hit_clean = 0.0, sel_clean = 0.0, sel_total = 0.0;
     const std::size_t steps = n / b;
     for (std::size_t s = 0; s < steps; ++s) {
       ex::gather(d.train.x, d.train.y, order, s * b, b, x, y);
       batch_noisy.resize(b);
-      for (std::size_t j = 0; j < b; ++j) batch_noisy[j] = d.train_noisy[static_cast<std::size_t>(order[s * b + j])];
+      for (std::size_t j = 0; j < b; ++j)
+        batch_noisy[j] = d.train_noisy[static_cast<std::size_t>(order[s * b + j])];
       net1.forward(x, z1);
       ex::cross_entropy_per_sample(z1, y, l1, g1);
       net2.forward(x, z2);
@@ -320,7 +334,8 @@ RunResult train_nested_coteaching(const Config& c, const Data& d, ex::Mlp& net1,
   const auto half = static_cast<std::size_t>(c.batch) / 2;
   const std::size_t keep = regula::keep_count(half, c.forget);
   // Ranks one half with `ranker` (features truncated to k*) and returns the kept columns.
-  auto rank = [&](ex::Mlp& ranker, const Mat& xh, const ex::Labels& yh, regula::SmallLossSelector<float>& sel) {
+  auto rank = [&](ex::Mlp& ranker, const Mat& xh, const ex::Labels& yh,
+                  regula::SmallLossSelector<float>& sel) {
     ranker.forward_trunk(xh);
     Mat& h = ranker.features();
     if (k_star < h.rows()) h.bottomRows(h.rows() - k_star).setZero();
@@ -354,7 +369,8 @@ RunResult train_nested_coteaching(const Config& c, const Data& d, ex::Mlp& net1,
   for (long epoch = 0; epoch < c.stage2_epochs; ++epoch) {
     const double lr = epoch >= c.stage2_epochs / 2 ? c.lr * 0.01 : c.lr * 0.1;  // x0.1 halfway
     opt1.options().lr = opt2.options().lr = lr;
-    const std::vector<Index> order = ex::permutation(d.train.size(), seed, 500 + static_cast<std::uint64_t>(epoch));
+    const std::vector<Index> order =
+        ex::permutation(d.train.size(), seed, 500 + static_cast<std::uint64_t>(epoch));
     double loss_sum = 0.0, sel_clean = 0.0, sel_total = 0.0;
     const std::size_t steps = n / (2 * half);
     for (std::size_t s = 0; s < steps; ++s) {
@@ -367,13 +383,14 @@ RunResult train_nested_coteaching(const Config& c, const Data& d, ex::Mlp& net1,
         const std::vector<Index>& sel = which == 0 ? by1 : by2;
         half_noisy.resize(half);
         for (std::size_t j = 0; j < half; ++j) {
-          half_noisy[j] = d.train_noisy[static_cast<std::size_t>(order[first + (which == 0 ? 0 : half) + j])];
+          half_noisy[j] =
+              d.train_noisy[static_cast<std::size_t>(order[first + (which == 0 ? 0 : half) + j])];
         }
         sel_clean += regula::label_precision(sel, half_noisy) * static_cast<double>(sel.size());
         sel_total += static_cast<double>(sel.size());
       }
-      const regula::Stream step_masks = masks;  // one random prefix for both nets
-      masks.skip(1);                              // a per-batch index uses one block
+      const regula::Stream step_masks = masks;                 // one random prefix for both nets
+      masks.skip(1);                                           // a per-batch index uses one block
       loss_sum += learn(net1, opt1, xb, yb, by2, step_masks);  // net 1 learns what net 2 kept
       learn(net2, opt2, xa, ya, by1, step_masks);              // and vice versa
       progress.tick(epoch + 1, s, steps, loss_sum / static_cast<double>(s + 1));
@@ -403,22 +420,28 @@ bool wanted(const Config& c, const std::string& m) {
 
 void write_csvs(const Config& c, const std::vector<RunResult>& runs) {
   ex::make_dirs(c.out);
-  std::map<std::string, std::string> file_names = {{"cross-entropy", "ce"}, {"dropout", "dropout"},
-      {"nested dropout", "nested"}, {"Co-teaching", "coteaching"}, {"nested + Co-teaching", "nested_coteaching"}};
+  std::map<std::string, std::string> file_names = {{"cross-entropy", "ce"},
+                                                   {"dropout", "dropout"},
+                                                   {"nested dropout", "nested"},
+                                                   {"Co-teaching", "coteaching"},
+                                                   {"nested + Co-teaching", "nested_coteaching"}};
   long last_epoch = 0;
   for (const RunResult& r : runs) {
     const std::string stem = file_names.count(r.name) ? file_names[r.name] : r.name;
-    ex::Csv csv(c.out + "/run_" + stem + ".csv", {"epoch", "loss", "train_acc_noisy", "train_acc_clean",
-                                             "val_acc_noisy", "test_acc", "label_precision", "k"});
+    ex::Csv csv(c.out + "/run_" + stem + ".csv",
+                {"epoch", "loss", "train_acc_noisy", "train_acc_clean", "val_acc_noisy", "test_acc",
+                 "label_precision", "k"});
     for (std::size_t i = 0; i < r.epochs.size(); ++i) {
       const EpochStats& e = r.epochs[i];
-      csv.row({static_cast<double>(r.epoch_offset + static_cast<long>(i) + 1), e.loss, e.train_acc_noisy,
-               e.train_acc_clean, e.val_acc, e.test_acc, e.precision, static_cast<double>(e.k)});
+      csv.row({static_cast<double>(r.epoch_offset + static_cast<long>(i) + 1), e.loss,
+               e.train_acc_noisy, e.train_acc_clean, e.val_acc, e.test_acc, e.precision,
+               static_cast<double>(e.k)});
     }
     last_epoch = std::max(last_epoch, r.epoch_offset + static_cast<long>(r.epochs.size()));
   }
   // Wide tables, one column per method, for plotting.
-  for (const std::string& what : {std::string("test_acc"), std::string("label_precision"), std::string("train_acc_noisy")}) {
+  for (const std::string& what :
+       {std::string("test_acc"), std::string("label_precision"), std::string("train_acc_noisy")}) {
     std::vector<std::string> header{"epoch"};
     for (const RunResult& r : runs) header.push_back(r.name);
     ex::Csv csv(c.out + "/" + what + ".csv", header);
@@ -429,7 +452,9 @@ void write_csvs(const Config& c, const std::vector<RunResult>& runs) {
         double v = std::nan("");
         if (i >= 0 && i < static_cast<long>(r.epochs.size())) {
           const EpochStats& e = r.epochs[static_cast<std::size_t>(i)];
-          v = what == "test_acc" ? e.test_acc : what == "label_precision" ? e.precision : e.train_acc_noisy;
+          v = what == "test_acc"          ? e.test_acc
+              : what == "label_precision" ? e.precision
+                                          : e.train_acc_noisy;
         }
         row.push_back(v);
       }
@@ -500,27 +525,37 @@ int main(int argc, char** argv) {
   d.val = ex::slice(tt.train, c.train, c.val);
   d.val.y.assign(noisy.labels.begin() + c.train, noisy.labels.end());
   d.test = tt.test;
-  d.realized_rate = static_cast<double>(std::accumulate(d.train_noisy.begin(), d.train_noisy.end(), 0)) /
-                    static_cast<double>(c.train);
+  d.realized_rate =
+      static_cast<double>(std::accumulate(d.train_noisy.begin(), d.train_noisy.end(), 0)) /
+      static_cast<double>(c.train);
 
-  std::printf("regula %d.%d.%d noisy-label training on %s\n", REGULA_VERSION_MAJOR, REGULA_VERSION_MINOR,
-              REGULA_VERSION_PATCH, tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST");
-  std::printf("  data %s: %td train (%s noise %.0f%%, realized %.2f%%), %td noisy validation, %td clean test\n",
-              d.source.c_str(), c.train, c.noise_name.c_str(), 100.0 * c.rate,
-              100.0 * d.realized_rate, c.val, d.test.size());
-  std::printf("  MLP 784-%td-%td-10 (ReLU, bias-free head), Adam lr %g, batch %ld, %ld epochs (+%ld Co-teaching "
-              "fine-tune for method 5), seed %ld, %d thread%s\n",
-              c.width, c.width, c.lr, c.batch, c.epochs, c.stage2_epochs,
-              c.seed, regula::max_threads(), regula::max_threads() == 1 ? "" : "s");
-  std::printf("  dropout p %.2f; nested prior sigma %.0f (mean kept %.1f of %td); forget rate %.2f, ramp %.0f epochs\n",
-              c.dropout, c.sigma, regula::NestedDropout<float>(chen_nested(c)).mean_kept(), c.width,
-              c.forget, c.ramp);
+  std::printf("regula %d.%d.%d noisy-label training on %s\n", REGULA_VERSION_MAJOR,
+              REGULA_VERSION_MINOR, REGULA_VERSION_PATCH,
+              tt.synthetic ? "a SYNTHETIC task (Fashion-MNIST not found)" : "Fashion-MNIST");
+  std::printf(
+      "  data %s: %td train (%s noise %.0f%%, realized %.2f%%), %td noisy validation, %td clean "
+      "test\n",
+      d.source.c_str(), c.train, c.noise_name.c_str(), 100.0 * c.rate, 100.0 * d.realized_rate,
+      c.val, d.test.size());
+  std::printf(
+      "  MLP 784-%td-%td-10 (ReLU, bias-free head), Adam lr %g, batch %ld, %ld epochs (+%ld "
+      "Co-teaching "
+      "fine-tune for method 5), seed %ld, %d thread%s\n",
+      c.width, c.width, c.lr, c.batch, c.epochs, c.stage2_epochs, c.seed, regula::max_threads(),
+      regula::max_threads() == 1 ? "" : "s");
+  std::printf(
+      "  dropout p %.2f; nested prior sigma %.0f (mean kept %.1f of %td); forget rate %.2f, ramp "
+      "%.0f epochs\n",
+      c.dropout, c.sigma, regula::NestedDropout<float>(chen_nested(c)).mean_kept(), c.width,
+      c.forget, c.ramp);
 
   const auto seed = static_cast<std::uint64_t>(c.seed);
   std::vector<RunResult> runs;
   ex::Progress total("total", 0);
-  if (wanted(c, "ce")) runs.push_back(train_single(c, d, Reg::none, "cross-entropy", seed * 10 + 1));
-  if (wanted(c, "dropout")) runs.push_back(train_single(c, d, Reg::dropout, "dropout", seed * 10 + 2));
+  if (wanted(c, "ce"))
+    runs.push_back(train_single(c, d, Reg::none, "cross-entropy", seed * 10 + 1));
+  if (wanted(c, "dropout"))
+    runs.push_back(train_single(c, d, Reg::dropout, "dropout", seed * 10 + 2));
   ex::Mlp stage1_a = make_net(c, 0), stage1_b = make_net(c, 0);
   const bool combo = wanted(c, "nested+coteaching");
   if (wanted(c, "nested") || combo) {
@@ -535,10 +570,10 @@ int main(int argc, char** argv) {
   write_csvs(c, runs);
 
   std::printf("\n== results == %s, %s %.0f%% noise, seed %ld, %.0f s\n",
-              tt.synthetic ? "SYNTHETIC task" : "Fashion-MNIST", c.noise_name.c_str(), 100.0 * c.rate, c.seed,
-              total.elapsed());
-  std::printf("  %-22s %9s %9s %13s %6s %16s\n", "method", "best test", "last test", "test@best-val", "k*",
-              "label precision");
+              tt.synthetic ? "SYNTHETIC task" : "Fashion-MNIST", c.noise_name.c_str(),
+              100.0 * c.rate, c.seed, total.elapsed());
+  std::printf("  %-22s %9s %9s %13s %6s %16s\n", "method", "best test", "last test",
+              "test@best-val", "k*", "label precision");
   for (const RunResult& r : runs) {
     double best = 0.0, best_val = -1.0, at_best_val = 0.0;
     for (const EpochStats& e : r.epochs) {
@@ -549,13 +584,17 @@ int main(int argc, char** argv) {
       }
     }
     const EpochStats& last = r.epochs.back();
-    std::printf("  %-22s %8.2f%% %8.2f%% %12.2f%% %6td %15s\n", r.name.c_str(), 100.0 * best,
-                100.0 * last.test_acc, 100.0 * at_best_val, last.k,
-                std::isnan(last.precision) ? "-" : ex::format("%.2f%%", 100.0 * last.precision).c_str());
+    std::printf(
+        "  %-22s %8.2f%% %8.2f%% %12.2f%% %6td %15s\n", r.name.c_str(), 100.0 * best,
+        100.0 * last.test_acc, 100.0 * at_best_val, last.k,
+        std::isnan(last.precision) ? "-" : ex::format("%.2f%%", 100.0 * last.precision).c_str());
   }
-  std::printf("  (clean test accuracy; 'last' is the final epoch; test@best-val is the epoch chosen on the\n"
-              "   noisy validation split; k* = features kept at test time; label precision = share of\n"
-              "   clean labels among the samples Co-teaching selected in the last epoch)\n");
-  std::printf("  curves: %s/*.csv  (plot: examples/plot_csv.sh %s)\n", c.out.c_str(), c.out.c_str());
+  std::printf(
+      "  (clean test accuracy; 'last' is the final epoch; test@best-val is the epoch chosen on "
+      "the\n"
+      "   noisy validation split; k* = features kept at test time; label precision = share of\n"
+      "   clean labels among the samples Co-teaching selected in the last epoch)\n");
+  std::printf("  curves: %s/*.csv  (plot: examples/plot_csv.sh %s)\n", c.out.c_str(),
+              c.out.c_str());
   return 0;
 }

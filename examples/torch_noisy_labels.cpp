@@ -8,19 +8,20 @@
 // --parity trains the same MLP with torch::nn::Dropout and with regula's Dropout module (same
 // initialization, same data order, clean labels) and fails if their final test accuracies
 // differ by more than one point.
-#include <torch/torch.h>
-
 #include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "common/data.hpp"
-#include "common/report.hpp"
+#include <torch/torch.h>
+
 #include "regula/integrations/torch.hpp"
 #include "regula/selection/co_teaching.hpp"
 #include "regula/selection/forget_rate.hpp"
 #include "regula/selection/label_noise.hpp"
+
+#include "common/data.hpp"
+#include "common/report.hpp"
 
 namespace {
 
@@ -30,9 +31,12 @@ struct Net : torch::nn::Module {
   Net(long width, Reg r)
       : fc1(register_module("fc1", torch::nn::Linear(784, width))),
         fc2(register_module("fc2", torch::nn::Linear(width, width))),
-        fc3(register_module("fc3", torch::nn::Linear(torch::nn::LinearOptions(width, 10).bias(false)))),
+        fc3(register_module("fc3",
+                            torch::nn::Linear(torch::nn::LinearOptions(width, 10).bias(false)))),
         reg(register_module("reg", r)) {}
-  at::Tensor features(const at::Tensor& x) { return torch::relu(fc2->forward(torch::relu(fc1->forward(x)))); }
+  at::Tensor features(const at::Tensor& x) {
+    return torch::relu(fc2->forward(torch::relu(fc1->forward(x))));
+  }
   at::Tensor forward(const at::Tensor& x) { return fc3->forward(reg->forward(features(x))); }
   torch::nn::Linear fc1, fc2, fc3;
   Reg reg;
@@ -40,7 +44,9 @@ struct Net : torch::nn::Module {
 
 /// A (samples, 784) float tensor over the data set's memory (features × samples, column-major):
 /// the same bytes, no copy.
-at::Tensor as_tensor(ex::Dataset& d) { return torch::from_blob(d.x.data(), {d.size(), d.x.rows()}); }
+at::Tensor as_tensor(ex::Dataset& d) {
+  return torch::from_blob(d.x.data(), {d.size(), d.x.rows()});
+}
 
 at::Tensor as_labels(std::vector<std::int64_t>& y) {
   return torch::from_blob(y.data(), {static_cast<long>(y.size())}, torch::kLong);
@@ -50,7 +56,8 @@ template <class NetT>
 double accuracy(NetT& net, const at::Tensor& x, const at::Tensor& y) {
   torch::NoGradGuard no_grad;
   net->eval();
-  const double acc = (net->forward(x).argmax(1) == y).to(at::kDouble).mean().template item<double>();
+  const double acc =
+      (net->forward(x).argmax(1) == y).to(at::kDouble).mean().template item<double>();
   net->train();
   return acc;
 }
@@ -68,14 +75,18 @@ std::pair<double, long> nested_accuracy(NetT& net, const at::Tensor& xv, const a
   long best_k = width;
   for (long k = 1; k <= std::min(kmax, width); ++k) {
     const at::Tensor mask = (torch::arange(width) < k).to(at::kFloat);
-    const double acc = (net->fc3->forward(hv * mask).argmax(1) == yv).to(at::kDouble).mean().template item<double>();
+    const double acc = (net->fc3->forward(hv * mask).argmax(1) == yv)
+                           .to(at::kDouble)
+                           .mean()
+                           .template item<double>();
     if (acc - 1e-5 * static_cast<double>(k) > best) {
       best = acc - 1e-5 * static_cast<double>(k);
       best_k = k;
     }
   }
   const at::Tensor mask = (torch::arange(width) < best_k).to(at::kFloat);
-  const double test = (net->fc3->forward(ht * mask).argmax(1) == yt).to(at::kDouble).mean().template item<double>();
+  const double test =
+      (net->fc3->forward(ht * mask).argmax(1) == yt).to(at::kDouble).mean().template item<double>();
   net->train();
   return {test, best_k};
 }
@@ -120,8 +131,8 @@ int main(int argc, char** argv) {
       const std::vector<ex::Index> order = ex::permutation(n, seed, 5);
       for (long e = 0; e < epochs; ++e) {
         for (long s = 0; s < steps; ++s) {
-          const at::Tensor idx =
-              torch::from_blob(const_cast<ex::Index*>(order.data()) + s * batch, {batch}, torch::kLong);
+          const at::Tensor idx = torch::from_blob(const_cast<ex::Index*>(order.data()) + s * batch,
+                                                  {batch}, torch::kLong);
           opt.zero_grad();
           torch::nn::functional::cross_entropy(net->forward(x_train.index_select(0, idx)),
                                                y_clean.index_select(0, idx))
@@ -133,14 +144,17 @@ int main(int argc, char** argv) {
     };
     const double a = run(torch::nn::Dropout(0.5));
     const double b = run(regula::libtorch::Dropout(0.5, regula::Stream(seed)));
-    std::printf("== parity == torch::nn::Dropout %.2f%%, regula::libtorch::Dropout %.2f%% (%ld epochs, %ld %s train)\n",
-                100 * a, 100 * b, epochs, n, data.synthetic ? "SYNTHETIC" : "Fashion-MNIST");
+    std::printf(
+        "== parity == torch::nn::Dropout %.2f%%, regula::libtorch::Dropout %.2f%% (%ld epochs, %ld "
+        "%s train)\n",
+        100 * a, 100 * b, epochs, n, data.synthetic ? "SYNTHETIC" : "Fashion-MNIST");
     return std::abs(a - b) <= 0.01 ? 0 : 1;
   }
 
   // Noisy labels, injected by regula.
-  const regula::LabelNoiseOptions lo{noise == "pair" ? regula::LabelNoise::pair : regula::LabelNoise::symmetric_exclusive,
-                                     rate, seed};
+  const regula::LabelNoiseOptions lo{
+      noise == "pair" ? regula::LabelNoise::pair : regula::LabelNoise::symmetric_exclusive, rate,
+      seed};
   regula::NoisyLabels noisy = regula::inject_label_noise(data.train.y, 10, lo);
   const at::Tensor y_noisy_all = as_labels(noisy.labels);
   // The last tenth of the training set, with its noisy labels, is the validation split.
@@ -149,16 +163,19 @@ int main(int argc, char** argv) {
   steps = n / batch;
   const at::Tensor y_noisy = y_noisy_all.narrow(0, 0, n);
   const at::Tensor x_val = x_train.narrow(0, n, n_val), y_val = y_noisy_all.narrow(0, n, n_val);
-  std::printf("regula %d.%d.%d in libtorch: %s, %ld train + %ld noisy validation (%s %.0f%%, realized %.1f%%), "
-              "%ld test, %ld epochs\n",
-              REGULA_VERSION_MAJOR, REGULA_VERSION_MINOR, REGULA_VERSION_PATCH,
-              data.synthetic ? "SYNTHETIC data" : "Fashion-MNIST", n, n_val, noise.c_str(), 100 * rate,
-              100 * noisy.realized_rate, data.test.size(), epochs);
+  std::printf(
+      "regula %d.%d.%d in libtorch: %s, %ld train + %ld noisy validation (%s %.0f%%, realized "
+      "%.1f%%), "
+      "%ld test, %ld epochs\n",
+      REGULA_VERSION_MAJOR, REGULA_VERSION_MINOR, REGULA_VERSION_PATCH,
+      data.synthetic ? "SYNTHETIC data" : "Fashion-MNIST", n, n_val, noise.c_str(), 100 * rate,
+      100 * noisy.realized_rate, data.test.size(), epochs);
 
   std::vector<Row> rows;
   const std::vector<ex::Index> order = ex::permutation(n, seed, 7);
   auto batch_index = [&](long s) {
-    return torch::from_blob(const_cast<ex::Index*>(order.data()) + s * batch, {batch}, torch::kLong);
+    return torch::from_blob(const_cast<ex::Index*>(order.data()) + s * batch, {batch},
+                            torch::kLong);
   };
 
   {  // Plain cross-entropy (regula's, through the adapter), no regularizer.
@@ -170,7 +187,8 @@ int main(int argc, char** argv) {
       for (long s = 0; s < steps; ++s) {
         const at::Tensor idx = batch_index(s);
         opt.zero_grad();
-        regula::libtorch::cross_entropy(net->forward(x_train.index_select(0, idx)), y_noisy.index_select(0, idx))
+        regula::libtorch::cross_entropy(net->forward(x_train.index_select(0, idx)),
+                                        y_noisy.index_select(0, idx))
             .backward();
         opt.step();
       }
@@ -188,8 +206,10 @@ int main(int argc, char** argv) {
     no.mode = regula::NestedIndexMode::per_batch;
     using NetN = Net<regula::libtorch::NestedDropout>;
     torch::manual_seed(seed);
-    auto net1 = std::make_shared<NetN>(256, regula::libtorch::NestedDropout(no, regula::Stream(seed, 1)));
-    auto net2 = std::make_shared<NetN>(256, regula::libtorch::NestedDropout(no, regula::Stream(seed, 2)));
+    auto net1 =
+        std::make_shared<NetN>(256, regula::libtorch::NestedDropout(no, regula::Stream(seed, 1)));
+    auto net2 =
+        std::make_shared<NetN>(256, regula::libtorch::NestedDropout(no, regula::Stream(seed, 2)));
     torch::optim::Adam opt1(net1->parameters(), torch::optim::AdamOptions(1e-3));
     torch::optim::Adam opt2(net2->parameters(), torch::optim::AdamOptions(1e-3));
     regula::CoTeaching<float> ct;
@@ -219,22 +239,26 @@ int main(int argc, char** argv) {
         opt1.step();
         opt2.step();
         std::vector<regula::Index> picked;
-        for (const regula::Index j : ct.selected_by_second()) picked.push_back(order[static_cast<std::size_t>(s * batch + j)]);
+        for (const regula::Index j : ct.selected_by_second())
+          picked.push_back(order[static_cast<std::size_t>(s * batch + j)]);
         precision_sum += regula::label_precision(picked, noisy.is_noisy);
         ++precision_count;
       }
       const auto [acc, k] = nested_accuracy(net1, x_val, y_val, x_test, y_test, 64);
       r.last = acc;
       r.best = std::max(r.best, r.last);
-      std::printf("  nested + Co-teaching   epoch %2ld  test %.2f%% (first %ld features)  label precision %.1f%%\n",
-                  e + 1, 100 * r.last, k, 100 * precision_sum / static_cast<double>(precision_count));
+      std::printf(
+          "  nested + Co-teaching   epoch %2ld  test %.2f%% (first %ld features)  label precision "
+          "%.1f%%\n",
+          e + 1, 100 * r.last, k, 100 * precision_sum / static_cast<double>(precision_count));
     }
     r.precision = precision_sum / static_cast<double>(precision_count);
     rows.push_back(r);
   }
 
-  std::printf("\n== results == %s, %s %.0f%% noise, seed %llu\n", data.synthetic ? "SYNTHETIC" : "Fashion-MNIST",
-              noise.c_str(), 100 * rate, static_cast<unsigned long long>(seed));
+  std::printf("\n== results == %s, %s %.0f%% noise, seed %llu\n",
+              data.synthetic ? "SYNTHETIC" : "Fashion-MNIST", noise.c_str(), 100 * rate,
+              static_cast<unsigned long long>(seed));
   std::printf("  %-22s %9s %9s %16s\n", "method", "best test", "last test", "label precision");
   for (const Row& r : rows) {
     std::printf("  %-22s %8.2f%% %8.2f%% %15s\n", r.name.c_str(), 100 * r.best, 100 * r.last,

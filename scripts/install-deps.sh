@@ -4,12 +4,13 @@
 # libopenblas0-pthread gives Debian's libtorch and NumPy an optimized BLAS (the default is the
 # reference BLAS), so that the PyTorch anchors of the benchmarks are realistic.
 # clang-14, libclang-rt-14-dev (libclang_rt.fuzzer, ASan, UBSan) and libomp-14-dev (clang's
-# OpenMP) build the fuzz harnesses (scripts/fuzz.sh) and the asan-ubsan preset.
+# OpenMP) build the fuzz harnesses (scripts/fuzz.sh) and the asan-ubsan preset; clang-format-14
+# checks the formatting (scripts/format.sh).
 set -euo pipefail
 packages=(cmake g++ ninja-build libeigen3-dev libxsimd-dev catch2 libbenchmark-dev
           librandom123-dev libopenmpi-dev openmpi-bin libtorch-dev
           libopenblas0-pthread zlib1g-dev gnuplot-nox dataset-fashion-mnist
-          clang-14 libclang-rt-14-dev libomp-14-dev)
+          clang-14 libclang-rt-14-dev libomp-14-dev clang-format-14)
 missing=()
 for p in "${packages[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -170,11 +170,19 @@ def split_args_parens(tokens):
 
 
 class Parser:
-    def __init__(self, tokens, header, found):
+    def __init__(self, tokens, header, found, calls=None, objects=None, aliases=None):
         self.t = tokens
         self.i = 0
         self.header = header
         self.found = found
+        # Function objects: the call operators' parameter counts of each class (by its name,
+        # whatever its scope), the alias templates naming a class, and the namespace-scope
+        # `constexpr` objects of a class type, whose calls are entry points under the object's
+        # name (`inline constexpr detail::TeacherLoss<detail::KdKl> kd_kl{};` gives
+        # `regula::kd_kl/3` and `/4`).
+        self.calls = {} if calls is None else calls
+        self.objects = [] if objects is None else objects
+        self.aliases = {} if aliases is None else aliases
 
     def skip_group(self, open_tok, close_tok):
         """At an opening token: skips to just past its matching closing token."""
@@ -261,10 +269,19 @@ class Parser:
                 self.skip_group("{", "}")
             return
         first = head[0]
+        if first == "using" and "=" in head:
+            target = self.template_name(head[head.index("=") + 1:])
+            if target is not None and len(head) > 1:
+                self.aliases[head[1]] = target
         if first in ("using", "typedef", "static_assert") or "enum" in words[:2]:
             self.statement_end()
             return
         fn = self.function_name(head, names, kind)
+        if fn is None and kind == "namespace" and "constexpr" in head and public and \
+                re.match(r"[A-Za-z_]\w*$", head[-1]) and "(" not in head:
+            typ = self.template_name(head[head.index("constexpr") + 1:-1])
+            if typ is not None:
+                self.objects.append((names, head[-1], typ, self.header))
         if fn is None:
             cls = self.class_name(head)
             if cls is not None and end == "{":
@@ -279,6 +296,8 @@ class Parser:
             self.statement_end()
             return
         name, nparams, special = fn
+        if name == "operator()" and kind == "class" and public and not special:
+            self.calls.setdefault(names[-1], set()).add(nparams)
         if end == "{":
             self.skip_group("{", "}")
             has_body = True
@@ -314,6 +333,15 @@ class Parser:
                 self.skip_group("(", ")")
                 continue
             self.i += 1
+
+    @staticmethod
+    def template_name(tokens):
+        """The class a type names: the identifier before its first '<', or its last identifier."""
+        if "<" in tokens:
+            k = tokens.index("<")
+            return tokens[k - 1] if k > 0 and re.match(r"[A-Za-z_]\w*$", tokens[k - 1]) else None
+        ids = [t for t in tokens if re.match(r"[A-Za-z_]\w*$", t) and t not in ("const", "inline")]
+        return ids[-1] if ids else None
 
     @staticmethod
     def class_name(head):
@@ -408,11 +436,18 @@ def entry_points(root):
     # Only macros whose expansion declares something (a brace) are expanded; the checking macros
     # are never reached, since function bodies are skipped.
     macros = {k: v for k, v in macros.items() if "{" in v[1]}
-    found = {}
+    found, calls, objects, aliases = {}, {}, [], {}
     for h in headers:
         rel = os.path.relpath(h, include).replace(os.sep, "/")
         tokens = expand(TOKEN.findall(texts[h]), macros)
-        Parser(tokens, rel, found).scope([], "namespace", True)
+        Parser(tokens, rel, found, calls, objects, aliases).scope([], "namespace", True)
+    for names, var, typ, header in objects:
+        for _ in range(8):  # alias templates naming aliases
+            typ = aliases.get(typ, typ)
+        if any(s in EXCLUDED_SCOPES for s in names):
+            continue
+        for n in sorted(calls.get(typ, ())):
+            found.setdefault("::".join(names + [var]) + "/" + str(n), header)
     return found
 
 

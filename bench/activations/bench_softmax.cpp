@@ -7,9 +7,10 @@
 
 #include <benchmark/benchmark.h>
 
-#include "bench_support.hpp"
 #include "regula/activations/softmax.hpp"
 #include "regula/activations/stablemax.hpp"
+
+#include "bench_support.hpp"
 
 namespace {
 
@@ -44,11 +45,12 @@ void run(benchmark::State& state, Shape s, F&& f) {
 int register_all() {
   for (const Shape s : kShapes) {
     for (const char* op : {"softmax", "log_softmax", "stablemax"}) {
-      const std::string name = std::string(op == std::string("stablemax") ? "stablemax/" : "softmax/") +
-                               case_name(op, s);
-      benchmark::RegisterBenchmark((name + "/exp").c_str(),
-                                   [s](benchmark::State& st) { regula::bench::exp_reference(st, static_cast<std::size_t>(s.batch * s.classes)); })
-          ->UseRealTime();
+      const std::string name =
+          std::string(op == std::string("stablemax") ? "stablemax/" : "softmax/") +
+          case_name(op, s);
+      benchmark::RegisterBenchmark((name + "/exp").c_str(), [s](benchmark::State& st) {
+        regula::bench::exp_reference(st, static_cast<std::size_t>(s.batch * s.classes));
+      })->UseRealTime();
     }
     benchmark::RegisterBenchmark(("softmax/" + case_name("softmax", s) + "/regula").c_str(),
                                  [s](benchmark::State& st) {
@@ -57,12 +59,14 @@ int register_all() {
         ->UseRealTime();
     benchmark::RegisterBenchmark(("softmax/" + case_name("log_softmax", s) + "/regula").c_str(),
                                  [s](benchmark::State& st) {
-                                   run(st, s, [](const Map& x, Map& y) { regula::log_softmax(x, y); });
+                                   run(st, s,
+                                       [](const Map& x, Map& y) { regula::log_softmax(x, y); });
                                  })
         ->UseRealTime();
     benchmark::RegisterBenchmark(("stablemax/" + case_name("stablemax", s) + "/regula").c_str(),
                                  [s](benchmark::State& st) {
-                                   run(st, s, [](const Map& x, Map& y) { regula::stablemax(x, y); });
+                                   run(st, s,
+                                       [](const Map& x, Map& y) { regula::stablemax(x, y); });
                                  })
         ->UseRealTime();
   }

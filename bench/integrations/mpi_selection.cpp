@@ -1,13 +1,13 @@
 // Global small-loss selection across ranks against gathering every loss to rank 0, sorting
 // there and scattering the decisions back. Run under mpiexec (bench/anchors/mpi.py does);
 // prints JSON rows for bench/compare.sh, group `mpi`.
-#include <mpi.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <numeric>
 #include <vector>
+
+#include <mpi.h>
 
 #include "regula/integrations/mpi.hpp"
 
@@ -55,8 +55,8 @@ int main(int argc, char** argv) {
   std::vector<regula::Index> idx(all.size());
   std::vector<unsigned char> flags(all.size()), mine(n);
   const double t_gather = time_collective(51, [&] {
-    MPI_Gather(loss.data(), static_cast<int>(n), MPI_FLOAT, all.data(), static_cast<int>(n), MPI_FLOAT, 0,
-               MPI_COMM_WORLD);
+    MPI_Gather(loss.data(), static_cast<int>(n), MPI_FLOAT, all.data(), static_cast<int>(n),
+               MPI_FLOAT, 0, MPI_COMM_WORLD);
     if (rank == 0) {
       std::iota(idx.begin(), idx.end(), 0);
       std::sort(idx.begin(), idx.end(), [&](regula::Index a, regula::Index b) {
@@ -67,19 +67,24 @@ int main(int argc, char** argv) {
       const std::size_t keep = regula::keep_count(all.size(), rate);
       for (std::size_t j = 0; j < keep; ++j) flags[static_cast<std::size_t>(idx[j])] = 1;
     }
-    MPI_Scatter(flags.data(), static_cast<int>(n), MPI_UNSIGNED_CHAR, mine.data(), static_cast<int>(n),
-                MPI_UNSIGNED_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Scatter(flags.data(), static_cast<int>(n), MPI_UNSIGNED_CHAR, mine.data(),
+                static_cast<int>(n), MPI_UNSIGNED_CHAR, 0, MPI_COMM_WORLD);
   });
-  const std::size_t gather_bytes_rank0 = n * static_cast<std::size_t>(size - 1);  // scatter of flags
+  const std::size_t gather_bytes_rank0 =
+      n * static_cast<std::size_t>(size - 1);  // scatter of flags
   const std::size_t gather_bytes_other = n * sizeof(float);
 
   if (rank == 0) {
-    std::printf("{\"group\": \"mpi\", \"case\": \"select_%dx%zu\", \"impl\": \"regula\", \"seconds\": %.6e, "
-                "\"bytes_sent_per_rank\": %zu}\n",
-                size, n, t_global, global_bytes);
-    std::printf("{\"group\": \"mpi\", \"case\": \"select_%dx%zu\", \"impl\": \"gather_sort\", \"seconds\": %.6e, "
-                "\"bytes_sent_rank0\": %zu, \"bytes_sent_other_ranks\": %zu}\n",
-                size, n, t_gather, gather_bytes_rank0, gather_bytes_other);
+    std::printf(
+        "{\"group\": \"mpi\", \"case\": \"select_%dx%zu\", \"impl\": \"regula\", \"seconds\": "
+        "%.6e, "
+        "\"bytes_sent_per_rank\": %zu}\n",
+        size, n, t_global, global_bytes);
+    std::printf(
+        "{\"group\": \"mpi\", \"case\": \"select_%dx%zu\", \"impl\": \"gather_sort\", \"seconds\": "
+        "%.6e, "
+        "\"bytes_sent_rank0\": %zu, \"bytes_sent_other_ranks\": %zu}\n",
+        size, n, t_gather, gather_bytes_rank0, gather_bytes_other);
   }
   MPI_Finalize();
   return 0;

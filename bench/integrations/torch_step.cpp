@@ -1,9 +1,8 @@
 // One training step of a 784-1024-1024-10 MLP with dropout 0.5 after each hidden layer, batch
 // 256, in libtorch: torch::nn::Dropout against regula's Dropout through the adapter. Group
 // `torch`; one thread.
-#include <torch/torch.h>
-
 #include <benchmark/benchmark.h>
+#include <torch/torch.h>
 
 #include "regula/integrations/torch.hpp"
 

@@ -6,8 +6,9 @@
 
 #include <benchmark/benchmark.h>
 
-#include "bench_support.hpp"
 #include "regula/layers/dropout.hpp"
+
+#include "bench_support.hpp"
 
 namespace {
 
@@ -20,8 +21,7 @@ constexpr double kP = 0.5;
 constexpr std::int64_t kFeatures = 1024;  // a realistic features × batch shape
 
 void set_bytes(benchmark::State& state, std::size_t n) {
-  state.SetBytesProcessed(state.iterations() *
-                          static_cast<std::int64_t>(2 * n * sizeof(float)));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(2 * n * sizeof(float)));
 }
 
 void forward(benchmark::State& state, std::size_t n) {
@@ -64,9 +64,9 @@ int register_all() {
     const std::size_t bytes = n * sizeof(float);
     for (const char* kase : {"forward", "backward_recompute", "backward_bitmask"}) {
       const std::string name = std::string("dropout/") + kase + "_" + size;
-      benchmark::RegisterBenchmark((name + "/memcpy").c_str(),
-                                   [bytes](benchmark::State& s) { regula::bench::memcpy_reference(s, bytes); })
-          ->UseRealTime();
+      benchmark::RegisterBenchmark((name + "/memcpy").c_str(), [bytes](benchmark::State& s) {
+        regula::bench::memcpy_reference(s, bytes);
+      })->UseRealTime();
     }
     benchmark::RegisterBenchmark(("dropout/forward_" + size + "/regula").c_str(),
                                  [n](benchmark::State& s) { forward(s, n); })

@@ -9,12 +9,13 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
-#include <immintrin.h>
 
-#include "bench_support.hpp"
 #include "regula/layers/dropout.hpp"
 #include "regula/layers/multi_sample_dropout.hpp"
 #include "regula/layers/nested_dropout.hpp"
+
+#include "bench_support.hpp"
+#include <immintrin.h>
 
 namespace {
 
@@ -26,7 +27,7 @@ using Vec = regula::Vector<float>;
 
 // Softmax cross-entropy per sample (log-sum-exp), in MultiSampleDropout's loss concept.
 struct SoftmaxCE {
-  void operator()(const regula::MatrixCRef<float>& z, const Eigen::Ref<const LabelVec>& y,
+  void operator()(const regula::MatrixCRef<float>& z, const regula::LabelView& y,
                   regula::VectorRef<float> loss, regula::MatrixRef<float> dz) const {
     for (Index n = 0; n < z.cols(); ++n) {
       const float mx = z.col(n).maxCoeff();
@@ -157,16 +158,16 @@ void fma_peak(benchmark::State& state, Index C) {
 #endif
   const auto steps = static_cast<std::int64_t>(fmas / (12.0 * lanes));
   for (auto _ : state) {
-    V a0 = one, a1 = one, a2 = one, a3 = one, a4 = one, a5 = one, a6 = one, a7 = one, a8 = one, a9 = one,
-      a10 = one, a11 = one;
+    V a0 = one, a1 = one, a2 = one, a3 = one, a4 = one, a5 = one, a6 = one, a7 = one, a8 = one,
+      a9 = one, a10 = one, a11 = one;
     for (std::int64_t i = 0; i < steps; ++i) {
       // Twelve independent chains cover the FMA latency; the empty asm keeps them in registers.
-#define REGULA_BENCH_FMA(x) \
-  x = fma(x, one, eps);     \
-  __asm__("" : "+v"(x));
-      REGULA_BENCH_FMA(a0) REGULA_BENCH_FMA(a1) REGULA_BENCH_FMA(a2) REGULA_BENCH_FMA(a3) REGULA_BENCH_FMA(a4)
-      REGULA_BENCH_FMA(a5) REGULA_BENCH_FMA(a6) REGULA_BENCH_FMA(a7) REGULA_BENCH_FMA(a8) REGULA_BENCH_FMA(a9)
-      REGULA_BENCH_FMA(a10) REGULA_BENCH_FMA(a11)
+      // clang-format off
+#define REGULA_BENCH_FMA(x) x = fma(x, one, eps); __asm__("" : "+v"(x));
+      REGULA_BENCH_FMA(a0) REGULA_BENCH_FMA(a1) REGULA_BENCH_FMA(a2) REGULA_BENCH_FMA(a3)
+      REGULA_BENCH_FMA(a4) REGULA_BENCH_FMA(a5) REGULA_BENCH_FMA(a6) REGULA_BENCH_FMA(a7)
+      REGULA_BENCH_FMA(a8) REGULA_BENCH_FMA(a9) REGULA_BENCH_FMA(a10) REGULA_BENCH_FMA(a11)
+      // clang-format on
 #undef REGULA_BENCH_FMA
     }
     // One use of every chain, outside the loop (taking their addresses would keep them in memory).
@@ -178,7 +179,8 @@ void fma_peak(benchmark::State& state, Index C) {
     sum = fma(sum, a11, eps);
     benchmark::DoNotOptimize(sum);
   }
-  state.counters["GFLOPS"] = benchmark::Counter(2.0 * fmas, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOPS"] =
+      benchmark::Counter(2.0 * fmas, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void nested_forward(benchmark::State& state, std::size_t n) {
@@ -202,25 +204,30 @@ void nested_forward(benchmark::State& state, std::size_t n) {
 int register_all() {
   for (const Index C : {Index{10}, Index{1000}}) {
     const std::string kase = "multisample/M8_B256_K512_C" + std::to_string(C) + "_fwd_bwd/";
-    benchmark::RegisterBenchmark((kase + "regula").c_str(), [C](benchmark::State& s) { fused(s, C); })
+    benchmark::RegisterBenchmark((kase + "regula").c_str(),
+                                 [C](benchmark::State& s) { fused(s, C); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark((kase + "naive").c_str(), [C](benchmark::State& s) { naive(s, C); })
+    benchmark::RegisterBenchmark((kase + "naive").c_str(),
+                                 [C](benchmark::State& s) { naive(s, C); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark((kase + "gemm_floor").c_str(), [C](benchmark::State& s) { gemm_floor(s, C); })
+    benchmark::RegisterBenchmark((kase + "gemm_floor").c_str(),
+                                 [C](benchmark::State& s) { gemm_floor(s, C); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark((kase + "fma_peak").c_str(), [C](benchmark::State& s) { fma_peak(s, C); })
+    benchmark::RegisterBenchmark((kase + "fma_peak").c_str(),
+                                 [C](benchmark::State& s) { fma_peak(s, C); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }
   const std::size_t n = std::size_t{1} << 24;
-  benchmark::RegisterBenchmark("nested/forward_16Mi/regula", [n](benchmark::State& s) { nested_forward(s, n); })
-      ->UseRealTime();
-  benchmark::RegisterBenchmark("nested/forward_16Mi/memcpy",
-                               [n](benchmark::State& s) { regula::bench::memcpy_reference(s, n * sizeof(float)); })
-      ->UseRealTime();
+  benchmark::RegisterBenchmark("nested/forward_16Mi/regula", [n](benchmark::State& s) {
+    nested_forward(s, n);
+  })->UseRealTime();
+  benchmark::RegisterBenchmark("nested/forward_16Mi/memcpy", [n](benchmark::State& s) {
+    regula::bench::memcpy_reference(s, n * sizeof(float));
+  })->UseRealTime();
   return 0;
 }
 

@@ -9,8 +9,9 @@
 
 #include <benchmark/benchmark.h>
 
-#include "bench_support.hpp"
 #include "regula/losses/cross_entropy.hpp"
+
+#include "bench_support.hpp"
 
 namespace {
 
@@ -43,21 +44,25 @@ void ce_fwd_bwd(benchmark::State& state, Shape s) {
 
 int register_all() {
   for (const Shape s : kShapes) {
-    const std::string kase = "ce_fwd_bwd_" + std::to_string(s.batch) + "x" + std::to_string(s.classes);
+    const std::string kase =
+        "ce_fwd_bwd_" + std::to_string(s.batch) + "x" + std::to_string(s.classes);
     const auto n = static_cast<std::size_t>(s.batch * s.classes);
     for (const char* group : {"softmax/", "stablemax/"}) {
-      benchmark::RegisterBenchmark((group + kase + "/exp").c_str(),
-                                   [n](benchmark::State& st) { regula::bench::exp_reference(st, n); })
-          ->UseRealTime();
+      benchmark::RegisterBenchmark((group + kase + "/exp").c_str(), [n](benchmark::State& st) {
+        regula::bench::exp_reference(st, n);
+      })->UseRealTime();
     }
-    benchmark::RegisterBenchmark(("softmax/" + kase + "/regula").c_str(),
-                                 [s](benchmark::State& st) { ce_fwd_bwd<regula::Normalizer::softmax>(st, s); })
+    benchmark::RegisterBenchmark(
+        ("softmax/" + kase + "/regula").c_str(),
+        [s](benchmark::State& st) { ce_fwd_bwd<regula::Normalizer::softmax>(st, s); })
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("stablemax/" + kase + "/regula").c_str(),
-                                 [s](benchmark::State& st) { ce_fwd_bwd<regula::Normalizer::stablemax>(st, s); })
+    benchmark::RegisterBenchmark(
+        ("stablemax/" + kase + "/regula").c_str(),
+        [s](benchmark::State& st) { ce_fwd_bwd<regula::Normalizer::stablemax>(st, s); })
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("stablemax/" + kase + "/regula_softmax").c_str(),
-                                 [s](benchmark::State& st) { ce_fwd_bwd<regula::Normalizer::softmax>(st, s); })
+    benchmark::RegisterBenchmark(
+        ("stablemax/" + kase + "/regula_softmax").c_str(),
+        [s](benchmark::State& st) { ce_fwd_bwd<regula::Normalizer::softmax>(st, s); })
         ->UseRealTime();
   }
   return 0;

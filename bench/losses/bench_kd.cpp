@@ -8,7 +8,6 @@
 
 #include <benchmark/benchmark.h>
 
-#include "bench_support.hpp"
 #include "regula/losses/binary_kl.hpp"
 #include "regula/losses/dkd.hpp"
 #include "regula/losses/js.hpp"
@@ -16,6 +15,8 @@
 #include "regula/losses/logit_mse.hpp"
 #include "regula/losses/reverse_kl.hpp"
 #include "regula/losses/total_variation.hpp"
+
+#include "bench_support.hpp"
 
 namespace {
 
@@ -50,20 +51,29 @@ void run(benchmark::State& state, Shape s, const Fn& fn) {
 }
 
 int register_all() {
-  const auto kd = regula::KDLossOptions{}.temperature(4.0);
+  const auto kd = regula::KDLossOptions{}.with_temperature(4.0);
   const std::vector<std::pair<std::string, Fn>> losses = {
-      {"kd_kl", [kd](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::kd_kl(z, v, d, kd); }},
-      {"dkd", [](const CMap& z, const CMap& v, const regula::Labels& y, Map& d) { return regula::dkd(z, v, y, d); }},
-      {"reverse_kl", [kd](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::reverse_kl(z, v, d, kd); }},
-      {"js", [kd](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::js(z, v, d, kd); }},
-      {"total_variation", [kd](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::total_variation(z, v, d, kd); }},
-      {"logit_mse", [](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::logit_mse(z, v, d); }},
-      {"binary_kl", [kd](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::binary_kl(z, v, d, kd); }},
-      {"binary_kl_norm", [kd](const CMap& z, const CMap& v, const regula::Labels&, Map& d) { return regula::binary_kl_norm(z, v, d, kd); }},
+      {"kd_kl", [kd](const CMap& z, const CMap& v, const regula::Labels&,
+                     Map& d) { return regula::kd_kl(z, v, d, kd); }},
+      {"dkd", [](const CMap& z, const CMap& v, const regula::Labels& y,
+                 Map& d) { return regula::dkd(z, v, y, d); }},
+      {"reverse_kl", [kd](const CMap& z, const CMap& v, const regula::Labels&,
+                          Map& d) { return regula::reverse_kl(z, v, d, kd); }},
+      {"js", [kd](const CMap& z, const CMap& v, const regula::Labels&,
+                  Map& d) { return regula::js(z, v, d, kd); }},
+      {"total_variation", [kd](const CMap& z, const CMap& v, const regula::Labels&,
+                               Map& d) { return regula::total_variation(z, v, d, kd); }},
+      {"logit_mse", [](const CMap& z, const CMap& v, const regula::Labels&,
+                       Map& d) { return regula::logit_mse(z, v, d); }},
+      {"binary_kl", [kd](const CMap& z, const CMap& v, const regula::Labels&,
+                         Map& d) { return regula::binary_kl(z, v, d, kd); }},
+      {"binary_kl_norm", [kd](const CMap& z, const CMap& v, const regula::Labels&,
+                              Map& d) { return regula::binary_kl_norm(z, v, d, kd); }},
   };
   for (const Shape s : kShapes) {
     for (const auto& [name, fn] : losses) {
-      const std::string kase = "kd/" + name + "_" + std::to_string(s.batch) + "x" + std::to_string(s.classes);
+      const std::string kase =
+          "kd/" + name + "_" + std::to_string(s.batch) + "x" + std::to_string(s.classes);
       benchmark::RegisterBenchmark((kase + "/regula").c_str(),
                                    [s, fn = fn](benchmark::State& st) { run(st, s, fn); })
           ->Unit(benchmark::kMicrosecond)

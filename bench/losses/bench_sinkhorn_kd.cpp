@@ -8,8 +8,9 @@
 
 #include <benchmark/benchmark.h>
 
-#include "bench_support.hpp"
 #include "regula/losses/sinkhorn_kd.hpp"
+
+#include "bench_support.hpp"
 
 namespace {
 
@@ -26,7 +27,7 @@ void run(benchmark::State& state, bool backward, regula::SinkhornGradMode mode) 
   const Map zm(z.data(), kC, kB), vm(v.data(), kC, kB);
   Map dm(dz.data(), kC, kB);
   regula::SinkhornKDWorkspace<float> ws;
-  const auto opt = regula::SinkhornKDOptions{}.grad_mode(mode);
+  const auto opt = regula::SinkhornKDOptions{}.with_grad_mode(mode);
   for (auto _ : state) {
     float loss = backward ? regula::sinkhorn_kd<float>(zm, vm, dm, ws, opt)
                           : regula::sinkhorn_kd<float>(zm, vm, ws, opt);

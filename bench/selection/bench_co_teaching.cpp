@@ -5,9 +5,10 @@
 
 #include <benchmark/benchmark.h>
 
-#include "bench_support.hpp"
 #include "regula/losses/cross_entropy.hpp"
 #include "regula/selection/co_teaching.hpp"
+
+#include "bench_support.hpp"
 
 namespace {
 
@@ -15,7 +16,8 @@ void step(benchmark::State& state, regula::Index batch) {
   const regula::Index classes = 10;
   auto d1 = regula::bench::uniform_data<float>(static_cast<std::size_t>(classes * batch), 1);
   auto d2 = regula::bench::uniform_data<float>(static_cast<std::size_t>(classes * batch), 2);
-  const Eigen::Map<regula::Matrix<float>> z1(d1.data(), classes, batch), z2(d2.data(), classes, batch);
+  const Eigen::Map<regula::Matrix<float>> z1(d1.data(), classes, batch),
+      z2(d2.data(), classes, batch);
   regula::Labels y(batch);
   for (regula::Index i = 0; i < batch; ++i) y(i) = (i * 7) % classes;
   regula::Vector<float> l1(batch), l2(batch);

@@ -6,8 +6,9 @@
 
 #include <benchmark/benchmark.h>
 
-#include "bench_support.hpp"
 #include "regula/selection/small_loss.hpp"
+
+#include "bench_support.hpp"
 
 namespace {
 
@@ -40,10 +41,12 @@ void full_sort(benchmark::State& state, std::size_t n) {
 int register_all() {
   for (const std::size_t n : {std::size_t{128}, std::size_t{4096}, std::size_t{65536}}) {
     const std::string kase = "coteaching/select_" + std::to_string(n);
-    benchmark::RegisterBenchmark((kase + "/regula").c_str(), [n](benchmark::State& s) { regula_select(s, n); })
-        ->UseRealTime();
-    benchmark::RegisterBenchmark((kase + "/std_sort").c_str(), [n](benchmark::State& s) { full_sort(s, n); })
-        ->UseRealTime();
+    benchmark::RegisterBenchmark((kase + "/regula").c_str(), [n](benchmark::State& s) {
+      regula_select(s, n);
+    })->UseRealTime();
+    benchmark::RegisterBenchmark((kase + "/std_sort").c_str(), [n](benchmark::State& s) {
+      full_sort(s, n);
+    })->UseRealTime();
   }
   return 0;
 }

@@ -1,14 +1,13 @@
 #include "common/data.hpp"
 
-#include <zlib.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
-#include <sys/stat.h>
 
 #include <regula/core/stream.hpp>
+#include <sys/stat.h>
+#include <zlib.h>
 
 namespace ex {
 namespace {
@@ -38,14 +37,16 @@ Dataset to_dataset(const IdxArray& images, const IdxArray& labels) {
   }
   const auto n = static_cast<Index>(images.dims[0]);
   Index features = 1;
-  for (std::size_t i = 1; i < images.dims.size(); ++i) features *= static_cast<Index>(images.dims[i]);
+  for (std::size_t i = 1; i < images.dims.size(); ++i)
+    features *= static_cast<Index>(images.dims[i]);
   Dataset d;
   d.classes = 10;
   d.x.resize(features, n);
   const float mean = 0.2860F, inv_std = 1.0F / 0.3530F;
   for (Index j = 0; j < n; ++j) {
     for (Index i = 0; i < features; ++i) {
-      const float v = static_cast<float>(images.data[static_cast<std::size_t>(j * features + i)]) / 255.0F;
+      const float v =
+          static_cast<float>(images.data[static_cast<std::size_t>(j * features + i)]) / 255.0F;
       d.x(i, j) = (v - mean) * inv_std;
     }
   }
@@ -115,17 +116,22 @@ TrainTest load_fashion_mnist(const std::string& dir, std::size_t max_train, std:
                  "Falling back to a small synthetic 10-class task: the numbers below are NOT "
                  "Fashion-MNIST results.\n",
                  !dir.empty() ? dir.c_str()
-                 : std::getenv("REGULA_FASHION_MNIST_DIR") != nullptr ? "$REGULA_FASHION_MNIST_DIR"
-                                                                      : "/usr/share/datasets/fashion-mnist");
+                 : std::getenv("REGULA_FASHION_MNIST_DIR") != nullptr
+                     ? "$REGULA_FASHION_MNIST_DIR"
+                     : "/usr/share/datasets/fashion-mnist");
     tt.synthetic = true;
     tt.source = "synthetic";
-    tt.train = synthetic_task(max_train != 0 && max_train < synthetic_train ? max_train : synthetic_train, seed, 0);
-    tt.test = synthetic_task(max_test != 0 && max_test < synthetic_test ? max_test : synthetic_test, seed, 1);
+    tt.train = synthetic_task(
+        max_train != 0 && max_train < synthetic_train ? max_train : synthetic_train, seed, 0);
+    tt.test = synthetic_task(max_test != 0 && max_test < synthetic_test ? max_test : synthetic_test,
+                             seed, 1);
     return tt;
   }
   tt.source = found;
-  tt.train = to_dataset(read_idx(found + "/" + kFiles[0], max_train), read_idx(found + "/" + kFiles[1], max_train));
-  tt.test = to_dataset(read_idx(found + "/" + kFiles[2], max_test), read_idx(found + "/" + kFiles[3], max_test));
+  tt.train = to_dataset(read_idx(found + "/" + kFiles[0], max_train),
+                        read_idx(found + "/" + kFiles[1], max_train));
+  tt.test = to_dataset(read_idx(found + "/" + kFiles[2], max_test),
+                       read_idx(found + "/" + kFiles[3], max_test));
   return tt;
 }
 

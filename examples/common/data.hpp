@@ -40,7 +40,7 @@ struct Dataset {
 /// Where Fashion-MNIST was found, and the data.
 struct TrainTest {
   Dataset train, test;
-  std::string source;      ///< the directory read, or "synthetic"
+  std::string source;  ///< the directory read, or "synthetic"
   bool synthetic = false;
 };
 

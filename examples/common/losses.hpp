@@ -6,8 +6,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "common/data.hpp"
 #include "regula/losses/cross_entropy.hpp"
+
+#include "common/data.hpp"
 
 namespace ex {
 

@@ -123,8 +123,11 @@ Optimizer::Optimizer(Mlp& net, const std::vector<Linear*>& extra, const OptimOpt
   for (Linear& l : net.layers()) all.push_back(&l);
   all.insert(all.end(), extra.begin(), extra.end());
   for (Linear* l : all) {
-    slots_.push_back({l->w.data(), l->dw.data(), l->w.size(), Vec::Zero(l->w.size()), Vec::Zero(l->w.size())});
-    if (l->bias) slots_.push_back({l->b.data(), l->db.data(), l->b.size(), Vec::Zero(l->b.size()), Vec::Zero(l->b.size())});
+    slots_.push_back(
+        {l->w.data(), l->dw.data(), l->w.size(), Vec::Zero(l->w.size()), Vec::Zero(l->w.size())});
+    if (l->bias)
+      slots_.push_back(
+          {l->b.data(), l->db.data(), l->b.size(), Vec::Zero(l->b.size()), Vec::Zero(l->b.size())});
   }
 }
 
@@ -178,7 +181,8 @@ void argmax_columns(const Mat& logits, std::vector<std::int64_t>& out) {
 
 namespace ex {
 
-std::vector<double> accuracy_by_prefix(const std::vector<Mlp*>& nets, const Dataset& d, bool all_k) {
+std::vector<double> accuracy_by_prefix(const std::vector<Mlp*>& nets, const Dataset& d,
+                                       bool all_k) {
   const Index features = nets.front()->feature_size();
   const Index classes = nets.front()->head().w.rows();
   const Index first_k = all_k ? 1 : features;
@@ -242,10 +246,12 @@ double accuracy_at(const std::vector<Mlp*>& nets, const Dataset& d, Index k,
     for (Index j = 0; j < n; ++j) {
       const auto i = static_cast<std::size_t>(begin + j);
       hits += pred[static_cast<std::size_t>(j)] == d.y[i] ? 1 : 0;
-      if (other_labels != nullptr) other_hits += pred[static_cast<std::size_t>(j)] == (*other_labels)[i] ? 1 : 0;
+      if (other_labels != nullptr)
+        other_hits += pred[static_cast<std::size_t>(j)] == (*other_labels)[i] ? 1 : 0;
     }
   }
-  if (other_acc != nullptr) *other_acc = static_cast<double>(other_hits) / static_cast<double>(d.size());
+  if (other_acc != nullptr)
+    *other_acc = static_cast<double>(other_hits) / static_cast<double>(d.size());
   return static_cast<double>(hits) / static_cast<double>(d.size());
 }
 

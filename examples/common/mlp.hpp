@@ -128,7 +128,8 @@ std::vector<double> accuracy_by_prefix(const std::vector<Mlp*>& nets, const Data
 /// Accuracy of `nets` averaged with the first `k` features kept, against `d.y` and, when given,
 /// against `other_labels` (written to `*other_acc`), from one forward pass.
 double accuracy_at(const std::vector<Mlp*>& nets, const Dataset& d, Index k,
-                   const std::vector<std::int64_t>* other_labels = nullptr, double* other_acc = nullptr);
+                   const std::vector<std::int64_t>* other_labels = nullptr,
+                   double* other_acc = nullptr);
 
 /// Index of the largest entry of each column.
 void argmax_columns(const Mat& logits, std::vector<std::int64_t>& out);

@@ -5,10 +5,11 @@
 #include <cstdarg>
 #include <cstdlib>
 #include <stdexcept>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <Eigen/Core>
+
+#include <sys/stat.h>
+#include <unistd.h>
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -76,8 +77,11 @@ void Args::finish() const {
 }
 
 Progress::Progress(std::string label, long epochs)
-    : label_(std::move(label)), epochs_(epochs), tty_(isatty(fileno(stdout)) != 0),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+    : label_(std::move(label)),
+      epochs_(epochs),
+      tty_(isatty(fileno(stdout)) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
 
 double Progress::elapsed() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -89,7 +93,10 @@ void Progress::tick(long epoch, std::size_t step, std::size_t steps, double runn
   if (now - last_draw_ < std::chrono::milliseconds(100) && step + 1 != steps) return;
   last_draw_ = now;
   constexpr int width = 24;
-  const int done = steps == 0 ? width : static_cast<int>(static_cast<double>(width) * static_cast<double>(step + 1) / static_cast<double>(steps));
+  const int done =
+      steps == 0 ? width
+                 : static_cast<int>(static_cast<double>(width) * static_cast<double>(step + 1) /
+                                    static_cast<double>(steps));
   std::string bar(static_cast<std::size_t>(done), '#');
   bar.resize(width, '.');
   std::printf("\r  %-22s epoch %3ld/%-3ld [%s] loss %.4f  %6.1fs ", label_.c_str(), epoch, epochs_,
@@ -97,19 +104,23 @@ void Progress::tick(long epoch, std::size_t step, std::size_t steps, double runn
   std::fflush(stdout);
 }
 
-void Progress::epoch(long epoch, double loss, double train_acc, double test_acc, const std::string& extra) {
+void Progress::epoch(long epoch, double loss, double train_acc, double test_acc,
+                     const std::string& extra) {
   if (tty_) std::printf("\r\033[K");
   // A NaN accuracy means "not measured" (e.g. the distillation students' training accuracy).
-  const std::string train = std::isnan(train_acc) ? std::string("train -  ") : format("train %.2f%%", 100.0 * train_acc);
-  std::printf("  %-22s epoch %3ld/%-3ld loss %.4f  %s  test %.2f%%  %6.1fs%s%s\n", label_.c_str(), epoch, epochs_,
-              loss, train.c_str(), 100.0 * test_acc, elapsed(), extra.empty() ? "" : "  ", extra.c_str());
+  const std::string train =
+      std::isnan(train_acc) ? std::string("train -  ") : format("train %.2f%%", 100.0 * train_acc);
+  std::printf("  %-22s epoch %3ld/%-3ld loss %.4f  %s  test %.2f%%  %6.1fs%s%s\n", label_.c_str(),
+              epoch, epochs_, loss, train.c_str(), 100.0 * test_acc, elapsed(),
+              extra.empty() ? "" : "  ", extra.c_str());
   std::fflush(stdout);
 }
 
 Csv::Csv(const std::string& path, const std::vector<std::string>& header) {
   f_ = std::fopen(path.c_str(), "w");
   if (f_ == nullptr) throw std::runtime_error("cannot write " + path);
-  for (std::size_t i = 0; i < header.size(); ++i) std::fprintf(f_, "%s%s", i ? "," : "", header[i].c_str());
+  for (std::size_t i = 0; i < header.size(); ++i)
+    std::fprintf(f_, "%s%s", i ? "," : "", header[i].c_str());
   std::fprintf(f_, "\n");
   std::fflush(f_);
 }
@@ -129,7 +140,8 @@ Csv::~Csv() {
 
 void Csv::row(const std::vector<double>& values) {
   if (f_ == nullptr) return;
-  for (std::size_t i = 0; i < values.size(); ++i) std::fprintf(f_, "%s%.6g", i ? "," : "", values[i]);
+  for (std::size_t i = 0; i < values.size(); ++i)
+    std::fprintf(f_, "%s%.6g", i ? "," : "", values[i]);
   std::fprintf(f_, "\n");
   std::fflush(f_);
 }

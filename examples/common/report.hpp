@@ -37,7 +37,8 @@ class Progress {
   Progress(std::string label, long epochs);
   void tick(long epoch, std::size_t step, std::size_t steps, double running_loss);
   /// One line: label, epoch, loss, train and test accuracy, elapsed, and `extra`.
-  void epoch(long epoch, double loss, double train_acc, double test_acc, const std::string& extra = "");
+  void epoch(long epoch, double loss, double train_acc, double test_acc,
+             const std::string& extra = "");
   [[nodiscard]] double elapsed() const;
 
  private:

@@ -23,8 +23,10 @@ int main() {
   regula::CoTeaching<float> co_teaching;
   const auto r = co_teaching.exchange(l1, l2, rate, g1, g2);
 
-  std::printf("forget rate %.2f: network 1 trains on %zu samples (loss %.4f), network 2 on %zu (loss %.4f)\n",
-              rate, r.kept1, static_cast<double>(r.loss1), r.kept2, static_cast<double>(r.loss2));
+  std::printf(
+      "forget rate %.2f: network 1 trains on %zu samples (loss %.4f), network 2 on %zu (loss "
+      "%.4f)\n",
+      rate, r.kept1, static_cast<double>(r.loss1), r.kept2, static_cast<double>(r.loss2));
   // ... back-propagate g1 through network 1 and g2 through network 2, then step each optimizer.
   return r.kept1 == regula::keep_count(batch, rate) ? 0 : 1;
 }

@@ -21,14 +21,16 @@ int main() {
 
   // Options with PyTorch's names; class weights through the loss object; StableMax at compile time.
   const regula::CrossEntropyLoss<float> smoothed(
-      regula::CrossEntropyOptions{}.with_label_smoothing(0.1).with_reduction(regula::Reduction::sum),
+      regula::CrossEntropyOptions{}.with_label_smoothing(0.1).with_reduction(
+          regula::Reduction::sum),
       Eigen::VectorXf::LinSpaced(classes, 0.5f, 2.0f));
   const float weighted = smoothed.forward_backward(logits, labels, dlogits);
-  const float stable = regula::cross_entropy<regula::Normalizer::stablemax>(logits, labels, dlogits);
+  const float stable =
+      regula::cross_entropy<regula::Normalizer::stablemax>(logits, labels, dlogits);
 
   std::printf("mean %.4f  sum of per-sample %.4f  weighted+smoothed %.4f  stablemax %.4f\n",
-              static_cast<double>(loss), static_cast<double>(losses.sum()), static_cast<double>(weighted),
-              static_cast<double>(stable));
+              static_cast<double>(loss), static_cast<double>(losses.sum()),
+              static_cast<double>(weighted), static_cast<double>(stable));
   // The mean over the three non-ignored samples equals the per-sample sum / 3.
   return std::abs(loss - losses.sum() / 3) < 1e-5f ? 0 : 1;
 }

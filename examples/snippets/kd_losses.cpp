@@ -22,7 +22,7 @@ int main() {
   Eigen::MatrixXf grad(C, B), g_ce(C, B);
 
   // [kd_kl] Hinton KD: 0.1·CE + 0.9·T²·KL at T = 4 (mdistiller's CIFAR-100 recipe).
-  const auto kd_opt = regula::KDLossOptions{}.temperature(4.0);  // T² factor on, batchmean
+  const auto kd_opt = regula::KDLossOptions{}.with_temperature(4.0);  // T² factor on, batchmean
   const float kd = regula::kd_kl(student, teacher, grad, kd_opt);
   const float ce = regula::cross_entropy(student, labels, g_ce);
   const float total = 0.1f * ce + 0.9f * kd;
@@ -34,7 +34,8 @@ int main() {
   const float js = regula::js(student, teacher, grad, kd_opt);
   const float tv = regula::total_variation(student, teacher, grad, kd_opt);
   const float mse = regula::logit_mse(student, teacher, grad);  // F.mse_loss semantics
-  const float lskd = regula::logit_std_kd(student, teacher, grad, regula::KDLossOptions{}.temperature(2.0));
+  const float lskd =
+      regula::logit_std_kd(student, teacher, grad, regula::KDLossOptions{}.with_temperature(2.0));
   Eigen::VectorXf per_sample(B);
   regula::kd_kl_per_sample(student, teacher, per_sample, kd_opt);  // one loss per sample
   // [divergences]
@@ -42,14 +43,16 @@ int main() {
   // [dkd] DKD with mdistiller's defaults (alpha 1, beta 8, T 4); the warm-up factor is yours.
   const int epoch = 3, warmup = 20;
   const float warm = epoch < warmup ? float(epoch) / float(warmup) : 1.0f;
-  const float dkd = regula::dkd(student, teacher, labels, grad, regula::DKDOptions{}.beta(8.0));
+  const float dkd =
+      regula::dkd(student, teacher, labels, grad, regula::DKDOptions{}.with_beta(8.0));
   grad *= warm;
   // [dkd]
 
   // [sinkhorn] SinKD: keep the workspace across steps so warm calls do not allocate.
   regula::SinkhornKDWorkspace<float> ws;
-  const float sk = regula::sinkhorn_kd<float>(student, teacher, grad, ws,
-                                              regula::SinkhornKDOptions{}.epsilon(0.1).iterations(20));
+  const float sk =
+      regula::sinkhorn_kd<float>(student, teacher, grad, ws,
+                                 regula::SinkhornKDOptions{}.with_epsilon(0.1).with_iterations(20));
   const Eigen::MatrixXf& plan = ws.plan();  // B x B transport plan
   // [sinkhorn]
 
@@ -63,9 +66,9 @@ int main() {
     return regula::cross_entropy(z, labels, dz);
   };
   auto bkln = [&](const regula::MatrixCRef<float>& z, regula::MatrixRef<float> dz) {
-    return regula::binary_kl_norm(z, teacher, dz, regula::KDLossOptions{}.temperature(2.0));
+    return regula::binary_kl_norm(z, teacher, dz, regula::KDLossOptions{}.with_temperature(2.0));
   };
-  const regula::DualHeadKD<float> dh(regula::DualHeadOptions{}.align(true));
+  const regula::DualHeadKD<float> dh(regula::DualHeadOptions{}.with_align(true));
   const auto losses = dh.forward_backward(z1, z2, ce_loss, bkln, dz1, dz2);
   const Eigen::MatrixXf df1 = w1.transpose() * dz1, df2 = w2.transpose() * dz2;
   dh.combine(df1, df2, dfeatures);  // what reaches the shared backbone

@@ -1,9 +1,10 @@
 // MultiSampleDropout with regula's per-sample softmax cross-entropy as its loss (any functor
 // of the same signature works): M = 8 masks, one shared linear head, mean of the 8 losses.
+#include "regula/layers/multi_sample_dropout.hpp"
+
 #include <cstdint>
 #include <cstdio>
 
-#include "regula/layers/multi_sample_dropout.hpp"
 #include "regula/losses/cross_entropy.hpp"
 
 using SoftmaxCE = regula::PerSampleCrossEntropy<>;  // Normalizer::stablemax for StableMax
@@ -14,7 +15,8 @@ int main() {
   options.samples = 8;
   options.p = 0.5;
   const regula::MultiSampleDropout<float, SoftmaxCE> msd(options);
-  regula::Matrix<float> h = regula::Matrix<float>::Random(K, B), W = regula::Matrix<float>::Random(C, K) * 0.1F;
+  regula::Matrix<float> h = regula::Matrix<float>::Random(K, B),
+                        W = regula::Matrix<float>::Random(C, K) * 0.1F;
   regula::Vector<float> b = regula::Vector<float>::Zero(C), db(C);
   Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1> y(B);
   for (Eigen::Index n = 0; n < B; ++n) y(n) = n % C;

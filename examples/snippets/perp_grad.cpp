@@ -5,7 +5,7 @@
 #include <regula/optim/perp_grad.hpp>
 
 int main() {
-  Eigen::MatrixXf W = Eigen::MatrixXf::Random(200, 113);  // one parameter tensor
+  Eigen::MatrixXf W = Eigen::MatrixXf::Random(200, 113);   // one parameter tensor
   Eigen::MatrixXf dW = Eigen::MatrixXf::Random(200, 113);  // its gradient
   const regula::PerpGradResult r = regula::perp_grad(W, dW);
   const double along = (W.cast<double>().cwiseProduct(dW.cast<double>())).sum();

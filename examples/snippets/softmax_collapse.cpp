@@ -8,7 +8,7 @@ int main() {
   Eigen::MatrixXf logits(3, 2);
   logits << 0.0f, 0.0f,  //
       -30.0f, -1.0f,     //
-      -30.0f, -1.0f;  // sample 0: margin 30 > 16.6, every other term absorbed in float
+      -30.0f, -1.0f;     // sample 0: margin 30 > 16.6, every other term absorbed in float
   regula::Labels y(2);
   y << 0, 0;
   Eigen::VectorXf losses(2);

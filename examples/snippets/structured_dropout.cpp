@@ -29,7 +29,7 @@ int main() {
   regula::RandomContext c4;
   M out(24, 8);
   path.forward_residual(x, /*branch=*/x, out, stream, c4);  // out = x + f ⊙ m/(1 − p)
-  path.backward(out, c4, dx);                                 // ∂L/∂f
+  path.backward(out, c4, dx);                               // ∂L/∂f
 
   const regula::DropConnect<float> connect({0.5});
   const M W = M::Random(5, 24);
@@ -39,6 +39,7 @@ int main() {
   regula::DropConnect<float>::Context c5;
   connect.forward(x, W, b, z, stream, c5);
   connect.backward(x, W, z, c5, dx, dW, db);
-  std::printf("stream offset after five layers: %llu\n", static_cast<unsigned long long>(stream.offset()));
+  std::printf("stream offset after five layers: %llu\n",
+              static_cast<unsigned long long>(stream.offset()));
   return 0;
 }

@@ -28,10 +28,10 @@
 #else
 #include <cstdio>
 #include <cstdlib>
-#define REGULA_THROW(exception)                          \
-  do {                                                   \
-    std::fprintf(stderr, "%s\n", (exception).what());    \
-    std::abort();                                        \
+#define REGULA_THROW(exception)                       \
+  do {                                                \
+    std::fprintf(stderr, "%s\n", (exception).what()); \
+    std::abort();                                     \
   } while (false)
 #endif
 #endif

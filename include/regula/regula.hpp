@@ -1,6 +1,8 @@
 /// @file
-/// The umbrella header: every public header of regula except integrations/. Including the one
-/// header you use is cheaper to compile.
+/// The umbrella header: every header of regula's public API, integrations/ excepted. The raw
+/// kernels (kernels/, core/simd.hpp) are not exported: the headers that use them include them,
+/// and they stay includable on their own. Including the one header you use is cheaper to
+/// compile.
 #ifndef REGULA_REGULA_HPP
 #define REGULA_REGULA_HPP
 
@@ -8,6 +10,7 @@
 #include "regula/activations/softmax_collapse.hpp"
 #include "regula/activations/stablemax.hpp"
 #include "regula/config.hpp"
+#include "regula/core/checks.hpp"
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/labels.hpp"
@@ -16,20 +19,7 @@
 #include "regula/core/parallel.hpp"
 #include "regula/core/philox.hpp"
 #include "regula/core/reduction.hpp"
-#include "regula/core/simd.hpp"
 #include "regula/core/stream.hpp"
-#include "regula/kernels/alpha_dropout.hpp"
-#include "regula/kernels/coverage.hpp"
-#include "regula/kernels/cross_entropy.hpp"
-#include "regula/kernels/dropout.hpp"
-#include "regula/kernels/gaussian_dropout.hpp"
-#include "regula/kernels/kd.hpp"
-#include "regula/kernels/multi_sample_dropout.hpp"
-#include "regula/kernels/nested_dropout.hpp"
-#include "regula/kernels/perp_grad.hpp"
-#include "regula/kernels/reduce.hpp"
-#include "regula/kernels/softmax.hpp"
-#include "regula/kernels/stablemax.hpp"
 #include "regula/layers/alpha_dropout.hpp"
 #include "regula/layers/channel_dropout.hpp"
 #include "regula/layers/drop_connect.hpp"
@@ -39,6 +29,7 @@
 #include "regula/layers/multi_sample_dropout.hpp"
 #include "regula/layers/nested_dropout.hpp"
 #include "regula/layers/random_context.hpp"
+#include "regula/layers/stream_layer.hpp"
 #include "regula/losses/binary_kl.hpp"
 #include "regula/losses/coverage.hpp"
 #include "regula/losses/cross_entropy.hpp"

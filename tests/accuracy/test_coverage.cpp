@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "regula/losses/coverage.hpp"
+
 #include "support/accuracy.hpp"
 #include "support/catch.hpp"
 
@@ -101,8 +102,9 @@ TEMPLATE_TEST_CASE("coverage loss: every element accurate, confident samples inc
         double worst = 0.0;
         for (Index j = 0; j < B; ++j) {
           CHECK(l[j] >= T(0));
-          worst = std::max(worst, scalar_relative_error(static_cast<double>(l[j]), el[static_cast<std::size_t>(j)],
-                                                        abs_floor));
+          worst =
+              std::max(worst, scalar_relative_error(static_cast<double>(l[j]),
+                                                    el[static_cast<std::size_t>(j)], abs_floor));
         }
         CHECK(worst <= bound);
         const auto err = column_relative_error(dz, edz, 1e-3, abs_floor);

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "regula/losses/cross_entropy.hpp"
+
 #include "support/accuracy.hpp"
 #include "support/catch.hpp"
 
@@ -69,15 +70,15 @@ template <class T>
 struct Batch {
   std::string name;
   Mat<T> z;
-  Labels y;          // empty for soft targets
-  Mat<T> t;          // empty for hard labels
+  Labels y;           // empty for soft targets
+  Mat<T> t;           // empty for hard labels
   bool near = false;  // soft targets near the prediction: the looser gradient bound applies
 };
 
 /// Long-double reference of one column (see the file comment).
 template <class T>
-void reference_column(Normalizer norm, const T* z, Index n, const std::vector<LD>& q, LD g, LD& loss,
-                      LD* dz) {
+void reference_column(Normalizer norm, const T* z, Index n, const std::vector<LD>& q, LD g,
+                      LD& loss, LD* dz) {
   const bool soft = norm == Normalizer::softmax;
   LD m = -std::numeric_limits<LD>::infinity();
   Index k = 0;
@@ -148,7 +149,8 @@ Mat<T> softmax_of(const Mat<T>& z) {
     const LD m = static_cast<LD>(z.col(j).maxCoeff());
     LD S = 0;
     for (Index i = 0; i < z.rows(); ++i) S += std::exp(static_cast<LD>(z(i, j)) - m);
-    for (Index i = 0; i < z.rows(); ++i) p(i, j) = static_cast<T>(std::exp(static_cast<LD>(z(i, j)) - m) / S);
+    for (Index i = 0; i < z.rows(); ++i)
+      p(i, j) = static_cast<T>(std::exp(static_cast<LD>(z(i, j)) - m) / S);
   }
   return p;
 }
@@ -164,7 +166,8 @@ std::vector<Batch<T>> regimes() {
     const Index B = C >= 1000 ? 6 : Bn;
     auto labels = [&]() {
       Labels y(B);
-      for (Index j = 0; j < B; ++j) y[j] = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(C));
+      for (Index j = 0; j < B; ++j)
+        y[j] = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(C));
       return y;
     };
     {
@@ -173,8 +176,11 @@ std::vector<Batch<T>> regimes() {
       out.push_back(b);
     }
     for (const double margin : {10.0, 17.0, 20.0, 25.0, 30.0, 50.0, 80.0}) {
-      Batch<T> b{"confident margin " + std::to_string(margin) + " C=" + std::to_string(C), Mat<T>(C, B),
-                 labels(), {}, false};
+      Batch<T> b{"confident margin " + std::to_string(margin) + " C=" + std::to_string(C),
+                 Mat<T>(C, B),
+                 labels(),
+                 {},
+                 false};
       for (Index j = 0; j < B; ++j) {
         const double base = (j % 3 == 0) ? 0.0 : (j % 3 == 1 ? 100.0 : -100.0);
         for (Index i = 0; i < C; ++i) b.z(i, j) = static_cast<T>(base + N(rng));
@@ -195,10 +201,14 @@ std::vector<Batch<T>> regimes() {
     }
     for (const double top : {1e2, 1e4, 3e4, 1e5}) {
       // StableMax's confident regime: a large target logit against very negative others.
-      Batch<T> b{"stablemax target " + std::to_string(top) + " C=" + std::to_string(C), Mat<T>(C, B),
-                 labels(), {}, false};
+      Batch<T> b{"stablemax target " + std::to_string(top) + " C=" + std::to_string(C),
+                 Mat<T>(C, B),
+                 labels(),
+                 {},
+                 false};
       for (Index j = 0; j < B; ++j) {
-        for (Index i = 0; i < C; ++i) b.z(i, j) = static_cast<T>(-std::pow(10.0, 2.0 + 4.0 * U(rng)));
+        for (Index i = 0; i < C; ++i)
+          b.z(i, j) = static_cast<T>(-std::pow(10.0, 2.0 + 4.0 * U(rng)));
         b.z(static_cast<Index>(b.y[j]), j) = static_cast<T>(top * (1.0 + 0.1 * U(rng)));
       }
       out.push_back(b);
@@ -212,18 +222,21 @@ std::vector<Batch<T>> regimes() {
         const Index y = static_cast<Index>(rng() % static_cast<std::uint64_t>(C));
         for (Index i = 0; i < C; ++i) {
           sharp.z(i, j) = static_cast<T>(N(rng));
-          sharp.t(i, j) = static_cast<T>(i == y ? 1.0 - 1e-6 : 1e-6 / static_cast<double>(C - 1 > 0 ? C - 1 : 1));
+          sharp.t(i, j) = static_cast<T>(
+              i == y ? 1.0 - 1e-6 : 1e-6 / static_cast<double>(C - 1 > 0 ? C - 1 : 1));
           smooth.z(i, j) = static_cast<T>(2.0 * N(rng));
           smooth.t(i, j) = static_cast<T>(U(rng));
           near.z(i, j) = static_cast<T>(2.0 * N(rng));
         }
-        sharp.z(y, j) = static_cast<T>(static_cast<double>(sharp.z(y, j)) + 25.0);  // collapsed and right
+        sharp.z(y, j) =
+            static_cast<T>(static_cast<double>(sharp.z(y, j)) + 25.0);  // collapsed and right
         smooth.t.col(j) /= smooth.t.col(j).sum();
       }
       // Near: the target is the student's own softmax, perturbed by 1e-3 relative.
       const Mat<T> p = softmax_of(near.z);
       for (Index j = 0; j < B; ++j) {
-        for (Index i = 0; i < C; ++i) near.t(i, j) = static_cast<T>(static_cast<double>(p(i, j)) * (1.0 + 1e-3 * N(rng)));
+        for (Index i = 0; i < C; ++i)
+          near.t(i, j) = static_cast<T>(static_cast<double>(p(i, j)) * (1.0 + 1e-3 * N(rng)));
         near.t.col(j) /= near.t.col(j).sum();
       }
       out.push_back(sharp);
@@ -302,7 +315,8 @@ void check_batch(const Batch<T>& b, double eps, const Vec<T>& w) {
     CHECK(losses[j] >= T(0));
     CHECK(losses[j] == losses_only[j]);
     const LD floor = Bounds<T>::abs_floor;
-    worst_loss = std::max(worst_loss, scalar_relative_error(static_cast<double>(losses[j]), e, floor));
+    worst_loss =
+        std::max(worst_loss, scalar_relative_error(static_cast<double>(losses[j]), e, floor));
     worst_loss =
         std::max(worst_loss, scalar_relative_error(static_cast<double>(losses_only[j]), e, floor));
   }
@@ -320,10 +334,12 @@ void check_batch(const Batch<T>& b, double eps, const Vec<T>& w) {
       for (Index i = 0; i < C; ++i) {
         const LD e = exact(i, j);
         const LD scale = std::max({std::fabs(e), 1e-3L * colmax, q[static_cast<std::size_t>(i)]});
-        worst = std::max(worst, static_cast<double>(std::fabs(static_cast<LD>(dz(i, j)) - e) / scale));
+        worst =
+            std::max(worst, static_cast<double>(std::fabs(static_cast<LD>(dz(i, j)) - e) / scale));
         const LD em = exact_mean(i, j);
         const LD scale_m = scale / static_cast<LD>(B);
-        worst = std::max(worst, static_cast<double>(std::fabs(static_cast<LD>(dz_mean(i, j)) - em) / scale_m));
+        worst = std::max(
+            worst, static_cast<double>(std::fabs(static_cast<LD>(dz_mean(i, j)) - em) / scale_m));
       }
     }
     INFO("gradient against the larger term: " << worst);
@@ -349,8 +365,8 @@ Vec<T> random_weights(Index C) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("softmax cross-entropy: every element accurate in every regime", "[accuracy][xent]",
-                   float, double) {
+TEMPLATE_TEST_CASE("softmax cross-entropy: every element accurate in every regime",
+                   "[accuracy][xent]", float, double) {
   using T = TestType;
   for (const auto& b : regimes<T>()) {
     for (const double eps : {0.0, 0.1}) {

@@ -69,6 +69,7 @@
 #include "regula/losses/logit_mse.hpp"
 #include "regula/losses/reverse_kl.hpp"
 #include "regula/losses/total_variation.hpp"
+
 #include "support/accuracy.hpp"
 #include "support/catch.hpp"
 
@@ -146,7 +147,9 @@ void bernoulli(LD a, LD b, LD& kl, LD& g) {
     }
     kl = s * e1 + l1;  // l1 = log1p(w) − w
   } else {
-    const auto softplus = [](LD x) { return std::max(x, 0.0L) + std::log1p(std::exp(-std::fabs(x))); };
+    const auto softplus = [](LD x) {
+      return std::max(x, 0.0L) + std::log1p(std::exp(-std::fabs(x)));
+    };
     kl = -s * d + softplus(as) - softplus(bs);
   }
   const LD gf = w / ((1.0L + std::exp(bs)) * (1.0L + w));
@@ -157,14 +160,22 @@ enum class Loss { kd_kl, reverse_kl, js, tv, binary_kl, binary_kl_norm, logit_ms
 
 const char* name(Loss l) {
   switch (l) {
-    case Loss::kd_kl: return "kd_kl";
-    case Loss::reverse_kl: return "reverse_kl";
-    case Loss::js: return "js";
-    case Loss::tv: return "total_variation";
-    case Loss::binary_kl: return "binary_kl";
-    case Loss::binary_kl_norm: return "binary_kl_norm";
-    case Loss::logit_mse: return "logit_mse";
-    default: return "dkd";
+    case Loss::kd_kl:
+      return "kd_kl";
+    case Loss::reverse_kl:
+      return "reverse_kl";
+    case Loss::js:
+      return "js";
+    case Loss::tv:
+      return "total_variation";
+    case Loss::binary_kl:
+      return "binary_kl";
+    case Loss::binary_kl_norm:
+      return "binary_kl_norm";
+    case Loss::logit_mse:
+      return "logit_mse";
+    default:
+      return "dkd";
   }
 }
 
@@ -281,19 +292,27 @@ LD reference(Loss kind, const T* z, const T* v, Index n, Index target, LD temp, 
 template <class T>
 void call(Loss kind, const Mat<T>& z, const Mat<T>& v, const regula::Labels& y, double temp,
           Vec<T>& losses, Mat<T>* dz) {
-  const auto o = regula::KDLossOptions{}.temperature(temp);
-  const auto d = regula::DKDOptions{}.temperature(temp);
+  const auto o = regula::KDLossOptions{}.with_temperature(temp);
+  const auto d = regula::DKDOptions{}.with_temperature(temp);
   using Fn = std::function<void()>;
   Fn f;
   switch (kind) {
     case Loss::kd_kl:
-      f = [&] { dz ? regula::kd_kl_per_sample(z, v, losses, *dz, o) : regula::kd_kl_per_sample(z, v, losses, o); };
+      f = [&] {
+        dz ? regula::kd_kl_per_sample(z, v, losses, *dz, o)
+           : regula::kd_kl_per_sample(z, v, losses, o);
+      };
       break;
     case Loss::reverse_kl:
-      f = [&] { dz ? regula::reverse_kl_per_sample(z, v, losses, *dz, o) : regula::reverse_kl_per_sample(z, v, losses, o); };
+      f = [&] {
+        dz ? regula::reverse_kl_per_sample(z, v, losses, *dz, o)
+           : regula::reverse_kl_per_sample(z, v, losses, o);
+      };
       break;
     case Loss::js:
-      f = [&] { dz ? regula::js_per_sample(z, v, losses, *dz, o) : regula::js_per_sample(z, v, losses, o); };
+      f = [&] {
+        dz ? regula::js_per_sample(z, v, losses, *dz, o) : regula::js_per_sample(z, v, losses, o);
+      };
       break;
     case Loss::tv:
       f = [&] {
@@ -302,7 +321,10 @@ void call(Loss kind, const Mat<T>& z, const Mat<T>& v, const regula::Labels& y, 
       };
       break;
     case Loss::binary_kl:
-      f = [&] { dz ? regula::binary_kl_per_sample(z, v, losses, *dz, o) : regula::binary_kl_per_sample(z, v, losses, o); };
+      f = [&] {
+        dz ? regula::binary_kl_per_sample(z, v, losses, *dz, o)
+           : regula::binary_kl_per_sample(z, v, losses, o);
+      };
       break;
     case Loss::binary_kl_norm:
       f = [&] {
@@ -311,10 +333,16 @@ void call(Loss kind, const Mat<T>& z, const Mat<T>& v, const regula::Labels& y, 
       };
       break;
     case Loss::logit_mse:
-      f = [&] { dz ? regula::logit_mse_per_sample(z, v, losses, *dz) : regula::logit_mse_per_sample(z, v, losses); };
+      f = [&] {
+        dz ? regula::logit_mse_per_sample(z, v, losses, *dz)
+           : regula::logit_mse_per_sample(z, v, losses);
+      };
       break;
     default:
-      f = [&] { dz ? regula::dkd_per_sample(z, v, y, losses, *dz, d) : regula::dkd_per_sample(z, v, y, losses, d); };
+      f = [&] {
+        dz ? regula::dkd_per_sample(z, v, y, losses, *dz, d)
+           : regula::dkd_per_sample(z, v, y, losses, d);
+      };
   }
   f();
 }
@@ -354,7 +382,8 @@ std::vector<Case<T>> regimes(Index C, std::mt19937_64& rng) {
       c.v(t, j) = static_cast<T>(0.7 * margin);  // same class, another margin
     }
     out.push_back(c);
-    Case<T> w{"confidently wrong margin " + std::to_string(margin), gauss(1.0), gauss(1.0), labels(2)};
+    Case<T> w{"confidently wrong margin " + std::to_string(margin), gauss(1.0), gauss(1.0),
+              labels(2)};
     for (Index j = 0; j < B; ++j) {
       w.z(w.y[j], j) = static_cast<T>(margin);
       w.v((w.y[j] + 1) % C, j) = static_cast<T>(margin);
@@ -363,13 +392,17 @@ std::vector<Case<T>> regimes(Index C, std::mt19937_64& rng) {
   }
   {
     Case<T> c{"nearly collapsed", gauss(1.0), Mat<T>(C, B), labels(3), true};
-    for (Index j = 0; j < B; ++j) c.z(c.y[j], j) = static_cast<T>(17.0 + 2.0 * static_cast<double>(j));
-    for (Index i = 0; i < c.z.size(); ++i) c.v(i) = static_cast<T>(static_cast<double>(c.z(i)) + 1e-2 * nd(rng));
+    for (Index j = 0; j < B; ++j)
+      c.z(c.y[j], j) = static_cast<T>(17.0 + 2.0 * static_cast<double>(j));
+    for (Index i = 0; i < c.z.size(); ++i)
+      c.v(i) = static_cast<T>(static_cast<double>(c.z(i)) + 1e-2 * nd(rng));
     out.push_back(c);
   }
   for (double eps : {1e-2, 1e-3, 1e-4}) {
-    Case<T> c{"teacher = student + " + std::to_string(eps) + " noise", gauss(3.0), Mat<T>(C, B), labels(4), true};
-    for (Index i = 0; i < c.z.size(); ++i) c.v(i) = static_cast<T>(static_cast<double>(c.z(i)) + eps * nd(rng));
+    Case<T> c{"teacher = student + " + std::to_string(eps) + " noise", gauss(3.0), Mat<T>(C, B),
+              labels(4), true};
+    for (Index i = 0; i < c.z.size(); ++i)
+      c.v(i) = static_cast<T>(static_cast<double>(c.z(i)) + eps * nd(rng));
     out.push_back(c);
   }
   return out;
@@ -397,8 +430,8 @@ template <class T>
 void check_loss(Loss kind, Worst& worst) {
   const bool is_float = std::is_same_v<T, float>;
   // See the table in the file comment.
-  const bool kl_type = kind != Loss::binary_kl && kind != Loss::binary_kl_norm &&
-                       kind != Loss::logit_mse;
+  const bool kl_type =
+      kind != Loss::binary_kl && kind != Loss::binary_kl_norm && kind != Loss::logit_mse;
   const double tol_loss = is_float ? 1e-4 : 1e-9;
   const double tol_loss_near = is_float ? (kind == Loss::js ? 1e-2 : 1e-4) : 1e-9;
   const double tol_grad = is_float ? (kl_type ? 1e-3 : 1e-4) : 1e-9;
@@ -411,8 +444,9 @@ void check_loss(Loss kind, Worst& worst) {
         LongMatrix want_loss(1, B), want_grad(C, B);
         LVec col(C);
         for (Index j = 0; j < B; ++j) {
-          want_loss(0, j) = reference<T>(kind, c.z.col(j).data(), c.v.col(j).data(), C, c.y[j],
-                                         static_cast<LD>(temp), kind != Loss::logit_mse, col.data());
+          want_loss(0, j) =
+              reference<T>(kind, c.z.col(j).data(), c.v.col(j).data(), C, c.y[j],
+                           static_cast<LD>(temp), kind != Loss::logit_mse, col.data());
           for (Index i = 0; i < C; ++i) want_grad(i, j) = col[i];
         }
         Vec<T> losses(B), losses_only(B);
@@ -436,7 +470,8 @@ void check_loss(Loss kind, Worst& worst) {
         CHECK(el2.rel <= (c.near ? tol_loss_near : tol_loss));
         CHECK(eg.rel <= (c.near ? tol_near : tol_grad));
         worst.loss = std::max({worst.loss, el.rel, el2.rel});
-        (c.near ? worst.grad_near : worst.grad) = std::max(c.near ? worst.grad_near : worst.grad, eg.rel);
+        (c.near ? worst.grad_near : worst.grad) =
+            std::max(c.near ? worst.grad_near : worst.grad, eg.rel);
       }
     }
   }
@@ -473,7 +508,8 @@ TEST_CASE("Float kd_kl and reverse_kl are positive and accurate near equality (i
     call<float>(kind, z, v, y, 4.0, losses, &dz);
     LVec col(C);
     for (Index j = 0; j < B; ++j) {
-      const LD want = reference<float>(kind, z.col(j).data(), v.col(j).data(), C, y[j], 4.0L, true, col.data());
+      const LD want =
+          reference<float>(kind, z.col(j).data(), v.col(j).data(), C, y[j], 4.0L, true, col.data());
       CHECK(losses[j] > 0.0f);
       CHECK(regula::test::scalar_relative_error(static_cast<double>(losses[j]), want) < 1e-4);
     }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "regula/activations/softmax.hpp"
+
 #include "support/catch.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
@@ -38,8 +39,8 @@ Mat<T> random_matrix(Index rows, Index cols, double scale, unsigned seed) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("softmax and log_softmax match PyTorch, forward and VJP", "[activations][softmax][golden]",
-                   float, double) {
+TEMPLATE_TEST_CASE("softmax and log_softmax match PyTorch, forward and VJP",
+                   "[activations][softmax][golden]", float, double) {
   using T = TestType;
   const Mat<T> z = gmat<T>("logits");
   const Mat<T> dy = gmat<T>("dy");
@@ -47,11 +48,14 @@ TEMPLATE_TEST_CASE("softmax and log_softmax match PyTorch, forward and VJP", "[a
   regula::softmax(z, y);
   CHECK((y.template cast<double>() - gmat<double>("softmax")).cwiseAbs().maxCoeff() < tol<T>());
   regula::softmax_backward(y, dy, dz);
-  CHECK((dz.template cast<double>() - gmat<double>("softmax_vjp")).cwiseAbs().maxCoeff() < 4 * tol<T>());
+  CHECK((dz.template cast<double>() - gmat<double>("softmax_vjp")).cwiseAbs().maxCoeff() <
+        4 * tol<T>());
   regula::log_softmax(z, y);
-  CHECK((y.template cast<double>() - gmat<double>("log_softmax")).cwiseAbs().maxCoeff() < 8 * tol<T>());
+  CHECK((y.template cast<double>() - gmat<double>("log_softmax")).cwiseAbs().maxCoeff() <
+        8 * tol<T>());
   regula::log_softmax_backward(y, dy, dz);
-  CHECK((dz.template cast<double>() - gmat<double>("log_softmax_vjp")).cwiseAbs().maxCoeff() < 8 * tol<T>());
+  CHECK((dz.template cast<double>() - gmat<double>("log_softmax_vjp")).cwiseAbs().maxCoeff() <
+        8 * tol<T>());
   // The returning overloads give the same values.
   CHECK(regula::log_softmax(z) == y);
 }
@@ -89,24 +93,30 @@ TEMPLATE_TEST_CASE("softmax kernels agree with their scalar references on ragged
   }
 }
 
-TEST_CASE("softmax and log_softmax VJPs match central differences (double)", "[activations][softmax][gradcheck]") {
+TEST_CASE("softmax and log_softmax VJPs match central differences (double)",
+          "[activations][softmax][gradcheck]") {
   const Eigen::MatrixXd z = random_matrix<double>(9, 4, 3.0, 21);
   const Eigen::MatrixXd w = random_matrix<double>(9, 4, 1.0, 22);
   using regula::test::gradcheck;
   const Eigen::MatrixXd p = regula::softmax(z);
   CHECK(gradcheck(
             z, 9, 4, [](const Eigen::MatrixXd& x, Eigen::MatrixXd& y) { regula::softmax(x, y); },
-            [&](const Eigen::MatrixXd& wt, Eigen::MatrixXd& dx) { regula::softmax_backward(p, wt, dx); }, w) <
-        regula::test::fd_tol);
+            [&](const Eigen::MatrixXd& wt, Eigen::MatrixXd& dx) {
+              regula::softmax_backward(p, wt, dx);
+            },
+            w) < regula::test::fd_tol);
   const Eigen::MatrixXd lp = regula::log_softmax(z);
   CHECK(gradcheck(
-            z, 9, 4, [](const Eigen::MatrixXd& x, Eigen::MatrixXd& y) { regula::log_softmax(x, y); },
-            [&](const Eigen::MatrixXd& wt, Eigen::MatrixXd& dx) { regula::log_softmax_backward(lp, wt, dx); },
+            z, 9, 4,
+            [](const Eigen::MatrixXd& x, Eigen::MatrixXd& y) { regula::log_softmax(x, y); },
+            [&](const Eigen::MatrixXd& wt, Eigen::MatrixXd& dx) {
+              regula::log_softmax_backward(lp, wt, dx);
+            },
             w) < regula::test::fd_tol);
 }
 
-TEMPLATE_TEST_CASE("softmax is finite for extreme logits and NaN-propagating", "[activations][softmax][numerics]",
-                   float, double) {
+TEMPLATE_TEST_CASE("softmax is finite for extreme logits and NaN-propagating",
+                   "[activations][softmax][numerics]", float, double) {
   using T = TestType;
   for (const double big : {1e4, 1e30}) {
     Mat<T> z(20, 2);
@@ -133,8 +143,8 @@ TEMPLATE_TEST_CASE("softmax is finite for extreme logits and NaN-propagating", "
   CHECK(regula::log_softmax(z).col(1).array().isNaN().all());
 }
 
-TEMPLATE_TEST_CASE("softmax works in place and on blocks, and allocates nothing", "[activations][softmax][nomalloc]",
-                   float, double) {
+TEMPLATE_TEST_CASE("softmax works in place and on blocks, and allocates nothing",
+                   "[activations][softmax][nomalloc]", float, double) {
   using T = TestType;
   const Mat<T> z = random_matrix<T>(37, 6, 3.0, 9);
   const Mat<T> want = regula::softmax(z);
@@ -160,8 +170,10 @@ TEMPLATE_TEST_CASE("softmax works in place and on blocks, and allocates nothing"
 TEST_CASE("softmax rejects bad shapes and partial overlap", "[activations][softmax][errors]") {
   const Eigen::MatrixXf z = Eigen::MatrixXf::Random(4, 3);
   Eigen::MatrixXf y(4, 2);
-  CHECK_THROWS_WITH(regula::softmax(z, y), "regula::softmax: y must have the shape of z (4 x 3), got 4 x 2");
-  CHECK_THROWS_WITH(regula::log_softmax(z, y), "regula::log_softmax: y must have the shape of z (4 x 3), got 4 x 2");
+  CHECK_THROWS_WITH(regula::softmax(z, y),
+                    "regula::softmax: y must have the shape of z (4 x 3), got 4 x 2");
+  CHECK_THROWS_WITH(regula::log_softmax(z, y),
+                    "regula::log_softmax: y must have the shape of z (4 x 3), got 4 x 2");
   Eigen::MatrixXf buf = Eigen::MatrixXf::Random(4, 4);
   CHECK_THROWS_WITH(regula::softmax(buf.leftCols(3), buf.rightCols(3)),
                     "regula::softmax: y must be z itself or not overlap it; it overlaps partly");
@@ -193,9 +205,11 @@ TEST_CASE("softmax VJPs may write over y or dy, and refuse partial overlap with 
   // Partial overlap with y is refused.
   Eigen::MatrixXf buf(5, 4);
   buf.leftCols(3) = y;
-  CHECK_THROWS_WITH(regula::softmax_backward(buf.leftCols(3), dy, buf.rightCols(3)),
-                    "regula::softmax_backward: dz must be y itself or not overlap it; it overlaps partly");
+  CHECK_THROWS_WITH(
+      regula::softmax_backward(buf.leftCols(3), dy, buf.rightCols(3)),
+      "regula::softmax_backward: dz must be y itself or not overlap it; it overlaps partly");
   buf.leftCols(3) = ly;
-  CHECK_THROWS_WITH(regula::log_softmax_backward(buf.leftCols(3), dy, buf.rightCols(3)),
-                    "regula::log_softmax_backward: dz must be y itself or not overlap it; it overlaps partly");
+  CHECK_THROWS_WITH(
+      regula::log_softmax_backward(buf.leftCols(3), dy, buf.rightCols(3)),
+      "regula::log_softmax_backward: dz must be y itself or not overlap it; it overlaps partly");
 }

@@ -2,12 +2,14 @@
 
 #include "regula/activations/softmax_collapse.hpp"
 #include "regula/losses/cross_entropy.hpp"
+
 #include "support/catch.hpp"
 
 using regula::CollapseSum;
 using regula::Index;
 
-TEST_CASE("softmax collapse is detected at the float and double absorption margins", "[activations][collapse]") {
+TEST_CASE("softmax collapse is detected at the float and double absorption margins",
+          "[activations][collapse]") {
   // Three classes, margin d: collapse iff 1 + 2e^-d rounds to 1 (d >= ln(2/eps) plus the pair).
   auto column = [](double d) {
     Eigen::MatrixXd z(3, 1);
@@ -19,7 +21,7 @@ TEST_CASE("softmax collapse is detected at the float and double absorption margi
   CHECK(regula::softmax_collapse_fraction(column(18.0)) == 0.0);  // double needs ~37.4
   CHECK(regula::softmax_collapse_fraction(column(38.0)) == 1.0);
   Eigen::MatrixXf mixed(3, 4);
-  mixed << 0, 0, 0, 0,  //
+  mixed << 0, 0, 0, 0,   //
       -20, -1, -30, -2,  //
       -20, -1, -30, -2;
   CHECK(regula::softmax_collapse_fraction(mixed) == 0.5);
@@ -34,11 +36,12 @@ TEST_CASE("collapse depends on the summation order, as documented", "[activation
   CHECK(regula::softmax_collapse_fraction(z, CollapseSum::simd) == 0.0);
 }
 
-TEST_CASE("a collapsed sample keeps an accurate, non-zero cross-entropy; zero_loss_fraction counts "
-          "exact zeros",
-          "[activations][collapse]") {
+TEST_CASE(
+    "a collapsed sample keeps an accurate, non-zero cross-entropy; zero_loss_fraction counts "
+    "exact zeros",
+    "[activations][collapse]") {
   Eigen::MatrixXf z(3, 3);
-  z << 0, 0, 5,  //
+  z << 0, 0, 5,    //
       -25, -1, 0,  //
       -25, -1, 0;
   regula::Labels y(3);
@@ -56,5 +59,6 @@ TEST_CASE("a collapsed sample keeps an accurate, non-zero cross-entropy; zero_lo
   CHECK(regula::zero_loss_fraction(with_zero) == Approx(1.0 / 3));
   CHECK_THROWS_WITH(regula::zero_loss_fraction(Eigen::VectorXf()),
                     "regula::zero_loss_fraction: losses must not be empty, got 0 x 1");
-  CHECK_THROWS_AS(regula::softmax_collapse_fraction(Eigen::MatrixXf(3, 0)), regula::invalid_argument);
+  CHECK_THROWS_AS(regula::softmax_collapse_fraction(Eigen::MatrixXf(3, 0)),
+                  regula::invalid_argument);
 }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "regula/activations/stablemax.hpp"
+
 #include "support/catch.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
@@ -47,11 +48,14 @@ TEMPLATE_TEST_CASE("StableMax and log-StableMax match the official formulation, 
   regula::stablemax(z, y);
   CHECK((y.template cast<double>() - gmat<double>("stablemax")).cwiseAbs().maxCoeff() < tol<T>());
   regula::stablemax_backward(z, y, dy, dz);
-  CHECK((dz.template cast<double>() - gmat<double>("stablemax_vjp")).cwiseAbs().maxCoeff() < 4 * tol<T>());
+  CHECK((dz.template cast<double>() - gmat<double>("stablemax_vjp")).cwiseAbs().maxCoeff() <
+        4 * tol<T>());
   regula::log_stablemax(z, y);
-  CHECK((y.template cast<double>() - gmat<double>("log_stablemax")).cwiseAbs().maxCoeff() < 4 * tol<T>());
+  CHECK((y.template cast<double>() - gmat<double>("log_stablemax")).cwiseAbs().maxCoeff() <
+        4 * tol<T>());
   regula::log_stablemax_backward(z, y, dy, dz);
-  CHECK((dz.template cast<double>() - gmat<double>("log_stablemax_vjp")).cwiseAbs().maxCoeff() < 4 * tol<T>());
+  CHECK((dz.template cast<double>() - gmat<double>("log_stablemax_vjp")).cwiseAbs().maxCoeff() <
+        4 * tol<T>());
 }
 
 TEMPLATE_TEST_CASE("StableMax of [2, 0, -1] is [2/3, 2/9, 1/9] (algorithms.md section 10)",
@@ -99,7 +103,8 @@ TEMPLATE_TEST_CASE("StableMax kernels agree with their scalar references on ragg
   }
 }
 
-TEST_CASE("StableMax VJPs match central differences (double)", "[activations][stablemax][gradcheck]") {
+TEST_CASE("StableMax VJPs match central differences (double)",
+          "[activations][stablemax][gradcheck]") {
   // Keep the logits away from the kink of s'' at 0 (|z| >= 0.05).
   Eigen::MatrixXd z = random_matrix<double>(9, 4, 3.0, 31);
   z = z.unaryExpr([](double v) { return std::abs(v) < 0.05 ? v + 0.1 : v; });
@@ -108,17 +113,23 @@ TEST_CASE("StableMax VJPs match central differences (double)", "[activations][st
   const Eigen::MatrixXd p = regula::stablemax(z);
   CHECK(gradcheck(
             z, 9, 4, [](const Eigen::MatrixXd& x, Eigen::MatrixXd& y) { regula::stablemax(x, y); },
-            [&](const Eigen::MatrixXd& wt, Eigen::MatrixXd& dx) { regula::stablemax_backward(z, p, wt, dx); },
+            [&](const Eigen::MatrixXd& wt, Eigen::MatrixXd& dx) {
+              regula::stablemax_backward(z, p, wt, dx);
+            },
             w) < regula::test::fd_tol);
   const Eigen::MatrixXd lp = regula::log_stablemax(z);
   CHECK(gradcheck(
-            z, 9, 4, [](const Eigen::MatrixXd& x, Eigen::MatrixXd& y) { regula::log_stablemax(x, y); },
-            [&](const Eigen::MatrixXd& wt, Eigen::MatrixXd& dx) { regula::log_stablemax_backward(z, lp, wt, dx); },
+            z, 9, 4,
+            [](const Eigen::MatrixXd& x, Eigen::MatrixXd& y) { regula::log_stablemax(x, y); },
+            [&](const Eigen::MatrixXd& wt, Eigen::MatrixXd& dx) {
+              regula::log_stablemax_backward(z, lp, wt, dx);
+            },
             w) < regula::test::fd_tol);
 }
 
-TEMPLATE_TEST_CASE("StableMax at extreme logits: finite, and linear rather than exponential saturation",
-                   "[activations][stablemax][numerics]", float, double) {
+TEMPLATE_TEST_CASE(
+    "StableMax at extreme logits: finite, and linear rather than exponential saturation",
+    "[activations][stablemax][numerics]", float, double) {
   using T = TestType;
   for (const double big : {1e4, 1e30}) {
     Mat<T> z(3, 1);
@@ -141,8 +152,8 @@ TEMPLATE_TEST_CASE("StableMax at extreme logits: finite, and linear rather than 
   CHECK(regula::log_stablemax(z).col(1).array().isNaN().all());
 }
 
-TEMPLATE_TEST_CASE("StableMax allocates nothing and rejects bad shapes", "[activations][stablemax][nomalloc]",
-                   float, double) {
+TEMPLATE_TEST_CASE("StableMax allocates nothing and rejects bad shapes",
+                   "[activations][stablemax][nomalloc]", float, double) {
   using T = TestType;
   const Mat<T> z = random_matrix<T>(37, 6, 3.0, 9);
   const Mat<T> dy = random_matrix<T>(37, 6, 1.0, 10);
@@ -156,7 +167,8 @@ TEMPLATE_TEST_CASE("StableMax allocates nothing and rejects bad shapes", "[activ
   }
   CHECK(dz.allFinite());
   Mat<T> bad(37, 5);
-  CHECK_THROWS_WITH(regula::stablemax(z, bad), "regula::stablemax: y must have the shape of z (37 x 6), got 37 x 5");
+  CHECK_THROWS_WITH(regula::stablemax(z, bad),
+                    "regula::stablemax: y must have the shape of z (37 x 6), got 37 x 5");
   CHECK_THROWS_WITH(regula::stablemax_backward(z, y, bad, dz),
                     "regula::stablemax_backward: dy must have the shape of z (37 x 6), got 37 x 5");
 }

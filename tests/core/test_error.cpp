@@ -2,11 +2,14 @@
 #include <string>
 
 #include "regula/core/error.hpp"
+
 #include "support/catch.hpp"
 
 namespace {
 
-void check_p(double p) { REGULA_EXPECTS(p >= 0.0 && p <= 1.0, "regula::Thing", "p must be in [0, 1], got ", p); }
+void check_p(double p) {
+  REGULA_EXPECTS(p >= 0.0 && p <= 1.0, "regula::Thing", "p must be in [0, 1], got ", p);
+}
 
 }  // namespace
 

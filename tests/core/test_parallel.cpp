@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "regula/core/parallel.hpp"
+
 #include "support/catch.hpp"
 
 #if defined(_OPENMP)
@@ -40,6 +41,7 @@ TEST_CASE("parallel_for_chunks visits every item once, in fixed chunks, for any 
 
 TEST_CASE("parallel_for_chunks does nothing on an empty range", "[core][parallel]") {
   bool called = false;
-  regula::parallel_for_chunks(0, 16, [&](std::size_t, std::size_t, std::size_t) noexcept { called = true; });
+  regula::parallel_for_chunks(
+      0, 16, [&](std::size_t, std::size_t, std::size_t) noexcept { called = true; });
   CHECK_FALSE(called);
 }

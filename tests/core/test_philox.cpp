@@ -1,9 +1,10 @@
-#include <Random123/philox.h>
-
 #include <cstdint>
 #include <vector>
 
+#include <Random123/philox.h>
+
 #include "regula/core/philox.hpp"
+
 #include "support/catch.hpp"
 
 using regula::PhiloxBlock;
@@ -52,8 +53,8 @@ TEST_CASE("The SIMD block generator equals the scalar one, across the 32-bit car
           "[core][philox][simd]") {
   const std::size_t n = GENERATE(std::size_t{1}, std::size_t{3}, std::size_t{15}, std::size_t{16},
                                  std::size_t{17}, std::size_t{100});
-  const std::uint64_t first = GENERATE(std::uint64_t{0}, std::uint64_t{0xFFFFFFF5ULL},
-                                       std::uint64_t{0x1234567890ULL});
+  const std::uint64_t first =
+      GENERATE(std::uint64_t{0}, std::uint64_t{0xFFFFFFF5ULL}, std::uint64_t{0x1234567890ULL});
   std::vector<std::uint32_t> scalar(4 * n), vectorized(4 * n);
   regula::kernels::philox_blocks_reference({11, 22}, 33, first, n, scalar.data());
   regula::kernels::philox_blocks({11, 22}, 33, first, n, vectorized.data());

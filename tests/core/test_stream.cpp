@@ -3,9 +3,11 @@
 #include <vector>
 
 #include "regula/core/stream.hpp"
+
 #include "support/catch.hpp"
 
-TEST_CASE("Stream blocks are Philox blocks at (offset, subsequence) under the seed", "[core][stream]") {
+TEST_CASE("Stream blocks are Philox blocks at (offset, subsequence) under the seed",
+          "[core][stream]") {
   const regula::Stream s(0x0000000600000005ULL, 0x0000000400000003ULL, 0x0000000200000001ULL);
   CHECK(s.block() == regula::philox4x32_10({1, 2, 3, 4}, {5, 6}));
   CHECK(s.block(1) == regula::philox4x32_10({2, 2, 3, 4}, {5, 6}));
@@ -35,7 +37,8 @@ TEMPLATE_TEST_CASE("uniform draws follow the documented bit layout and advance e
       expected = static_cast<float>(w[i % 4] >> 8) * 0x1.0p-24F;
     } else {
       const std::size_t j = i % 2;
-      expected = static_cast<double>((std::uint64_t{w[2 * j + 1]} << 21) | (w[2 * j] >> 11)) * 0x1.0p-53;
+      expected =
+          static_cast<double>((std::uint64_t{w[2 * j + 1]} << 21) | (w[2 * j] >> 11)) * 0x1.0p-53;
     }
     CHECK(u[i] == expected);
   }
@@ -47,8 +50,8 @@ TEMPLATE_TEST_CASE("uniform draws follow the documented bit layout and advance e
   for (std::size_t i = 0; i < v.size(); ++i) CHECK(v[i] == u[i]);
 }
 
-TEMPLATE_TEST_CASE("uniforms lie in [0, 1) with mean 1/2 and variance 1/12", "[core][stream][stats]",
-                   float, double) {
+TEMPLATE_TEST_CASE("uniforms lie in [0, 1) with mean 1/2 and variance 1/12",
+                   "[core][stream][stats]", float, double) {
   regula::Stream s(3);
   const std::size_t n = std::size_t{1} << 20;
   std::vector<TestType> u(n);
@@ -66,8 +69,8 @@ TEMPLATE_TEST_CASE("uniforms lie in [0, 1) with mean 1/2 and variance 1/12", "[c
   CHECK(std::abs(var - 1.0 / 12.0) < 5 * std::sqrt(1.0 / 180.0 / n));
 }
 
-TEMPLATE_TEST_CASE("normals have mean 0, variance 1 and normal tails", "[core][stream][stats]", float,
-                   double) {
+TEMPLATE_TEST_CASE("normals have mean 0, variance 1 and normal tails", "[core][stream][stats]",
+                   float, double) {
   regula::Stream s(5);
   const std::size_t n = std::size_t{1} << 20;
   std::vector<TestType> z(n);

@@ -203,7 +203,7 @@ void run_teacher(fuzz::Input& in, Loss loss, Palette pal, Index C, Index B, Faul
   }
   if (loss == Loss::logit_std_kd && C < 2) valid = false;
   // A reduced call with reduction none is refused.
-  if (!per_sample && opt.reduction() == Reduction::none) valid = false;
+  if (!per_sample && opt.reduction == Reduction::none) valid = false;
   const auto z = a.z();
   const auto v = a.v();
   auto g = a.g();
@@ -220,10 +220,10 @@ void run_teacher(fuzz::Input& in, Loss loss, Palette pal, Index C, Index B, Faul
   if (with_grad) gc = g;
   const bool sums_zero =
       loss != Loss::binary_kl && loss != Loss::binary_kl_norm && loss != Loss::logit_mse;
-  const double red = per_sample                                ? 1.0
-                     : opt.reduction() == Reduction::mean      ? 1.0 / static_cast<double>(B * C)
-                     : opt.reduction() == Reduction::batchmean ? 1.0 / static_cast<double>(B)
-                                                               : 1.0;
+  const double red = per_sample                              ? 1.0
+                     : opt.reduction == Reduction::mean      ? 1.0 / static_cast<double>(B * C)
+                     : opt.reduction == Reduction::batchmean ? 1.0 / static_cast<double>(B)
+                                                             : 1.0;
   double spread = 0.0;  // bounds |log p − log q| through max |z − v|
   if (fuzz::all_finite(zc) && fuzz::all_finite(vc))
     spread = static_cast<double>((zc - vc).cwiseAbs().maxCoeff());
@@ -242,7 +242,7 @@ void run_teacher(fuzz::Input& in, Loss loss, Palette pal, Index C, Index B, Faul
   call_loss(2U, zc, vc, gd, ps, unused);
   check_result<T>(what, loss, pal, tame_options, zc, vc, &ps, reduced, true,
                   with_grad ? &gc : nullptr, nat, nonneg, sums_zero);
-  if (opt.reduction() == Reduction::sum && fuzz::all_finite(zc) && fuzz::all_finite(vc) &&
+  if (opt.reduction == Reduction::sum && fuzz::all_finite(zc) && fuzz::all_finite(vc) &&
       std::isfinite(static_cast<double>(reduced))) {
     double s = 0.0, as = 0.0;
     for (Index j = 0; j < B; ++j) {
@@ -261,25 +261,26 @@ void run_teacher(fuzz::Input& in, Loss loss, Palette pal, Index C, Index B, Faul
 template <class T>
 void run_sinkhorn(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
   SinkhornKDOptions opt;
-  opt.temperature(fuzz::option(in, {2.0, 1.0, 4.0, 0.5}));
+  opt.with_temperature(fuzz::option(in, {2.0, 1.0, 4.0, 0.5}));
   double eps = fuzz::option(in, {0.1, 0.05, 1.0, 1e-3, 10.0, 1e-6});
   if (eps > 0.0 && eps < 1e-30 && fuzz::skip_known("sinkhorn-eps")) eps = 1e-3;
-  opt.epsilon(eps);
+  opt.with_epsilon(eps);
   const int iters_table[] = {1, 2, 5, 20, 50, 3, 0, -1, 10, 20, 1, 4, 7, 100000, INT_MAX, 20};
   int iters = iters_table[in.u8() % 16];
   if ((iters == INT_MAX || iters == 100000) && fuzz::skip_known("sinkhorn-iters")) iters = 20;
   if (iters == 100000 && B * B * C > 64) iters = 50;  // keep one execution short
-  opt.iterations(iters);
-  opt.lambda(fuzz::option(in, {1e-3, 1.0, 8e-4, 0.0, -1.0, 1e3}));
-  opt.grad_mode(in.flag() ? SinkhornGradMode::unrolled : SinkhornGradMode::envelope);
-  const bool t_ok = std::isfinite(opt.temperature()) && opt.temperature() > 0.0;
-  const bool e_ok = std::isfinite(opt.epsilon()) && opt.epsilon() > 0.0;
+  opt.with_iterations(iters);
+  opt.with_lambda(fuzz::option(in, {1e-3, 1.0, 8e-4, 0.0, -1.0, 1e3}));
+  opt.with_grad_mode(in.flag() ? SinkhornGradMode::unrolled : SinkhornGradMode::envelope);
+  const bool t_ok = std::isfinite(opt.temperature) && opt.temperature > 0.0;
+  const bool e_ok = std::isfinite(opt.epsilon) && opt.epsilon > 0.0;
   // A λ past the largest T is refused (it would be an infinity in T's kernel).
-  const bool options_ok = t_ok && e_ok && opt.iterations() >= 1 && std::isfinite(opt.lambda()) &&
-                          std::abs(opt.lambda()) <= static_cast<double>(std::numeric_limits<T>::max());
-  const bool unsure = fuzz::extreme(opt.temperature(), 1e-3, 1e3) ||
-                      fuzz::extreme(opt.epsilon(), 1e-6, 1e6) || opt.iterations() > 1000 ||
-                      std::abs(opt.lambda()) > 1e6;
+  const bool options_ok =
+      t_ok && e_ok && opt.iterations >= 1 && std::isfinite(opt.lambda) &&
+      std::abs(opt.lambda) <= static_cast<double>(std::numeric_limits<T>::max());
+  const bool unsure = fuzz::extreme(opt.temperature, 1e-3, 1e3) ||
+                      fuzz::extreme(opt.epsilon, 1e-6, 1e6) || opt.iterations > 1000 ||
+                      std::abs(opt.lambda) > 1e6;
   Args<T> a = make_args<T>(in, pal, C, B, fault);
   const unsigned entry =
       in.u8() % 5;  // ws reduced, ws + grad, ws per-sample, convenience, convenience + grad
@@ -313,8 +314,8 @@ void run_sinkhorn(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
   fuzz::note(
       "sinkhorn_kd<%s> C=%lld B=%lld fault=%d entry=%u T=%g eps=%g iterations=%d lambda=%g mode=%d",
       fuzz::type_name(T()), static_cast<long long>(C), static_cast<long long>(B),
-      static_cast<int>(fault), entry, opt.temperature(), opt.epsilon(), opt.iterations(),
-      opt.lambda(), static_cast<int>(opt.grad_mode()));
+      static_cast<int>(fault), entry, opt.temperature, opt.epsilon, opt.iterations, opt.lambda,
+      static_cast<int>(opt.grad_mode));
   fuzz::note_matrix("student", z);
   fuzz::note_matrix("teacher", v);
   T reduced = T(0);
@@ -341,12 +342,12 @@ void run_sinkhorn(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
   const Matrix<T> zc = z, vc = v;
   Matrix<T> gc;
   if (with_grad) gc = g;
-  const bool tame = opt.epsilon() >= 1e-3 && opt.epsilon() <= 1e3 && std::abs(opt.lambda()) <= 1e3;
-  const bool envelope = opt.grad_mode() == SinkhornGradMode::envelope;
-  const double natural = std::abs(opt.lambda()) * static_cast<double>(B) * 4.0 / opt.temperature();
+  const bool tame = opt.epsilon >= 1e-3 && opt.epsilon <= 1e3 && std::abs(opt.lambda) <= 1e3;
+  const bool envelope = opt.grad_mode == SinkhornGradMode::envelope;
+  const double natural = std::abs(opt.lambda) * static_cast<double>(B) * 4.0 / opt.temperature;
   const Vector<T> lc = losses;
   check_result<T>("sinkhorn_kd", Loss::sinkhorn, pal, tame, zc, vc, per_sample ? &lc : nullptr,
-                  reduced, !per_sample, with_grad ? &gc : nullptr, natural, opt.lambda() >= 0.0,
+                  reduced, !per_sample, with_grad ? &gc : nullptr, natural, opt.lambda >= 0.0,
                   envelope);
   if (per_sample && fuzz::all_finite(zc) && fuzz::all_finite(vc) && fuzz::all_finite(lc)) {
     SinkhornKDWorkspace<T> w2;
@@ -402,11 +403,11 @@ void run_dual_head(fuzz::Input& in, Palette pal, Index C, Index B) {
     return;
   }
   DualHeadOptions opt;
-  opt.weight1(fuzz::option(in, {1.0, 0.5, 2.0, 0.0}));
-  opt.weight2(fuzz::option(in, {1.0, 0.1, 3.0, -1.0}));
-  opt.align(in.flag());
+  opt.with_weight1(fuzz::option(in, {1.0, 0.5, 2.0, 0.0}));
+  opt.with_weight2(fuzz::option(in, {1.0, 0.1, 3.0, -1.0}));
+  opt.with_align(in.flag());
   const double tmax = static_cast<double>(std::numeric_limits<T>::max());
-  const bool ok = std::abs(opt.weight1()) <= tmax && std::abs(opt.weight2()) <= tmax;
+  const bool ok = std::abs(opt.weight1) <= tmax && std::abs(opt.weight2) <= tmax;
   if (!fuzz::call("DualHeadKD()", ok ? Expect::accept : Expect::reject, [&] {
         const DualHeadKD<T> probe(opt);
         (void)probe;
@@ -423,11 +424,11 @@ void run_dual_head(fuzz::Input& in, Palette pal, Index C, Index B) {
   Matrix<T> d1(C, B), d2(C, B);
   auto ce = [&](const MatrixCRef<T>& z, MatrixRef<T> dz) { return cross_entropy(z, y, dz); };
   auto bkln = [&](const MatrixCRef<T>& z, MatrixRef<T> dz) {
-    return binary_kl_norm(z, teacher, dz, KDLossOptions{}.temperature(2.0));
+    return binary_kl_norm(z, teacher, dz, KDLossOptions{}.with_temperature(2.0));
   };
   fuzz::note("DualHeadKD<%s> C=%lld B=%lld w1=%g w2=%g align=%d", fuzz::type_name(T()),
-             static_cast<long long>(C), static_cast<long long>(B), opt.weight1(), opt.weight2(),
-             opt.align());
+             static_cast<long long>(C), static_cast<long long>(B), opt.weight1, opt.weight2,
+             opt.align);
   DualHeadLosses<T> l{};
   (void)fuzz::call("DualHeadKD::forward_backward", Expect::accept,
                    [&] { l = dh.forward_backward(z1, z2, ce, bkln, d1, d2); });
@@ -463,7 +464,7 @@ void run(fuzz::Input& in) {
   }
   if (loss == Loss::logit_mse) {
     LogitMSEOptions opt;
-    opt.reduction(static_cast<Reduction>(in.pick(4)));
+    opt.with_reduction(static_cast<Reduction>(in.pick(4)));
     run_teacher<T>(in, loss, pal, C, B, fault, opt, true, false, true, 1.0, 0.0, true,
                    [&](unsigned entry, const auto& z, const auto& v, auto& g, auto& losses,
                        T& reduced) { REGULA_FUZZ_TEACHER_CALL(logit_mse) });
@@ -471,33 +472,32 @@ void run(fuzz::Input& in) {
   }
   if (loss == Loss::dkd) {
     DKDOptions opt;
-    opt.temperature(fuzz::option(in, {4.0, 1.0, 2.0, 0.5, 20.0}));
-    if (opt.temperature() >= 1e15 && fuzz::skip_known("kd-overflow")) opt.temperature(4.0);
-    opt.alpha(fuzz::option(in, {1.0, 0.0, 2.0, 0.5}));
-    opt.beta(fuzz::option(in, {8.0, 2.0, 0.5, 0.0}));
+    opt.with_temperature(fuzz::option(in, {4.0, 1.0, 2.0, 0.5, 20.0}));
+    if (opt.temperature >= 1e15 && fuzz::skip_known("kd-overflow")) opt.with_temperature(4.0);
+    opt.with_alpha(fuzz::option(in, {1.0, 0.0, 2.0, 0.5}));
+    opt.with_beta(fuzz::option(in, {8.0, 2.0, 0.5, 0.0}));
     // Weights past the largest T are refused (they would be infinities in T's kernel).
     const double tmax = static_cast<double>(std::numeric_limits<T>::max());
-    opt.scale_by_t_squared(in.flag());
-    opt.reduction(static_cast<Reduction>(in.pick(4)));
-    const bool ok = std::isfinite(opt.temperature()) && opt.temperature() > 0.0 &&
-                    std::abs(opt.alpha()) <= tmax && std::abs(opt.beta()) <= tmax;
+    opt.with_scale_by_t_squared(in.flag());
+    opt.with_reduction(static_cast<Reduction>(in.pick(4)));
+    const bool ok = std::isfinite(opt.temperature) && opt.temperature > 0.0 &&
+                    std::abs(opt.alpha) <= tmax && std::abs(opt.beta) <= tmax;
     Labels y(fault == Fault::labels_length ? B + 1 : B);
     for (Index j = 0; j < y.size(); ++j)
       y[j] = static_cast<std::int64_t>(in.pick(static_cast<std::size_t>(std::max<Index>(C, 1))));
     if (fault == Fault::labels_range && B > 0) y[0] = in.flag() ? -1 : C;
-    fuzz::note("T=%g alpha=%g beta=%g t_squared=%d reduction=%s", opt.temperature(), opt.alpha(),
-               opt.beta(), opt.scale_by_t_squared(), to_string(opt.reduction()));
+    fuzz::note("T=%g alpha=%g beta=%g t_squared=%d reduction=%s", opt.temperature, opt.alpha,
+               opt.beta, opt.scale_by_t_squared, to_string(opt.reduction));
     const bool labels_ok = fault != Fault::labels_range && fault != Fault::labels_length;
-    const bool tame = opt.temperature() >= 0.5 && opt.temperature() <= 100.0 &&
-                      std::abs(opt.alpha()) <= 1e3 && std::abs(opt.beta()) <= 1e3;
-    const bool nonneg_weights = opt.alpha() >= 0.0 && opt.beta() >= 0.0;
+    const bool tame = opt.temperature >= 0.5 && opt.temperature <= 100.0 &&
+                      std::abs(opt.alpha) <= 1e3 && std::abs(opt.beta) <= 1e3;
+    const bool nonneg_weights = opt.alpha >= 0.0 && opt.beta >= 0.0;
     run_teacher<T>(
         in, loss, pal, C, B, fault, opt, ok && labels_ok && C >= 2,
-        fuzz::extreme(opt.temperature(), 1e-3, 1e3) || std::abs(opt.alpha()) > 1e6 ||
-            std::abs(opt.beta()) > 1e6,
-        tame,
-        opt.factor() / opt.temperature() * (std::abs(opt.alpha()) + std::abs(opt.beta()) + 1.0),
-        1.0 / opt.temperature(), nonneg_weights,
+        fuzz::extreme(opt.temperature, 1e-3, 1e3) || std::abs(opt.alpha) > 1e6 ||
+            std::abs(opt.beta) > 1e6,
+        tame, opt.factor() / opt.temperature * (std::abs(opt.alpha) + std::abs(opt.beta) + 1.0),
+        1.0 / opt.temperature, nonneg_weights,
         [&](unsigned entry, const auto& z, const auto& v, auto& g, auto& losses, T& reduced) {
           switch (entry) {
             case 0:
@@ -517,18 +517,18 @@ void run(fuzz::Input& in) {
     return;
   }
   KDLossOptions opt;
-  opt.temperature(fuzz::option(in, {1.0, 2.0, 4.0, 0.5, 20.0, 1e-3, 100.0}));
-  if (opt.temperature() >= 1e15 && fuzz::skip_known("kd-overflow")) opt.temperature(4.0);
-  opt.scale_by_t_squared(in.flag());
-  opt.reduction(static_cast<Reduction>(in.pick(4)));
-  const bool ok = std::isfinite(opt.temperature()) && opt.temperature() > 0.0;
-  const bool tame = opt.temperature() >= 0.5 && opt.temperature() <= 100.0;
-  const double natural = opt.factor() / opt.temperature();
-  fuzz::note("T=%g t_squared=%d reduction=%s", opt.temperature(), opt.scale_by_t_squared(),
-             to_string(opt.reduction()));
+  opt.with_temperature(fuzz::option(in, {1.0, 2.0, 4.0, 0.5, 20.0, 1e-3, 100.0}));
+  if (opt.temperature >= 1e15 && fuzz::skip_known("kd-overflow")) opt.with_temperature(4.0);
+  opt.with_scale_by_t_squared(in.flag());
+  opt.with_reduction(static_cast<Reduction>(in.pick(4)));
+  const bool ok = std::isfinite(opt.temperature) && opt.temperature > 0.0;
+  const bool tame = opt.temperature >= 0.5 && opt.temperature <= 100.0;
+  const double natural = opt.factor() / opt.temperature;
+  fuzz::note("T=%g t_squared=%d reduction=%s", opt.temperature, opt.scale_by_t_squared,
+             to_string(opt.reduction));
   auto go = [&](auto&& f) {
-    run_teacher<T>(in, loss, pal, C, B, fault, opt, ok, fuzz::extreme(opt.temperature(), 1e-3, 1e3),
-                   tame, natural, 1.0 / opt.temperature(), true, f);
+    run_teacher<T>(in, loss, pal, C, B, fault, opt, ok, fuzz::extreme(opt.temperature, 1e-3, 1e3),
+                   tame, natural, 1.0 / opt.temperature, true, f);
   };
   switch (loss) {
     case Loss::kd_kl:

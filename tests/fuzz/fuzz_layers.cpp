@@ -11,8 +11,8 @@
 // arguments (shapes, partial overlaps, a context of another shape) give
 // regula::invalid_argument and nothing else.
 #include <algorithm>
-#include <limits>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "regula/layers/alpha_dropout.hpp"
@@ -568,7 +568,10 @@ void run_multi_sample(fuzz::Input& in, Palette pal) {
     for (double r : opt.rates) rate = std::max(rate, r < 1.0 ? r : 0.0);
     const double keep = rate < 1.0 ? 1.0 / (1.0 - rate) : 1.0;
     const double logit_bound = amax(W) * amax(h) * keep * static_cast<double>(K) + amax(b);
-    const bool logits_finite = logit_bound < 0.5 * static_cast<double>(std::numeric_limits<T>::max());
+    // The masked copies h·m/(1 − p) must be finite too: one past the largest T is inf, and a
+    // zero weight times it is NaN although the bound above is 0 (campaign, 2 December).
+    const double largest = static_cast<double>(std::numeric_limits<T>::max());
+    const bool logits_finite = logit_bound < 0.5 * largest && amax(h) * keep < 0.5 * largest;
     if (fuzz::all_finite(h) && fuzz::all_finite(W) && fuzz::all_finite(b) && logits_finite) {
       REGULA_FUZZ_CHECK(!std::isnan(loss) && loss >= T(0),
                         "MultiSampleDropout: loss %.9g for finite input",

@@ -438,7 +438,7 @@ TEST_CASE("Global Sinkhorn KD agrees its options across ranks", "[mpi][sinkhorn]
   {
     // iterations = 0 on one rank: it names iterations, the others name it.
     regula::mpi::GlobalSinkhornKD<double> g(
-        MPI_COMM_WORLD, regula::SinkhornKDOptions{}.iterations(rank == bad ? 0 : 20));
+        MPI_COMM_WORLD, regula::SinkhornKDOptions{}.with_iterations(rank == bad ? 0 : 20));
     if (rank == bad) {
       CHECK_THROWS_WITH(g.forward_backward(z, v, dz), Contains("iterations must be >= 1, got 0"));
     } else {
@@ -448,7 +448,7 @@ TEST_CASE("Global Sinkhorn KD agrees its options across ranks", "[mpi][sinkhorn]
   {
     // Valid but different ε: every rank throws instead of solving a problem of its own.
     regula::mpi::GlobalSinkhornKD<double> g(
-        MPI_COMM_WORLD, regula::SinkhornKDOptions{}.epsilon(rank == 0 ? 0.1 : 0.2));
+        MPI_COMM_WORLD, regula::SinkhornKDOptions{}.with_epsilon(rank == 0 ? 0.1 : 0.2));
     if (size > 1) {
       CHECK_THROWS_WITH(g.forward_backward(z, v, dz),
                         Contains("epsilon must be the same on every rank; rank 0 has "
@@ -458,12 +458,12 @@ TEST_CASE("Global Sinkhorn KD agrees its options across ranks", "[mpi][sinkhorn]
     }
   }
   {
-    for (const auto& opt :
-         {regula::SinkhornKDOptions{}.temperature(rank == 0 ? 2.0 : 3.0),
-          regula::SinkhornKDOptions{}.iterations(rank == 0 ? 20 : 21),
-          regula::SinkhornKDOptions{}.lambda(rank == 0 ? 1e-3 : 2e-3),
-          regula::SinkhornKDOptions{}.grad_mode(rank == 0 ? regula::SinkhornGradMode::unrolled
-                                                          : regula::SinkhornGradMode::envelope)}) {
+    for (const auto& opt : {regula::SinkhornKDOptions{}.with_temperature(rank == 0 ? 2.0 : 3.0),
+                            regula::SinkhornKDOptions{}.with_iterations(rank == 0 ? 20 : 21),
+                            regula::SinkhornKDOptions{}.with_lambda(rank == 0 ? 1e-3 : 2e-3),
+                            regula::SinkhornKDOptions{}.with_grad_mode(
+                                rank == 0 ? regula::SinkhornGradMode::unrolled
+                                          : regula::SinkhornGradMode::envelope)}) {
       regula::mpi::GlobalSinkhornKD<double> g(MPI_COMM_WORLD, opt);
       if (size > 1) {
         CHECK_THROWS_WITH(g.forward_backward(z, v, dz), Contains("must be the same on every rank"));
@@ -473,14 +473,14 @@ TEST_CASE("Global Sinkhorn KD agrees its options across ranks", "[mpi][sinkhorn]
   {
     // The same invalid option on every rank: each rank names it.
     regula::mpi::GlobalSinkhornKD<double> g(MPI_COMM_WORLD,
-                                            regula::SinkhornKDOptions{}.epsilon(-1.0));
+                                            regula::SinkhornKDOptions{}.with_epsilon(-1.0));
     CHECK_THROWS_WITH(g.forward_backward(z, v, dz),
                       Contains("epsilon must be finite and > 0, got -1"));
   }
   {
     // Options that agree: a loss on every rank.
     regula::mpi::GlobalSinkhornKD<double> g(MPI_COMM_WORLD,
-                                            regula::SinkhornKDOptions{}.epsilon(0.2));
+                                            regula::SinkhornKDOptions{}.with_epsilon(0.2));
     CHECK_NOTHROW(g.forward_backward(z, v, dz));
   }
 }

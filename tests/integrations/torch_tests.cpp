@@ -1,9 +1,10 @@
 #include <cmath>
-#include <torch/torch.h>
-
 #include <cstring>
 
+#include <torch/torch.h>
+
 #include "regula/integrations/torch.hpp"
+
 #include "support/catch.hpp"
 
 namespace {
@@ -15,8 +16,8 @@ at::ScalarType dtype() {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("A (batch, features) tensor is a features x batch view of the same bytes", "[torch][adapter]",
-                   float, double) {
+TEMPLATE_TEST_CASE("A (batch, features) tensor is a features x batch view of the same bytes",
+                   "[torch][adapter]", float, double) {
   using T = TestType;
   at::Tensor t = torch::arange(24, torch::TensorOptions().dtype(dtype<T>())).reshape({4, 6});
   const auto v = regula::libtorch::view<T>(t);
@@ -47,10 +48,11 @@ TEST_CASE("Bad tensors are refused with messages naming the problem", "[torch][a
   CHECK_THROWS_AS(regula::libtorch::dropout(f, 1.5, true, s), regula::invalid_argument);
 }
 
-TEMPLATE_TEST_CASE("libtorch::dropout equals regula's Dropout, forward and autograd backward", "[torch][dropout]",
-                   float, double) {
+TEMPLATE_TEST_CASE("libtorch::dropout equals regula's Dropout, forward and autograd backward",
+                   "[torch][dropout]", float, double) {
   using T = TestType;
-  at::Tensor x = torch::randn({33, 40}, torch::TensorOptions().dtype(dtype<T>())).requires_grad_(true);
+  at::Tensor x =
+      torch::randn({33, 40}, torch::TensorOptions().dtype(dtype<T>())).requires_grad_(true);
   regula::Stream s(5, 2, 7);
   const regula::Stream start = s;
   at::Tensor y = regula::libtorch::dropout(x, 0.3, true, s);
@@ -91,7 +93,8 @@ namespace {
 /// gradient equal the fused gradient written by the direct call (bit for bit: same kernel).
 template <class T, class Wrapper, class Direct>
 void check_loss(Wrapper&& wrapper, Direct&& direct) {
-  at::Tensor z = (torch::randn({7, 5}, torch::TensorOptions().dtype(dtype<T>())) * 3).requires_grad_(true);
+  at::Tensor z =
+      (torch::randn({7, 5}, torch::TensorOptions().dtype(dtype<T>())) * 3).requires_grad_(true);
   at::Tensor loss = wrapper(z);
   loss.backward();
   at::Tensor zd = z.detach();
@@ -104,8 +107,8 @@ void check_loss(Wrapper&& wrapper, Direct&& direct) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("Loss wrappers equal regula's direct API, value and gradient", "[torch][losses]", float,
-                   double) {
+TEMPLATE_TEST_CASE("Loss wrappers equal regula's direct API, value and gradient", "[torch][losses]",
+                   float, double) {
   using T = TestType;
   const at::Tensor labels = torch::tensor({0, 4, 2, 1, 3, 3, 0}, torch::kLong);
   const at::Tensor teacher = torch::randn({7, 5}, torch::TensorOptions().dtype(dtype<T>())) * 2;
@@ -113,19 +116,22 @@ TEMPLATE_TEST_CASE("Loss wrappers equal regula's direct API, value and gradient"
   const auto v = regula::libtorch::view<T>(td);
   const auto y = regula::libtorch::labels_view(labels);
   const auto opts = regula::CrossEntropyOptions{}.with_label_smoothing(0.1);
-  check_loss<T>([&](const at::Tensor& z) { return regula::libtorch::cross_entropy(z, labels, opts); },
-                [&](const auto& z, regula::Matrix<T>& dz) { return regula::cross_entropy(z, y, dz, opts); });
-  check_loss<T>([&](const at::Tensor& z) { return regula::libtorch::stablemax_cross_entropy(z, labels); },
-                [&](const auto& z, regula::Matrix<T>& dz) {
-                  return regula::cross_entropy<regula::Normalizer::stablemax>(z, y, dz);
-                });
-  const auto kd = regula::KDLossOptions{}.temperature(4.0);
+  check_loss<T>(
+      [&](const at::Tensor& z) { return regula::libtorch::cross_entropy(z, labels, opts); },
+      [&](const auto& z, regula::Matrix<T>& dz) { return regula::cross_entropy(z, y, dz, opts); });
+  check_loss<T>(
+      [&](const at::Tensor& z) { return regula::libtorch::stablemax_cross_entropy(z, labels); },
+      [&](const auto& z, regula::Matrix<T>& dz) {
+        return regula::cross_entropy<regula::Normalizer::stablemax>(z, y, dz);
+      });
+  const auto kd = regula::KDLossOptions{}.with_temperature(4.0);
   check_loss<T>([&](const at::Tensor& z) { return regula::libtorch::kd_kl(z, teacher, kd); },
                 [&](const auto& z, regula::Matrix<T>& dz) { return regula::kd_kl(z, v, dz, kd); });
   check_loss<T>([&](const at::Tensor& z) { return regula::libtorch::dkd(z, teacher, labels); },
                 [&](const auto& z, regula::Matrix<T>& dz) { return regula::dkd(z, v, y, dz); });
-  check_loss<T>([&](const at::Tensor& z) { return regula::libtorch::sinkhorn_kd(z, teacher); },
-                [&](const auto& z, regula::Matrix<T>& dz) { return regula::sinkhorn_kd(z, v, dz); });
+  check_loss<T>(
+      [&](const at::Tensor& z) { return regula::libtorch::sinkhorn_kd(z, teacher); },
+      [&](const auto& z, regula::Matrix<T>& dz) { return regula::sinkhorn_kd(z, v, dz); });
 }
 
 TEST_CASE("The StableMax loss wrapper's float gradient keeps the collapsed target element",
@@ -159,7 +165,8 @@ TEMPLATE_TEST_CASE("Dropout-family modules equal regula's layers, forward and au
   o.units = 12;
   o.prior = regula::NestedPrior::uniform();
   regula::libtorch::NestedDropout nested(o, regula::Stream(4, 1));
-  at::Tensor x = torch::randn({9, 12}, torch::TensorOptions().dtype(dtype<T>())).requires_grad_(true);
+  at::Tensor x =
+      torch::randn({9, 12}, torch::TensorOptions().dtype(dtype<T>())).requires_grad_(true);
   const at::Tensor y = nested->forward(x);
   const at::Tensor dy = torch::randn({9, 12}, torch::TensorOptions().dtype(dtype<T>()));
   y.backward(dy);
@@ -180,7 +187,8 @@ TEMPLATE_TEST_CASE("Dropout-family modules equal regula's layers, forward and au
   CHECK(torch::equal(nested->forward(xd), xd));
 
   regula::libtorch::GaussianDropout gauss(regula::GaussianDropoutOptions{0.3}, regula::Stream(8));
-  at::Tensor x2 = torch::randn({5, 7}, torch::TensorOptions().dtype(dtype<T>())).requires_grad_(true);
+  at::Tensor x2 =
+      torch::randn({5, 7}, torch::TensorOptions().dtype(dtype<T>())).requires_grad_(true);
   const at::Tensor y2 = gauss->forward(x2);
   y2.sum().backward();
   // y = x ⊙ r and dL/dx = r: the gradient times x gives y back.

@@ -137,9 +137,8 @@ double gamma(Index n) {
 /// A loss that ignores the logits: the product-bound test looks at the logits only.
 struct ZeroLoss {
   template <class T>
-  void operator()(const MatrixCRef<T>&,
-                  const Eigen::Ref<const Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>>&,
-                  VectorRef<T> loss, MatrixRef<T> dz) const {
+  void operator()(const MatrixCRef<T>&, const LabelView&, VectorRef<T> loss,
+                  MatrixRef<T> dz) const {
     loss.setZero();
     dz.setZero();
   }

@@ -13,6 +13,7 @@
 #include "regula/core/philox.hpp"
 #include "regula/kernels/dropout.hpp"
 #include "regula/kernels/multi_sample_dropout.hpp"
+
 #include "support/catch.hpp"
 
 namespace regula::test {
@@ -50,10 +51,12 @@ TEST_CASE("SIMD tile keep bits equal the scalar ones for every threshold class",
 TEMPLATE_TEST_CASE("SIMD dropout segments equal scalar ones on ragged sizes and offsets",
                    "[kernels][dropout][simd]", float, double) {
   using T = TestType;
-  const std::size_t n = GENERATE(std::size_t{0}, std::size_t{1}, regula::simd::width<T> - 1,
-                                 regula::simd::width<T>, regula::simd::width<T> + 1, std::size_t{127},
-                                 std::size_t{128}, std::size_t{129}, std::size_t{1000});
-  const std::size_t i0 = GENERATE(std::size_t{0}, std::size_t{5}, std::size_t{128}, std::size_t{250});
+  const std::size_t n =
+      GENERATE(std::size_t{0}, std::size_t{1}, regula::simd::width<T> - 1, regula::simd::width<T>,
+               regula::simd::width<T> + 1, std::size_t{127}, std::size_t{128}, std::size_t{129},
+               std::size_t{1000});
+  const std::size_t i0 =
+      GENERATE(std::size_t{0}, std::size_t{5}, std::size_t{128}, std::size_t{250});
   std::vector<T> x(n), a(n), b(n);
   for (std::size_t i = 0; i < n; ++i) x[i] = static_cast<T>(i) - T(3.5);
   if (n > 3) {
@@ -102,7 +105,8 @@ inline std::vector<std::uint64_t> test_mask(std::size_t n) {
 template <class T>
 std::vector<T> test_values(std::size_t n, double phase) {
   std::vector<T> x(n);
-  for (std::size_t i = 0; i < n; ++i) x[i] = static_cast<T>(std::sin(0.37 * static_cast<double>(i) + phase));
+  for (std::size_t i = 0; i < n; ++i)
+    x[i] = static_cast<T>(std::sin(0.37 * static_cast<double>(i) + phase));
   return x;
 }
 
@@ -113,9 +117,11 @@ TEMPLATE_TEST_CASE("SIMD narrow-head kernels of multi-sample dropout equal their
   using T = TestType;
   using regula::test::max_rel_diff;
   const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-13;
-  const std::size_t K = GENERATE(std::size_t{1}, regula::simd::width<T> - 1, regula::simd::width<T>,
-                                 regula::simd::width<T> + 1, 4 * regula::simd::width<T> + 3, std::size_t{130});
-  const std::size_t C = GENERATE(std::size_t{1}, std::size_t{3}, std::size_t{10}, std::size_t{17}, std::size_t{33});
+  const std::size_t K =
+      GENERATE(std::size_t{1}, regula::simd::width<T> - 1, regula::simd::width<T>,
+               regula::simd::width<T> + 1, 4 * regula::simd::width<T> + 3, std::size_t{130});
+  const std::size_t C =
+      GENERATE(std::size_t{1}, std::size_t{3}, std::size_t{10}, std::size_t{17}, std::size_t{33});
   const std::size_t n = 3, first = GENERATE(std::size_t{0}, std::size_t{5}, std::size_t{130});
   const std::size_t ldx = K + 2, ldw = K + 1, ldg = C + 1;
   INFO("K " << K << ", C " << C << ", first " << first);
@@ -131,18 +137,18 @@ TEMPLATE_TEST_CASE("SIMD narrow-head kernels of multi-sample dropout equal their
   CHECK(zb.back() == T(9));  // nothing written past the block
   // ∂L/∂Wᵀ += h̃ Gᵀ with the masked input formed from the bits.
   auto da = regula::test::test_values<T>(K * C, 2.1), db = da;
-  regula::kernels::masked_outer_accumulate_reference(mask.data(), first, K, C, n, x.data(), ldx, g.data(), ldg, T(2),
-                                                     da.data(), K);
-  regula::kernels::masked_outer_accumulate(mask.data(), first, K, C, n, x.data(), ldx, g.data(), ldg, T(2),
-                                           db.data(), K);
+  regula::kernels::masked_outer_accumulate_reference(mask.data(), first, K, C, n, x.data(), ldx,
+                                                     g.data(), ldg, T(2), da.data(), K);
+  regula::kernels::masked_outer_accumulate(mask.data(), first, K, C, n, x.data(), ldx, g.data(),
+                                           ldg, T(2), db.data(), K);
   CHECK(max_rel_diff(db, da) <= tol);
   // One column of Σ masked WᵀG, written and accumulated.
   for (const bool add : {false, true}) {
     auto ya = regula::test::test_values<T>(K + 3, 0.5), yb = ya;
-    regula::kernels::masked_transposed_product_column_reference(mask.data(), first, K, C, wt.data(), ldw, g.data(),
-                                                                T(2), add, ya.data());
-    regula::kernels::masked_transposed_product_column(mask.data(), first, K, C, wt.data(), ldw, g.data(), T(2), add,
-                                                      yb.data());
+    regula::kernels::masked_transposed_product_column_reference(
+        mask.data(), first, K, C, wt.data(), ldw, g.data(), T(2), add, ya.data());
+    regula::kernels::masked_transposed_product_column(mask.data(), first, K, C, wt.data(), ldw,
+                                                      g.data(), T(2), add, yb.data());
     CHECK(max_rel_diff(yb, ya) <= tol);
     CHECK(yb[K] == ya[K]);  // nothing written past the column
   }

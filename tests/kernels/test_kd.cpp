@@ -1,11 +1,11 @@
 // The SIMD distillation kernels against their scalar reference twins on ragged sizes.
-#include "regula/kernels/kd.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
 #include <vector>
+
+#include "regula/kernels/kd.hpp"
 
 #include "support/catch.hpp"
 
@@ -36,24 +36,30 @@ double max_rel(const std::vector<T>& a, const std::vector<T>& b) {
   return w;
 }
 
-TEMPLATE_TEST_CASE("KD kernels agree with their scalar references", "[kernels][kd]", float, double) {
+TEMPLATE_TEST_CASE("KD kernels agree with their scalar references", "[kernels][kd]", float,
+                   double) {
   using T = TestType;
   namespace k = regula::kernels;
   constexpr std::size_t W = regula::simd::width<T>;
-  for (std::size_t n : {std::size_t{2}, W - 1, W, W + 1, 2 * W + 3, std::size_t{100}, std::size_t{1000}}) {
+  for (std::size_t n :
+       {std::size_t{2}, W - 1, W, W + 1, 2 * W + 3, std::size_t{100}, std::size_t{1000}}) {
     if (n < 2) continue;
     CAPTURE(n);
     const auto z = data<T>(n, 1, 6.0), v = data<T>(n, 2, 6.0);
     std::vector<T> a(n), b(n), sa(n), sb(n);
     const T kz = T(0.25), kv = T(0.5), gs = T(0.75);
     for (bool with_scratch : {true, false}) {
-      const double la = k::kd_kl_column<T>(z.data(), v.data(), n, kz, kv, gs, a.data(), with_scratch ? sa.data() : nullptr);
-      const double lb = k::kd_kl_column_reference<T>(z.data(), v.data(), n, kz, kv, gs, b.data(), with_scratch ? sb.data() : nullptr);
+      const double la = k::kd_kl_column<T>(z.data(), v.data(), n, kz, kv, gs, a.data(),
+                                           with_scratch ? sa.data() : nullptr);
+      const double lb = k::kd_kl_column_reference<T>(z.data(), v.data(), n, kz, kv, gs, b.data(),
+                                                     with_scratch ? sb.data() : nullptr);
       CHECK(la == Approx(lb).epsilon(tol<T>()).margin(tol<T>()));
       CHECK(max_rel(a, b) < tol<T>());
       for (std::size_t t : {std::size_t{0}, n / 2, n - 1}) {
-        const auto ra = k::dkd_column<T>(z.data(), v.data(), n, t, kz, T(1), T(8), gs, a.data(), with_scratch ? sa.data() : nullptr);
-        const auto rb = k::dkd_column_reference<T>(z.data(), v.data(), n, t, kz, T(1), T(8), gs, b.data(), with_scratch ? sb.data() : nullptr);
+        const auto ra = k::dkd_column<T>(z.data(), v.data(), n, t, kz, T(1), T(8), gs, a.data(),
+                                         with_scratch ? sa.data() : nullptr);
+        const auto rb = k::dkd_column_reference<T>(z.data(), v.data(), n, t, kz, T(1), T(8), gs,
+                                                   b.data(), with_scratch ? sb.data() : nullptr);
         CHECK(ra.tckd == Approx(rb.tckd).epsilon(tol<T>()).margin(tol<T>()));
         CHECK(ra.nckd == Approx(rb.nckd).epsilon(tol<T>()).margin(tol<T>()));
         CHECK(max_rel(a, b) < tol<T>());
@@ -65,7 +71,8 @@ TEMPLATE_TEST_CASE("KD kernels agree with their scalar references", "[kernels][k
     CHECK(max_rel(a, b) < tol<T>());
     // Loss-only calls give the same value.
     const double lk = k::kd_kl_column<T>(z.data(), v.data(), n, kz, kv, gs, a.data(), sa.data());
-    CHECK(k::kd_kl_column<T>(z.data(), v.data(), n, kz, kv, gs, nullptr, nullptr) == Approx(lk).epsilon(1e-12));
+    CHECK(k::kd_kl_column<T>(z.data(), v.data(), n, kz, kv, gs, nullptr, nullptr) ==
+          Approx(lk).epsilon(1e-12));
   }
 }
 
@@ -78,14 +85,19 @@ namespace {
 enum class Kind { js, tv, bkl, bkln };
 
 template <class T>
-double simd(Kind kind, const std::vector<T>& z, const std::vector<T>& v, T k, T gs, T* dz, T* scratch) {
+double simd(Kind kind, const std::vector<T>& z, const std::vector<T>& v, T k, T gs, T* dz,
+            T* scratch) {
   namespace kk = regula::kernels;
   const std::size_t n = z.size();
   switch (kind) {
-    case Kind::js: return kk::js_column<T>(z.data(), v.data(), n, k, gs, dz, scratch);
-    case Kind::tv: return kk::tv_column<T>(z.data(), v.data(), n, k, gs, dz, scratch);
-    case Kind::bkl: return kk::binary_kl_column<T>(z.data(), v.data(), n, k, gs, dz);
-    default: return kk::binary_kl_norm_column<T>(z.data(), v.data(), n, k, gs, dz);
+    case Kind::js:
+      return kk::js_column<T>(z.data(), v.data(), n, k, gs, dz, scratch);
+    case Kind::tv:
+      return kk::tv_column<T>(z.data(), v.data(), n, k, gs, dz, scratch);
+    case Kind::bkl:
+      return kk::binary_kl_column<T>(z.data(), v.data(), n, k, gs, dz);
+    default:
+      return kk::binary_kl_norm_column<T>(z.data(), v.data(), n, k, gs, dz);
   }
 }
 
@@ -94,10 +106,14 @@ double reference_t(Kind kind, const std::vector<T>& z, const std::vector<T>& v, 
   namespace kk = regula::kernels;
   const std::size_t n = z.size();
   switch (kind) {
-    case Kind::js: return kk::js_column_reference<T>(z.data(), v.data(), n, k, gs, dz);
-    case Kind::tv: return kk::tv_column_reference<T>(z.data(), v.data(), n, k, gs, dz);
-    case Kind::bkl: return kk::binary_kl_column_reference<T>(z.data(), v.data(), n, k, gs, dz);
-    default: return kk::binary_kl_norm_column_reference<T>(z.data(), v.data(), n, k, gs, dz);
+    case Kind::js:
+      return kk::js_column_reference<T>(z.data(), v.data(), n, k, gs, dz);
+    case Kind::tv:
+      return kk::tv_column_reference<T>(z.data(), v.data(), n, k, gs, dz);
+    case Kind::bkl:
+      return kk::binary_kl_column_reference<T>(z.data(), v.data(), n, k, gs, dz);
+    default:
+      return kk::binary_kl_norm_column_reference<T>(z.data(), v.data(), n, k, gs, dz);
   }
 }
 
@@ -107,8 +123,8 @@ template <class T>
 double reference(Kind kind, const std::vector<T>& z, const std::vector<T>& v, T k, T gs, T* dz) {
   const std::vector<double> zd(z.begin(), z.end()), vd(v.begin(), v.end());
   std::vector<double> d(z.size());
-  const double l = reference_t<double>(kind, zd, vd, static_cast<double>(k), static_cast<double>(gs),
-                                       dz != nullptr ? d.data() : nullptr);
+  const double l = reference_t<double>(kind, zd, vd, static_cast<double>(k),
+                                       static_cast<double>(gs), dz != nullptr ? d.data() : nullptr);
   if (dz != nullptr) {
     for (std::size_t i = 0; i < z.size(); ++i) dz[i] = static_cast<T>(d[i]);
   }
@@ -117,10 +133,14 @@ double reference(Kind kind, const std::vector<T>& z, const std::vector<T>& v, T 
 
 const char* name(Kind kind) {
   switch (kind) {
-    case Kind::js: return "js";
-    case Kind::tv: return "tv";
-    case Kind::bkl: return "binary_kl";
-    default: return "binary_kl_norm";
+    case Kind::js:
+      return "js";
+    case Kind::tv:
+      return "tv";
+    case Kind::bkl:
+      return "binary_kl";
+    default:
+      return "binary_kl_norm";
   }
 }
 
@@ -139,8 +159,9 @@ double max_err_scaled(const std::vector<T>& a, const std::vector<T>& b) {
   return w / std::max(s, 1e-3);
 }
 
-TEMPLATE_TEST_CASE("JS, TV, BinaryKL and BinaryKL-Norm SIMD kernels agree with their double references",
-                   "[kernels][kd]", float, double) {
+TEMPLATE_TEST_CASE(
+    "JS, TV, BinaryKL and BinaryKL-Norm SIMD kernels agree with their double references",
+    "[kernels][kd]", float, double) {
   using T = TestType;
   constexpr std::size_t W = regula::simd::width<T>;
   // Float kernels against references in double: a few float ulps per class, summed; logits of
@@ -150,7 +171,8 @@ TEMPLATE_TEST_CASE("JS, TV, BinaryKL and BinaryKL-Norm SIMD kernels agree with t
   const bool is_float = std::is_same_v<T, float>;
   const double tl = is_float ? 1e-5 : 1e-9;
   for (Kind kind : {Kind::js, Kind::tv, Kind::bkl, Kind::bkln}) {
-    for (std::size_t n : {std::size_t{1}, W - 1, W, W + 1, 2 * W - 1, 2 * W + 3, std::size_t{1000}}) {
+    for (std::size_t n :
+         {std::size_t{1}, W - 1, W, W + 1, 2 * W - 1, 2 * W + 3, std::size_t{1000}}) {
       if (n == 0) continue;
       for (double scale : {0.5, 6.0, 60.0}) {
         CAPTURE(name(kind), n, scale);
@@ -162,11 +184,13 @@ TEMPLATE_TEST_CASE("JS, TV, BinaryKL and BinaryKL-Norm SIMD kernels agree with t
         for (bool with_scratch : {true, false}) {
           CAPTURE(with_scratch);
           std::fill(a.begin(), a.end(), T(-7));
-          const double la = simd<T>(kind, z, v, k, gs, a.data(), with_scratch ? sa.data() : nullptr);
+          const double la =
+              simd<T>(kind, z, v, k, gs, a.data(), with_scratch ? sa.data() : nullptr);
           CHECK(la == Approx(lr).epsilon(tl).margin(1e-30));
           CHECK(max_err_scaled(a, b) < tg);
           // The loss without a gradient is the same value.
-          CHECK(simd<T>(kind, z, v, k, gs, nullptr, nullptr) == Approx(la).epsilon(tl).margin(1e-30));
+          CHECK(simd<T>(kind, z, v, k, gs, nullptr, nullptr) ==
+                Approx(la).epsilon(tl).margin(1e-30));
         }
       }
     }
@@ -226,7 +250,6 @@ TEST_CASE("Float JS, BinaryKL and BinaryKL-Norm stay accurate for nearly equal s
   }
 }
 
-
 // Columns whose logits span past the largest T (fuzz finding kd-extreme-span): the SIMD kernels
 // and their references both recompute them with the same long-double fallback, so that they
 // agree exactly; and the results are finite and non-negative where the T arithmetic gave NaN.
@@ -262,16 +285,19 @@ TEMPLATE_TEST_CASE("KD kernels and their references take the same fallback past 
          k::kd_kl_column_reference<T>(z.data(), v.data(), n, kk, kk, gs, b.data(), sb.data()));
     same(k::reverse_kl_column<T>(z.data(), v.data(), n, kk, gs, a.data()),
          k::reverse_kl_column_reference<T>(z.data(), v.data(), n, kk, gs, b.data()));
-    const auto ra = k::dkd_column<T>(z.data(), v.data(), n, 3, kk, T(1), T(0.5), gs, a.data(), sa.data());
-    const auto rb = k::dkd_column_reference<T>(z.data(), v.data(), n, 3, kk, T(1), T(0.5), gs, b.data(), sb.data());
+    const auto ra =
+        k::dkd_column<T>(z.data(), v.data(), n, 3, kk, T(1), T(0.5), gs, a.data(), sa.data());
+    const auto rb = k::dkd_column_reference<T>(z.data(), v.data(), n, 3, kk, T(1), T(0.5), gs,
+                                               b.data(), sb.data());
     same(ra.tckd + ra.nckd, rb.tckd + rb.nckd);
-    same(simd<T>(Kind::js, z, v, kk, gs, a.data(), sa.data()), reference_t<T>(Kind::js, z, v, kk, gs, b.data()));
+    same(simd<T>(Kind::js, z, v, kk, gs, a.data(), sa.data()),
+         reference_t<T>(Kind::js, z, v, kk, gs, b.data()));
     // BinaryKL at k = 2 in float, where k·z itself passes the largest T and both fall back (in
     // double the divergence itself would pass it: 2·max per class; at k = 0.25 no fallback).
     const bool is_float = std::is_same_v<T, float>;
     const T kb = is_float ? T(2) : T(0.25);
-    same(simd<T>(Kind::bkl, z, v, kb, gs, a.data(), sa.data()), reference_t<T>(Kind::bkl, z, v, kb, gs, b.data()),
-         is_float);
+    same(simd<T>(Kind::bkl, z, v, kb, gs, a.data(), sa.data()),
+         reference_t<T>(Kind::bkl, z, v, kb, gs, b.data()), is_float);
   }
 }
 

@@ -2,6 +2,7 @@
 #include <limits>
 
 #include "regula/layers/alpha_dropout.hpp"
+
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 
@@ -10,8 +11,9 @@ using regula::AlphaDropoutOptions;
 using regula::Index;
 using regula::Stream;
 
-TEMPLATE_TEST_CASE("Alpha dropout keeps mean 0 and variance 1 of SELU-normalised input (Monte Carlo)",
-                   "[layers][alpha][stats]", float, double) {
+TEMPLATE_TEST_CASE(
+    "Alpha dropout keeps mean 0 and variance 1 of SELU-normalised input (Monte Carlo)",
+    "[layers][alpha][stats]", float, double) {
   using T = TestType;
   // SELU of standard normal input: the self-normalising fixed point (mean 0, variance 1).
   constexpr double lambda = 1.0507009873554804934193349852946;
@@ -80,17 +82,19 @@ TEMPLATE_TEST_CASE("Alpha dropout applies a·x + b to kept elements and a·α' +
     CHECK(y(i) == (kept ? ax + ad.b() : ad.a() * (x(i) * T(0)) + ad.dropped_value()));
   }
   for (Index j = 0; j < 9; ++j) {
-    regula::kernels::alpha_dropout_segment_reference(ctx.draw(), static_cast<std::size_t>(j * 70), 70,
-                                                     x.col(j).data(), ad.a(), ad.b(), ad.dropped_value(),
-                                                     ref.col(j).data());
+    regula::kernels::alpha_dropout_segment_reference(ctx.draw(), static_cast<std::size_t>(j * 70),
+                                                     70, x.col(j).data(), ad.a(), ad.b(),
+                                                     ad.dropped_value(), ref.col(j).data());
   }
   CHECK(ref == y);
   const regula::Matrix<T> dy = regula::Matrix<T>::Ones(70, 9);
   ad.backward(dy, ctx, dx);
-  for (Index i = 0; i < x.size(); ++i) CHECK(dx(i) == (bits(static_cast<std::uint64_t>(i)) ? ad.a() : T(0)));
+  for (Index i = 0; i < x.size(); ++i)
+    CHECK(dx(i) == (bits(static_cast<std::uint64_t>(i)) ? ad.a() : T(0)));
 }
 
-TEST_CASE("Alpha dropout gradient equals central finite differences", "[layers][alpha][gradcheck]") {
+TEST_CASE("Alpha dropout gradient equals central finite differences",
+          "[layers][alpha][gradcheck]") {
   const AlphaDropout<double> ad(AlphaDropoutOptions{0.4});
   const Eigen::MatrixXd x = Eigen::MatrixXd::Random(9, 5), w = Eigen::MatrixXd::Random(9, 5);
   const Stream start(31);
@@ -106,7 +110,8 @@ TEST_CASE("Alpha dropout gradient equals central finite differences", "[layers][
   CHECK(regula::test::gradcheck(x, 9, 5, f, vjp, w) < regula::test::fd_tol);
 }
 
-TEMPLATE_TEST_CASE("Alpha dropout: eval identity, p = 1 gives 0·x, bad p throws", "[layers][alpha]", float, double) {
+TEMPLATE_TEST_CASE("Alpha dropout: eval identity, p = 1 gives 0·x, bad p throws", "[layers][alpha]",
+                   float, double) {
   using T = TestType;
   AlphaDropout<T> ad(AlphaDropoutOptions{0.5});
   ad.eval();
@@ -121,7 +126,8 @@ TEMPLATE_TEST_CASE("Alpha dropout: eval identity, p = 1 gives 0·x, bad p throws
   (void)all.forward(x, y, s);
   CHECK(std::isnan(y(0, 0)));
   CHECK((y.array().bottomRows(3) == T(0)).all());
-  CHECK_THROWS_WITH(AlphaDropout<T>(AlphaDropoutOptions{1.5}), "regula::AlphaDropout: p must be in [0, 1], got 1.5");
+  CHECK_THROWS_WITH(AlphaDropout<T>(AlphaDropoutOptions{1.5}),
+                    "regula::AlphaDropout: p must be in [0, 1], got 1.5");
 }
 
 TEMPLATE_TEST_CASE("Alpha dropout refuses outputs that partly overlap the input; in place is exact",

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "regula/layers/channel_dropout.hpp"
+
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 
@@ -10,7 +11,8 @@ using regula::ChannelLayout;
 using regula::Index;
 using regula::Stream;
 
-TEMPLATE_TEST_CASE("Channel dropout drops whole channels, in both layouts", "[layers][channel]", float, double) {
+TEMPLATE_TEST_CASE("Channel dropout drops whole channels, in both layouts", "[layers][channel]",
+                   float, double) {
   using T = TestType;
   const Index C = 6, S = 5, B = 40;
   for (const auto layout : {ChannelLayout::channel_major, ChannelLayout::channel_last}) {
@@ -38,7 +40,8 @@ TEMPLATE_TEST_CASE("Channel dropout drops whole channels, in both layouts", "[la
   }
 }
 
-TEST_CASE("Channel dropout gradient equals central finite differences", "[layers][channel][gradcheck]") {
+TEST_CASE("Channel dropout gradient equals central finite differences",
+          "[layers][channel][gradcheck]") {
   for (const auto layout : {ChannelLayout::channel_major, ChannelLayout::channel_last}) {
     const ChannelDropout<double> cd(ChannelDropoutOptions{0.4, 3, layout});
     const Eigen::MatrixXd x = Eigen::MatrixXd::Random(12, 5), w = Eigen::MatrixXd::Random(12, 5);
@@ -56,8 +59,8 @@ TEST_CASE("Channel dropout gradient equals central finite differences", "[layers
   }
 }
 
-TEMPLATE_TEST_CASE("Channel dropout: eval identity; bad channels and p throw", "[layers][channel][errors]", float,
-                   double) {
+TEMPLATE_TEST_CASE("Channel dropout: eval identity; bad channels and p throw",
+                   "[layers][channel][errors]", float, double) {
   using T = TestType;
   ChannelDropout<T> cd(ChannelDropoutOptions{0.5, 4});
   const regula::Matrix<T> x = regula::Matrix<T>::Random(8, 3);
@@ -69,11 +72,13 @@ TEMPLATE_TEST_CASE("Channel dropout: eval identity; bad channels and p throw", "
   CHECK(s.offset() == 0);
   const regula::Matrix<T> odd = regula::Matrix<T>::Random(10, 3);
   regula::Matrix<T> yo(10, 3);
-  CHECK_THROWS_WITH(cd.forward(odd, yo, s),
-                    "regula::ChannelDropout: channels (4) must divide the feature count of x, got 10 features");
+  CHECK_THROWS_WITH(
+      cd.forward(odd, yo, s),
+      "regula::ChannelDropout: channels (4) must divide the feature count of x, got 10 features");
   CHECK_THROWS_WITH(ChannelDropout<T>(ChannelDropoutOptions{0.5, 0}),
                     "regula::ChannelDropout: channels must be at least 1, got 0");
-  CHECK_THROWS_WITH(ChannelDropout<T>(ChannelDropoutOptions{2.0, 1}), "regula::ChannelDropout: p must be in [0, 1], got 2");
+  CHECK_THROWS_WITH(ChannelDropout<T>(ChannelDropoutOptions{2.0, 1}),
+                    "regula::ChannelDropout: p must be in [0, 1], got 2");
 }
 
 TEMPLATE_TEST_CASE(

@@ -3,6 +3,7 @@
 
 #include "regula/layers/drop_connect.hpp"
 #include "regula/layers/dropout.hpp"
+
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 #include "support/no_malloc.hpp"
@@ -12,12 +13,14 @@ using regula::DropConnectOptions;
 using regula::Index;
 using regula::Stream;
 
-TEMPLATE_TEST_CASE("DropConnect equals a dense product with Dropout applied to W on the same stream",
-                   "[layers][dropconnect]", float, double) {
+TEMPLATE_TEST_CASE(
+    "DropConnect equals a dense product with Dropout applied to W on the same stream",
+    "[layers][dropconnect]", float, double) {
   using T = TestType;
   const T tol = std::is_same_v<T, double> ? T(1e-12) : T(1e-5);
   const Index in = 150, out = 7, B = 5;  // 150 columns: three panels, the last one partial
-  const regula::Matrix<T> W = regula::Matrix<T>::Random(out, in), x = regula::Matrix<T>::Random(in, B);
+  const regula::Matrix<T> W = regula::Matrix<T>::Random(out, in),
+                          x = regula::Matrix<T>::Random(in, B);
   const regula::Vector<T> b = regula::Vector<T>::Random(out);
   const DropConnect<T> dc(DropConnectOptions{0.3});
   typename DropConnect<T>::Context ctx;
@@ -38,7 +41,9 @@ TEMPLATE_TEST_CASE("DropConnect equals a dense product with Dropout applied to W
   regula::Vector<T> db(out);
   dc.backward(x, W, dy, ctx, dx, dW, db);
   const regula::Matrix<T> rdx = MW.transpose() * dy;
-  const regula::Matrix<T> rdW = ((MW.array() != T(0)).template cast<T>() * drop.scale()).matrix().cwiseProduct(dy * x.transpose());
+  const regula::Matrix<T> rdW = ((MW.array() != T(0)).template cast<T>() * drop.scale())
+                                    .matrix()
+                                    .cwiseProduct(dy * x.transpose());
   CHECK((dx - rdx).cwiseAbs().maxCoeff() <= tol * rdx.cwiseAbs().maxCoeff());
   CHECK((dW - rdW).cwiseAbs().maxCoeff() <= tol * rdW.cwiseAbs().maxCoeff());
   CHECK((db - dy.rowwise().sum()).cwiseAbs().maxCoeff() <= tol);
@@ -46,7 +51,8 @@ TEMPLATE_TEST_CASE("DropConnect equals a dense product with Dropout applied to W
   CHECK(ctx.panel.cols() <= DropConnect<T>::panel);
 }
 
-TEST_CASE("DropConnect gradients equal central finite differences", "[layers][dropconnect][gradcheck]") {
+TEST_CASE("DropConnect gradients equal central finite differences",
+          "[layers][dropconnect][gradcheck]") {
   const Index in = 70, out = 3, B = 2;
   const Eigen::MatrixXd W = Eigen::MatrixXd::Random(out, in), x = Eigen::MatrixXd::Random(in, B);
   const Eigen::VectorXd b = Eigen::VectorXd::Random(out);
@@ -64,14 +70,16 @@ TEST_CASE("DropConnect gradients equal central finite differences", "[layers][dr
     DropConnect<double>::Context c;
     dc.forward(xi, W, b, o, t, c);
   };
-  CHECK(regula::test::gradcheck(x, out, B, fx, [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = dx; }, w) <
+  CHECK(regula::test::gradcheck(
+            x, out, B, fx, [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = dx; }, w) <
         regula::test::fd_tol);
   auto fW = [&](const Eigen::MatrixXd& Wi, Eigen::MatrixXd& o) {
     Stream t = start;
     DropConnect<double>::Context c;
     dc.forward(x, Wi, b, o, t, c);
   };
-  CHECK(regula::test::gradcheck(W, out, B, fW, [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = dW; }, w) <
+  CHECK(regula::test::gradcheck(
+            W, out, B, fW, [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = dW; }, w) <
         regula::test::fd_tol);
   const Eigen::MatrixXd b0 = b;
   auto fb = [&](const Eigen::MatrixXd& bi, Eigen::MatrixXd& o) {
@@ -79,7 +87,8 @@ TEST_CASE("DropConnect gradients equal central finite differences", "[layers][dr
     DropConnect<double>::Context c;
     dc.forward(x, W, Eigen::VectorXd(bi), o, t, c);
   };
-  CHECK(regula::test::gradcheck(b0, out, B, fb, [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = db; }, w) <
+  CHECK(regula::test::gradcheck(
+            b0, out, B, fb, [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = db; }, w) <
         regula::test::fd_tol);
 }
 
@@ -110,8 +119,10 @@ TEMPLATE_TEST_CASE("DropConnect: eval is W x + b, no allocation once sized, bad 
   CHECK_THROWS_WITH(dc.forward(x, Wbad, b, y, s, ctx),
                     "regula::DropConnect: W must have one column per feature of x (6), got 5");
   const regula::Vector<T> bbad = regula::Vector<T>::Random(3);
-  CHECK_THROWS_WITH(dc.forward(x, W, bbad, y, s, ctx), "regula::DropConnect: b must have one entry per row of W (4), got 3");
-  CHECK_THROWS_WITH(DropConnect<T>(DropConnectOptions{1.1}), "regula::DropConnect: p must be in [0, 1], got 1.1");
+  CHECK_THROWS_WITH(dc.forward(x, W, bbad, y, s, ctx),
+                    "regula::DropConnect: b must have one entry per row of W (4), got 3");
+  CHECK_THROWS_WITH(DropConnect<T>(DropConnectOptions{1.1}),
+                    "regula::DropConnect: p must be in [0, 1], got 1.1");
 }
 
 TEMPLATE_TEST_CASE("DropConnect refuses any output sharing memory with an input or another output",

@@ -2,6 +2,7 @@
 #include <limits>
 
 #include "regula/layers/drop_path.hpp"
+
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 
@@ -11,8 +12,8 @@ using regula::DropPathOptions;
 using regula::Index;
 using regula::Stream;
 
-TEMPLATE_TEST_CASE("DropPath drops whole samples (row) or the whole batch (batch)", "[layers][droppath]", float,
-                   double) {
+TEMPLATE_TEST_CASE("DropPath drops whole samples (row) or the whole batch (batch)",
+                   "[layers][droppath]", float, double) {
   using T = TestType;
   const regula::Matrix<T> f = regula::Matrix<T>::Random(9, 200).array() + T(2);
   const regula::Matrix<T> x = regula::Matrix<T>::Random(9, 200);
@@ -72,7 +73,8 @@ TEST_CASE("DropPath gradient equals central finite differences", "[layers][dropp
   }
 }
 
-TEMPLATE_TEST_CASE("DropPath: eval identity, p = 1 zero, bad input throws", "[layers][droppath]", float, double) {
+TEMPLATE_TEST_CASE("DropPath: eval identity, p = 1 zero, bad input throws", "[layers][droppath]",
+                   float, double) {
   using T = TestType;
   DropPath<T> dp(DropPathOptions{0.5});
   const regula::Matrix<T> f = regula::Matrix<T>::Random(3, 4);
@@ -85,9 +87,11 @@ TEMPLATE_TEST_CASE("DropPath: eval identity, p = 1 zero, bad input throws", "[la
   const DropPath<T> all(DropPathOptions{1.0});
   (void)all.forward(f, y, s);
   CHECK((y.array() == T(0)).all());
-  CHECK_THROWS_WITH(DropPath<T>(DropPathOptions{-1.0}), "regula::DropPath: p must be in [0, 1], got -1");
+  CHECK_THROWS_WITH(DropPath<T>(DropPathOptions{-1.0}),
+                    "regula::DropPath: p must be in [0, 1], got -1");
   regula::Matrix<T> wrong(3, 5);
-  CHECK_THROWS_WITH(dp.forward(f, wrong, s), "regula::DropPath: y must have the shape of branch (3 x 4), got 3 x 5");
+  CHECK_THROWS_WITH(dp.forward(f, wrong, s),
+                    "regula::DropPath: y must have the shape of branch (3 x 4), got 3 x 5");
 }
 
 TEMPLATE_TEST_CASE("DropPath refuses outputs that partly overlap an input; exact aliases work",

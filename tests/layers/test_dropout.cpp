@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "regula/layers/dropout.hpp"
+
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 #include "support/no_malloc.hpp"
@@ -58,9 +59,10 @@ bool bitwise_equal(const Mat<T>& a, const Mat<T>& b) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("Dropout rejects p outside [0, 1], naming p and the value", "[layers][dropout][errors]",
-                   float, double) {
-  CHECK_THROWS_WITH(Dropout<TestType>(DropoutOptions{1.5}), "regula::Dropout: p must be in [0, 1], got 1.5");
+TEMPLATE_TEST_CASE("Dropout rejects p outside [0, 1], naming p and the value",
+                   "[layers][dropout][errors]", float, double) {
+  CHECK_THROWS_WITH(Dropout<TestType>(DropoutOptions{1.5}),
+                    "regula::Dropout: p must be in [0, 1], got 1.5");
   CHECK_THROWS_AS(Dropout<TestType>(DropoutOptions{-0.1}), regula::invalid_argument);
   CHECK_THROWS_AS(Dropout<TestType>(DropoutOptions{std::nan("")}), regula::invalid_argument);
   CHECK_NOTHROW(Dropout<TestType>(DropoutOptions{0.0}));
@@ -88,8 +90,8 @@ TEMPLATE_TEST_CASE("Dropout zeroes a fraction p of the elements (within 5 sigma)
   CHECK(drop.scale() == static_cast<T>(1.0 / (1.0 - drop.effective_p())));
 }
 
-TEMPLATE_TEST_CASE("Dropout is unbiased: E[y] = x by Monte Carlo", "[layers][dropout][stats]", float,
-                   double) {
+TEMPLATE_TEST_CASE("Dropout is unbiased: E[y] = x by Monte Carlo", "[layers][dropout][stats]",
+                   float, double) {
   using T = TestType;
   const double p = 0.3;
   const Dropout<T> drop(DropoutOptions{p});
@@ -116,7 +118,8 @@ TEMPLATE_TEST_CASE("Dropout is unbiased: E[y] = x by Monte Carlo", "[layers][dro
   CHECK(worst_z < 6.0);
 }
 
-TEST_CASE("Dropout masks show no correlation at the lags of the bit layout", "[layers][dropout][stats]") {
+TEST_CASE("Dropout masks show no correlation at the lags of the bit layout",
+          "[layers][dropout][stats]") {
   const Dropout<float> drop(DropoutOptions{0.5});
   const Index n = 1 << 20;
   const Mat<float> x = Mat<float>::Ones(n, 1);
@@ -144,14 +147,15 @@ TEST_CASE("Masks differ across subsequences and successive calls", "[layers][dro
   (void)drop.forward(x, b, s0);  // the next call on the same stream
   (void)drop.forward(x, c, s1);
   for (const Mat<float>* other : {&b, &c}) {
-    const double agree = static_cast<double>(((a.array() != 0.0F) == (other->array() != 0.0F)).count()) / n;
+    const double agree =
+        static_cast<double>(((a.array() != 0.0F) == (other->array() != 0.0F)).count()) / n;
     // Independent masks with keep probability 1/2 agree half of the time.
     CHECK(std::abs(agree - 0.5) < 5 * std::sqrt(0.25 / n));
   }
 }
 
-TEMPLATE_TEST_CASE("The same seed gives the same mask for 1, 2 and 4 threads", "[layers][dropout][threads]",
-                   float, double) {
+TEMPLATE_TEST_CASE("The same seed gives the same mask for 1, 2 and 4 threads",
+                   "[layers][dropout][threads]", float, double) {
   using T = TestType;
   const Dropout<T> drop(DropoutOptions{0.25});
   const Mat<T> x = ramp<T>(1001, 301);  // several parallel chunks, ragged last tile
@@ -192,7 +196,8 @@ TEMPLATE_TEST_CASE("Backward from a recomputed mask equals backward from the sto
   CHECK(s1 == s2);
   CHECK_FALSE(c1.has_mask());
   REQUIRE(c2.has_mask());
-  CHECK(c2.mask().size() == regula::kernels::dropout_mask_words(static_cast<std::size_t>(x.size())));
+  CHECK(c2.mask().size() ==
+        regula::kernels::dropout_mask_words(static_cast<std::size_t>(x.size())));
   CHECK(bitwise_equal(y1, y2));
   Mat<T> dx1(x.rows(), x.cols()), dx2(x.rows(), x.cols());
   recompute.backward(dy, c1, dx1);
@@ -224,7 +229,8 @@ TEMPLATE_TEST_CASE("begin + forward_columns reproduce forward block by block, in
   CHECK(s1 == s2);
   CHECK(ctx.mode() == regula::DropoutContext::Mode::random);
   Mat<T> yb = Mat<T>::Constant(x.rows(), x.cols(), T(-9));
-  std::vector<std::uint64_t> bits(regula::kernels::dropout_mask_words(static_cast<std::size_t>(x.size())), 0);
+  std::vector<std::uint64_t> bits(
+      regula::kernels::dropout_mask_words(static_cast<std::size_t>(x.size())), 0);
   const Index starts[] = {6, 2, 0, 5};  // blocks [6, 9), [2, 5), [0, 2), [5, 6)
   const Index ends[] = {9, 5, 2, 6};
   for (int k = 0; k < 4; ++k) {
@@ -240,7 +246,8 @@ TEMPLATE_TEST_CASE("begin + forward_columns reproduce forward block by block, in
   // A block of a larger matrix (column stride ≠ rows), in place.
   Mat<T> big = Mat<T>::Zero(x.rows() + 5, x.cols());
   big.topRows(x.rows()) = x;
-  drop.forward_columns(ctx, 3, big.topRows(x.rows()).middleCols(3, 4), big.topRows(x.rows()).middleCols(3, 4));
+  drop.forward_columns(ctx, 3, big.topRows(x.rows()).middleCols(3, 4),
+                       big.topRows(x.rows()).middleCols(3, 4));
   CHECK(big.topRows(x.rows()).middleCols(3, 4) == y.middleCols(3, 4));
   CHECK(big.bottomRows(5).isZero());
   // Eval and p = 1 take the identity and zero modes and draw nothing.
@@ -257,12 +264,14 @@ TEMPLATE_TEST_CASE("begin + forward_columns reproduce forward block by block, in
   drop.forward_columns(ctx, 1, x.middleCols(1, 2), yb.middleCols(1, 2));
   CHECK(yb.middleCols(1, 2).isZero());
   CHECK_THROWS_WITH(drop.forward_columns(ctx, 8, x.middleCols(0, 2), yb.middleCols(0, 2)),
-                    "regula::Dropout::forward_columns: x: columns [8, 10) of 130 rows do not fit the call (130 x 9)");
+                    "regula::Dropout::forward_columns: x: columns [8, 10) of 130 rows do not fit "
+                    "the call (130 x 9)");
   CHECK_THROWS_WITH(drop.forward_columns(ctx, 0, x.middleCols(0, 2), yb.middleCols(0, 3)),
                     Catch::Matchers::Contains("y must have the shape of x"));
 }
 
-TEST_CASE("Dropout gradient equals central finite differences (double)", "[layers][dropout][gradcheck]") {
+TEST_CASE("Dropout gradient equals central finite differences (double)",
+          "[layers][dropout][gradcheck]") {
   const Dropout<double> drop(DropoutOptions{0.35});
   const Mat<double> x = Eigen::MatrixXd::Random(9, 5);
   const Mat<double> w = Eigen::MatrixXd::Random(9, 5);
@@ -297,9 +306,10 @@ TEMPLATE_TEST_CASE("Dropout in place equals out of place", "[layers][dropout]", 
   CHECK(bitwise_equal(g, h));
 }
 
-TEMPLATE_TEST_CASE("Dropout on a block of a larger matrix touches only the block and numbers elements "
-                   "column-major",
-                   "[layers][dropout]", float, double) {
+TEMPLATE_TEST_CASE(
+    "Dropout on a block of a larger matrix touches only the block and numbers elements "
+    "column-major",
+    "[layers][dropout]", float, double) {
   using T = TestType;
   const Dropout<T> drop(DropoutOptions{0.5});
   const Mat<T> big = ramp<T>(50, 20);
@@ -314,8 +324,8 @@ TEMPLATE_TEST_CASE("Dropout on a block of a larger matrix touches only the block
   CHECK((out.array() == T(-7)).all());
 }
 
-TEMPLATE_TEST_CASE("Eval, p = 0 and p = 1 follow PyTorch and draw nothing", "[layers][dropout]", float,
-                   double) {
+TEMPLATE_TEST_CASE("Eval, p = 0 and p = 1 follow PyTorch and draw nothing", "[layers][dropout]",
+                   float, double) {
   using T = TestType;
   const T nan = std::numeric_limits<T>::quiet_NaN();
   const T inf = std::numeric_limits<T>::infinity();
@@ -353,7 +363,8 @@ TEMPLATE_TEST_CASE("Eval, p = 0 and p = 1 follow PyTorch and draw nothing", "[la
   CHECK((dx.array().bottomRows(2) == T(0)).all());
 }
 
-TEMPLATE_TEST_CASE("A dropped NaN stays NaN, as x·0 in PyTorch", "[layers][dropout]", float, double) {
+TEMPLATE_TEST_CASE("A dropped NaN stays NaN, as x·0 in PyTorch", "[layers][dropout]", float,
+                   double) {
   using T = TestType;
   const Dropout<T> drop(DropoutOptions{0.9});
   const Mat<T> x = Mat<T>::Constant(256, 1, std::numeric_limits<T>::quiet_NaN());
@@ -363,8 +374,8 @@ TEMPLATE_TEST_CASE("A dropped NaN stays NaN, as x·0 in PyTorch", "[layers][drop
   CHECK(y.array().isNaN().all());
 }
 
-TEMPLATE_TEST_CASE("Dropout advances the stream by 16 blocks per started 128 elements", "[layers][dropout]",
-                   float, double) {
+TEMPLATE_TEST_CASE("Dropout advances the stream by 16 blocks per started 128 elements",
+                   "[layers][dropout]", float, double) {
   using T = TestType;
   const Dropout<T> drop(DropoutOptions{0.5});
   const Mat<T> x = ramp<T>(10, 13);  // 130 elements: two tiles
@@ -375,7 +386,8 @@ TEMPLATE_TEST_CASE("Dropout advances the stream by 16 blocks per started 128 ele
   CHECK(s == Stream(1, 2, 5 + 32));
 }
 
-TEMPLATE_TEST_CASE("Dropout forward and backward do not allocate", "[layers][dropout][alloc]", float, double) {
+TEMPLATE_TEST_CASE("Dropout forward and backward do not allocate", "[layers][dropout][alloc]",
+                   float, double) {
   using T = TestType;
   const Mat<T> x = ramp<T>(300, 40);
   Mat<T> y(300, 40), dx(300, 40);
@@ -395,8 +407,9 @@ TEMPLATE_TEST_CASE("Dropout forward and backward do not allocate", "[layers][dro
   }
 }
 
-TEMPLATE_TEST_CASE("Dropout rejects mismatched shapes and overlapping outputs, naming the parameter",
-                   "[layers][dropout][errors]", float, double) {
+TEMPLATE_TEST_CASE(
+    "Dropout rejects mismatched shapes and overlapping outputs, naming the parameter",
+    "[layers][dropout][errors]", float, double) {
   using T = TestType;
   const Dropout<T> drop(DropoutOptions{0.5});
   Mat<T> x = ramp<T>(8, 4);
@@ -407,8 +420,9 @@ TEMPLATE_TEST_CASE("Dropout rejects mismatched shapes and overlapping outputs, n
   Mat<T> y(8, 4);
   const auto ctx = drop.forward(x, y, s);
   Mat<T> dy(7, 4), dx(7, 4);
-  CHECK_THROWS_WITH(drop.backward(dy, ctx, dx),
-                    "regula::Dropout::backward: dy must have the shape of the forward input (8 x 4), got 7 x 4");
+  CHECK_THROWS_WITH(
+      drop.backward(dy, ctx, dx),
+      "regula::Dropout::backward: dy must have the shape of the forward input (8 x 4), got 7 x 4");
   Mat<T> dx_wrong(8, 5);
   CHECK_THROWS_AS(drop.backward(y, ctx, dx_wrong), regula::invalid_argument);
   Mat<T> big = ramp<T>(9, 4);
@@ -416,10 +430,12 @@ TEMPLATE_TEST_CASE("Dropout rejects mismatched shapes and overlapping outputs, n
                     "regula::Dropout: y must be x itself or not overlap it; it overlaps partly");
 }
 
-TEST_CASE("Outputs large enough for streaming stores get the same values", "[layers][dropout][streaming]") {
+TEST_CASE("Outputs large enough for streaming stores get the same values",
+          "[layers][dropout][streaming]") {
   // 16 MiB of float output out of place takes the streaming-store path; in place it does not.
   const Index rows = 1024, cols = 4096;
-  REQUIRE(static_cast<std::size_t>(rows * cols) * sizeof(float) >= regula::kernels::streaming_bytes);
+  REQUIRE(static_cast<std::size_t>(rows * cols) * sizeof(float) >=
+          regula::kernels::streaming_bytes);
   const Mat<float> x = ramp<float>(rows, cols);
   Mat<float> y(rows, cols);
   Mat<float> z = x;

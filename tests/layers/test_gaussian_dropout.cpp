@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "regula/layers/gaussian_dropout.hpp"
+
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 
@@ -28,8 +29,8 @@ TEMPLATE_TEST_CASE("Gaussian dropout keeps E[y] = x and Var[y] = x^2 p/(1-p) (Mo
   CHECK((yd < 0).any());  // r may be negative
 }
 
-TEMPLATE_TEST_CASE("Gaussian dropout noise is Stream::normal at the call's position", "[layers][gaussian]",
-                   float, double) {
+TEMPLATE_TEST_CASE("Gaussian dropout noise is Stream::normal at the call's position",
+                   "[layers][gaussian]", float, double) {
   using T = TestType;
   const GaussianDropout<T> gd(GaussianDropoutOptions{0.5});
   const regula::Matrix<T> x = regula::Matrix<T>::Random(13, 7);
@@ -43,13 +44,15 @@ TEMPLATE_TEST_CASE("Gaussian dropout noise is Stream::normal at the call's posit
   for (Index i = 0; i < 91; ++i) CHECK(y(i) == x(i) * static_cast<T>(1.0 + gd.stddev() * z[i]));
   regula::Matrix<T> ref(13, 7);
   for (Index j = 0; j < 7; ++j) {
-    regula::kernels::gaussian_multiply_segment_reference(Stream(3, 1, 10), static_cast<std::size_t>(j * 13), 13,
-                                                         x.col(j).data(), gd.stddev(), ref.col(j).data());
+    regula::kernels::gaussian_multiply_segment_reference(
+        Stream(3, 1, 10), static_cast<std::size_t>(j * 13), 13, x.col(j).data(), gd.stddev(),
+        ref.col(j).data());
   }
   CHECK(ref == y);
 }
 
-TEST_CASE("Gaussian dropout gradient equals central finite differences", "[layers][gaussian][gradcheck]") {
+TEST_CASE("Gaussian dropout gradient equals central finite differences",
+          "[layers][gaussian][gradcheck]") {
   const GaussianDropout<double> gd(GaussianDropoutOptions{0.4});
   const Eigen::MatrixXd x = Eigen::MatrixXd::Random(7, 5), w = Eigen::MatrixXd::Random(7, 5);
   const Stream start(9);
@@ -65,8 +68,8 @@ TEST_CASE("Gaussian dropout gradient equals central finite differences", "[layer
   CHECK(regula::test::gradcheck(x, 7, 5, f, vjp, w) < regula::test::fd_tol);
 }
 
-TEMPLATE_TEST_CASE("Gaussian dropout: eval and p = 0 are the identity; bad p throws", "[layers][gaussian]", float,
-                   double) {
+TEMPLATE_TEST_CASE("Gaussian dropout: eval and p = 0 are the identity; bad p throws",
+                   "[layers][gaussian]", float, double) {
   using T = TestType;
   GaussianDropout<T> gd(GaussianDropoutOptions{0.5});
   gd.eval();
@@ -83,7 +86,8 @@ TEMPLATE_TEST_CASE("Gaussian dropout: eval and p = 0 are the identity; bad p thr
                     "regula::GaussianDropout: p must be in [0, 1), got 1");
   CHECK_THROWS_AS(GaussianDropout<T>(GaussianDropoutOptions{-0.5}), regula::invalid_argument);
   regula::Matrix<T> wrong(5, 4);
-  CHECK_THROWS_WITH(gd.forward(x, wrong, s), "regula::GaussianDropout: y must have the shape of x (5 x 3), got 5 x 4");
+  CHECK_THROWS_WITH(gd.forward(x, wrong, s),
+                    "regula::GaussianDropout: y must have the shape of x (5 x 3), got 5 x 4");
 }
 
 TEMPLATE_TEST_CASE(

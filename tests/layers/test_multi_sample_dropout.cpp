@@ -5,6 +5,7 @@
 
 #include "regula/layers/multi_sample_dropout.hpp"
 #include "regula/losses/cross_entropy.hpp"
+
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 #include "support/no_malloc.hpp"
@@ -24,8 +25,8 @@ using LabelVec = Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>;
 // Softmax cross-entropy per sample, by log-sum-exp, in the loss concept of MultiSampleDropout.
 struct SoftmaxCE {
   template <class T>
-  void operator()(const regula::MatrixCRef<T>& z, const Eigen::Ref<const LabelVec>& y, regula::VectorRef<T> loss,
-                  regula::MatrixRef<T> dz) const {
+  void operator()(const regula::MatrixCRef<T>& z, const regula::LabelView& y,
+                  regula::VectorRef<T> loss, regula::MatrixRef<T> dz) const {
     for (Index n = 0; n < z.cols(); ++n) {
       const T mx = z.col(n).maxCoeff();
       const T lse = mx + std::log((z.col(n).array() - mx).exp().sum());
@@ -61,8 +62,8 @@ struct Problem {
 
 // The loop of M independent dropout + head + loss passes, drawn one after another from the stream.
 template <class T>
-T loop_reference(const MultiSampleDropoutOptions& o, const Problem<T>& P, Stream s, Mat<T>& dh, Mat<T>& dW,
-                 Vec<T>& db) {
+T loop_reference(const MultiSampleDropoutOptions& o, const Problem<T>& P, Stream s, Mat<T>& dh,
+                 Mat<T>& dW, Vec<T>& db) {
   const Index M = o.samples;
   dh.setZero(P.K, P.B);
   dW.setZero(P.C, P.K);
@@ -71,7 +72,8 @@ T loop_reference(const MultiSampleDropoutOptions& o, const Problem<T>& P, Stream
   std::vector<regula::DropoutContext> ctx(static_cast<std::size_t>(M));
   std::vector<regula::Dropout<T>> drops;
   for (Index m = 0; m < M; ++m) {
-    drops.emplace_back(regula::DropoutOptions{o.rates.empty() ? o.p : o.rates[static_cast<std::size_t>(m)]});
+    drops.emplace_back(
+        regula::DropoutOptions{o.rates.empty() ? o.p : o.rates[static_cast<std::size_t>(m)]});
     const auto mu = static_cast<std::size_t>(m);
     drops[mu].forward(P.h, hm[mu], s, ctx[mu]);
   }
@@ -116,8 +118,9 @@ T loop_reference(const MultiSampleDropoutOptions& o, const Problem<T>& P, Stream
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("Multi-sample dropout: the fused path equals a loop of M passes on the same stream",
-                   "[layers][multisample]", float, double) {
+TEMPLATE_TEST_CASE(
+    "Multi-sample dropout: the fused path equals a loop of M passes on the same stream",
+    "[layers][multisample]", float, double) {
   using T = TestType;
   const T tol = std::is_same_v<T, double> ? T(1e-12) : T(2e-5);
   // C = 5: the tiled path (one block of columns, and with B = 700 several blocks, the last one
@@ -126,49 +129,52 @@ TEMPLATE_TEST_CASE("Multi-sample dropout: the fused path equals a loop of M pass
     Index K, B, C;
   };
   for (const Shape sh : {Shape{37, 11, 5}, Shape{37, 700, 5}, Shape{37, 11, 70}}) {
-  const Problem<T> P(sh.K, sh.B, sh.C);
-  for (const auto red : {MultiSampleReduction::mean_of_losses, MultiSampleReduction::mean_of_logits}) {
-    for (const int rates : {0, 1, 2}) {
-      MultiSampleDropoutOptions o;
-      o.samples = 4;
-      o.p = 0.4;
-      if (rates == 1) o.rates = {0.1, 0.2, 0.3, 0.5};
-      if (rates == 2) o.rates = {0.0, 0.6, 1.0, 0.25};
-      o.reduction = red;
-      const MSD<T> msd(o);
-      typename MSD<T>::Context ctx;
-      Stream s(77, 3);
-      // Inputs and outputs as blocks of larger matrices (column stride ≠ rows) for one rate set.
-      Mat<T> hbig = Mat<T>::Zero(P.K + 3, P.B), dhbig(P.K + 3, P.B);
-      hbig.topRows(P.K) = P.h;
-      const bool strided = rates == 1;
-      const T L = strided ? msd.forward(hbig.topRows(P.K), P.W, P.b, P.y, s, ctx)
-                          : msd.forward(P.h, P.W, P.b, P.y, s, ctx);
-      // backward overwrites its outputs: start them at a value that would show through.
-      Mat<T> dh = Mat<T>::Constant(P.K, P.B, T(7)), dW = Mat<T>::Constant(P.C, P.K, T(7));
-      Vec<T> db = Vec<T>::Constant(P.C, T(7));
-      dhbig.setConstant(T(7));
-      if (strided) {
-        msd.backward(P.W, ctx, dhbig.topRows(P.K), dW, db);
-        dh = dhbig.topRows(P.K);
-      } else {
-        msd.backward(P.W, ctx, dh, dW, db);
+    const Problem<T> P(sh.K, sh.B, sh.C);
+    for (const auto red :
+         {MultiSampleReduction::mean_of_losses, MultiSampleReduction::mean_of_logits}) {
+      for (const int rates : {0, 1, 2}) {
+        MultiSampleDropoutOptions o;
+        o.samples = 4;
+        o.p = 0.4;
+        if (rates == 1) o.rates = {0.1, 0.2, 0.3, 0.5};
+        if (rates == 2) o.rates = {0.0, 0.6, 1.0, 0.25};
+        o.reduction = red;
+        const MSD<T> msd(o);
+        typename MSD<T>::Context ctx;
+        Stream s(77, 3);
+        // Inputs and outputs as blocks of larger matrices (column stride ≠ rows) for one rate set.
+        Mat<T> hbig = Mat<T>::Zero(P.K + 3, P.B), dhbig(P.K + 3, P.B);
+        hbig.topRows(P.K) = P.h;
+        const bool strided = rates == 1;
+        const T L = strided ? msd.forward(hbig.topRows(P.K), P.W, P.b, P.y, s, ctx)
+                            : msd.forward(P.h, P.W, P.b, P.y, s, ctx);
+        // backward overwrites its outputs: start them at a value that would show through.
+        Mat<T> dh = Mat<T>::Constant(P.K, P.B, T(7)), dW = Mat<T>::Constant(P.C, P.K, T(7));
+        Vec<T> db = Vec<T>::Constant(P.C, T(7));
+        dhbig.setConstant(T(7));
+        if (strided) {
+          msd.backward(P.W, ctx, dhbig.topRows(P.K), dW, db);
+          dh = dhbig.topRows(P.K);
+        } else {
+          msd.backward(P.W, ctx, dh, dW, db);
+        }
+        Mat<T> rdh, rdW;
+        Vec<T> rdb;
+        Stream r(77, 3);
+        const T RL = loop_reference(o, P, r, rdh, rdW, rdb);
+        INFO("K " << P.K << ", B " << P.B << ", C " << P.C << ", reduction "
+                  << static_cast<int>(red) << ", rates " << rates);
+        const std::uint64_t drawn = rates == 2 ? 2 : 4;  // p = 0 and p = 1 draw nothing
+        CHECK(s ==
+              Stream(77, 3,
+                     drawn * regula::kernels::dropout_blocks(static_cast<std::size_t>(P.K * P.B))));
+        CHECK(std::abs(L - RL) <= tol * std::abs(RL));
+        CHECK((dh - rdh).cwiseAbs().maxCoeff() <= tol * rdh.cwiseAbs().maxCoeff());
+        CHECK((dW - rdW).cwiseAbs().maxCoeff() <= tol * rdW.cwiseAbs().maxCoeff());
+        CHECK((db - rdb).cwiseAbs().maxCoeff() <= tol * rdb.cwiseAbs().maxCoeff());
+        CHECK(rdh.cwiseAbs().maxCoeff() > 0);
       }
-      Mat<T> rdh, rdW;
-      Vec<T> rdb;
-      Stream r(77, 3);
-      const T RL = loop_reference(o, P, r, rdh, rdW, rdb);
-      INFO("K " << P.K << ", B " << P.B << ", C " << P.C << ", reduction " << static_cast<int>(red) << ", rates "
-                << rates);
-      const std::uint64_t drawn = rates == 2 ? 2 : 4;  // p = 0 and p = 1 draw nothing
-      CHECK(s == Stream(77, 3, drawn * regula::kernels::dropout_blocks(static_cast<std::size_t>(P.K * P.B))));
-      CHECK(std::abs(L - RL) <= tol * std::abs(RL));
-      CHECK((dh - rdh).cwiseAbs().maxCoeff() <= tol * rdh.cwiseAbs().maxCoeff());
-      CHECK((dW - rdW).cwiseAbs().maxCoeff() <= tol * rdW.cwiseAbs().maxCoeff());
-      CHECK((db - rdb).cwiseAbs().maxCoeff() <= tol * rdb.cwiseAbs().maxCoeff());
-      CHECK(rdh.cwiseAbs().maxCoeff() > 0);
     }
-  }
   }
 }
 
@@ -186,7 +192,8 @@ TEST_CASE("mean_of_losses and mean_of_logits differ", "[layers][multisample]") {
   CHECK(L1 > L2);
 }
 
-TEMPLATE_TEST_CASE("Multi-sample dropout in eval runs the head once", "[layers][multisample]", float, double) {
+TEMPLATE_TEST_CASE("Multi-sample dropout in eval runs the head once", "[layers][multisample]",
+                   float, double) {
   using T = TestType;
   const Problem<T> P(16, 6, 3);
   MSD<T> msd(MultiSampleDropoutOptions{});
@@ -216,7 +223,8 @@ TEMPLATE_TEST_CASE("Multi-sample dropout in eval runs the head once", "[layers][
 TEST_CASE("Multi-sample dropout gradients equal central finite differences (double)",
           "[layers][multisample][gradcheck]") {
   const Problem<double> P(9, 4, 3);
-  for (const auto red : {MultiSampleReduction::mean_of_losses, MultiSampleReduction::mean_of_logits}) {
+  for (const auto red :
+       {MultiSampleReduction::mean_of_losses, MultiSampleReduction::mean_of_logits}) {
     MultiSampleDropoutOptions o;
     o.samples = 3;
     o.rates = {0.2, 0.5, 0.3};
@@ -224,7 +232,8 @@ TEST_CASE("Multi-sample dropout gradients equal central finite differences (doub
     const MSD<double> msd(o);
     const Stream start(5);
     const Eigen::MatrixXd one = Eigen::MatrixXd::Ones(1, 1);
-    auto loss_at = [&](const Eigen::MatrixXd& h, const Eigen::MatrixXd& W, const Eigen::VectorXd& b) {
+    auto loss_at = [&](const Eigen::MatrixXd& h, const Eigen::MatrixXd& W,
+                       const Eigen::VectorXd& b) {
       Stream s = start;
       MSD<double>::Context c;
       return msd.forward(h, W, b, P.y, s, c);
@@ -235,14 +244,20 @@ TEST_CASE("Multi-sample dropout gradients equal central finite differences (doub
     Eigen::MatrixXd dh(P.K, P.B), dW(P.C, P.K);
     Eigen::VectorXd db(P.C);
     msd.backward(P.W, ctx, dh, dW, db);
-    auto fh = [&](const Eigen::MatrixXd& h, Eigen::MatrixXd& out) { out(0, 0) = loss_at(h, P.W, P.b); };
+    auto fh = [&](const Eigen::MatrixXd& h, Eigen::MatrixXd& out) {
+      out(0, 0) = loss_at(h, P.W, P.b);
+    };
     auto vh = [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = dh; };
     CHECK(regula::test::gradcheck(P.h, 1, 1, fh, vh, one) < regula::test::fd_tol);
-    auto fW = [&](const Eigen::MatrixXd& W, Eigen::MatrixXd& out) { out(0, 0) = loss_at(P.h, W, P.b); };
+    auto fW = [&](const Eigen::MatrixXd& W, Eigen::MatrixXd& out) {
+      out(0, 0) = loss_at(P.h, W, P.b);
+    };
     auto vW = [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = dW; };
     CHECK(regula::test::gradcheck(P.W, 1, 1, fW, vW, one) < regula::test::fd_tol);
     const Eigen::MatrixXd b0 = P.b;
-    auto fb = [&](const Eigen::MatrixXd& b, Eigen::MatrixXd& out) { out(0, 0) = loss_at(P.h, P.W, b); };
+    auto fb = [&](const Eigen::MatrixXd& b, Eigen::MatrixXd& out) {
+      out(0, 0) = loss_at(P.h, P.W, b);
+    };
     auto vb = [&](const Eigen::MatrixXd&, Eigen::MatrixXd& g) { g = db; };
     CHECK(regula::test::gradcheck(b0, 1, 1, fb, vb, one) < regula::test::fd_tol);
   }
@@ -277,8 +292,9 @@ TEMPLATE_TEST_CASE("Multi-sample dropout rejects bad options and shapes, naming 
   CHECK_THROWS_WITH(MSD<T>(o), "regula::MultiSampleDropout: p must be in [0, 1], got 1.5");
   o.p = 0.5;
   o.rates = {0.1};
-  CHECK_THROWS_WITH(MSD<T>(o),
-                    "regula::MultiSampleDropout: rates must be empty or have one rate per sample (2), got 1");
+  CHECK_THROWS_WITH(
+      MSD<T>(o),
+      "regula::MultiSampleDropout: rates must be empty or have one rate per sample (2), got 1");
   o.rates = {0.1, -0.2};
   CHECK_THROWS_WITH(MSD<T>(o), "regula::MultiSampleDropout: rates[1] must be in [0, 1], got -0.2");
   o.rates = {};
@@ -287,8 +303,9 @@ TEMPLATE_TEST_CASE("Multi-sample dropout rejects bad options and shapes, naming 
   typename MSD<T>::Context ctx;
   Stream s(1);
   const Mat<T> Wbad = Mat<T>::Ones(3, 9);
-  CHECK_THROWS_WITH(msd.forward(P.h, Wbad, P.b, P.y, s, ctx),
-                    "regula::MultiSampleDropout: W must have one column per feature of h (10), got 9");
+  CHECK_THROWS_WITH(
+      msd.forward(P.h, Wbad, P.b, P.y, s, ctx),
+      "regula::MultiSampleDropout: W must have one column per feature of h (10), got 9");
   const Vec<T> bbad = Vec<T>::Ones(4);
   CHECK_THROWS_WITH(msd.forward(P.h, P.W, bbad, P.y, s, ctx),
                     "regula::MultiSampleDropout: b must have one entry per row of W (3), got 4");
@@ -424,9 +441,11 @@ TEMPLATE_TEST_CASE(
   LabelVec bad = P.y;
   bad(2) = 99;
   struct Throwing {
-    void operator()(const regula::MatrixCRef<T>& z, const Eigen::Ref<const LabelVec>& y,
+    void operator()(const regula::MatrixCRef<T>& z, const regula::LabelView& y,
                     regula::VectorRef<T> l, regula::MatrixRef<T> dz) const {
-      if ((y.array() >= z.rows()).any()) throw regula::invalid_argument("label out of range");
+      for (Index n = 0; n < y.size(); ++n) {
+        if (y[n] >= z.rows()) throw regula::invalid_argument("label out of range");
+      }
       SoftmaxCE{}(z, y, l, dz);
     }
   };

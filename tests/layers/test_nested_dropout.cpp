@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "regula/layers/nested_dropout.hpp"
+
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 #include "support/no_malloc.hpp"
@@ -59,8 +60,10 @@ TEMPLATE_TEST_CASE("Nested dropout keeps unit j with frequency P(b >= j) for eve
   for (Index k = 0; k < K; ++k) w[static_cast<std::size_t>(k)] = 1.0 + static_cast<double>(k % 5);
   const NestedPrior priors[] = {NestedPrior::geometric(0.9, NestedTail::clamp),
                                 NestedPrior::geometric(0.95, NestedTail::renormalize),
-                                NestedPrior::half_gaussian(10.0), NestedPrior::half_gaussian(4.0, 12.5),
-                                NestedPrior::uniform(), NestedPrior::custom(w)};
+                                NestedPrior::half_gaussian(10.0),
+                                NestedPrior::half_gaussian(4.0, 12.5),
+                                NestedPrior::uniform(),
+                                NestedPrior::custom(w)};
   std::uint64_t seed = 1;
   for (const auto& prior : priors) {
     const NestedDropout<T> nd(NestedDropoutOptions{K, prior, NestedIndexMode::per_sample});
@@ -91,7 +94,8 @@ TEST_CASE("Nested dropout priors have the documented pmf", "[layers][nested]") {
 
 TEST_CASE("Half-Gaussian prior of Chen et al.: K = 512, sigma = 10 keeps about 6.0 units",
           "[layers][nested][stats]") {
-  const NestedDropout<float> nd({512, NestedPrior::half_gaussian(10.0), NestedIndexMode::per_sample});
+  const NestedDropout<float> nd(
+      {512, NestedPrior::half_gaussian(10.0), NestedIndexMode::per_sample});
   // Σ k·exp(−(k/10)²)/Σ exp(−(k/10)²), k = 1..512 (no ½ in the exponent).
   CHECK(nd.mean_kept() == Approx(5.969262841805378).epsilon(1e-12));
   const Index cols = 20000;
@@ -109,7 +113,8 @@ TEST_CASE("Half-Gaussian prior of Chen et al.: K = 512, sigma = 10 keeps about 6
   CHECK(std::abs(mean - 8.5) > 1.0);
 }
 
-TEMPLATE_TEST_CASE("Per-batch mode draws one index for all samples", "[layers][nested]", float, double) {
+TEMPLATE_TEST_CASE("Per-batch mode draws one index for all samples", "[layers][nested]", float,
+                   double) {
   using T = TestType;
   const NestedDropout<T> nd({64, NestedPrior::uniform(), NestedIndexMode::per_batch});
   const Mat<T> x = Mat<T>::Random(64, 33);
@@ -149,8 +154,8 @@ TEMPLATE_TEST_CASE("Per-sample indices come from Stream::uniform<double> by inve
   }
 }
 
-TEMPLATE_TEST_CASE("truncate keeps exactly the prefix; eval is the identity", "[layers][nested]", float,
-                   double) {
+TEMPLATE_TEST_CASE("truncate keeps exactly the prefix; eval is the identity", "[layers][nested]",
+                   float, double) {
   using T = TestType;
   NestedDropout<T> nd({37, NestedPrior::uniform()});
   const Mat<T> x = Mat<T>::Random(37, 5);
@@ -187,7 +192,8 @@ TEMPLATE_TEST_CASE("A dropped NaN stays NaN (0·x)", "[layers][nested]", float, 
   CHECK(y.array().isNaN().all());
 }
 
-TEST_CASE("Nested dropout gradient equals central finite differences (double)", "[layers][nested][gradcheck]") {
+TEST_CASE("Nested dropout gradient equals central finite differences (double)",
+          "[layers][nested][gradcheck]") {
   for (const auto mode : {NestedIndexMode::per_sample, NestedIndexMode::per_batch}) {
     const NestedDropout<double> nd({12, NestedPrior::geometric(0.8), mode});
     const Eigen::MatrixXd x = Eigen::MatrixXd::Random(12, 6);
@@ -207,8 +213,8 @@ TEST_CASE("Nested dropout gradient equals central finite differences (double)", 
   }
 }
 
-TEMPLATE_TEST_CASE("Backward applies the forward prefix masks, in place too", "[layers][nested]", float,
-                   double) {
+TEMPLATE_TEST_CASE("Backward applies the forward prefix masks, in place too", "[layers][nested]",
+                   float, double) {
   using T = TestType;
   const NestedDropout<T> nd({50, NestedPrior::half_gaussian(10.0)});
   const Mat<T> x = Mat<T>::Random(50, 9);
@@ -296,24 +302,31 @@ TEMPLATE_TEST_CASE("Nested dropout rejects bad options and inputs, naming the pa
                     "regula::NestedDropout: pmf must not be empty");
   CHECK_THROWS_WITH(NestedDropout<T>(O{0, NestedPrior::custom({0.0, 0.0})}),
                     "regula::NestedDropout: pmf weights must not all be 0");
-  CHECK_THROWS_WITH(NestedDropout<T>(O{0, NestedPrior::custom({1.0, -1.0})}),
-                    "regula::NestedDropout: pmf weights must be finite and nonnegative, got -1 at 1");
+  CHECK_THROWS_WITH(
+      NestedDropout<T>(O{0, NestedPrior::custom({1.0, -1.0})}),
+      "regula::NestedDropout: pmf weights must be finite and nonnegative, got -1 at 1");
   CHECK_THROWS_WITH(NestedDropout<T>(O{3, NestedPrior::custom({1.0, 1.0})}),
                     "regula::NestedDropout: pmf must have one weight per unit (3), got 2");
   CHECK_THROWS_WITH(NestedDropout<T>(O{0, NestedPrior::uniform()}),
                     "regula::NestedDropout: units must be at least 1, got 0");
   const NestedDropout<T> nd(O{8, NestedPrior::uniform()});
   Mat<T> x = Mat<T>::Ones(8, 2), y(8, 2);
-  CHECK_THROWS_WITH(nd.truncate(x, 9, y), "regula::NestedDropout::truncate: k must be in [0, 8], got 9");
-  CHECK_THROWS_WITH(nd.truncate(x, -1, y), "regula::NestedDropout::truncate: k must be in [0, 8], got -1");
+  CHECK_THROWS_WITH(nd.truncate(x, 9, y),
+                    "regula::NestedDropout::truncate: k must be in [0, 8], got 9");
+  CHECK_THROWS_WITH(nd.truncate(x, -1, y),
+                    "regula::NestedDropout::truncate: k must be in [0, 8], got -1");
   Stream s(1);
   Mat<T> bad = Mat<T>::Ones(7, 2);
-  CHECK_THROWS_WITH(nd.forward(bad, bad, s), "regula::NestedDropout: x must have 8 rows (units), got 7");
+  CHECK_THROWS_WITH(nd.forward(bad, bad, s),
+                    "regula::NestedDropout: x must have 8 rows (units), got 7");
   Mat<T> wrong(8, 3);
-  CHECK_THROWS_WITH(nd.forward(x, wrong, s), "regula::NestedDropout: y must have the shape of x (8 x 2), got 8 x 3");
+  CHECK_THROWS_WITH(nd.forward(x, wrong, s),
+                    "regula::NestedDropout: y must have the shape of x (8 x 2), got 8 x 3");
   regula::NestedDropoutContext ctx;
-  CHECK_THROWS_WITH(nd.forward(x, y, s, ctx, 9), "regula::NestedDropout: frozen must be in [0, 8], got 9");
-  CHECK_THROWS_WITH(regula::NestedSweeper(4, 0.0), "regula::NestedSweeper: tol must be positive, got 0");
+  CHECK_THROWS_WITH(nd.forward(x, y, s, ctx, 9),
+                    "regula::NestedDropout: frozen must be in [0, 8], got 9");
+  CHECK_THROWS_WITH(regula::NestedSweeper(4, 0.0),
+                    "regula::NestedSweeper: tol must be positive, got 0");
 }
 
 TEST_CASE("Half-Gaussian prior works for any positive finite sigma, tiny or huge",

@@ -19,6 +19,7 @@
 #include "regula/core/matrix.hpp"
 #include "regula/core/reduction.hpp"
 #include "regula/losses/kd_common.hpp"
+
 #include "support/catch.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
@@ -74,7 +75,8 @@ void golden_checks() {
   const double want = gscalar(std::string(L::name) + "_loss");
   const Eigen::MatrixXd want_grad = gmat<double>(std::string(L::name) + "_grad");
   const T loss = L::loss(z, v, dz, opt);
-  CHECK(std::abs(static_cast<double>(loss) - want) <= value_tol<T>() * std::max(1.0, std::abs(want)));
+  CHECK(std::abs(static_cast<double>(loss) - want) <=
+        value_tol<T>() * std::max(1.0, std::abs(want)));
   CHECK(rel_err(dz, want_grad) <= value_tol<T>());
   CHECK(static_cast<double>(L::loss(z, v, opt)) == Approx(static_cast<double>(loss)).epsilon(1e-6));
 }
@@ -86,8 +88,7 @@ void gradient_check() {
   const auto opt = L::options();
   const Eigen::MatrixXd w = Eigen::MatrixXd::Constant(1, 1, 1.0);
   const double err = gradcheck(
-      z, 1, 1,
-      [&](const Eigen::MatrixXd& x, Eigen::MatrixXd& y) { y(0, 0) = L::loss(x, v, opt); },
+      z, 1, 1, [&](const Eigen::MatrixXd& x, Eigen::MatrixXd& y) { y(0, 0) = L::loss(x, v, opt); },
       [&](const Eigen::MatrixXd& wv, Eigen::MatrixXd& dx) {
         (void)L::loss(z, v, dx, opt);
         dx *= wv(0, 0);
@@ -101,7 +102,7 @@ template <class L, class T>
 void per_sample_checks() {
   const Matrix<T> z = gmat<T>("z"), v = gmat<T>("v");
   auto opt = L::options();
-  opt.reduction(Reduction::batchmean);
+  opt.with_reduction(Reduction::batchmean);
   Matrix<T> dz(kC, kB), dzs(kC, kB);
   Vector<T> losses(kB);
   const T loss = L::loss(z, v, dz, opt);
@@ -110,10 +111,10 @@ void per_sample_checks() {
         Approx(static_cast<double>(loss) * kB).epsilon(1e-5).margin(1e-7));
   CHECK(rel_err(dzs, (dz.template cast<double>() * static_cast<double>(kB))) <= 1e-5);
   // sum and mean scale the same values.
-  opt.reduction(Reduction::sum);
+  opt.with_reduction(Reduction::sum);
   CHECK(static_cast<double>(L::loss(z, v, opt)) ==
         Approx(static_cast<double>(losses.sum())).epsilon(1e-5).margin(1e-7));
-  opt.reduction(Reduction::mean);
+  opt.with_reduction(Reduction::mean);
   CHECK(static_cast<double>(L::loss(z, v, opt)) ==
         Approx(static_cast<double>(losses.sum()) / (kB * kC)).epsilon(1e-5).margin(1e-7));
   if (L::zero_sum) {
@@ -156,12 +157,14 @@ void error_checks() {
   CHECK_THROWS_WITH(L::loss(z, v, dz_bad, L::options()), Catch::Contains("dstudent"));
   CHECK_THROWS_WITH(L::per_sample(z, v, short_losses, dz, L::options()), Catch::Contains("losses"));
   auto none = L::options();
-  none.reduction(Reduction::none);
-  CHECK_THROWS_WITH(L::loss(z, v, none), Catch::Contains("reduction") && Catch::Contains("got none"));
+  none.with_reduction(Reduction::none);
+  CHECK_THROWS_WITH(L::loss(z, v, none),
+                    Catch::Contains("reduction") && Catch::Contains("got none"));
   const Matrix<T> empty(kC, 0);
   CHECK_THROWS_WITH(L::loss(empty, empty, L::options()), Catch::Contains("at least one sample"));
   Matrix<T> inplace = z;
-  CHECK_THROWS_WITH(L::loss(inplace, v, inplace, L::options()), Catch::Contains("must not overlap"));
+  CHECK_THROWS_WITH(L::loss(inplace, v, inplace, L::options()),
+                    Catch::Contains("must not overlap"));
 }
 
 /// Temperature checks for losses that have one.
@@ -171,7 +174,7 @@ void temperature_checks() {
   for (double t : {0.0, -1.0, std::numeric_limits<double>::quiet_NaN(),
                    std::numeric_limits<double>::infinity()}) {
     auto o = L::options();
-    o.temperature(t);
+    o.with_temperature(t);
     CHECK_THROWS_WITH(L::loss(z, v, o), Catch::Contains(std::string("regula::") + L::name) &&
                                             Catch::Contains("temperature must be finite and > 0"));
   }
@@ -181,7 +184,7 @@ void temperature_checks() {
   for (double t : {hi * 10.0, lo / 10.0, std::is_same_v<T, float> ? 1e20 : 1e200}) {
     CAPTURE(t);
     auto o = L::options();
-    o.temperature(t);
+    o.with_temperature(t);
     CHECK_THROWS_WITH(L::loss(z, v, o), Catch::Contains(std::string("regula::") + L::name) &&
                                             Catch::Contains("temperature must be in ["));
   }
@@ -189,7 +192,7 @@ void temperature_checks() {
   for (double t : {hi / 2.0, lo * 2.0}) {
     CAPTURE(t);
     auto o = L::options();
-    o.temperature(t);
+    o.with_temperature(t);
     Matrix<T> dz(kC, kB);
     CHECK(std::isfinite(static_cast<double>(L::loss(z, v, dz, o))));
     CHECK(dz.allFinite());
@@ -228,25 +231,25 @@ void standard_checks() {
 }  // namespace regula::test::kd
 
 /// Declares the struct describing a KDLossOptions-based loss `fn` with golden prefix `fn`.
-#define REGULA_KD_LOSS_TRAITS(Struct, fn, OptionsType, opts_expr, zero)                        \
-  struct Struct {                                                                              \
-    static constexpr const char* name = #fn;                                                   \
-    static constexpr bool zero_sum = zero;                                                     \
-    using Options = OptionsType;                                                               \
-    static Options options() { return opts_expr; }                                             \
-    template <class Z, class V>                                                                \
-    static auto loss(const Z& z, const V& v, const Options& o) {                               \
-      return regula::fn(z, v, o);                                                              \
-    }                                                                                          \
-    template <class Z, class V, class G>                                                       \
-    static auto loss(const Z& z, const V& v, G&& g, const Options& o) {                        \
-      return regula::fn(z, v, regula::MatrixRef<typename Z::Scalar>(g), o);                    \
-    }                                                                                          \
-    template <class Z, class V, class Lo, class G>                                             \
-    static void per_sample(const Z& z, const V& v, Lo&& l, G&& g, const Options& o) {          \
-      regula::fn##_per_sample(z, v, regula::VectorRef<typename Z::Scalar>(l),                  \
-                              regula::MatrixRef<typename Z::Scalar>(g), o);                    \
-    }                                                                                          \
+#define REGULA_KD_LOSS_TRAITS(Struct, fn, OptionsType, opts_expr, zero)               \
+  struct Struct {                                                                     \
+    static constexpr const char* name = #fn;                                          \
+    static constexpr bool zero_sum = zero;                                            \
+    using Options = OptionsType;                                                      \
+    static Options options() { return opts_expr; }                                    \
+    template <class Z, class V>                                                       \
+    static auto loss(const Z& z, const V& v, const Options& o) {                      \
+      return regula::fn(z, v, o);                                                     \
+    }                                                                                 \
+    template <class Z, class V, class G>                                              \
+    static auto loss(const Z& z, const V& v, G&& g, const Options& o) {               \
+      return regula::fn(z, v, regula::MatrixRef<typename Z::Scalar>(g), o);           \
+    }                                                                                 \
+    template <class Z, class V, class Lo, class G>                                    \
+    static void per_sample(const Z& z, const V& v, Lo&& l, G&& g, const Options& o) { \
+      regula::fn##_per_sample(z, v, regula::VectorRef<typename Z::Scalar>(l),         \
+                              regula::MatrixRef<typename Z::Scalar>(g), o);           \
+    }                                                                                 \
   }
 
 #endif

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "regula/core/matrix.hpp"
+
 #include "support/catch.hpp"
 
 namespace regula::test::kd_wide {
@@ -60,7 +61,9 @@ inline LD kl(const std::vector<LD>& a, const std::vector<LD>& b) {
   return s;
 }
 
-inline LD softplus(LD x) { return x > 0.0L ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+inline LD softplus(LD x) {
+  return x > 0.0L ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
 
 inline LD sigmoid(LD x) {
   return x >= 0.0L ? 1.0L / (1.0L + std::exp(-x)) : std::exp(x) / (1.0L + std::exp(x));

@@ -1,7 +1,7 @@
 #define EIGEN_RUNTIME_NO_MALLOC
-#include "regula/losses/binary_kl.hpp"
-
 #include <cmath>
+
+#include "regula/losses/binary_kl.hpp"
 
 #include "kd_support.hpp"
 #include "kd_wide_reference.hpp"
@@ -11,8 +11,9 @@ namespace {
 namespace kd = regula::test::kd;
 using regula::KDLossOptions;
 
-REGULA_KD_LOSS_TRAITS(Bkl, binary_kl, KDLossOptions, KDLossOptions{}.temperature(4.0), false);
-REGULA_KD_LOSS_TRAITS(Bkln, binary_kl_norm, KDLossOptions, KDLossOptions{}.temperature(4.0), false);
+REGULA_KD_LOSS_TRAITS(Bkl, binary_kl, KDLossOptions, KDLossOptions{}.with_temperature(4.0), false);
+REGULA_KD_LOSS_TRAITS(Bkln, binary_kl_norm, KDLossOptions, KDLossOptions{}.with_temperature(4.0),
+                      false);
 
 TEMPLATE_TEST_CASE("binary_kl and binary_kl_norm match DHKD's formulas", "[losses][binary_kl]",
                    float, double) {
@@ -22,7 +23,8 @@ TEMPLATE_TEST_CASE("binary_kl and binary_kl_norm match DHKD's formulas", "[losse
   kd::temperature_checks<Bkln, TestType>();
 }
 
-TEST_CASE("binary_kl gradients match central differences (double)", "[losses][binary_kl][gradcheck]") {
+TEST_CASE("binary_kl gradients match central differences (double)",
+          "[losses][binary_kl][gradcheck]") {
   kd::gradient_check<Bkl>();
   kd::gradient_check<Bkln>();
 }
@@ -33,7 +35,7 @@ TEMPLATE_TEST_CASE("binary_kl_norm reproduces the test vector of algorithms.md 1
   regula::Matrix<T> z(3, 1), v(3, 1), dz(3, 1);
   z << T(1), T(2), T(0.5);
   v << T(0.5), T(2.5), T(-1);
-  const T loss = regula::binary_kl_norm(z, v, dz, KDLossOptions{}.temperature(2.0));
+  const T loss = regula::binary_kl_norm(z, v, dz, KDLossOptions{}.with_temperature(2.0));
   const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-9;
   CHECK(static_cast<double>(loss) == Approx(0.337233217).margin(tol));
   CHECK(static_cast<double>(dz(0)) == Approx(0.124353002).margin(tol));
@@ -46,13 +48,14 @@ TEST_CASE("binary_kl_norm equals T^2 * sum log cosh((z - v)/2T) / B", "[losses][
   for (double t : {0.5, 2.0, 7.0}) {
     const double want =
         t * t * ((z - v).array() / (2.0 * t)).cosh().log().sum() / static_cast<double>(kd::kB);
-    CHECK(regula::binary_kl_norm(z, v, KDLossOptions{}.temperature(t)) == Approx(want).epsilon(1e-12));
+    CHECK(regula::binary_kl_norm(z, v, KDLossOptions{}.with_temperature(t)) ==
+          Approx(want).epsilon(1e-12));
   }
   // Far past DHKD's clamp (|z - v| > 18.4 T) the gradient saturates at T/(2B) instead of 0.
   Eigen::MatrixXd a(1, 1), b(1, 1), d(1, 1);
   a << 100.0;
   b << 0.0;
-  (void)regula::binary_kl_norm(a, b, d, KDLossOptions{}.temperature(2.0));
+  (void)regula::binary_kl_norm(a, b, d, KDLossOptions{}.with_temperature(2.0));
   CHECK(d(0) == Approx(1.0).epsilon(1e-12));
 }
 
@@ -66,7 +69,7 @@ TEST_CASE("binary_kl is non-negative and exact with a logit far beyond the other
   regula::Matrix<double> z(4, 1), v(4, 1), dz(4, 1);
   z << 3372.25, 3660.125, 1e300, 1453.5;
   v << -1.1875, -2.5, 1e4, -2945.5;
-  const auto opt = KDLossOptions{}.temperature(20.0).scale_by_t_squared(false);
+  const auto opt = KDLossOptions{}.with_temperature(20.0).with_scale_by_t_squared(false);
   regula::Vector<double> losses(1);
   regula::binary_kl_per_sample(z, v, losses, dz, opt);
   w::LD want = 0.0L;
@@ -86,7 +89,8 @@ TEST_CASE("binary_kl is non-negative and exact with a logit far beyond the other
   for (regula::Index i = 0; i < 4; ++i) {
     wf += w::bernoulli_kl(static_cast<w::LD>(vf(i)) / 20.0L, static_cast<w::LD>(zf(i)) / 20.0L);
   }
-  const float lf = regula::binary_kl(zf, vf, KDLossOptions{opt}.reduction(regula::Reduction::sum));
+  const float lf =
+      regula::binary_kl(zf, vf, KDLossOptions{opt}.with_reduction(regula::Reduction::sum));
   CHECK(lf >= 0.0F);
   w::check_close(static_cast<double>(lf), wf, 1e-6);
 }
@@ -102,7 +106,7 @@ TEST_CASE("binary_kl is +inf, not NaN, where the divergence passes the largest d
   regula::Matrix<double> z(2, 1), v(2, 1), dz(2, 1);
   z << -M, M;
   v << -4.9406564584124654e-324, -1e300;
-  const auto opt = KDLossOptions{}.temperature(1.0).reduction(regula::Reduction::mean);
+  const auto opt = KDLossOptions{}.with_temperature(1.0).with_reduction(regula::Reduction::mean);
   const double l = regula::binary_kl(z, v, dz, opt);
   CHECK(l == std::numeric_limits<double>::infinity());
   CHECK(dz(0) == Approx(-0.25).epsilon(1e-15));  // (σ(−max) − σ(0))/2
@@ -110,7 +114,8 @@ TEST_CASE("binary_kl is +inf, not NaN, where the divergence passes the largest d
   z(0) = -1.0;
   regula::Vector<double> losses(1);
   regula::binary_kl_per_sample(z, v, losses, opt);
-  const w::LD want = w::bernoulli_kl(static_cast<w::LD>(v(0)), -1.0L) + w::bernoulli_kl(-1e300L, static_cast<w::LD>(M));
+  const w::LD want = w::bernoulli_kl(static_cast<w::LD>(v(0)), -1.0L) +
+                     w::bernoulli_kl(-1e300L, static_cast<w::LD>(M));
   w::check_close(losses[0], want, 1e-15);
   CHECK(regula::binary_kl(z, v, opt) == Approx(losses[0] / 2.0).epsilon(1e-15));
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "regula/losses/cross_entropy.hpp"
+
 #include "support/catch.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
@@ -41,7 +42,8 @@ Mat<T> gmat(const std::string& name, Index rows = kC, Index cols = kB) {
 Labels glabels(const std::string& name) {
   const auto& v = golden()[name];
   Labels y(static_cast<Index>(v.size()));
-  for (Index i = 0; i < y.size(); ++i) y[i] = static_cast<std::int64_t>(v[static_cast<std::size_t>(i)]);
+  for (Index i = 0; i < y.size(); ++i)
+    y[i] = static_cast<std::int64_t>(v[static_cast<std::size_t>(i)]);
   return y;
 }
 
@@ -69,8 +71,9 @@ Mat<T> random_logits(Index rows, Index cols, double scale, unsigned seed) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("cross_entropy matches PyTorch for every reduction, smoothing, weight and ignore_index",
-                   "[losses][cross_entropy][golden]", float, double) {
+TEMPLATE_TEST_CASE(
+    "cross_entropy matches PyTorch for every reduction, smoothing, weight and ignore_index",
+    "[losses][cross_entropy][golden]", float, double) {
   using T = TestType;
   const Mat<T> z = gmat<T>("logits");
   const Vec<T> w = Eigen::Map<const Eigen::VectorXd>(golden()["weight"].data(), kC).cast<T>();
@@ -90,7 +93,8 @@ TEMPLATE_TEST_CASE("cross_entropy matches PyTorch for every reduction, smoothing
           if (red == "none") {
             Vec<T> losses(kB);
             ce.per_sample(z, y, losses, dz);
-            const Eigen::VectorXd want = Eigen::Map<const Eigen::VectorXd>(golden()[key + "_loss"].data(), kB);
+            const Eigen::VectorXd want =
+                Eigen::Map<const Eigen::VectorXd>(golden()[key + "_loss"].data(), kB);
             CHECK(max_abs_diff<T>(losses, want) < tol<T>());
             Vec<T> losses_only(kB);
             ce.per_sample(z, y, losses_only);
@@ -114,8 +118,8 @@ TEMPLATE_TEST_CASE("cross_entropy matches PyTorch for every reduction, smoothing
   }
 }
 
-TEMPLATE_TEST_CASE("cross_entropy with soft targets matches PyTorch", "[losses][cross_entropy][golden]",
-                   float, double) {
+TEMPLATE_TEST_CASE("cross_entropy with soft targets matches PyTorch",
+                   "[losses][cross_entropy][golden]", float, double) {
   using T = TestType;
   const Mat<T> z = gmat<T>("logits");
   const Mat<T> t = gmat<T>("soft");
@@ -133,7 +137,8 @@ TEMPLATE_TEST_CASE("cross_entropy with soft targets matches PyTorch", "[losses][
         if (red == "none") {
           Vec<T> losses(kB);
           ce.per_sample_soft(z, t, losses, dz);
-          const Eigen::VectorXd want = Eigen::Map<const Eigen::VectorXd>(golden()[key + "_loss"].data(), kB);
+          const Eigen::VectorXd want =
+              Eigen::Map<const Eigen::VectorXd>(golden()[key + "_loss"].data(), kB);
           CHECK(max_abs_diff<T>(losses, want) < tol<T>());
         } else {
           const T loss = ce.forward_backward_soft(z, t, dz);
@@ -159,7 +164,8 @@ TEMPLATE_TEST_CASE("StableMax cross-entropy matches the official formulation (fl
   Vec<T> losses(kB);
   Mat<T> dz(kC, kB);
   regula::stablemax_cross_entropy_per_sample(z, y, losses, dz);
-  const Eigen::VectorXd want = Eigen::Map<const Eigen::VectorXd>(golden()["stablemax_ce_none_loss"].data(), kB);
+  const Eigen::VectorXd want =
+      Eigen::Map<const Eigen::VectorXd>(golden()["stablemax_ce_none_loss"].data(), kB);
   CHECK(max_abs_diff<T>(losses, want) < tol<T>());
   CHECK(max_abs_diff<T>(dz, gmat<double>("stablemax_ce_none_grad")) < tol<T>());
   const T mean = regula::stablemax_cross_entropy(z, y, dz);
@@ -190,7 +196,8 @@ TEST_CASE("StableMax cross-entropy matches a float64 NumPy restatement on random
   const auto B = static_cast<Index>(shape[1]);
   const Eigen::MatrixXd z = Eigen::Map<const Eigen::MatrixXd>(g["logits"].data(), C, B);
   Labels y(B);
-  for (Index i = 0; i < B; ++i) y[i] = static_cast<std::int64_t>(g["labels"][static_cast<std::size_t>(i)]);
+  for (Index i = 0; i < B; ++i)
+    y[i] = static_cast<std::int64_t>(g["labels"][static_cast<std::size_t>(i)]);
   const Eigen::VectorXd want = Eigen::Map<const Eigen::VectorXd>(g["loss"].data(), B);
   Eigen::VectorXd losses(B);
   regula::stablemax_cross_entropy_per_sample(z, y, losses);
@@ -203,7 +210,8 @@ TEST_CASE("StableMax cross-entropy matches a float64 NumPy restatement on random
   CHECK((lf.cast<double>() - want_f).cwiseAbs().maxCoeff() < 1e-5);
 }
 
-TEST_CASE("cross_entropy gradients match central differences (double)", "[losses][cross_entropy][gradcheck]") {
+TEST_CASE("cross_entropy gradients match central differences (double)",
+          "[losses][cross_entropy][gradcheck]") {
   const Index C = 11, B = 4;
   const Eigen::MatrixXd z0 = random_logits<double>(C, B, 3.0, 7);
   Labels y(B);
@@ -216,7 +224,11 @@ TEST_CASE("cross_entropy gradients match central differences (double)", "[losses
   auto check = [&](auto&& loss_fn, auto&& grad_fn) {
     const double err = regula::test::gradcheck(
         z0, 1, 1, [&](const Eigen::MatrixXd& x, Eigen::MatrixXd& out) { out(0, 0) = loss_fn(x); },
-        [&](const Eigen::MatrixXd& wt, Eigen::MatrixXd& dx) { grad_fn(dx); dx *= wt(0, 0); }, one);
+        [&](const Eigen::MatrixXd& wt, Eigen::MatrixXd& dx) {
+          grad_fn(dx);
+          dx *= wt(0, 0);
+        },
+        one);
     CHECK(err < regula::test::fd_tol);
   };
   for (const double eps : {0.0, 0.2}) {
@@ -258,12 +270,14 @@ TEMPLATE_TEST_CASE("per-sample cross-entropy: losses and each sample's own gradi
     } else {
       regula::stablemax_cross_entropy_per_sample(z, y, losses, dz);
       mean = regula::stablemax_cross_entropy(z, y, dmean);
-      sum = regula::stablemax_cross_entropy(z, y, dsum, CrossEntropyOptions{}.with_reduction(Reduction::sum));
+      sum = regula::stablemax_cross_entropy(z, y, dsum,
+                                            CrossEntropyOptions{}.with_reduction(Reduction::sum));
     }
     CHECK(losses[4] == T(0));
     CHECK(dz.col(4).isZero(0));
     CHECK(std::abs(static_cast<double>(losses.sum() - sum)) < 1e-5 * static_cast<double>(sum));
-    CHECK(std::abs(static_cast<double>(losses.sum() / T(B - 1) - mean)) < 1e-5 * static_cast<double>(mean));
+    CHECK(std::abs(static_cast<double>(losses.sum() / T(B - 1) - mean)) <
+          1e-5 * static_cast<double>(mean));
     CHECK((dz - dsum).cwiseAbs().maxCoeff() == T(0));
     CHECK((dz / T(B - 1) - dmean).cwiseAbs().maxCoeff() < T(1e-6));
     // Each column is the gradient of that sample alone: compare with a one-sample call.
@@ -272,18 +286,22 @@ TEMPLATE_TEST_CASE("per-sample cross-entropy: losses and each sample's own gradi
       Mat<T> d1(C, 1);
       const Labels y1 = y.segment(j, 1);
       const T l1 = norm == Normalizer::softmax ? regula::cross_entropy(z.col(j), y1, d1)
-                                                : regula::stablemax_cross_entropy(z.col(j), y1, d1);
+                                               : regula::stablemax_cross_entropy(z.col(j), y1, d1);
       CHECK(l1 == losses[j]);
       CHECK(d1 == dz.col(j));
     }
     // batchmean divides by every sample, ignored ones included.
-    const T bm = regula::cross_entropy(z, y, CrossEntropyOptions{}.with_reduction(Reduction::batchmean));
-    CHECK(std::abs(static_cast<double>(bm) - static_cast<double>(regula::cross_entropy(z, y, CrossEntropyOptions{}.with_reduction(Reduction::sum))) / B) < 1e-5);
+    const T bm =
+        regula::cross_entropy(z, y, CrossEntropyOptions{}.with_reduction(Reduction::batchmean));
+    CHECK(std::abs(static_cast<double>(bm) -
+                   static_cast<double>(regula::cross_entropy(
+                       z, y, CrossEntropyOptions{}.with_reduction(Reduction::sum))) /
+                       B) < 1e-5);
   }
 }
 
-TEMPLATE_TEST_CASE("cross_entropy stays finite for extreme finite logits", "[losses][cross_entropy][numerics]",
-                   float, double) {
+TEMPLATE_TEST_CASE("cross_entropy stays finite for extreme finite logits",
+                   "[losses][cross_entropy][numerics]", float, double) {
   using T = TestType;
   for (const double big : {1e4, 1e30}) {
     INFO("big " << big);
@@ -318,8 +336,8 @@ TEMPLATE_TEST_CASE("cross_entropy stays finite for extreme finite logits", "[los
   }
 }
 
-TEMPLATE_TEST_CASE("NaN logits give NaN for their sample, never a crash", "[losses][cross_entropy][numerics]",
-                   float, double) {
+TEMPLATE_TEST_CASE("NaN logits give NaN for their sample, never a crash",
+                   "[losses][cross_entropy][numerics]", float, double) {
   using T = TestType;
   Mat<T> z = random_logits<T>(20, 3, 2.0, 5);
   z(7, 1) = std::numeric_limits<T>::quiet_NaN();
@@ -349,31 +367,37 @@ TEST_CASE("mean over a batch whose samples are all ignored is NaN with a zero gr
   CHECK(dz.isZero(0));
 }
 
-TEST_CASE("cross_entropy rejects bad arguments, naming the parameter", "[losses][cross_entropy][errors]") {
+TEST_CASE("cross_entropy rejects bad arguments, naming the parameter",
+          "[losses][cross_entropy][errors]") {
   const Eigen::MatrixXf z = Eigen::MatrixXf::Random(4, 3);
   Labels y(3);
   y << 0, 1, 2;
   Labels bad = y;
   bad[1] = 4;
-  CHECK_THROWS_WITH(regula::cross_entropy(z, bad),
-                    "regula::cross_entropy: labels[1] must be in [0, 4) or ignore_index (-100), got 4");
+  CHECK_THROWS_WITH(
+      regula::cross_entropy(z, bad),
+      "regula::cross_entropy: labels[1] must be in [0, 4) or ignore_index (-100), got 4");
   bad[1] = -1;
-  CHECK_THROWS_WITH(regula::cross_entropy(z, bad),
-                    "regula::cross_entropy: labels[1] must be in [0, 4) or ignore_index (-100), got -1");
+  CHECK_THROWS_WITH(
+      regula::cross_entropy(z, bad),
+      "regula::cross_entropy: labels[1] must be in [0, 4) or ignore_index (-100), got -1");
   CHECK_NOTHROW(regula::cross_entropy(z, bad, CrossEntropyOptions{}.with_ignore_index(-1)));
   const Labels short_y = y.head(2);
   CHECK_THROWS_WITH(regula::cross_entropy(z, short_y),
                     "regula::cross_entropy: labels must have one value per sample (3), got 2");
   Eigen::MatrixXf dz(4, 2);
-  CHECK_THROWS_WITH(regula::cross_entropy(z, y, dz),
-                    "regula::cross_entropy: dlogits must have the shape of logits (4 x 3), got 4 x 2");
+  CHECK_THROWS_WITH(
+      regula::cross_entropy(z, y, dz),
+      "regula::cross_entropy: dlogits must have the shape of logits (4 x 3), got 4 x 2");
   Eigen::VectorXf losses(2);
-  CHECK_THROWS_WITH(regula::cross_entropy_per_sample(z, y, losses),
-                    "regula::cross_entropy_per_sample: losses must have one value per sample (3), got 2");
+  CHECK_THROWS_WITH(
+      regula::cross_entropy_per_sample(z, y, losses),
+      "regula::cross_entropy_per_sample: losses must have one value per sample (3), got 2");
   const Eigen::MatrixXf empty(4, 0);
   const Labels no_y(0);
-  CHECK_THROWS_WITH(regula::cross_entropy(empty, no_y),
-                    "regula::cross_entropy: logits must hold at least one sample (column), got 4 x 0");
+  CHECK_THROWS_WITH(
+      regula::cross_entropy(empty, no_y),
+      "regula::cross_entropy: logits must hold at least one sample (column), got 4 x 0");
   const Eigen::MatrixXf no_classes(0, 3);
   CHECK_THROWS_WITH(regula::cross_entropy(no_classes, y),
                     "regula::cross_entropy: logits must have at least one class (row), got 0 x 3");
@@ -383,8 +407,9 @@ TEST_CASE("cross_entropy rejects bad arguments, naming the parameter", "[losses]
                   regula::invalid_argument);
   CHECK_THROWS_AS(CrossEntropyLoss<float>(CrossEntropyOptions{}.with_label_smoothing(std::nan(""))),
                   regula::invalid_argument);
-  CHECK_THROWS_WITH(regula::cross_entropy(z, y, CrossEntropyOptions{}.with_reduction(Reduction::none)),
-                    Catch::Contains("reduction must be mean, sum or batchmean") && Catch::Contains("got none"));
+  CHECK_THROWS_WITH(
+      regula::cross_entropy(z, y, CrossEntropyOptions{}.with_reduction(Reduction::none)),
+      Catch::Contains("reduction must be mean, sum or batchmean") && Catch::Contains("got none"));
   CHECK_THROWS_WITH(regula::stablemax_cross_entropy(z, bad),
                     Catch::StartsWith("regula::stablemax_cross_entropy: labels[1]"));
   const CrossEntropyLoss<float> weighted(CrossEntropyOptions{}, Eigen::VectorXf::Ones(5));
@@ -395,14 +420,16 @@ TEST_CASE("cross_entropy rejects bad arguments, naming the parameter", "[losses]
   CHECK_THROWS_WITH(CrossEntropyLoss<float>(CrossEntropyOptions{}, negative),
                     "regula::CrossEntropyLoss: weight[2] must be finite and >= 0, got -1");
   const Eigen::MatrixXf t(4, 2);
-  CHECK_THROWS_WITH(regula::cross_entropy_soft(z, t),
-                    "regula::cross_entropy_soft: targets must have the shape of logits (4 x 3), got 4 x 2");
+  CHECK_THROWS_WITH(
+      regula::cross_entropy_soft(z, t),
+      "regula::cross_entropy_soft: targets must have the shape of logits (4 x 3), got 4 x 2");
   Eigen::MatrixXf in_place = z;
   CHECK_THROWS_WITH(regula::cross_entropy(in_place, y, in_place),
                     "regula::cross_entropy: dlogits must not overlap logits");
 }
 
-TEMPLATE_TEST_CASE("cross_entropy allocates nothing", "[losses][cross_entropy][nomalloc]", float, double) {
+TEMPLATE_TEST_CASE("cross_entropy allocates nothing", "[losses][cross_entropy][nomalloc]", float,
+                   double) {
   using T = TestType;
   const Index C = 100, B = 64;
   const Mat<T> z = random_logits<T>(C, B, 3.0, 11);
@@ -448,17 +475,23 @@ TEMPLATE_TEST_CASE("fast and general kernels agree with the double reference on 
       general.alpha = T(0.5);
       for (const auto& target : {hard, general}) {
         Mat<T> d_fast(C, 1), d_gen(C, 1), d_ref(C, 1);
-        const double l_fast = regula::kernels::xent_column<Normalizer::softmax>(z.data(), n, target, T(0.5), d_fast.data());
-        const double l_gen = regula::kernels::softmax_xent(z.data(), n, target, T(0.5), d_gen.data());
-        const double l_ref = regula::kernels::xent_column_reference<Normalizer::softmax>(z.data(), n, target, T(0.5), d_ref.data());
+        const double l_fast = regula::kernels::xent_column<Normalizer::softmax>(
+            z.data(), n, target, T(0.5), d_fast.data());
+        const double l_gen =
+            regula::kernels::softmax_xent(z.data(), n, target, T(0.5), d_gen.data());
+        const double l_ref = regula::kernels::xent_column_reference<Normalizer::softmax>(
+            z.data(), n, target, T(0.5), d_ref.data());
         const double lt = std::is_same_v<T, float> ? 1e-5 : 1e-12;
         CHECK(std::abs(l_fast - l_ref) < lt * std::max(1.0, std::abs(l_ref)));
         CHECK(std::abs(l_gen - l_ref) < lt * std::max(1.0, std::abs(l_ref)));
         CHECK((d_fast - d_ref).cwiseAbs().maxCoeff() < T(lt * 10));
         CHECK((d_gen - d_ref).cwiseAbs().maxCoeff() < T(lt * 10));
-        const double s_fast = regula::kernels::xent_column<Normalizer::stablemax>(z.data(), n, target, T(0.5), d_fast.data());
-        const double s_gen = regula::kernels::stablemax_xent(z.data(), n, target, T(0.5), d_gen.data());
-        const double s_ref = regula::kernels::xent_column_reference<Normalizer::stablemax>(z.data(), n, target, T(0.5), d_ref.data());
+        const double s_fast = regula::kernels::xent_column<Normalizer::stablemax>(
+            z.data(), n, target, T(0.5), d_fast.data());
+        const double s_gen =
+            regula::kernels::stablemax_xent(z.data(), n, target, T(0.5), d_gen.data());
+        const double s_ref = regula::kernels::xent_column_reference<Normalizer::stablemax>(
+            z.data(), n, target, T(0.5), d_ref.data());
         CHECK(std::abs(s_fast - s_ref) < lt * std::max(1.0, std::abs(s_ref)));
         CHECK(std::abs(s_gen - s_ref) < lt * std::max(1.0, std::abs(s_ref)));
         CHECK((d_fast - d_ref).cwiseAbs().maxCoeff() < T(lt * 10));
@@ -503,8 +536,9 @@ TEMPLATE_TEST_CASE("StableMax cross-entropy of logits near the float range is ex
   }
 }
 
-TEST_CASE("cross-entropy past double's range: the column again in long double, finite where the truth is",
-          "[losses][cross_entropy][numerics][regression]") {
+TEST_CASE(
+    "cross-entropy past double's range: the column again in long double, finite where the truth is",
+    "[losses][cross_entropy][numerics][regression]") {
   // StableMax sums s = z + 1 of two logits at DBL_MAX past the largest double (S = inf gave an
   // infinite loss, or NaN with soft targets); a softmax column spanning more than DBL_MAX made
   // z − max z overflow in the complement sums. The truth is finite in both.
@@ -540,8 +574,10 @@ TEST_CASE("cross-entropy past double's range: the column again in long double, f
   CHECK(dz.allFinite());
 }
 
-TEST_CASE("reduced soft-target cross-entropy near double's range: per-sample losses summed without overflow",
-          "[losses][cross_entropy][numerics][regression]") {
+TEST_CASE(
+    "reduced soft-target cross-entropy near double's range: per-sample losses summed without "
+    "overflow",
+    "[losses][cross_entropy][numerics][regression]") {
   // Per-sample losses of ±¾·DBL_MAX (targets of both signs against columns holding DBL_MAX):
   // the double partial sum of the first two overflowed, so the reduced loss was inf (or NaN
   // against a later −inf) where the exact sum, ¾·DBL_MAX, is finite (fuzz finding
@@ -566,7 +602,8 @@ TEST_CASE("reduced soft-target cross-entropy near double's range: per-sample los
   CrossEntropyLoss<double> mean;
   CHECK(mean.forward_soft(z, q) == Approx(static_cast<double>(exact / 3)).epsilon(1e-15));
   Mat<double> dz(2, 3);
-  CHECK(mean.forward_backward_soft(z, q, dz) == Approx(static_cast<double>(exact / 3)).epsilon(1e-15));
+  CHECK(mean.forward_backward_soft(z, q, dz) ==
+        Approx(static_cast<double>(exact / 3)).epsilon(1e-15));
   CHECK(dz.allFinite());
 }
 
@@ -577,7 +614,8 @@ TEST_CASE("weighted StableMax at the lowest double: a finite gradient, not g·A/
   const double big = std::numeric_limits<double>::max();
   Vec<double> w(2);
   w << 3.0, 3.0;
-  CrossEntropyLoss<double, Normalizer::stablemax> sm(CrossEntropyOptions{}.with_reduction(Reduction::sum), w);
+  CrossEntropyLoss<double, Normalizer::stablemax> sm(
+      CrossEntropyOptions{}.with_reduction(Reduction::sum), w);
   Mat<double> z(2, 1);
   z << -big, -big;
   Labels y(1);
@@ -596,6 +634,31 @@ TEST_CASE("weighted StableMax at the lowest double: a finite gradient, not g·A/
   CHECK(l[0] == Approx(9.0 * std::log(2.0)).epsilon(1e-12));
   CHECK(dz(0, 0) == Approx(r * (4.5 - 6.0)).epsilon(1e-12));
   CHECK(dz(1, 0) == Approx(r * (4.5 - 3.0)).epsilon(1e-12));
+}
+
+TEST_CASE("labels bind as int32 or int64, row or column, strided, or std::vector, with one result",
+          "[losses][cross_entropy][labels]") {
+  Mat<double> z = Mat<double>::Random(5, 4);
+  Labels y64(4);
+  y64 << 4, 0, 2, 1;
+  Eigen::VectorXi y32 = y64.cast<int>();
+  Eigen::RowVectorXi r32 = y32.transpose();
+  Eigen::MatrixXi m = Eigen::MatrixXi::Zero(3, 4);
+  m.row(2) = r32;  // a strided row: inner stride 3
+  const std::vector<int> v32(y32.data(), y32.data() + 4);
+  const std::vector<std::int64_t> v64(y64.data(), y64.data() + 4);
+  Mat<double> g64(5, 4), g(5, 4);
+  const double want = regula::cross_entropy(z, y64, g64);
+  for (const regula::LabelView& y :
+       {regula::LabelView(y32), regula::LabelView(r32), regula::LabelView(m.row(2)),
+        regula::LabelView(v32), regula::LabelView(v64)}) {
+    CHECK(regula::cross_entropy(z, y, g) == want);
+    CHECK(g == g64);
+  }
+  // A label out of range is reported with its index, whatever the width.
+  Eigen::VectorXi bad = y32;
+  bad[2] = 5;
+  CHECK_THROWS_WITH(regula::cross_entropy(z, bad), Catch::Contains("labels[2]"));
 }
 
 TEMPLATE_TEST_CASE("per-sample losses may not overlap any input or the gradient",

@@ -1,11 +1,11 @@
 #define EIGEN_RUNTIME_NO_MALLOC
-#include "regula/losses/dkd.hpp"
-
 #include <cmath>
 #include <limits>
 
-#include "kd_support.hpp"
+#include "regula/losses/dkd.hpp"
 #include "regula/losses/kd_kl.hpp"
+
+#include "kd_support.hpp"
 #include "kd_wide_reference.hpp"
 
 namespace {
@@ -21,11 +21,13 @@ using Mat = regula::Matrix<T>;
 Labels golden_labels() {
   const auto& v = kd::golden()["labels"];
   Labels y(static_cast<Index>(v.size()));
-  for (Index i = 0; i < y.size(); ++i) y[i] = static_cast<std::int64_t>(v[static_cast<std::size_t>(i)]);
+  for (Index i = 0; i < y.size(); ++i)
+    y[i] = static_cast<std::int64_t>(v[static_cast<std::size_t>(i)]);
   return y;
 }
 
-TEMPLATE_TEST_CASE("dkd matches mdistiller's DKD (PyTorch, float64)", "[losses][dkd]", float, double) {
+TEMPLATE_TEST_CASE("dkd matches mdistiller's DKD (PyTorch, float64)", "[losses][dkd]", float,
+                   double) {
   using T = TestType;
   const Mat<T> z = kd::gmat<T>("z"), v = kd::gmat<T>("v");
   const Labels y = golden_labels();
@@ -34,19 +36,22 @@ TEMPLATE_TEST_CASE("dkd matches mdistiller's DKD (PyTorch, float64)", "[losses][
     const char* name;
     double alpha, beta;
   };
-  for (const Case c : {Case{"dkd", 1.0, 8.0}, Case{"dkd_tckd", 1.0, 0.0}, Case{"dkd_nckd", 0.0, 1.0}}) {
-    const auto o = DKDOptions{}.alpha(c.alpha).beta(c.beta).temperature(4.0);
+  for (const Case c :
+       {Case{"dkd", 1.0, 8.0}, Case{"dkd_tckd", 1.0, 0.0}, Case{"dkd_nckd", 0.0, 1.0}}) {
+    const auto o = DKDOptions{}.with_alpha(c.alpha).with_beta(c.beta).with_temperature(4.0);
     const T loss = regula::dkd(z, v, y, dz, o);
     const double want = kd::gscalar(std::string(c.name) + "_loss");
     CHECK(std::abs(static_cast<double>(loss) - want) <= kd::value_tol<T>() * std::max(1.0, want));
     CHECK(kd::rel_err(dz, kd::gmat<double>(std::string(c.name) + "_grad")) <= kd::value_tol<T>());
-    CHECK(static_cast<double>(regula::dkd(z, v, y, o)) == Approx(static_cast<double>(loss)).epsilon(1e-6));
+    CHECK(static_cast<double>(regula::dkd(z, v, y, o)) ==
+          Approx(static_cast<double>(loss)).epsilon(1e-6));
     const Eigen::VectorXd sums = dz.template cast<double>().colwise().sum().transpose();
     CHECK(sums.cwiseAbs().maxCoeff() < (std::is_same_v<T, float> ? 1e-5 : 1e-14));
   }
 }
 
-TEMPLATE_TEST_CASE("dkd reproduces the test vector of algorithms.md 10", "[losses][dkd]", float, double) {
+TEMPLATE_TEST_CASE("dkd reproduces the test vector of algorithms.md 10", "[losses][dkd]", float,
+                   double) {
   using T = TestType;
   Mat<T> z(3, 1), v(3, 1), dz(3, 1);
   z << T(1), T(2), T(0.5);
@@ -59,8 +64,9 @@ TEMPLATE_TEST_CASE("dkd reproduces the test vector of algorithms.md 10", "[losse
   CHECK(static_cast<double>(dz(0)) == Approx(-1.778117268).margin(tol));
   CHECK(static_cast<double>(dz(1)) == Approx(-0.354876988).margin(tol));
   CHECK(static_cast<double>(dz(2)) == Approx(2.132994256).margin(tol));
-  CHECK(static_cast<double>(regula::dkd(z, v, y, DKDOptions{}.beta(0.0))) == Approx(0.256678758).margin(tol));
-  CHECK(static_cast<double>(regula::dkd(z, v, y, DKDOptions{}.alpha(0.0).beta(1.0))) ==
+  CHECK(static_cast<double>(regula::dkd(z, v, y, DKDOptions{}.with_beta(0.0))) ==
+        Approx(0.256678758).margin(tol));
+  CHECK(static_cast<double>(regula::dkd(z, v, y, DKDOptions{}.with_alpha(0.0).with_beta(1.0))) ==
         Approx(0.122278739).margin(tol));
 }
 
@@ -69,9 +75,11 @@ TEST_CASE("dkd: KD = TCKD + (1 - q_t) * NCKD per sample", "[losses][dkd]") {
   const Labels y = golden_labels();
   for (double t : {1.0, 4.0}) {
     Eigen::VectorXd tckd(kd::kB), nckd(kd::kB), kl(kd::kB);
-    regula::dkd_per_sample(z, v, y, tckd, DKDOptions{}.alpha(1).beta(0).temperature(t));
-    regula::dkd_per_sample(z, v, y, nckd, DKDOptions{}.alpha(0).beta(1).temperature(t));
-    regula::kd_kl_per_sample(z, v, kl, regula::KDLossOptions{}.temperature(t));
+    regula::dkd_per_sample(z, v, y, tckd,
+                           DKDOptions{}.with_alpha(1).with_beta(0).with_temperature(t));
+    regula::dkd_per_sample(z, v, y, nckd,
+                           DKDOptions{}.with_alpha(0).with_beta(1).with_temperature(t));
+    regula::kd_kl_per_sample(z, v, kl, regula::KDLossOptions{}.with_temperature(t));
     for (Index i = 0; i < kd::kB; ++i) {
       const Eigen::VectorXd q = (v.col(i) / t).array().exp().matrix();
       const double qt = q[y[i]] / q.sum();
@@ -83,9 +91,13 @@ TEST_CASE("dkd: KD = TCKD + (1 - q_t) * NCKD per sample", "[losses][dkd]") {
 TEST_CASE("dkd gradient matches central differences (double)", "[losses][dkd][gradcheck]") {
   const Eigen::MatrixXd z = kd::gmat<double>("z"), v = kd::gmat<double>("v");
   const Labels y = golden_labels();
-  for (const auto& o : {DKDOptions{}, DKDOptions{}.temperature(1.0).alpha(0.5).beta(2.0)}) {
+  for (const auto& o :
+       {DKDOptions{}, DKDOptions{}.with_temperature(1.0).with_alpha(0.5).with_beta(2.0)}) {
     const double err = regula::test::gradcheck(
-        z, 1, 1, [&](const Eigen::MatrixXd& x, Eigen::MatrixXd& out) { out(0, 0) = regula::dkd(x, v, y, o); },
+        z, 1, 1,
+        [&](const Eigen::MatrixXd& x, Eigen::MatrixXd& out) {
+          out(0, 0) = regula::dkd(x, v, y, o);
+        },
         [&](const Eigen::MatrixXd& w, Eigen::MatrixXd& dx) {
           (void)regula::dkd(z, v, y, dx, o);
           dx *= w(0, 0);
@@ -98,7 +110,8 @@ TEST_CASE("dkd gradient matches central differences (double)", "[losses][dkd][gr
   }
 }
 
-TEMPLATE_TEST_CASE("dkd stays finite where mdistiller's formulas fail", "[losses][dkd]", float, double) {
+TEMPLATE_TEST_CASE("dkd stays finite where mdistiller's formulas fail", "[losses][dkd]", float,
+                   double) {
   using T = TestType;
   // A confident student: in float, 1 - p_t rounds to 0 and mdistiller's log(1 - p_t) is -inf.
   Mat<T> z = Mat<T>::Zero(10, 2), v = Mat<T>::Zero(10, 2), dz(10, 2);
@@ -108,13 +121,14 @@ TEMPLATE_TEST_CASE("dkd stays finite where mdistiller's formulas fail", "[losses
   v(1, 1) = T(1);
   Labels y(2);
   y << 3, 3;
-  const auto o = DKDOptions{}.temperature(1.0);
+  const auto o = DKDOptions{}.with_temperature(1.0);
   const T loss = regula::dkd(z, v, y, dz, o);
   CHECK(std::isfinite(loss));
   CHECK(dz.allFinite());
   // The same in double, where it is representable, agrees.
   Eigen::MatrixXd dzd(10, 2);
-  const double ld = regula::dkd(z.template cast<double>().eval(), v.template cast<double>().eval(), y, dzd, o);
+  const double ld =
+      regula::dkd(z.template cast<double>().eval(), v.template cast<double>().eval(), y, dzd, o);
   CHECK(static_cast<double>(loss) == Approx(ld).epsilon(1e-5));
   // Logits of +-1e4 (past mdistiller's -1000 mask) in float.
   const auto zb = kd::spread<T>(37, 6, 1e4, 1), vb = kd::spread<T>(37, 6, 1e4, 2);
@@ -132,7 +146,7 @@ TEMPLATE_TEST_CASE("dkd stays finite where mdistiller's formulas fail", "[losses
   const T l2 = regula::dkd(z2, v2, y2, dz2, DKDOptions{});
   CHECK(std::isfinite(l2));
   CHECK(dz2.allFinite());
-  CHECK(static_cast<double>(regula::dkd(z2, v2, y2, DKDOptions{}.beta(0.0))) ==
+  CHECK(static_cast<double>(regula::dkd(z2, v2, y2, DKDOptions{}.with_beta(0.0))) ==
         Approx(static_cast<double>(l2)).epsilon(1e-6));
 }
 
@@ -147,8 +161,9 @@ TEMPLATE_TEST_CASE("dkd: NaN in gives NaN out; per-sample agrees", "[losses][dkd
   regula::dkd_per_sample(z, v, y, l, dzs);
   CHECK(static_cast<double>(l.sum()) == Approx(static_cast<double>(loss) * kd::kB).epsilon(1e-5));
   CHECK(kd::rel_err(dzs, dz.template cast<double>() * double(kd::kB)) < 1e-5);
-  const auto sum_opt = DKDOptions{}.reduction(Reduction::sum);
-  CHECK(static_cast<double>(regula::dkd(z, v, y, sum_opt)) == Approx(static_cast<double>(l.sum())).epsilon(1e-5));
+  const auto sum_opt = DKDOptions{}.with_reduction(Reduction::sum);
+  CHECK(static_cast<double>(regula::dkd(z, v, y, sum_opt)) ==
+        Approx(static_cast<double>(l.sum())).epsilon(1e-5));
   z(2, 3) = std::numeric_limits<T>::quiet_NaN();  // a non-target logit of sample 3
   regula::dkd_per_sample(z, v, y, l, dzs);
   CHECK(std::isnan(l[3]));
@@ -165,19 +180,26 @@ TEMPLATE_TEST_CASE("dkd rejects bad arguments, naming them", "[losses][dkd]", fl
   using T = TestType;
   const Mat<T> z = kd::gmat<T>("z"), v = kd::gmat<T>("v");
   Labels y = golden_labels();
-  CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.temperature(0.0)),
-                    Catch::Contains("regula::dkd") && Catch::Contains("temperature must be finite and > 0, got 0"));
+  CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.with_temperature(0.0)),
+                    Catch::Contains("regula::dkd") &&
+                        Catch::Contains("temperature must be finite and > 0, got 0"));
   // T = 1e20 in float was accepted: T² overflows and the loss came out 0 with a zero gradient.
-  for (double t : {10.0 * regula::detail::temperature_max<T>(), regula::detail::temperature_min<T>() / 10.0,
-                   std::is_same_v<T, float> ? 1e20 : 1e200}) {
+  for (double t :
+       {10.0 * regula::detail::temperature_max<T>(), regula::detail::temperature_min<T>() / 10.0,
+        std::is_same_v<T, float> ? 1e20 : 1e200}) {
     CAPTURE(t);
-    CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.temperature(t)),
-                      Catch::Contains("regula::dkd") && Catch::Contains("temperature must be in ["));
+    CHECK_THROWS_WITH(
+        regula::dkd(z, v, y, DKDOptions{}.with_temperature(t)),
+        Catch::Contains("regula::dkd") && Catch::Contains("temperature must be in ["));
   }
-  CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.alpha(std::nan(""))), Catch::Contains("alpha"));
-  CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.beta(INFINITY)), Catch::Contains("beta"));
-  CHECK_THROWS_WITH(regula::dkd(z, Mat<T>(kd::kC, kd::kB + 1), y), Catch::Contains("teacher logits"));
-  CHECK_THROWS_WITH(regula::dkd(z, v, y.head(3)), Catch::Contains("labels must have one value per sample"));
+  CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.with_alpha(std::nan(""))),
+                    Catch::Contains("alpha"));
+  CHECK_THROWS_WITH(regula::dkd(z, v, y, DKDOptions{}.with_beta(INFINITY)),
+                    Catch::Contains("beta"));
+  CHECK_THROWS_WITH(regula::dkd(z, Mat<T>(kd::kC, kd::kB + 1), y),
+                    Catch::Contains("teacher logits"));
+  CHECK_THROWS_WITH(regula::dkd(z, v, y.head(3)),
+                    Catch::Contains("labels must have one value per sample"));
   y[2] = kd::kC;
   CHECK_THROWS_WITH(regula::dkd(z, v, y), Catch::Contains("labels[2] must be in [0, 7), got 7"));
   y[2] = -1;
@@ -186,8 +208,9 @@ TEMPLATE_TEST_CASE("dkd rejects bad arguments, naming them", "[losses][dkd]", fl
   Labels y0(2);
   y0 << 0, 0;
   CHECK_THROWS_WITH(regula::dkd(one, one, y0), Catch::Contains("at least two classes"));
-  CHECK_THROWS_WITH(regula::dkd(z, v, golden_labels(), DKDOptions{}.reduction(Reduction::none)),
-                    Catch::Contains("got none"));
+  CHECK_THROWS_WITH(
+      regula::dkd(z, v, golden_labels(), DKDOptions{}.with_reduction(Reduction::none)),
+      Catch::Contains("got none"));
 }
 
 TEMPLATE_TEST_CASE("dkd does not allocate", "[losses][dkd][nomalloc]", float, double) {
@@ -227,8 +250,12 @@ TEMPLATE_TEST_CASE("dkd: a column spanning past the largest T is finite and exac
   for (const double t : {4.0, 0.5}) {
     const double beta = t == 4.0 ? 0.5 : 0.0;
     CAPTURE(t, beta);
-    const auto opt = DKDOptions{}.temperature(t).alpha(1.0).beta(beta).scale_by_t_squared(false).reduction(
-        Reduction::sum);
+    const auto opt = DKDOptions{}
+                         .with_temperature(t)
+                         .with_alpha(1.0)
+                         .with_beta(beta)
+                         .with_scale_by_t_squared(false)
+                         .with_reduction(Reduction::sum);
     const w::LD k = 1.0L / static_cast<w::LD>(t);
     regula::Vector<T> losses(2);
     Mat<T> dz(4, 2);
@@ -237,28 +264,33 @@ TEMPLATE_TEST_CASE("dkd: a column spanning past the largest T is finite and exac
     for (Index j = 0; j < 2; ++j) {
       CAPTURE(j);
       const auto tj = static_cast<std::size_t>(y[j]);
-      const auto lp = w::log_softmax(z.col(j).data(), 4, k), lq = w::log_softmax(v.col(j).data(), 4, k);
+      const auto lp = w::log_softmax(z.col(j).data(), 4, k),
+                 lq = w::log_softmax(v.col(j).data(), 4, k);
       // log(1 − p_t) = log Σ_{i≠t} p_i, from the non-target log-sum-exp.
       const auto l1 = [&](const std::vector<w::LD>& l) {
         w::LD m = -std::numeric_limits<w::LD>::infinity(), s = 0.0L;
-        for (std::size_t i = 0; i < 4; ++i) if (i != tj) m = std::max(m, l[i]);
-        for (std::size_t i = 0; i < 4; ++i) if (i != tj) s += std::exp(l[i] - m);
+        for (std::size_t i = 0; i < 4; ++i)
+          if (i != tj) m = std::max(m, l[i]);
+        for (std::size_t i = 0; i < 4; ++i)
+          if (i != tj) s += std::exp(l[i] - m);
         return m + std::log(s);
       };
       const w::LD lpt = lp[tj], lqt = lq[tj], l1p = l1(lp), l1q = l1(lq);
       const w::LD tckd = std::exp(lqt) * (lqt - lpt) + std::exp(l1q) * (l1q - l1p);
-      const auto hp = w::log_softmax(z.col(j).data(), 4, k, tj), hq = w::log_softmax(v.col(j).data(), 4, k, tj);
+      const auto hp = w::log_softmax(z.col(j).data(), 4, k, tj),
+                 hq = w::log_softmax(v.col(j).data(), 4, k, tj);
       const w::LD nckd = w::kl(hq, hp);
       if (j == 0) {
         CHECK(static_cast<double>(tckd) ==
               Approx(std::log(2.0 / 3.0) / 3.0 + 2.0 / 3.0 * std::log(4.0 / 3.0)).epsilon(1e-12));
         // The kernel's own terms, in double.
         const regula::kernels::DkdTerms r = regula::kernels::dkd_column<T>(
-            z.col(0).data(), v.col(0).data(), 4, 0, static_cast<T>(k), T(1), static_cast<T>(beta), T(1),
-            nullptr, nullptr);
+            z.col(0).data(), v.col(0).data(), 4, 0, static_cast<T>(k), T(1), static_cast<T>(beta),
+            T(1), nullptr, nullptr);
         w::check_close(r.tckd, tckd, 1e-15);
         if (t == 4.0) w::check_close(r.nckd, nckd, 1e-15);
-        if (t == 0.5 && std::is_same_v<T, double>) CHECK(r.nckd == std::numeric_limits<double>::infinity());
+        if (t == 0.5 && std::is_same_v<T, double>)
+          CHECK(r.nckd == std::numeric_limits<double>::infinity());
       }
       const w::LD want = tckd + static_cast<w::LD>(beta) * nckd;
       total += want;
@@ -268,7 +300,8 @@ TEMPLATE_TEST_CASE("dkd: a column spanning past the largest T is finite and exac
       const w::LD d = std::exp(lpt) - std::exp(lqt);
       for (std::size_t i = 0; i < 4; ++i) {
         g[i] = i == tj ? k * d
-                       : k * (static_cast<w::LD>(beta) * (std::exp(hp[i]) - std::exp(hq[i])) - d * std::exp(hp[i]));
+                       : k * (static_cast<w::LD>(beta) * (std::exp(hp[i]) - std::exp(hq[i])) -
+                              d * std::exp(hp[i]));
       }
       w::check_gradient(dz.col(j), g, w::tol_col<T>(j));
     }

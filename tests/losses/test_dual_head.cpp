@@ -1,12 +1,12 @@
 #define EIGEN_RUNTIME_NO_MALLOC
-#include "regula/losses/dual_head.hpp"
-
 #include <cmath>
 
-#include "kd_support.hpp"
 #include "regula/losses/binary_kl.hpp"
 #include "regula/losses/cross_entropy.hpp"
 #include "regula/losses/dkd.hpp"
+#include "regula/losses/dual_head.hpp"
+
+#include "kd_support.hpp"
 
 namespace {
 
@@ -24,16 +24,22 @@ struct Net {
   Eigen::MatrixXd w1, w2, v;
   Labels y;
   double gamma = 1.0, alpha = 0.7;
-  Net() : w1(kd::spread<double>(7, 4, 1.0, 21)), w2(kd::spread<double>(7, 4, 1.0, 22)), v(kd::gmat<double>("v")), y(5) {
+  Net()
+      : w1(kd::spread<double>(7, 4, 1.0, 21)),
+        w2(kd::spread<double>(7, 4, 1.0, 22)),
+        v(kd::gmat<double>("v")),
+        y(5) {
     y << 3, 0, 6, 2, 5;
   }
   template <class F>
   double step(const Eigen::MatrixXd& f, DualHeadKD<double>& dh, F&& on_grads) const {
     const Eigen::MatrixXd z1 = w1 * f, z2 = w2 * f;
     Eigen::MatrixXd dz1(7, 5), dz2(7, 5);
-    auto ce = [&](const MatrixCRef<double>& z, MatrixRef<double> dz) { return regula::cross_entropy(z, y, dz); };
+    auto ce = [&](const MatrixCRef<double>& z, MatrixRef<double> dz) {
+      return regula::cross_entropy(z, y, dz);
+    };
     auto bk = [&](const MatrixCRef<double>& z, MatrixRef<double> dz) {
-      return regula::binary_kl_norm(z, v, dz, KDLossOptions{}.temperature(2.0));
+      return regula::binary_kl_norm(z, v, dz, KDLossOptions{}.with_temperature(2.0));
     };
     const auto l = dh.forward_backward(z1, z2, ce, bk, dz1, dz2);
     on_grads(dz1, dz2);
@@ -41,13 +47,16 @@ struct Net {
   }
 };
 
-TEST_CASE("dual-head: the combined feature gradient matches central differences", "[losses][dual_head][gradcheck]") {
+TEST_CASE("dual-head: the combined feature gradient matches central differences",
+          "[losses][dual_head][gradcheck]") {
   const Net net;
-  DualHeadKD<double> dh(DualHeadOptions{}.weight1(net.gamma).weight2(net.alpha));
+  DualHeadKD<double> dh(DualHeadOptions{}.with_weight1(net.gamma).with_weight2(net.alpha));
   const Eigen::MatrixXd f = kd::spread<double>(4, 5, 1.5, 23);
   const double err = regula::test::gradcheck(
       f, 1, 1,
-      [&](const Eigen::MatrixXd& x, Eigen::MatrixXd& out) { out(0, 0) = net.step(x, dh, [](auto&, auto&) {}); },
+      [&](const Eigen::MatrixXd& x, Eigen::MatrixXd& out) {
+        out(0, 0) = net.step(x, dh, [](auto&, auto&) {});
+      },
       [&](const Eigen::MatrixXd& w, Eigen::MatrixXd& df) {
         (void)net.step(f, dh, [&](const Eigen::MatrixXd& dz1, const Eigen::MatrixXd& dz2) {
           const Eigen::MatrixXd df1 = net.w1.transpose() * dz1, df2 = net.w2.transpose() * dz2;
@@ -61,13 +70,20 @@ TEST_CASE("dual-head: the combined feature gradient matches central differences"
   const Eigen::MatrixXd z1 = net.w1 * f, z2 = net.w2 * f;
   Eigen::MatrixXd d1(7, 5), d2(7, 5);
   const auto l = dh.forward_backward(
-      z1, z2, [&](const MatrixCRef<double>& z, MatrixRef<double> dz) { return regula::cross_entropy(z, net.y, dz); },
-      [&](const MatrixCRef<double>& z, MatrixRef<double> dz) { return regula::dkd(z, net.v, net.y, dz); }, d1, d2);
+      z1, z2,
+      [&](const MatrixCRef<double>& z, MatrixRef<double> dz) {
+        return regula::cross_entropy(z, net.y, dz);
+      },
+      [&](const MatrixCRef<double>& z, MatrixRef<double> dz) {
+        return regula::dkd(z, net.v, net.y, dz);
+      },
+      d1, d2);
   CHECK(l.total == Approx(net.gamma * l.loss1 + net.alpha * l.loss2).epsilon(1e-14));
   CHECK(l.loss2 == Approx(regula::dkd(z2, net.v, net.y)).epsilon(1e-14));
 }
 
-TEST_CASE("gradient_alignment projects a conflicting gradient as DHKD's PCGrad", "[losses][dual_head]") {
+TEST_CASE("gradient_alignment projects a conflicting gradient as DHKD's PCGrad",
+          "[losses][dual_head]") {
   Eigen::VectorXd g1(3), g2(3), out(3);
   g1 << 1.0, 0.0, 2.0;
   g2 << -3.0, 1.0, 0.5;  // <g2, g1> = -2 < 0
@@ -84,7 +100,7 @@ TEST_CASE("gradient_alignment projects a conflicting gradient as DHKD's PCGrad",
   Eigen::MatrixXf a(2, 2), b(2, 2), c(2, 2);
   a << 1, 0, 0, 1;
   b << -1, 2, 0, -1;
-  DualHeadKD<float> dh(DualHeadOptions{}.align(true));
+  DualHeadKD<float> dh(DualHeadOptions{}.with_align(true));
   dh.combine(a, b, c);
   CHECK(std::abs((c - a).cwiseProduct(a).sum()) < 1e-6F);
   {
@@ -93,8 +109,10 @@ TEST_CASE("gradient_alignment projects a conflicting gradient as DHKD's PCGrad",
   }
   CHECK((b - c).cwiseAbs().maxCoeff() < 1e-6F);
   Eigen::MatrixXf bad(3, 2);
-  CHECK_THROWS_WITH(regula::gradient_alignment<float>(a, bad, c), Catch::Contains("g2 must have the shape"));
-  CHECK_THROWS_WITH(DualHeadKD<float>(DualHeadOptions{}.weight2(NAN)), Catch::Contains("weight2"));
+  CHECK_THROWS_WITH(regula::gradient_alignment<float>(a, bad, c),
+                    Catch::Contains("g2 must have the shape"));
+  CHECK_THROWS_WITH(DualHeadKD<float>(DualHeadOptions{}.with_weight2(NAN)),
+                    Catch::Contains("weight2"));
 }
 
 }  // namespace

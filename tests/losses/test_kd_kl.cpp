@@ -1,7 +1,7 @@
 #define EIGEN_RUNTIME_NO_MALLOC
-#include "regula/losses/kd_kl.hpp"
-
 #include <cmath>
+
+#include "regula/losses/kd_kl.hpp"
 
 #include "kd_support.hpp"
 #include "kd_wide_reference.hpp"
@@ -12,7 +12,7 @@ namespace kd = regula::test::kd;
 using regula::KDLossOptions;
 using regula::Reduction;
 
-REGULA_KD_LOSS_TRAITS(KdKl, kd_kl, KDLossOptions, KDLossOptions{}.temperature(4.0), true);
+REGULA_KD_LOSS_TRAITS(KdKl, kd_kl, KDLossOptions, KDLossOptions{}.with_temperature(4.0), true);
 
 TEMPLATE_TEST_CASE("kd_kl matches PyTorch and its invariants", "[losses][kd_kl]", float, double) {
   kd::standard_checks<KdKl, TestType>();
@@ -29,7 +29,7 @@ TEMPLATE_TEST_CASE("kd_kl reproduces the Hinton KD test vector of algorithms.md 
   regula::Matrix<T> z(3, 1), v(3, 1), dz(3, 1);
   z << T(1), T(2), T(0.5);
   v << T(0.5), T(2.5), T(-1);
-  const T loss = regula::kd_kl(z, v, dz, KDLossOptions{}.temperature(4.0f));
+  const T loss = regula::kd_kl(z, v, dz, KDLossOptions{}.with_temperature(4.0f));
   const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-9;
   CHECK(static_cast<double>(loss) == Approx(0.318524967).margin(tol));
   CHECK(static_cast<double>(dz(0)) == Approx(0.064178501).margin(tol));
@@ -42,20 +42,22 @@ TEMPLATE_TEST_CASE("kd_kl: mean is PyTorch's B*C average, batchmean the paper's 
   using T = TestType;
   const auto z = kd::gmat<T>("z"), v = kd::gmat<T>("v");
   regula::Matrix<T> dz(kd::kC, kd::kB);
-  const auto opt = KDLossOptions{}.temperature(4.0).reduction(Reduction::mean);
+  const auto opt = KDLossOptions{}.with_temperature(4.0).with_reduction(Reduction::mean);
   const T mean = regula::kd_kl(z, v, dz, opt);
   CHECK(std::abs(static_cast<double>(mean) - kd::gscalar("kd_kl_mean_loss")) <= kd::value_tol<T>());
   CHECK(kd::rel_err(dz, kd::gmat<double>("kd_kl_mean_grad")) <= kd::value_tol<T>());
-  const T batchmean = regula::kd_kl(z, v, KDLossOptions{}.temperature(4.0));
+  const T batchmean = regula::kd_kl(z, v, KDLossOptions{}.with_temperature(4.0));
   CHECK(static_cast<double>(batchmean) == Approx(static_cast<double>(mean) * kd::kC).epsilon(1e-5));
 }
 
-TEMPLATE_TEST_CASE("kd_kl: the T^2 factor is an explicit option", "[losses][kd_kl]", float, double) {
+TEMPLATE_TEST_CASE("kd_kl: the T^2 factor is an explicit option", "[losses][kd_kl]", float,
+                   double) {
   using T = TestType;
   const auto z = kd::gmat<T>("z"), v = kd::gmat<T>("v");
   regula::Matrix<T> d1(kd::kC, kd::kB), d2(kd::kC, kd::kB);
-  const T with = regula::kd_kl(z, v, d1, KDLossOptions{}.temperature(4.0));
-  const T without = regula::kd_kl(z, v, d2, KDLossOptions{}.temperature(4.0).scale_by_t_squared(false));
+  const T with = regula::kd_kl(z, v, d1, KDLossOptions{}.with_temperature(4.0));
+  const T without =
+      regula::kd_kl(z, v, d2, KDLossOptions{}.with_temperature(4.0).with_scale_by_t_squared(false));
   CHECK(static_cast<double>(with) == Approx(16.0 * static_cast<double>(without)).epsilon(1e-6));
   CHECK(kd::rel_err(d1, (d2.template cast<double>() * 16.0)) < 1e-5);
   // Identical distributions: zero loss and gradient.
@@ -74,7 +76,8 @@ TEMPLATE_TEST_CASE("kd_kl: a column spanning past the largest T is finite and ex
   regula::Matrix<T> z, v;
   w::extreme_pair(z, v);
   const auto opt =
-      KDLossOptions{}.temperature(4.0).scale_by_t_squared(false).reduction(Reduction::sum);
+      KDLossOptions{}.with_temperature(4.0).with_scale_by_t_squared(false).with_reduction(
+          Reduction::sum);
   regula::Vector<T> losses(2);
   regula::Matrix<T> dz(4, 2), dr(4, 2);
   regula::kd_kl_per_sample(z, v, losses, dz, opt);

@@ -11,7 +11,8 @@ using regula::KDLossOptions;
 using regula::LogitMSEOptions;
 
 REGULA_KD_LOSS_TRAITS(Mse, logit_mse, LogitMSEOptions, LogitMSEOptions{}, false);
-REGULA_KD_LOSS_TRAITS(StdKd, logit_std_kd, KDLossOptions, KDLossOptions{}.temperature(4.0), true);
+REGULA_KD_LOSS_TRAITS(StdKd, logit_std_kd, KDLossOptions, KDLossOptions{}.with_temperature(4.0),
+                      true);
 
 TEMPLATE_TEST_CASE("logit_mse matches F.mse_loss", "[losses][logit_mse]", float, double) {
   kd::golden_checks<Mse, TestType>();
@@ -37,9 +38,10 @@ TEST_CASE("logit_mse and logit_std_kd gradients match central differences (doubl
   kd::gradient_check<StdKd>();
 }
 
-TEST_CASE("logit_std_kd is invariant to shifting and scaling the logits", "[losses][logit_std_kd]") {
+TEST_CASE("logit_std_kd is invariant to shifting and scaling the logits",
+          "[losses][logit_std_kd]") {
   const auto z = kd::gmat<double>("z"), v = kd::gmat<double>("v");
-  const auto o = KDLossOptions{}.temperature(2.0);
+  const auto o = KDLossOptions{}.with_temperature(2.0);
   const Eigen::MatrixXd z2 = (3.0 * z.array() + 5.0).matrix();
   CHECK(regula::logit_std_kd(z2, v, o) == Approx(regula::logit_std_kd(z, v, o)).epsilon(1e-6));
   // A constant column has std 0: finite, no division by zero in the gradient.
@@ -64,7 +66,7 @@ TEMPLATE_TEST_CASE("logit_std_kd: columns spanning past the largest T are finite
   regula::Matrix<T> z(4, 2), v(4, 2);
   z << M, T(0.5), -M, T(-1), T(0), T(2), T(1), T(0.25);
   v << T(0), T(1), T(1), T(0), M, T(1.5), -M, T(-0.5);
-  const auto opt = KDLossOptions{}.temperature(2.0).reduction(regula::Reduction::sum);
+  const auto opt = KDLossOptions{}.with_temperature(2.0).with_reduction(regula::Reduction::sum);
   regula::Vector<T> losses(2);
   regula::Matrix<T> dz(4, 2);
   regula::logit_std_kd_per_sample(z, v, losses, dz, opt);
@@ -76,7 +78,8 @@ TEMPLATE_TEST_CASE("logit_std_kd: columns spanning past the largest T are finite
       mean = 0.0L;
       for (int i = 0; i < 4; ++i) mean += static_cast<w::LD>(x[i]) / 4.0L;
       w::LD ss = 0.0L;
-      for (int i = 0; i < 4; ++i) ss += (static_cast<w::LD>(x[i]) - mean) * (static_cast<w::LD>(x[i]) - mean);
+      for (int i = 0; i < 4; ++i)
+        ss += (static_cast<w::LD>(x[i]) - mean) * (static_cast<w::LD>(x[i]) - mean);
       sd = std::sqrt(ss / 3.0L);
       std::vector<w::LD> out(4);
       for (std::size_t i = 0; i < 4; ++i) out[i] = (static_cast<w::LD>(x[i]) - mean) / (sd + 1e-7L);

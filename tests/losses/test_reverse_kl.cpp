@@ -1,9 +1,9 @@
 #define EIGEN_RUNTIME_NO_MALLOC
-#include "regula/losses/reverse_kl.hpp"
-
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "regula/losses/reverse_kl.hpp"
 
 #include "kd_support.hpp"
 #include "kd_wide_reference.hpp"
@@ -13,7 +13,8 @@ namespace {
 namespace kd = regula::test::kd;
 using regula::KDLossOptions;
 
-REGULA_KD_LOSS_TRAITS(ReverseKl, reverse_kl, KDLossOptions, KDLossOptions{}.temperature(4.0), true);
+REGULA_KD_LOSS_TRAITS(ReverseKl, reverse_kl, KDLossOptions, KDLossOptions{}.with_temperature(4.0),
+                      true);
 
 TEMPLATE_TEST_CASE("reverse_kl matches PyTorch and its invariants", "[losses][reverse_kl]", float,
                    double) {
@@ -34,8 +35,9 @@ TEMPLATE_TEST_CASE("reverse_kl: a column spanning past the largest T is finite a
   namespace w = regula::test::kd_wide;
   regula::Matrix<T> z, v;
   w::extreme_pair(z, v);
-  const auto opt = regula::KDLossOptions{}.temperature(4.0).scale_by_t_squared(false).reduction(
-      regula::Reduction::sum);
+  const auto opt =
+      regula::KDLossOptions{}.with_temperature(4.0).with_scale_by_t_squared(false).with_reduction(
+          regula::Reduction::sum);
   regula::Vector<T> losses(2);
   regula::Matrix<T> dz(4, 2), dr(4, 2);
   regula::reverse_kl_per_sample(z, v, losses, dz, opt);
@@ -68,7 +70,7 @@ TEMPLATE_TEST_CASE("reverse_kl: a log-ratio past the largest T leaves the gradie
   regula::Matrix<T> z(5, 1), v(5, 1), dz(5, 1);
   z << T(0), T(1.25), M, std::numeric_limits<T>::min(), M;
   v << T(2), M, M, T(0), T(0);
-  const auto opt = regula::KDLossOptions{}.scale_by_t_squared(false);
+  const auto opt = regula::KDLossOptions{}.with_scale_by_t_squared(false);
   regula::Vector<T> losses(1);
   regula::reverse_kl_per_sample(z, v, losses, dz, opt);
   const auto lp = w::log_softmax(z.data(), 5, 1.0L), lq = w::log_softmax(v.data(), 5, 1.0L);

@@ -1,8 +1,8 @@
 #define EIGEN_RUNTIME_NO_MALLOC
-#include "regula/losses/sinkhorn_kd.hpp"
-
 #include <cmath>
 #include <limits>
+
+#include "regula/losses/sinkhorn_kd.hpp"
 
 #include "kd_support.hpp"
 
@@ -30,8 +30,10 @@ TEMPLATE_TEST_CASE("sinkhorn_kd matches SinKD's loss.py under autograd (PyTorch,
   CHECK(kd::rel_err(ws.cost(), kd::gmat<double>("sinkhorn_cost", kd::kB, kd::kB)) <= tol);
   CHECK(kd::rel_err(ws.plan(), kd::gmat<double>("sinkhorn_plan", kd::kB, kd::kB)) <= tol);
   // Loss only, and the allocating overloads, agree.
-  CHECK(static_cast<double>(regula::sinkhorn_kd<T>(z, v, ws)) == Approx(static_cast<double>(loss)).epsilon(1e-6));
-  CHECK(static_cast<double>(regula::sinkhorn_kd(z, v)) == Approx(static_cast<double>(loss)).epsilon(1e-6));
+  CHECK(static_cast<double>(regula::sinkhorn_kd<T>(z, v, ws)) ==
+        Approx(static_cast<double>(loss)).epsilon(1e-6));
+  CHECK(static_cast<double>(regula::sinkhorn_kd(z, v)) ==
+        Approx(static_cast<double>(loss)).epsilon(1e-6));
   // Softmax-based: every gradient column sums to 0.
   CHECK(dz.template cast<double>().colwise().sum().cwiseAbs().maxCoeff() < 1e-3 * tol);
 }
@@ -40,25 +42,28 @@ TEST_CASE("sinkhorn_kd cost and converged plan match POT", "[losses][sinkhorn_kd
   const Eigen::MatrixXd z = kd::gmat<double>("z"), v = kd::gmat<double>("v");
   SinkhornKDWorkspace<double> ws;
   const double loss = regula::sinkhorn_kd<double>(
-      z, v, ws, SinkhornKDOptions{}.iterations(3000).lambda(1.0));
+      z, v, ws, SinkhornKDOptions{}.with_iterations(3000).with_lambda(1.0));
   // POT's plan has total mass 1 (marginals 1/B); SinKD's has unit row and column sums.
   CHECK(kd::rel_err(ws.cost(), kd::gmat<double>("pot_cost", kd::kB, kd::kB)) < 1e-12);
-  CHECK(kd::rel_err(ws.plan(), kd::gmat<double>("pot_plan", kd::kB, kd::kB) * double(kd::kB)) < 1e-9);
+  CHECK(kd::rel_err(ws.plan(), kd::gmat<double>("pot_plan", kd::kB, kd::kB) * double(kd::kB)) <
+        1e-9);
   CHECK(loss == Approx(kd::gscalar("pot_cost_value") * kd::kB).epsilon(1e-9));
   CHECK((ws.plan().colwise().sum().array() - 1.0).abs().maxCoeff() < 1e-12);
   CHECK((ws.plan().rowwise().sum().array() - 1.0).abs().maxCoeff() < 1e-9);
 }
 
-double sinkhorn_loss(const Eigen::MatrixXd& z, const Eigen::MatrixXd& v, const SinkhornKDOptions& o) {
+double sinkhorn_loss(const Eigen::MatrixXd& z, const Eigen::MatrixXd& v,
+                     const SinkhornKDOptions& o) {
   SinkhornKDWorkspace<double> ws;
   return regula::sinkhorn_kd<double>(z, v, ws, o);
 }
 
 TEST_CASE("sinkhorn_kd unrolled gradient matches central differences (B = 3, C = 4, 20 it)",
           "[losses][sinkhorn_kd][gradcheck]") {
-  const Eigen::MatrixXd z = kd::spread<double>(4, 3, 2.0, 11), v = kd::spread<double>(4, 3, 2.0, 12);
+  const Eigen::MatrixXd z = kd::spread<double>(4, 3, 2.0, 11),
+                        v = kd::spread<double>(4, 3, 2.0, 12);
   for (double eps : {0.1, 0.02}) {
-    const auto o = SinkhornKDOptions{}.epsilon(eps).lambda(1e-3);
+    const auto o = SinkhornKDOptions{}.with_epsilon(eps).with_lambda(1e-3);
     Eigen::MatrixXd dz(4, 3);
     SinkhornKDWorkspace<double> ws;
     (void)regula::sinkhorn_kd<double>(z, v, dz, ws, o);
@@ -80,7 +85,7 @@ TEST_CASE("sinkhorn_kd unrolled gradient matches central differences (B = 3, C =
 
 TEST_CASE("sinkhorn_kd envelope gradient keeps only the lambda * P term", "[losses][sinkhorn_kd]") {
   const Eigen::MatrixXd z = kd::gmat<double>("z"), v = kd::gmat<double>("v");
-  const auto o = SinkhornKDOptions{}.grad_mode(SinkhornGradMode::envelope);
+  const auto o = SinkhornKDOptions{}.with_grad_mode(SinkhornGradMode::envelope);
   Eigen::MatrixXd dz(kd::kC, kd::kB), du(kd::kC, kd::kB);
   SinkhornKDWorkspace<double> ws;
   const double l = regula::sinkhorn_kd<double>(z, v, dz, ws, o);
@@ -115,7 +120,7 @@ TEMPLATE_TEST_CASE("sinkhorn_kd: small epsilon in the log domain, extremes, NaN,
   Mat<T> dz(C, B);
   const Mat<T> z = kd::spread<T>(C, B, 3, 1), v = kd::spread<T>(C, B, 3, 2);
   // eps = 1e-3: exp(-W/eps) underflows in float (W up to 2); the potentials do not.
-  const T l = regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{}.epsilon(1e-3));
+  const T l = regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{}.with_epsilon(1e-3));
   CHECK(std::isfinite(l));
   CHECK(dz.allFinite());
   CHECK((ws.plan().colwise().sum().array() - T(1)).abs().maxCoeff() < T(1e-4));
@@ -138,8 +143,8 @@ TEMPLATE_TEST_CASE("sinkhorn_kd: small epsilon in the log domain, extremes, NaN,
 // gone): z/T overflowed to +inf and the softmax, hence loss and gradient, were NaN. The
 // probabilities of these columns are one-hot or ties exactly, the same as those of moderate
 // logits in the same order, so the loss and gradient equal those of that moderate input.
-TEMPLATE_TEST_CASE("sinkhorn_kd is finite where z/T passes the largest T", "[losses][sinkhorn_kd][extreme]",
-                   float, double) {
+TEMPLATE_TEST_CASE("sinkhorn_kd is finite where z/T passes the largest T",
+                   "[losses][sinkhorn_kd][extreme]", float, double) {
   using T = TestType;
   const T M = std::numeric_limits<T>::max();
   Mat<T> z(3, 3), v(3, 3), zm(3, 3), vm(3, 3);
@@ -149,7 +154,8 @@ TEMPLATE_TEST_CASE("sinkhorn_kd is finite where z/T passes the largest T", "[los
   zm << T(1000), T(0.5), T(-1000), T(0), T(-1), T(1000), T(-1000), T(2), T(1000);
   vm << T(1), T(1000), T(0), T(-1000), T(1000), T(0.25), T(0.5), T(-3), T(1000);
   for (const auto mode : {SinkhornGradMode::unrolled, SinkhornGradMode::envelope}) {
-    const auto opt = SinkhornKDOptions{}.temperature(0.5).lambda(1.0).grad_mode(mode);
+    const auto opt =
+        SinkhornKDOptions{}.with_temperature(0.5).with_lambda(1.0).with_grad_mode(mode);
     SinkhornKDWorkspace<T> ws;
     Mat<T> dz(3, 3), dm(3, 3);
     const T loss = regula::sinkhorn_kd<T>(z, v, dz, ws, opt);
@@ -161,18 +167,22 @@ TEMPLATE_TEST_CASE("sinkhorn_kd is finite where z/T passes the largest T", "[los
   }
 }
 
-TEMPLATE_TEST_CASE("sinkhorn_kd rejects bad arguments, naming them", "[losses][sinkhorn_kd]", float, double) {
+TEMPLATE_TEST_CASE("sinkhorn_kd rejects bad arguments, naming them", "[losses][sinkhorn_kd]", float,
+                   double) {
   using T = TestType;
   const Mat<T> z = kd::gmat<T>("z"), v = kd::gmat<T>("v");
   SinkhornKDWorkspace<T> ws;
-  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.epsilon(0.0)),
-                    Catch::Contains("regula::sinkhorn_kd") && Catch::Contains("epsilon must be finite and > 0, got 0"));
-  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.temperature(-2.0)),
+  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.with_epsilon(0.0)),
+                    Catch::Contains("regula::sinkhorn_kd") &&
+                        Catch::Contains("epsilon must be finite and > 0, got 0"));
+  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.with_temperature(-2.0)),
                     Catch::Contains("temperature"));
-  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.iterations(0)),
+  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.with_iterations(0)),
                     Catch::Contains("iterations must be >= 1, got 0"));
-  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.lambda(NAN)), Catch::Contains("lambda"));
-  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, Mat<T>(kd::kC + 1, kd::kB), ws), Catch::Contains("teacher logits"));
+  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.with_lambda(NAN)),
+                    Catch::Contains("lambda"));
+  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, Mat<T>(kd::kC + 1, kd::kB), ws),
+                    Catch::Contains("teacher logits"));
   regula::Vector<T> short_l(2);
   CHECK_THROWS_AS(regula::sinkhorn_kd_per_sample<T>(z, v, short_l, ws), regula::invalid_argument);
 }
@@ -188,19 +198,22 @@ TEMPLATE_TEST_CASE("sinkhorn_kd refuses finite options that overflow in T (issue
   // log-domain exponents round by more than 1 and overflow a few times lower.
   for (double eps : {1e-39, eps_min / 2, 1e-300}) {
     CAPTURE(eps);
-    CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{}.epsilon(eps)),
-                      Catch::Contains("regula::sinkhorn_kd") && Catch::Contains("epsilon must be >= "));
+    CHECK_THROWS_WITH(
+        regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{}.with_epsilon(eps)),
+        Catch::Contains("regula::sinkhorn_kd") && Catch::Contains("epsilon must be >= "));
   }
   // At the bound the loss and the gradient are finite.
-  CHECK(std::isfinite(regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{}.epsilon(eps_min))));
+  CHECK(std::isfinite(
+      regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{}.with_epsilon(eps_min))));
   CHECK(dz.allFinite());
   // INT_MAX iterations asked 2·INT_MAX·B potentials (32 GiB) before anything was checked.
-  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, dz, ws,
-                                           SinkhornKDOptions{}.iterations(std::numeric_limits<int>::max())),
-                    Catch::Contains("iterations must be <= 100000"));
+  CHECK_THROWS_WITH(
+      regula::sinkhorn_kd<T>(z, v, dz, ws,
+                             SinkhornKDOptions{}.with_iterations(std::numeric_limits<int>::max())),
+      Catch::Contains("iterations must be <= 100000"));
   // A temperature whose 1/T is not a normal number of T.
   const double t_big = 10.0 * regula::detail::temperature_max<T>();
-  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.temperature(t_big)),
+  CHECK_THROWS_WITH(regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.with_temperature(t_big)),
                     Catch::Contains("temperature must be in ["));
 }
 
@@ -211,16 +224,16 @@ TEMPLATE_TEST_CASE("sinkhorn_kd keeps two potential vectors unless the unrolled 
   const Mat<T> z = kd::spread<T>(C, B, 3, 7), v = kd::spread<T>(C, B, 3, 8);
   Mat<T> dz(C, B);
   SinkhornKDWorkspace<T> ws;
-  const auto many = SinkhornKDOptions{}.iterations(5000);
+  const auto many = SinkhornKDOptions{}.with_iterations(5000);
   // Loss only and the envelope gradient run 5000 steps with the workspace sized for one step:
   // warm calls of another iteration count do not allocate.
-  (void)regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.iterations(1));
+  (void)regula::sinkhorn_kd<T>(z, v, ws, SinkhornKDOptions{}.with_iterations(1));
   double acc = 0;
   {
     regula::test::NoMalloc guard;
     acc += static_cast<double>(regula::sinkhorn_kd<T>(z, v, ws, many));
-    acc += static_cast<double>(
-        regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{many}.grad_mode(SinkhornGradMode::envelope)));
+    acc += static_cast<double>(regula::sinkhorn_kd<T>(
+        z, v, dz, ws, SinkhornKDOptions{many}.with_grad_mode(SinkhornGradMode::envelope)));
   }
   CHECK(std::isfinite(acc));
   // The same loss as with the full history of the unrolled gradient.
@@ -230,8 +243,8 @@ TEMPLATE_TEST_CASE("sinkhorn_kd keeps two potential vectors unless the unrolled 
         Approx(static_cast<double>(lu)).epsilon(std::is_same_v<T, float> ? 1e-6 : 1e-13));
 }
 
-TEMPLATE_TEST_CASE("sinkhorn_kd with a warm workspace does not allocate", "[losses][sinkhorn_kd][nomalloc]",
-                   float, double) {
+TEMPLATE_TEST_CASE("sinkhorn_kd with a warm workspace does not allocate",
+                   "[losses][sinkhorn_kd][nomalloc]", float, double) {
   using T = TestType;
   const Index C = 50, B = 11;
   const Mat<T> z = kd::spread<T>(C, B, 3, 5), v = kd::spread<T>(C, B, 3, 6);
@@ -243,8 +256,8 @@ TEMPLATE_TEST_CASE("sinkhorn_kd with a warm workspace does not allocate", "[loss
   {
     regula::test::NoMalloc guard;
     acc += static_cast<double>(regula::sinkhorn_kd<T>(z, v, dz, ws));
-    acc += static_cast<double>(
-        regula::sinkhorn_kd<T>(z, v, dz, ws, SinkhornKDOptions{}.grad_mode(SinkhornGradMode::envelope)));
+    acc += static_cast<double>(regula::sinkhorn_kd<T>(
+        z, v, dz, ws, SinkhornKDOptions{}.with_grad_mode(SinkhornGradMode::envelope)));
     regula::sinkhorn_kd_per_sample<T>(z, v, losses, ws);
   }
   CHECK(std::isfinite(acc));

@@ -9,7 +9,8 @@ namespace {
 namespace kd = regula::test::kd;
 using regula::KDLossOptions;
 
-REGULA_KD_LOSS_TRAITS(Tv, total_variation, KDLossOptions, KDLossOptions{}.temperature(4.0), true);
+REGULA_KD_LOSS_TRAITS(Tv, total_variation, KDLossOptions, KDLossOptions{}.with_temperature(4.0),
+                      true);
 
 TEMPLATE_TEST_CASE("total_variation matches PyTorch and its invariants",
                    "[losses][total_variation]", float, double) {
@@ -27,7 +28,7 @@ TEST_CASE("total_variation is 1 for disjoint distributions", "[losses][total_var
   Eigen::MatrixXd z(2, 1), v(2, 1);
   z << 900.0, -900.0;
   v << -900.0, 900.0;
-  CHECK(regula::total_variation(z, v, KDLossOptions{}.scale_by_t_squared(false)) ==
+  CHECK(regula::total_variation(z, v, KDLossOptions{}.with_scale_by_t_squared(false)) ==
         Approx(1.0).epsilon(1e-12));
 }
 
@@ -45,8 +46,9 @@ TEMPLATE_TEST_CASE("total_variation: columns spanning past the largest T are fin
   v.conservativeResize(4, 3);
   z.col(2).setConstant(T(-0.6) * M);
   v.col(2).setConstant(T(0.6) * M);
-  const auto opt = regula::KDLossOptions{}.temperature(4.0).scale_by_t_squared(false).reduction(
-      regula::Reduction::sum);
+  const auto opt =
+      regula::KDLossOptions{}.with_temperature(4.0).with_scale_by_t_squared(false).with_reduction(
+          regula::Reduction::sum);
   regula::Vector<T> losses(3);
   regula::Matrix<T> dz(4, 3);
   regula::total_variation_per_sample(z, v, losses, dz, opt);

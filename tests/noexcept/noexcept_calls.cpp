@@ -49,7 +49,7 @@ int run_valid() {
   M dz(3, 4);
   const float ce = regula::cross_entropy(z, labels, dz);
   const float st = regula::stablemax_cross_entropy(z, labels, dz);
-  const float kd = regula::kd_kl(z, M::Random(3, 4), regula::KDLossOptions{}.temperature(4.0));
+  const float kd = regula::kd_kl(z, M::Random(3, 4), regula::KDLossOptions{}.with_temperature(4.0));
   regula::SinkhornKDWorkspace<float> ws;
   const float sk = regula::sinkhorn_kd<float>(z, M::Random(3, 4), ws);
   V losses(4);
@@ -77,7 +77,7 @@ void run_bad(const char* name) {
   } else if (std::strcmp(name, "cross_entropy_label") == 0) {
     (void)regula::cross_entropy(z, labels);
   } else if (std::strcmp(name, "kd_temperature") == 0) {
-    (void)regula::kd_kl(z, z, regula::KDLossOptions{}.temperature(-1.0));
+    (void)regula::kd_kl(z, z, regula::KDLossOptions{}.with_temperature(-1.0));
   } else if (std::strcmp(name, "dropout_overlap") == 0) {
     std::vector<float> buf(16, 1.0F);
     const Eigen::Map<const M> x(buf.data(), 3, 2);
@@ -90,7 +90,7 @@ void run_bad(const char* name) {
     (void)sel.select(l, 5);
   } else if (std::strcmp(name, "sinkhorn_iterations") == 0) {
     regula::SinkhornKDWorkspace<float> ws;
-    (void)regula::sinkhorn_kd<float>(z, z, ws, regula::SinkhornKDOptions{}.iterations(0));
+    (void)regula::sinkhorn_kd<float>(z, z, ws, regula::SinkhornKDOptions{}.with_iterations(0));
   } else if (std::strcmp(name, "multi_sample_samples") == 0) {
     regula::MultiSampleDropoutOptions o;
     o.samples = 0;

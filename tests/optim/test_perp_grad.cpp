@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "regula/optim/perp_grad.hpp"
+
 #include "support/catch.hpp"
 #include "support/no_malloc.hpp"
 
@@ -19,7 +20,8 @@ Mat<T> random_matrix(regula::Index rows, regula::Index cols, unsigned seed) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("perp_grad removes the component along w and keeps the norm", "[optim][perp_grad]", float, double) {
+TEMPLATE_TEST_CASE("perp_grad removes the component along w and keeps the norm",
+                   "[optim][perp_grad]", float, double) {
   using T = TestType;
   const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-13;
   const Mat<T> w = random_matrix<T>(37, 5, 1);
@@ -54,7 +56,8 @@ TEMPLATE_TEST_CASE("perp_grad removes the component along w and keeps the norm",
   CHECK(std::abs(a.gg - b.gg) < 1e-12);
 }
 
-TEMPLATE_TEST_CASE("perp_grad guards: w = 0 and g parallel to w", "[optim][perp_grad]", float, double) {
+TEMPLATE_TEST_CASE("perp_grad guards: w = 0 and g parallel to w", "[optim][perp_grad]", float,
+                   double) {
   using T = TestType;
   const Mat<T> g0 = random_matrix<T>(10, 3, 3);
   Mat<T> g = g0;
@@ -80,7 +83,8 @@ TEMPLATE_TEST_CASE("perp_grad guards: w = 0 and g parallel to w", "[optim][perp_
   CHECK(g.allFinite());
 }
 
-TEMPLATE_TEST_CASE("perp_grad accumulates in double and allocates nothing", "[optim][perp_grad]", float, double) {
+TEMPLATE_TEST_CASE("perp_grad accumulates in double and allocates nothing", "[optim][perp_grad]",
+                   float, double) {
   using T = TestType;
   const Mat<T> w = random_matrix<T>(1000, 20, 5);
   Mat<T> g = random_matrix<T>(1000, 20, 6);
@@ -102,11 +106,13 @@ TEMPLATE_TEST_CASE("perp_grad accumulates in double and allocates nothing", "[op
 TEST_CASE("perp_grad rejects bad arguments", "[optim][perp_grad][errors]") {
   const Eigen::MatrixXf w = Eigen::MatrixXf::Random(4, 3);
   Eigen::MatrixXf g(4, 2);
-  CHECK_THROWS_WITH(regula::perp_grad(w, g), "regula::perp_grad: g must have the shape of w (4 x 3), got 4 x 2");
+  CHECK_THROWS_WITH(regula::perp_grad(w, g),
+                    "regula::perp_grad: g must have the shape of w (4 x 3), got 4 x 2");
   Eigen::MatrixXf g3(4, 3);
   regula::PerpGradOptions o;
   o.eps = -1;
-  CHECK_THROWS_WITH(regula::perp_grad(w, g3, o), "regula::perp_grad: eps must be finite and >= 0, got -1");
+  CHECK_THROWS_WITH(regula::perp_grad(w, g3, o),
+                    "regula::perp_grad: eps must be finite and >= 0, got -1");
   Eigen::MatrixXf same = w;
   CHECK_THROWS_WITH(regula::perp_grad(same, same), "regula::perp_grad: g must not overlap w");
 }

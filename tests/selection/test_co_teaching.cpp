@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "regula/selection/co_teaching.hpp"
+
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 
@@ -39,7 +40,8 @@ Batch make_batch(regula::Index c, regula::Index b) {
 
 }  // namespace
 
-TEST_CASE("Co-teaching exchanges small-loss samples and rewrites per-sample gradients", "[selection][coteaching]") {
+TEST_CASE("Co-teaching exchanges small-loss samples and rewrites per-sample gradients",
+          "[selection][coteaching]") {
   const Batch t = make_batch(5, 12);
   Vec l1, l2;
   Mat g1, g2;
@@ -63,12 +65,15 @@ TEST_CASE("Co-teaching exchanges small-loss samples and rewrites per-sample grad
   for (regula::Index j = 0; j < 12; ++j) {
     const bool in2 = std::find(s2.begin(), s2.end(), j) != s2.end();
     const bool in1 = std::find(s1.begin(), s1.end(), j) != s1.end();
-    CHECK(g1.col(j).isApprox(in2 ? Eigen::VectorXd(g1_own.col(j) / 9.0) : Eigen::VectorXd::Zero(5)));
-    CHECK(g2.col(j).isApprox(in1 ? Eigen::VectorXd(g2_own.col(j) / 9.0) : Eigen::VectorXd::Zero(5)));
+    CHECK(
+        g1.col(j).isApprox(in2 ? Eigen::VectorXd(g1_own.col(j) / 9.0) : Eigen::VectorXd::Zero(5)));
+    CHECK(
+        g2.col(j).isApprox(in1 ? Eigen::VectorXd(g2_own.col(j) / 9.0) : Eigen::VectorXd::Zero(5)));
   }
 }
 
-TEST_CASE("Co-teaching gradients equal finite differences of the selected mean losses", "[selection][coteaching][gradcheck]") {
+TEST_CASE("Co-teaching gradients equal finite differences of the selected mean losses",
+          "[selection][coteaching][gradcheck]") {
   const Batch t = make_batch(4, 10);
   Vec l1, l2;
   Mat g1, g2;
@@ -76,7 +81,8 @@ TEST_CASE("Co-teaching gradients equal finite differences of the selected mean l
   ce_per_sample(t.z2, t.y, l2, g2);
   regula::CoTeaching<double> ct;
   (void)ct.exchange(l1, l2, 0.4, g1, g2);
-  const auto s2 = ct.selected_by_second();  // net 1 trains on these; fixed under small perturbations
+  const auto s2 =
+      ct.selected_by_second();  // net 1 trains on these; fixed under small perturbations
   // L¹(z¹) = mean over S² of CE(z¹_i).
   auto f = [&](const Eigen::MatrixXd& z, Eigen::MatrixXd& out) {
     Vec l;
@@ -92,7 +98,8 @@ TEST_CASE("Co-teaching gradients equal finite differences of the selected mean l
   CHECK(regula::test::gradcheck(t.z1, 1, 1, f, vjp, w) < regula::test::fd_tol);
 }
 
-TEST_CASE("Co-teaching+ filters by disagreement after the initial epochs", "[selection][coteaching_plus]") {
+TEST_CASE("Co-teaching+ filters by disagreement after the initial epochs",
+          "[selection][coteaching_plus]") {
   Mat z1(3, 6), z2(3, 6);
   // argmax per column:   z1: 0 1 2 0 1 2   z2: 0 2 2 1 1 0  → disagree on 1, 3, 5
   z1 << 3, 0, 0, 3, 0, 0,  //
@@ -106,7 +113,8 @@ TEST_CASE("Co-teaching+ filters by disagreement after the initial epochs", "[sel
   Mat g1, g2;
   ce_per_sample(z1, y, l1, g1);
   ce_per_sample(z2, y, l2, g2);
-  regula::CoTeachingPlus<double> ctp(regula::CoTeachingPlusOptions{2, regula::EmptyDisagreement::all_samples});
+  regula::CoTeachingPlus<double> ctp(
+      regula::CoTeachingPlusOptions{2, regula::EmptyDisagreement::all_samples});
 
   Mat a1 = g1, a2 = g2;
   const auto warm = ctp.exchange(z1, z2, l1, l2, 0.5, 1, a1, a2);  // epoch 1 < 2: plain Co-teaching
@@ -133,7 +141,8 @@ TEST_CASE("Co-teaching+ filters by disagreement after the initial epochs", "[sel
   CHECK(std::abs(r.loss1 - l1(best)) < 1e-15);
 }
 
-TEST_CASE("Co-teaching+ with full agreement follows the documented policy", "[selection][coteaching_plus]") {
+TEST_CASE("Co-teaching+ with full agreement follows the documented policy",
+          "[selection][coteaching_plus]") {
   const Mat z = Mat::Random(4, 5);
   const std::vector<std::int64_t> y{0, 1, 2, 3, 0};
   Vec l;
@@ -158,7 +167,8 @@ TEST_CASE("Co-teaching+ with full agreement follows the documented policy", "[se
   }
 }
 
-TEST_CASE("Co-teaching rejects mismatched inputs, naming the parameter", "[selection][coteaching][errors]") {
+TEST_CASE("Co-teaching rejects mismatched inputs, naming the parameter",
+          "[selection][coteaching][errors]") {
   Vec l1 = Vec::Ones(4), l2 = Vec::Ones(3);
   Mat g1(2, 4), g2(2, 3);
   regula::CoTeaching<double> ct;
@@ -166,11 +176,13 @@ TEST_CASE("Co-teaching rejects mismatched inputs, naming the parameter", "[selec
                     "regula::CoTeaching::exchange: loss2 must have the length of loss1 (4), got 3");
   Vec l3 = Vec::Ones(4);
   Mat g3(2, 5);
-  CHECK_THROWS_WITH(ct.exchange(l1, l3, 0.5, g1, g3),
-                    "regula::CoTeaching::exchange: grad2 must have one column per sample (4), got 5");
+  CHECK_THROWS_WITH(
+      ct.exchange(l1, l3, 0.5, g1, g3),
+      "regula::CoTeaching::exchange: grad2 must have one column per sample (4), got 5");
   Mat g4(2, 4);
   CHECK_THROWS_AS(ct.exchange(l1, l3, 1.5, g1, g4), regula::invalid_argument);
-  CHECK_THROWS_AS(regula::CoTeachingPlus<double>({-1, regula::EmptyDisagreement::skip}), regula::invalid_argument);
+  CHECK_THROWS_AS(regula::CoTeachingPlus<double>({-1, regula::EmptyDisagreement::skip}),
+                  regula::invalid_argument);
 }
 
 TEST_CASE("Co-teaching refuses gradients that share memory with each other or with a loss",
@@ -185,7 +197,8 @@ TEST_CASE("Co-teaching refuses gradients that share memory with each other or wi
   CHECK_THROWS_WITH(ct.exchange(inside, l2, 0.5, g1, g2), Contains("grad1 must not overlap loss1"));
   regula::CoTeachingPlus<double> plus;
   const Mat z1 = Mat::Random(3, 4), z2 = Mat::Random(3, 4);
-  CHECK_THROWS_WITH(plus.exchange(z1, z2, l1, l2, 0.5, 5, g1, g1), Contains("grad2 must not overlap grad1"));
+  CHECK_THROWS_WITH(plus.exchange(z1, z2, l1, l2, 0.5, 5, g1, g1),
+                    Contains("grad2 must not overlap grad1"));
   CHECK_NOTHROW(ct.exchange(l1, l2, 0.5, g1, g2));
 }
 
@@ -197,5 +210,6 @@ TEST_CASE("Co-teaching+ refuses a NaN or negative epoch", "[selection][coteachin
   regula::CoTeachingPlus<double> plus({2});
   CHECK_THROWS_WITH(plus.exchange(z1, z2, l1, l2, 0.5, std::nan(""), g1, g2),
                     "regula::CoTeachingPlus::exchange: epoch must be >= 0, got nan");
-  CHECK_THROWS_WITH(plus.exchange(z1, z2, l1, l2, 0.5, -1, g1, g2), Contains("epoch must be >= 0, got -1"));
+  CHECK_THROWS_WITH(plus.exchange(z1, z2, l1, l2, 0.5, -1, g1, g2),
+                    Contains("epoch must be >= 0, got -1"));
 }

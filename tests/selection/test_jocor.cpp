@@ -7,6 +7,7 @@
 
 #include "regula/core/stream.hpp"
 #include "regula/selection/jocor.hpp"
+
 #include "support/catch.hpp"
 #include "support/gradcheck.hpp"
 
@@ -15,9 +16,12 @@ namespace {
 using Mat = regula::Matrix<double>;
 
 /// The joint loss of one sample, restated from the paper with plain softmax in double.
-double joint_loss(const Eigen::VectorXd& z1, const Eigen::VectorXd& z2, std::int64_t y, double lambda) {
-  const Eigen::ArrayXd p = (z1.array() - z1.maxCoeff()).exp() / (z1.array() - z1.maxCoeff()).exp().sum();
-  const Eigen::ArrayXd q = (z2.array() - z2.maxCoeff()).exp() / (z2.array() - z2.maxCoeff()).exp().sum();
+double joint_loss(const Eigen::VectorXd& z1, const Eigen::VectorXd& z2, std::int64_t y,
+                  double lambda) {
+  const Eigen::ArrayXd p =
+      (z1.array() - z1.maxCoeff()).exp() / (z1.array() - z1.maxCoeff()).exp().sum();
+  const Eigen::ArrayXd q =
+      (z2.array() - z2.maxCoeff()).exp() / (z2.array() - z2.maxCoeff()).exp().sum();
   const double ce = -std::log(p(y)) - std::log(q(y));
   const double kl_qp = (q * (q.log() - p.log())).sum();
   const double kl_pq = (p * (p.log() - q.log())).sum();
@@ -33,7 +37,8 @@ TEST_CASE("JoCoR per-sample joint losses follow the paper's formula", "[selectio
   regula::JoCoR<double> jocor({0.7});
   regula::Vector<double> l(9);
   jocor.per_sample(z1, z2, y, l);
-  for (int j = 0; j < 9; ++j) CHECK(std::abs(l(j) - joint_loss(z1.col(j), z2.col(j), y(j), 0.7)) < 1e-12);
+  for (int j = 0; j < 9; ++j)
+    CHECK(std::abs(l(j) - joint_loss(z1.col(j), z2.col(j), y(j), 0.7)) < 1e-12);
 }
 
 TEST_CASE("JoCoR selects the smallest joint losses and its gradients equal finite differences",
@@ -61,10 +66,18 @@ TEST_CASE("JoCoR selects the smallest joint losses and its gradients equal finit
     return s / static_cast<double>(sel.size());
   };
   const Eigen::MatrixXd w = Eigen::MatrixXd::Constant(1, 1, 0.9);
-  auto f1 = [&](const Eigen::MatrixXd& z, Eigen::MatrixXd& out) { out = Eigen::MatrixXd::Constant(1, 1, loss_of(z, z2)); };
-  auto f2 = [&](const Eigen::MatrixXd& z, Eigen::MatrixXd& out) { out = Eigen::MatrixXd::Constant(1, 1, loss_of(z1, z)); };
-  CHECK(regula::test::gradcheck(z1, 1, 1, f1, [&](const Eigen::MatrixXd& v, Eigen::MatrixXd& d) { d = g1 * v(0, 0); }, w) < 1e-7);
-  CHECK(regula::test::gradcheck(z2, 1, 1, f2, [&](const Eigen::MatrixXd& v, Eigen::MatrixXd& d) { d = g2 * v(0, 0); }, w) < 1e-7);
+  auto f1 = [&](const Eigen::MatrixXd& z, Eigen::MatrixXd& out) {
+    out = Eigen::MatrixXd::Constant(1, 1, loss_of(z, z2));
+  };
+  auto f2 = [&](const Eigen::MatrixXd& z, Eigen::MatrixXd& out) {
+    out = Eigen::MatrixXd::Constant(1, 1, loss_of(z1, z));
+  };
+  CHECK(regula::test::gradcheck(
+            z1, 1, 1, f1, [&](const Eigen::MatrixXd& v, Eigen::MatrixXd& d) { d = g1 * v(0, 0); },
+            w) < 1e-7);
+  CHECK(regula::test::gradcheck(
+            z2, 1, 1, f2, [&](const Eigen::MatrixXd& v, Eigen::MatrixXd& d) { d = g2 * v(0, 0); },
+            w) < 1e-7);
   // Unselected samples get no gradient.
   for (int j = 0; j < 10; ++j) {
     if (std::find(sel.begin(), sel.end(), j) == sel.end()) {
@@ -74,14 +87,16 @@ TEST_CASE("JoCoR selects the smallest joint losses and its gradients equal finit
   }
 }
 
-TEST_CASE("JoCoR with lambda = 0 is Co-teaching's cross-entropy on the joint selection", "[selection][jocor]") {
+TEST_CASE("JoCoR with lambda = 0 is Co-teaching's cross-entropy on the joint selection",
+          "[selection][jocor]") {
   const Mat z1 = Mat::Random(3, 6), z2 = Mat::Random(3, 6);
   regula::Labels y(6);
   y << 0, 1, 2, 0, 1, 2;
   regula::JoCoR<double> jocor({0.0});
   regula::Vector<double> l(6);
   jocor.per_sample(z1, z2, y, l);
-  for (int j = 0; j < 6; ++j) CHECK(std::abs(l(j) - joint_loss(z1.col(j), z2.col(j), y(j), 0.0)) < 1e-13);
+  for (int j = 0; j < 6; ++j)
+    CHECK(std::abs(l(j) - joint_loss(z1.col(j), z2.col(j), y(j), 0.0)) < 1e-13);
 }
 
 TEST_CASE("JoCoR stays finite for confident networks in float", "[selection][jocor]") {
@@ -128,16 +143,15 @@ TEST_CASE("JoCoR: a huge negative logit where the other network peaks keeps the 
   }
 }
 
-TEST_CASE("JoCoR: a double column spanning past the largest double keeps a finite loss and gradients",
-          "[selection][jocor][regression]") {
+TEST_CASE(
+    "JoCoR: a double column spanning past the largest double keeps a finite loss and gradients",
+    "[selection][jocor][regression]") {
   // Fuzz finding jocor-span-past-max: z¹_0 − max z¹ overflowed to −inf, so a = log p − log q
   // was infinite, the divergence +inf where it is 1.3e308, and with λ = 0 the loss 0·inf = NaN.
   using LD = long double;
   regula::Matrix<double> z1(3, 1), z2(3, 1);
   z1 << -2e307, 1.7e308, 0.0;
   z2 << 1.0, 2.0, 3.0;
-  regula::Labels y(1);
-  y << 2;
   auto log_softmax = [](const regula::Matrix<double>& z, LD* lp) {
     LD m = z(0), tail = 0;
     for (int i = 1; i < 3; ++i) m = std::max<LD>(m, z(i));
@@ -157,37 +171,53 @@ TEST_CASE("JoCoR: a double column spanning past the largest double keeps a finit
     qa += q[i] * a[i];
   }
   REQUIRE(skl < static_cast<LD>(std::numeric_limits<double>::max()));
-  for (const double lambda : {0.0, 0.5, 1.0}) {
-    INFO("lambda = " << lambda);
-    const LD ce = 1 - static_cast<LD>(lambda);
-    const LD want = ce * (-lp[2] - lq[2]) + static_cast<LD>(lambda) * skl;
-    regula::JoCoR<double> jocor({lambda});
-    regula::Matrix<double> g1(3, 1), g2(3, 1);
-    const auto r = jocor.step(z1, z2, y, 0.0, g1, g2);
-    REQUIRE(std::isfinite(r.loss));
-    CHECK(std::abs(static_cast<LD>(r.loss) - want) <= 1e-15L * want);
-    for (int i = 0; i < 3; ++i) {
-      const LD e = i == 2 ? 1 : 0;
-      const LD w1 = ce * (p[i] - e) + static_cast<LD>(lambda) * ((p[i] - q[i]) + p[i] * (a[i] - pa));
-      const LD w2 = ce * (q[i] - e) - static_cast<LD>(lambda) * ((p[i] - q[i]) + q[i] * (a[i] - qa));
-      INFO("class " << i << ": got " << g1(i) << ", " << g2(i) << "; want " << static_cast<double>(w1)
-                    << ", " << static_cast<double>(w2));
-      REQUIRE(std::isfinite(g1(i)));
-      REQUIRE(std::isfinite(g2(i)));
-      CHECK(std::abs(static_cast<LD>(g1(i)) - w1) <= 1e-14L * std::max<LD>(1, std::abs(w1)));
-      CHECK(std::abs(static_cast<LD>(g2(i)) - w2) <= 1e-14L * std::max<LD>(1, std::abs(w2)));
+  // Label 0 sits at −2e307: its cross-entropy, 1.9e308, passes the largest double, so the loss
+  // is +inf unless λ = 1 leaves the cross-entropies out (0·inf was NaN: campaign finding
+  // jocor-ce-weight-zero).
+  for (const int label : {2, 0}) {
+    for (const double lambda : {0.0, 0.5, 1.0}) {
+      INFO("label = " << label << ", lambda = " << lambda);
+      regula::Labels y(1);
+      y << label;
+      const LD ce = 1 - static_cast<LD>(lambda);
+      const LD want =
+          (lambda < 1 ? ce * (-lp[label] - lq[label]) : 0) + static_cast<LD>(lambda) * skl;
+      regula::JoCoR<double> jocor({lambda});
+      regula::Matrix<double> g1(3, 1), g2(3, 1);
+      const auto r = jocor.step(z1, z2, y, 0.0, g1, g2);
+      if (want > static_cast<LD>(std::numeric_limits<double>::max())) {
+        CHECK(r.loss == std::numeric_limits<double>::infinity());
+      } else {
+        REQUIRE(std::isfinite(r.loss));
+        CHECK(std::abs(static_cast<LD>(r.loss) - want) <= 1e-15L * want);
+      }
+      for (int i = 0; i < 3; ++i) {
+        const LD e = i == label ? 1 : 0;
+        const LD w1 =
+            ce * (p[i] - e) + static_cast<LD>(lambda) * ((p[i] - q[i]) + p[i] * (a[i] - pa));
+        const LD w2 =
+            ce * (q[i] - e) - static_cast<LD>(lambda) * ((p[i] - q[i]) + q[i] * (a[i] - qa));
+        INFO("class " << i << ": got " << g1(i) << ", " << g2(i) << "; want "
+                      << static_cast<double>(w1) << ", " << static_cast<double>(w2));
+        REQUIRE(std::isfinite(g1(i)));
+        REQUIRE(std::isfinite(g2(i)));
+        CHECK(std::abs(static_cast<LD>(g1(i)) - w1) <= 1e-14L * std::max<LD>(1, std::abs(w1)));
+        CHECK(std::abs(static_cast<LD>(g2(i)) - w2) <= 1e-14L * std::max<LD>(1, std::abs(w2)));
+      }
     }
   }
 }
 
 TEST_CASE("JoCoR rejects bad input, naming the parameter", "[selection][jocor][errors]") {
-  CHECK_THROWS_WITH(regula::JoCoR<double>({1.5}), "regula::JoCoR: lambda must be in [0, 1], got 1.5");
+  CHECK_THROWS_WITH(regula::JoCoR<double>({1.5}),
+                    "regula::JoCoR: lambda must be in [0, 1], got 1.5");
   regula::JoCoR<double> jocor;
   const Mat z = Mat::Zero(3, 2);
   regula::Labels y(2);
   y << 0, 3;
   regula::Vector<double> l(2);
-  CHECK_THROWS_WITH(jocor.per_sample(z, z, y, l), "regula::JoCoR::per_sample: labels(1) must be in [0, 3), got 3");
+  CHECK_THROWS_WITH(jocor.per_sample(z, z, y, l),
+                    "regula::JoCoR::per_sample: labels(1) must be in [0, 3), got 3");
   regula::Labels y1(1);
   y1 << 0;
   CHECK_THROWS_AS(jocor.per_sample(z, z, y1, l), regula::invalid_argument);
@@ -195,8 +225,9 @@ TEST_CASE("JoCoR rejects bad input, naming the parameter", "[selection][jocor][e
   CHECK_THROWS_AS(jocor.per_sample(z, z4, y, l), regula::invalid_argument);
   const Mat empty(3, 0);
   regula::Vector<double> none(0);
-  CHECK_THROWS_WITH(jocor.per_sample(empty, empty, regula::Labels(0), none),
-                    "regula::JoCoR::per_sample: logits1 must hold at least one sample (column), got 3 x 0");
+  CHECK_THROWS_WITH(
+      jocor.per_sample(empty, empty, regula::Labels(0), none),
+      "regula::JoCoR::per_sample: logits1 must hold at least one sample (column), got 3 x 0");
 }
 
 namespace {
@@ -207,7 +238,8 @@ template <class T>
 struct RepeatedBatch {
   std::vector<T> buf1, buf2;
   Eigen::Map<regula::Matrix<T>> z1, z2;
-  RepeatedBatch(const regula::Vector<T>& s1, const regula::Vector<T>& s2, regula::Index b, std::size_t offset)
+  RepeatedBatch(const regula::Vector<T>& s1, const regula::Vector<T>& s2, regula::Index b,
+                std::size_t offset)
       : buf1(static_cast<std::size_t>(s1.size() * b) + offset),
         buf2(static_cast<std::size_t>(s1.size() * b) + offset),
         z1(buf1.data() + offset, s1.size(), b),
@@ -267,7 +299,8 @@ TEMPLATE_TEST_CASE("JoCoR: a sample's loss and gradients do not depend on where 
   }
 }
 
-TEST_CASE("JoCoR: two identical samples of the issue's batch get the same loss", "[selection][jocor][determinism]") {
+TEST_CASE("JoCoR: two identical samples of the issue's batch get the same loss",
+          "[selection][jocor][determinism]") {
   // C = 5 in double: the second column used to come out one ulp below the first.
   regula::Stream s(7);
   for (int trial = 0; trial < 200; ++trial) {
@@ -295,8 +328,10 @@ TEST_CASE("JoCoR::gradients checks its arguments and that per_sample came first"
   y << 0, 1, 2, 3, 0;
   Mat g1(4, 5), g2(4, 5);
   regula::JoCoR<double> jocor({0.5});
-  CHECK_THROWS_WITH(jocor.gradients({0, 1}, 2.0, y, g1, g2),
-                    std::string(who) + "per_sample (or step) must come first: there are no losses to differentiate");
+  CHECK_THROWS_WITH(
+      jocor.gradients({0, 1}, 2.0, y, g1, g2),
+      std::string(who) +
+          "per_sample (or step) must come first: there are no losses to differentiate");
   regula::Vector<double> l(5);
   jocor.per_sample(z1, z2, y, l);
   CHECK_THROWS_WITH(jocor.gradients({0, 5}, 2.0, y, g1, g2),
@@ -307,20 +342,25 @@ TEST_CASE("JoCoR::gradients checks its arguments and that per_sample came first"
                     std::string(who) + "selected[2] = 2 is listed twice");
   CHECK_THROWS_WITH(jocor.gradients({0}, 0.0, y, g1, g2),
                     std::string(who) + "divisor must be finite and > 0, got 0");
-  CHECK_THROWS_WITH(jocor.gradients({0}, std::nan(""), y, g1, g2), Contains("divisor must be finite and > 0"));
+  CHECK_THROWS_WITH(jocor.gradients({0}, std::nan(""), y, g1, g2),
+                    Contains("divisor must be finite and > 0"));
   Mat g_small(4, 4), g_rows(3, 5);
   CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, y, g_small, g2),
-                    std::string(who) + "grad1 must have the shape of the logits of per_sample (4 x 5), got 4 x 4");
+                    std::string(who) +
+                        "grad1 must have the shape of the logits of per_sample (4 x 5), got 4 x 4");
   CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, y, g1, g_rows),
-                    std::string(who) + "grad2 must have the shape of the logits of per_sample (4 x 5), got 3 x 5");
-  CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, y, g1, g1), std::string(who) + "grad2 must not overlap grad1");
+                    std::string(who) +
+                        "grad2 must have the shape of the logits of per_sample (4 x 5), got 3 x 5");
+  CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, y, g1, g1),
+                    std::string(who) + "grad2 must not overlap grad1");
   regula::Labels y4 = y.head(4);
   CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, y4, g1, g2),
                     std::string(who) + "labels must have one entry per sample (5), got 4");
   regula::Labels other = y;
   other(3) = 1;
-  CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, other, g1, g2),
-                    std::string(who) + "labels must be those of per_sample: labels(3) was 3, got 1");
+  CHECK_THROWS_WITH(
+      jocor.gradients({0}, 1.0, other, g1, g2),
+      std::string(who) + "labels must be those of per_sample: labels(3) was 3, got 1");
   other(3) = 7;
   CHECK_THROWS_WITH(jocor.gradients({0}, 1.0, other, g1, g2), Contains("labels(3) was 3, got 7"));
   // A valid call still works after the refused ones, and a failed per_sample keeps the old state.
@@ -349,7 +389,8 @@ TEST_CASE("JoCoR refuses outputs that overlap its inputs", "[selection][jocor][e
                     Contains("grad1 must be logits1 itself or not overlap it; it overlaps partly"));
   Mat g1(3, 4);
   CHECK_THROWS_WITH(jocor.step(z1, z2, y, 0.0, g1, g1), Contains("grad2 must not overlap grad1"));
-  CHECK_THROWS_WITH(jocor.step(z1, z2, y, 1.5, g1, g2), Contains("forget_rate must be in [0, 1], got 1.5"));
+  CHECK_THROWS_WITH(jocor.step(z1, z2, y, 1.5, g1, g2),
+                    Contains("forget_rate must be in [0, 1], got 1.5"));
   // Exactly in place is allowed: the gradients replace the logits.
   Mat a = z1, b = z2;
   Mat e1(3, 4), e2(3, 4);
@@ -360,7 +401,8 @@ TEST_CASE("JoCoR refuses outputs that overlap its inputs", "[selection][jocor][e
   CHECK(b == e2);
   // Per-sample losses may not overlap the logits.
   Eigen::Map<regula::Vector<double>> inside(buf.data() + 1, 4);
-  CHECK_THROWS_WITH(jocor.per_sample(logits, z2, y, inside), Contains("losses must not overlap logits1"));
+  CHECK_THROWS_WITH(jocor.per_sample(logits, z2, y, inside),
+                    Contains("losses must not overlap logits1"));
 }
 
 TEST_CASE("JoCoR: NaN in a sample gives NaN for that sample only", "[selection][jocor][nan]") {

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "regula/selection/label_noise.hpp"
+
 #include "support/catch.hpp"
 
 namespace {
@@ -19,9 +20,11 @@ bool within_5_sigma(double observed, double p, std::size_t n) {
 
 }  // namespace
 
-TEST_CASE("Symmetric-exclusive noise: realized rate near the target, never the own class", "[selection][noise]") {
+TEST_CASE("Symmetric-exclusive noise: realized rate near the target, never the own class",
+          "[selection][noise]") {
   const auto y = clean_labels(60000, 10);
-  const auto out = regula::inject_label_noise(y, 10, {regula::LabelNoise::symmetric_exclusive, 0.5, 1});
+  const auto out =
+      regula::inject_label_noise(y, 10, {regula::LabelNoise::symmetric_exclusive, 0.5, 1});
   CHECK(within_5_sigma(out.realized_rate, 0.5, y.size()));
   std::vector<std::size_t> count(10, 0);
   for (std::size_t i = 0; i < y.size(); ++i) {
@@ -33,13 +36,17 @@ TEST_CASE("Symmetric-exclusive noise: realized rate near the target, never the o
   std::size_t flipped = 0;
   for (auto k : count) flipped += k;
   for (std::size_t k = 0; k < 10; ++k) {
-    if (k != 3) CHECK(within_5_sigma(static_cast<double>(count[k]) / static_cast<double>(flipped), 1.0 / 9, flipped));
+    if (k != 3)
+      CHECK(within_5_sigma(static_cast<double>(count[k]) / static_cast<double>(flipped), 1.0 / 9,
+                           flipped));
   }
 }
 
-TEST_CASE("Symmetric-inclusive noise may redraw the own class: rate·(C−1)/C changes", "[selection][noise]") {
+TEST_CASE("Symmetric-inclusive noise may redraw the own class: rate·(C−1)/C changes",
+          "[selection][noise]") {
   const auto y = clean_labels(60000, 10);
-  const auto out = regula::inject_label_noise(y, 10, {regula::LabelNoise::symmetric_inclusive, 0.5, 2});
+  const auto out =
+      regula::inject_label_noise(y, 10, {regula::LabelNoise::symmetric_inclusive, 0.5, 2});
   CHECK(within_5_sigma(out.realized_rate, 0.45, y.size()));
 }
 
@@ -79,17 +86,20 @@ TEST_CASE("The same seed gives the same labels; another seed others", "[selectio
   CHECK(regula::inject_label_noise(y, 10, o).labels == regula::inject_label_noise(y, 10, o).labels);
   auto other = o;
   other.seed = 100;
-  CHECK(regula::inject_label_noise(y, 10, o).labels != regula::inject_label_noise(y, 10, other).labels);
+  CHECK(regula::inject_label_noise(y, 10, o).labels !=
+        regula::inject_label_noise(y, 10, other).labels);
 }
 
 TEST_CASE("Noise injection rejects bad input, naming the parameter", "[selection][noise][errors]") {
   const std::vector<std::int64_t> y{0, 1, 5};
-  CHECK_THROWS_WITH(regula::inject_label_noise(y, 3, {}), "regula::inject_label_noise: clean[2] must be in [0, 3), got 5");
+  CHECK_THROWS_WITH(regula::inject_label_noise(y, 3, {}),
+                    "regula::inject_label_noise: clean[2] must be in [0, 3), got 5");
   CHECK_THROWS_WITH(regula::inject_label_noise({0}, 3, {regula::LabelNoise::pair, 1.5, 0}),
                     "regula::inject_label_noise: rate must be in [0, 1], got 1.5");
   CHECK_THROWS_AS(regula::inject_label_noise({0}, 1, {}), regula::invalid_argument);
   regula::Matrix<double> bad(2, 2);
   bad << 0.5, 0.4, 0.0, 1.0;
-  CHECK_THROWS_WITH(regula::inject_label_noise({0, 1}, 2, {regula::LabelNoise::transition, 0, 0}, bad),
-                    "regula::inject_label_noise: transition row 0 must sum to 1, got 0.9");
+  CHECK_THROWS_WITH(
+      regula::inject_label_noise({0, 1}, 2, {regula::LabelNoise::transition, 0, 0}, bad),
+      "regula::inject_label_noise: transition row 0 must sum to 1, got 0.9");
 }

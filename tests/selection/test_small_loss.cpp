@@ -6,6 +6,7 @@
 
 #include "regula/core/stream.hpp"
 #include "regula/selection/small_loss.hpp"
+
 #include "support/catch.hpp"
 
 namespace {
@@ -33,19 +34,25 @@ std::vector<T> nasty_losses(std::size_t n, std::uint64_t seed) {
   std::vector<T> loss(n);
   for (std::size_t i = 0; i < n; ++i) {
     const double v = u[i];
-    if (v < 0.05) loss[i] = std::numeric_limits<T>::quiet_NaN();
-    else if (v < 0.07) loss[i] = std::numeric_limits<T>::infinity();
-    else if (v < 0.09) loss[i] = T(-0.0);
-    else if (v < 0.11) loss[i] = T(0.0);
-    else loss[i] = static_cast<T>(std::floor(v * 20) / 4);  // many exact ties
+    if (v < 0.05)
+      loss[i] = std::numeric_limits<T>::quiet_NaN();
+    else if (v < 0.07)
+      loss[i] = std::numeric_limits<T>::infinity();
+    else if (v < 0.09)
+      loss[i] = T(-0.0);
+    else if (v < 0.11)
+      loss[i] = T(0.0);
+    else
+      loss[i] = static_cast<T>(std::floor(v * 20) / 4);  // many exact ties
   }
   return loss;
 }
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("Selection equals a stable sort-based reference with ties, NaNs and signed zeros",
-                   "[selection][small_loss]", float, double) {
+TEMPLATE_TEST_CASE(
+    "Selection equals a stable sort-based reference with ties, NaNs and signed zeros",
+    "[selection][small_loss]", float, double) {
   regula::SmallLossSelector<TestType> sel;
   for (const std::size_t n : {1U, 2U, 7U, 64U, 129U, 1000U, 4099U}) {
     const auto loss = nasty_losses<TestType>(n, n);
@@ -70,8 +77,10 @@ TEST_CASE("NaN losses rank after +inf and ties keep the lower index", "[selectio
   using V = std::vector<regula::Index>;
   CHECK(sel.select(loss.data(), loss.size(), 2, regula::SelectionOrder::by_loss) == V{4, 5});
   CHECK(sel.select(loss.data(), loss.size(), 3, regula::SelectionOrder::by_loss) == V{4, 5, 1});
-  CHECK(sel.select(loss.data(), loss.size(), 5, regula::SelectionOrder::by_loss) == V{4, 5, 1, 3, 2});
-  CHECK(sel.select(loss.data(), loss.size(), 6, regula::SelectionOrder::by_loss) == V{4, 5, 1, 3, 2, 0});
+  CHECK(sel.select(loss.data(), loss.size(), 5, regula::SelectionOrder::by_loss) ==
+        V{4, 5, 1, 3, 2});
+  CHECK(sel.select(loss.data(), loss.size(), 6, regula::SelectionOrder::by_loss) ==
+        V{4, 5, 1, 3, 2, 0});
   CHECK(sel.select(loss.data(), loss.size(), 3) == V{1, 4, 5});
 }
 
@@ -82,7 +91,8 @@ TEST_CASE("keep_count floors (1 - r)·n but keeps at least one sample", "[select
   CHECK(regula::keep_count(10, 1.0) == 1);
   CHECK(regula::keep_count(0, 0.5) == 0);
   CHECK(regula::keep_count(7, 0.0) == 7);
-  CHECK_THROWS_WITH(regula::keep_count(10, 1.5), "regula::keep_count: forget_rate must be in [0, 1], got 1.5");
+  CHECK_THROWS_WITH(regula::keep_count(10, 1.5),
+                    "regula::keep_count: forget_rate must be in [0, 1], got 1.5");
 }
 
 TEST_CASE("Selection rejects keep larger than the batch", "[selection][small_loss][errors]") {

@@ -26,8 +26,8 @@ inline constexpr double kInf = std::numeric_limits<double>::infinity();
 
 /// The worst element of one judged comparison, with where it happened.
 struct ElementError {
-  double rel = 0.0;          ///< |got − exact| / scale of the worst element
-  Eigen::Index row = -1;     ///< its position
+  double rel = 0.0;       ///< |got − exact| / scale of the worst element
+  Eigen::Index row = -1;  ///< its position
   Eigen::Index col = -1;
   long double exact = 0.0L;  ///< its exact value
   double got = 0.0;          ///< what the code returned
@@ -51,7 +51,8 @@ ElementError column_relative_error(const Eigen::MatrixBase<Derived>& got, const 
   ElementError worst;
   for (Eigen::Index j = 0; j < exact.cols(); ++j) {
     long double col_max = 0.0L;
-    for (Eigen::Index i = 0; i < exact.rows(); ++i) col_max = std::max(col_max, std::fabs(exact(i, j)));
+    for (Eigen::Index i = 0; i < exact.rows(); ++i)
+      col_max = std::max(col_max, std::fabs(exact(i, j)));
     for (Eigen::Index i = 0; i < exact.rows(); ++i) {
       const long double e = exact(i, j);
       const long double g = static_cast<long double>(got(i, j));

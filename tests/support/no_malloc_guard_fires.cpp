@@ -4,11 +4,11 @@
 #define EIGEN_RUNTIME_NO_MALLOC
 #include <csignal>
 #include <cstdio>
-#include <unistd.h>
 
 #include <Eigen/Core>
 
 #include "no_malloc.hpp"
+#include <unistd.h>
 
 extern "C" void on_abort(int) { _exit(1); }
 

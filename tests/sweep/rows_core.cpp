@@ -3,16 +3,29 @@
 #include <atomic>
 #include <sstream>
 
+#include "sweep/sweep.hpp"
 #include <regula/activations/softmax.hpp>
 #include <regula/activations/softmax_collapse.hpp>
 #include <regula/activations/stablemax.hpp>
+#include <regula/core/labels.hpp>
 #include <regula/core/parallel.hpp>
 #include <regula/core/philox.hpp>
 #include <regula/core/reduction.hpp>
 #include <regula/core/stream.hpp>
+#include <regula/layers/alpha_dropout.hpp>
+#include <regula/layers/channel_dropout.hpp>
+#include <regula/layers/drop_connect.hpp>
+#include <regula/layers/drop_path.hpp>
+#include <regula/layers/dropout.hpp>
+#include <regula/layers/gaussian_dropout.hpp>
+#include <regula/layers/multi_sample_dropout.hpp>
+#include <regula/layers/nested_dropout.hpp>
+#include <regula/losses/coverage.hpp>
 #include <regula/optim/perp_grad.hpp>
-
-#include "sweep/sweep.hpp"
+#include <regula/selection/co_teaching.hpp>
+#include <regula/selection/forget_rate.hpp>
+#include <regula/selection/jocor.hpp>
+#include <regula/selection/label_noise.hpp>
 
 namespace regula::sweep {
 namespace {
@@ -137,7 +150,8 @@ void softmax_backward_rows(const std::string& name, Forward fwd, Backward2 bwd) 
   });
 }
 
-using Backward3 = std::function<void(const MatrixCRef<T>&, const MatrixCRef<T>&, const MatrixCRef<T>&, MatrixRef<T>)>;
+using Backward3 = std::function<void(const MatrixCRef<T>&, const MatrixCRef<T>&,
+                                     const MatrixCRef<T>&, MatrixRef<T>)>;
 
 void stablemax_backward_rows(const std::string& name, Forward fwd, Backward3 bwd) {
   const std::string e = "regula::" + name + "/4";
@@ -192,24 +206,35 @@ void stablemax_backward_rows(const std::string& name, Forward fwd, Backward3 bwd
 }
 
 void activations() {
-  activation_rows("softmax", [](auto& z, auto y) { softmax(z, y); }, [](const M& z) { return softmax(z); });
-  activation_rows("log_softmax", [](auto& z, auto y) { log_softmax(z, y); }, [](const M& z) { return log_softmax(z); });
-  activation_rows("stablemax", [](auto& z, auto y) { stablemax(z, y); }, [](const M& z) { return stablemax(z); });
-  activation_rows("log_stablemax", [](auto& z, auto y) { log_stablemax(z, y); },
-                  [](const M& z) { return log_stablemax(z); });
-  softmax_backward_rows("softmax_backward", [](auto& z, auto y) { softmax(z, y); },
-                        [](auto& y, auto& dy, auto dz) { softmax_backward(y, dy, dz); });
-  softmax_backward_rows("log_softmax_backward", [](auto& z, auto y) { log_softmax(z, y); },
-                        [](auto& y, auto& dy, auto dz) { log_softmax_backward(y, dy, dz); });
-  stablemax_backward_rows("stablemax_backward", [](auto& z, auto y) { stablemax(z, y); },
-                          [](auto& z, auto& y, auto& dy, auto dz) { stablemax_backward(z, y, dy, dz); });
-  stablemax_backward_rows("log_stablemax_backward", [](auto& z, auto y) { log_stablemax(z, y); },
-                          [](auto& z, auto& y, auto& dy, auto dz) { log_stablemax_backward(z, y, dy, dz); });
+  activation_rows(
+      "softmax", [](auto& z, auto y) { softmax(z, y); }, [](const M& z) { return softmax(z); });
+  activation_rows(
+      "log_softmax", [](auto& z, auto y) { log_softmax(z, y); },
+      [](const M& z) { return log_softmax(z); });
+  activation_rows(
+      "stablemax", [](auto& z, auto y) { stablemax(z, y); },
+      [](const M& z) { return stablemax(z); });
+  activation_rows(
+      "log_stablemax", [](auto& z, auto y) { log_stablemax(z, y); },
+      [](const M& z) { return log_stablemax(z); });
+  softmax_backward_rows(
+      "softmax_backward", [](auto& z, auto y) { softmax(z, y); },
+      [](auto& y, auto& dy, auto dz) { softmax_backward(y, dy, dz); });
+  softmax_backward_rows(
+      "log_softmax_backward", [](auto& z, auto y) { log_softmax(z, y); },
+      [](auto& y, auto& dy, auto dz) { log_softmax_backward(y, dy, dz); });
+  stablemax_backward_rows(
+      "stablemax_backward", [](auto& z, auto y) { stablemax(z, y); },
+      [](auto& z, auto& y, auto& dy, auto dz) { stablemax_backward(z, y, dy, dz); });
+  stablemax_backward_rows(
+      "log_stablemax_backward", [](auto& z, auto y) { log_stablemax(z, y); },
+      [](auto& z, auto& y, auto& dy, auto dz) { log_stablemax_backward(z, y, dy, dz); });
 
-  add_row({"regula::softmax_collapse_fraction/2"}, "logits with no sample or no class rejected", [] {
-    rejects({"logits"}, [] { (void)softmax_collapse_fraction(M(C, 0)); });
-    rejects({"logits"}, [] { (void)softmax_collapse_fraction(M(0, B)); });
-  });
+  add_row({"regula::softmax_collapse_fraction/2"}, "logits with no sample or no class rejected",
+          [] {
+            rejects({"logits"}, [] { (void)softmax_collapse_fraction(M(C, 0)); });
+            rejects({"logits"}, [] { (void)softmax_collapse_fraction(M(0, B)); });
+          });
   add_row({"regula::softmax_collapse_fraction/2", "regula::softmax_collapsed/3"},
           "a margin of 100 collapses in float; NaN columns do not count", [] {
             M z = M::Zero(4, 4);
@@ -257,24 +282,27 @@ void stream_rows() {
             st.skip(~std::uint64_t{0});  // wraps modulo 2^64, as the counter does
             CHECK(st.offset() == 10U);
           });
-  add_row({s + "block/1", "regula::philox4x32_10/2", "regula::philox_counter/2", "regula::philox_key/1"},
+  add_row({s + "block/1", "regula::philox4x32_10/2", "regula::philox_counter/2",
+           "regula::philox_key/1"},
           "blocks are Philox4x32-10 at (offset + j, subsequence); the known-answer vector", [] {
-            CHECK(philox4x32_10({0, 0, 0, 0}, {0, 0}) == PhiloxBlock{0x6627e8d5U, 0xe169c58dU, 0xbc57ac4cU, 0x9b00dbd8U});
+            CHECK(philox4x32_10({0, 0, 0, 0}, {0, 0}) ==
+                  PhiloxBlock{0x6627e8d5U, 0xe169c58dU, 0xbc57ac4cU, 0x9b00dbd8U});
             const Stream st(42, 3, 10);
             CHECK(st.block(2) == philox4x32_10(philox_counter(12, 3), philox_key(42)));
             CHECK(philox_counter(0x100000002ULL, 0x300000004ULL) == PhiloxCounter{2, 1, 4, 3});
           });
-  add_row({s + "uniform/2", s + "uniform/0"}, "uniforms lie in [0, 1), advance by whole blocks, and n = 0 draws nothing", [] {
-    Stream a(5), b(5);
-    std::vector<float> u(9);
-    a.uniform(u.data(), u.size());
-    CHECK(a.offset() == 3U);
-    for (float x : u) CHECK((x >= 0.0F && x < 1.0F));
-    CHECK(b.uniform<float>() == u[0]);
-    Stream c(5);
-    c.uniform(static_cast<double*>(nullptr), 0);
-    CHECK(c.offset() == 0U);
-  });
+  add_row({s + "uniform/2", s + "uniform/0"},
+          "uniforms lie in [0, 1), advance by whole blocks, and n = 0 draws nothing", [] {
+            Stream a(5), b(5);
+            std::vector<float> u(9);
+            a.uniform(u.data(), u.size());
+            CHECK(a.offset() == 3U);
+            for (float x : u) CHECK((x >= 0.0F && x < 1.0F));
+            CHECK(b.uniform<float>() == u[0]);
+            Stream c(5);
+            c.uniform(static_cast<double*>(nullptr), 0);
+            CHECK(c.offset() == 0U);
+          });
   add_row({s + "normal/2", s + "normal/0"}, "normals are finite and bounded by 6.66", [] {
     Stream a(6), b(6);
     std::vector<double> z(4001);
@@ -292,41 +320,47 @@ void core_rows() {
             CHECK(max_threads() >= 1);
             std::vector<int> seen(1001, 0);
             std::atomic<std::size_t> chunks{0};
-            parallel_for_chunks(seen.size(), 64, [&](std::size_t c, std::size_t b, std::size_t e) noexcept {
-              chunks += 1;
-              if (b != c * 64 || e > seen.size()) return;
-              for (std::size_t i = b; i < e; ++i) seen[i] += 1;
-            });
+            parallel_for_chunks(seen.size(), 64,
+                                [&](std::size_t c, std::size_t b, std::size_t e) noexcept {
+                                  chunks += 1;
+                                  if (b != c * 64 || e > seen.size()) return;
+                                  for (std::size_t i = b; i < e; ++i) seen[i] += 1;
+                                });
             CHECK(chunks == 16U);
             for (int v : seen) CHECK(v == 1);
-            parallel_for_chunks(0, 64, [&](std::size_t, std::size_t, std::size_t) noexcept { chunks += 100; });
+            parallel_for_chunks(
+                0, 64, [&](std::size_t, std::size_t, std::size_t) noexcept { chunks += 100; });
             CHECK(chunks == 16U);
           });
   add_row({"regula::parallel_sum_chunks/3"},
           "the chunked sum adds every chunk once, in chunk order, at most max_sum_chunks of them",
           [] {
-            // 100000 items in chunks of 10 would be 10000 chunks: lengthened to 391 items, 256 chunks.
+            // 100000 items in chunks of 10 would be 10000 chunks: lengthened to 391 items, 256
+            // chunks.
             std::atomic<std::size_t> calls{0};
-            const double total = parallel_sum_chunks(100000, 10, [&](std::size_t b, std::size_t e) noexcept {
-              calls += 1;
-              double acc = 0.0;
-              for (std::size_t i = b; i < e; ++i) acc += static_cast<double>(i);
-              return acc;
-            });
+            const double total =
+                parallel_sum_chunks(100000, 10, [&](std::size_t b, std::size_t e) noexcept {
+                  calls += 1;
+                  double acc = 0.0;
+                  for (std::size_t i = b; i < e; ++i) acc += static_cast<double>(i);
+                  return acc;
+                });
             CHECK(calls == max_sum_chunks);
             CHECK(total == 4999950000.0);
-            CHECK(parallel_sum_chunks(0, 8, [](std::size_t, std::size_t) noexcept { return 1.0; }) == 0.0);
+            CHECK(parallel_sum_chunks(
+                      0, 8, [](std::size_t, std::size_t) noexcept { return 1.0; }) == 0.0);
             CHECK(parallel_sum_chunks(3, 8, [](std::size_t b, std::size_t e) noexcept {
                     return static_cast<double>(e - b);
                   }) == 3.0);
           });
-  add_row({"regula::to_string/1", "regula::operator<</2"}, "reductions print with PyTorch's names", [] {
-    CHECK(std::string(to_string(Reduction::batchmean)) == "batchmean");
-    std::ostringstream os;
-    os << Reduction::none << ' ' << Reduction::mean << ' ' << Reduction::sum;
-    CHECK(os.str() == "none mean sum");
-    CHECK(std::string(to_string(static_cast<Reduction>(9))) == "?");
-  });
+  add_row({"regula::to_string/1", "regula::operator<</2"}, "reductions print with PyTorch's names",
+          [] {
+            CHECK(std::string(to_string(Reduction::batchmean)) == "batchmean");
+            std::ostringstream os;
+            os << Reduction::none << ' ' << Reduction::mean << ' ' << Reduction::sum;
+            CHECK(os.str() == "none mean sum");
+            CHECK(std::string(to_string(static_cast<Reduction>(9))) == "?");
+          });
 }
 
 void perp_grad_rows() {
@@ -383,10 +417,136 @@ void perp_grad_rows() {
   });
 }
 
+// Every options struct is a plain struct with a chainable with_<field> setter per field
+// (docs/concepts.md, "Options"); each row sets every field away from its default in one chain.
+// The loss options with rows of their own are in rows_losses.cpp.
+void options_rows() {
+  add_row({"regula::DropoutOptions::with_p/1", "regula::DropoutOptions::with_store_mask/1",
+           "regula::AlphaDropoutOptions::with_p/1", "regula::GaussianDropoutOptions::with_p/1",
+           "regula::DropConnectOptions::with_p/1"},
+          "the setters of the one-rate layers' options set their fields", [] {
+            const auto d = DropoutOptions{}.with_p(0.25).with_store_mask(true);
+            CHECK(d.p == 0.25);
+            CHECK(d.store_mask);
+            CHECK(AlphaDropoutOptions{}.with_p(0.125).p == 0.125);
+            CHECK(GaussianDropoutOptions{}.with_p(0.375).p == 0.375);
+            CHECK(DropConnectOptions{}.with_p(0.625).p == 0.625);
+          });
+  add_row(
+      {"regula::ChannelDropoutOptions::with_p/1", "regula::ChannelDropoutOptions::with_channels/1",
+       "regula::ChannelDropoutOptions::with_layout/1", "regula::DropPathOptions::with_p/1",
+       "regula::DropPathOptions::with_mode/1"},
+      "the setters of the structured layers' options set their fields", [] {
+        const auto c = ChannelDropoutOptions{}.with_p(0.25).with_channels(3).with_layout(
+            ChannelLayout::channel_last);
+        CHECK(c.p == 0.25);
+        CHECK(c.channels == 3);
+        CHECK(c.layout == ChannelLayout::channel_last);
+        const auto d = DropPathOptions{}.with_p(0.5).with_mode(DropPathMode::batch);
+        CHECK(d.p == 0.5);
+        CHECK(d.mode == DropPathMode::batch);
+      });
+  add_row(
+      {"regula::MultiSampleDropoutOptions::with_samples/1",
+       "regula::MultiSampleDropoutOptions::with_p/1",
+       "regula::MultiSampleDropoutOptions::with_rates/1",
+       "regula::MultiSampleDropoutOptions::with_reduction/1",
+       "regula::NestedDropoutOptions::with_units/1", "regula::NestedDropoutOptions::with_prior/1",
+       "regula::NestedDropoutOptions::with_mode/1"},
+      "the setters of multi-sample and nested dropout's options set their fields", [] {
+        const auto m = MultiSampleDropoutOptions{}
+                           .with_samples(3)
+                           .with_p(0.25)
+                           .with_rates({0.1, 0.2, 0.3})
+                           .with_reduction(MultiSampleReduction::mean_of_logits);
+        CHECK(m.samples == 3);
+        CHECK(m.p == 0.25);
+        CHECK(m.rates == std::vector<double>{0.1, 0.2, 0.3});
+        CHECK(m.reduction == MultiSampleReduction::mean_of_logits);
+        const auto n = NestedDropoutOptions{}
+                           .with_units(5)
+                           .with_prior(NestedPrior::uniform())
+                           .with_mode(NestedIndexMode::per_batch);
+        CHECK(n.units == 5);
+        CHECK(n.mode == NestedIndexMode::per_batch);
+        const NestedDropout<T> layer(n);  // the prior travelled: a uniform prior over 5 units
+        CHECK(layer.pmf().size() == 5);
+      });
+  add_row({"regula::CoTeachingPlusOptions::with_init_epochs/1",
+           "regula::CoTeachingPlusOptions::with_empty/1", "regula::ForgetRateOptions::with_tau/1",
+           "regula::ForgetRateOptions::with_ramp_epochs/1",
+           "regula::ForgetRateOptions::with_exponent/1", "regula::JoCoROptions::with_lambda/1",
+           "regula::LabelNoiseOptions::with_kind/1", "regula::LabelNoiseOptions::with_rate/1",
+           "regula::LabelNoiseOptions::with_seed/1"},
+          "the setters of the selection options set their fields", [] {
+            const auto c =
+                CoTeachingPlusOptions{}.with_init_epochs(3).with_empty(EmptyDisagreement::skip);
+            CHECK(c.init_epochs == 3.0);
+            CHECK(c.empty == EmptyDisagreement::skip);
+            const auto f = ForgetRateOptions{}.with_tau(0.2).with_ramp_epochs(5).with_exponent(2);
+            CHECK(f.tau == 0.2);
+            CHECK(f.ramp_epochs == 5.0);
+            CHECK(f.exponent == 2.0);
+            CHECK(JoCoROptions{}.with_lambda(0.9).lambda == 0.9);
+            const auto l =
+                LabelNoiseOptions{}.with_kind(LabelNoise::pair).with_rate(0.2).with_seed(7);
+            CHECK(l.kind == LabelNoise::pair);
+            CHECK(l.rate == 0.2);
+            CHECK(l.seed == 7U);
+          });
+  add_row({"regula::CoverageLossOptions::with_N/1", "regula::CoverageLossOptions::with_reduction/1",
+           "regula::CoverageLossOptions::with_ignore_index/1",
+           "regula::PerpGradOptions::with_preserve_norm/1", "regula::PerpGradOptions::with_eps/1",
+           "regula::PerpGradOptions::with_parallel_tol/1"},
+          "the setters of the coverage and perp_grad options set their fields", [] {
+            const auto c =
+                CoverageLossOptions{}.with_N(4).with_reduction(Reduction::sum).with_ignore_index(3);
+            CHECK(c.N == 4.0);
+            CHECK(c.reduction == Reduction::sum);
+            CHECK(c.ignore_index == 3);
+            const auto g =
+                PerpGradOptions{}.with_preserve_norm(false).with_eps(1e-20).with_parallel_tol(1e-6);
+            CHECK_FALSE(g.preserve_norm);
+            CHECK(g.eps == 1e-20);
+            CHECK(g.parallel_tol == 1e-6);
+          });
+}
+
+void label_view_rows() {
+  const std::string v = "regula::LabelView::";
+  add_row(
+      {v + "LabelView/1", v + "LabelView/3", v + "size/0", v + "operator[]/1", v + "operator()/1",
+       v + "bytes/0", v + "byte_extent/0"},
+      "binds int32 and int64 vectors, rows, strided maps and std::vectors without a copy", [] {
+        Labels y64(4);
+        y64 << 3, 0, 2, 1;
+        Eigen::RowVectorXi r32(4);
+        r32 << 3, 0, 2, 1;
+        const std::vector<int> v32{3, 0, 2, 1};
+        Eigen::MatrixXi m(2, 4);
+        m.row(1) = r32;
+        const LabelView views[] = {LabelView(y64),           LabelView(r32),
+                                   LabelView(v32),           LabelView(m.row(1)),
+                                   LabelView(y64.data(), 4), LabelView(v32.data(), 2, 2)};
+        for (const LabelView& l : views) {
+          CHECK(l[0] == 3);
+          CHECK(l(l.size() - 1) == (l.size() == 2 ? 2 : 1));
+        }
+        CHECK(views[0].bytes() == reinterpret_cast<const unsigned char*>(y64.data()));  // no copy
+        CHECK(views[3].bytes() == reinterpret_cast<const unsigned char*>(&m(1, 0)));
+        CHECK(views[0].byte_extent() == 4 * sizeof(std::int64_t));
+        CHECK(views[3].byte_extent() == (3 * 2 + 1) * sizeof(int));  // stride 2 ints
+        CHECK(views[5].size() == 2);
+        CHECK(LabelView(std::vector<std::int64_t>{}).byte_extent() == 0);
+      });
+}
+
 void register_rows() {
   activations();
   core_rows();
   perp_grad_rows();
+  options_rows();
+  label_view_rows();
 }
 
 const Rows rows(register_rows);

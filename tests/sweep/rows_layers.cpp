@@ -1,4 +1,5 @@
 // Sweep rows of the dropout layers (layers/).
+#include "sweep/sweep.hpp"
 #include <regula/layers/alpha_dropout.hpp>
 #include <regula/layers/channel_dropout.hpp>
 #include <regula/layers/drop_connect.hpp>
@@ -8,8 +9,6 @@
 #include <regula/layers/multi_sample_dropout.hpp>
 #include <regula/layers/nested_dropout.hpp>
 #include <regula/losses/cross_entropy.hpp>
-
-#include "sweep/sweep.hpp"
 
 namespace regula::sweep {
 namespace {
@@ -21,19 +20,20 @@ using M = Matrix<T>;
 /// need to know about it.
 template <class L>
 struct Spec {
-  std::string cls;                 // "regula::Dropout"
-  std::function<L()> make;         // a layer in training mode
-  Index rows = 6;                  // a valid feature count
+  std::string cls;          // "regula::Dropout"
+  std::function<L()> make;  // a layer in training mode
+  Index rows = 6;           // a valid feature count
   std::string in = "x", out = "y", dout = "dx";
   std::string known_forward_alias, known_backward_alias;  // tags of issue-20 items, or ""
-  bool nan_everywhere = true;      // NaN in x gives NaN at every output position
+  bool nan_everywhere = true;               // NaN in x gives NaN at every output position
   std::string forward_ctx = "::forward/4";  // the overload that takes a caller's context
   Spec(std::string c, std::function<L()> m) : cls(std::move(c)), make(std::move(m)) {}
 };
 
 template <class L>
 void elementwise_rows(const Spec<L>& s) {
-  const std::string f3 = s.cls + "::forward/3", f4 = s.cls + s.forward_ctx, b3 = s.cls + "::backward/3";
+  const std::string f3 = s.cls + "::forward/3", f4 = s.cls + s.forward_ctx,
+                    b3 = s.cls + "::backward/3";
   const Index R = s.rows, C = 5;
   const auto make = s.make;
   const std::string in = s.in, out = s.out, dout = s.dout;
@@ -45,18 +45,24 @@ void elementwise_rows(const Spec<L>& s) {
     Stream st(1);
     rejects({out.c_str()}, [&] { (void)l.forward(x, y, st); });
   });
-  add_row({f3}, out + " overlaps " + in + " partly by one element", [=] {
-    const L l = make();
-    Overlap<T> o(R, C, 1);
-    Stream st(1);
-    rejects({out.c_str()}, [&] { (void)l.forward(o.a, o.b, st); });
-  }, s.known_forward_alias);
-  add_row({f3}, out + " overlaps " + in + " partly by one column", [=] {
-    const L l = make();
-    Overlap<T> o(R, C, R);
-    Stream st(1);
-    rejects({out.c_str()}, [&] { (void)l.forward(o.b, o.a, st); });
-  }, s.known_forward_alias);
+  add_row(
+      {f3}, out + " overlaps " + in + " partly by one element",
+      [=] {
+        const L l = make();
+        Overlap<T> o(R, C, 1);
+        Stream st(1);
+        rejects({out.c_str()}, [&] { (void)l.forward(o.a, o.b, st); });
+      },
+      s.known_forward_alias);
+  add_row(
+      {f3}, out + " overlaps " + in + " partly by one column",
+      [=] {
+        const L l = make();
+        Overlap<T> o(R, C, R);
+        Stream st(1);
+        rejects({out.c_str()}, [&] { (void)l.forward(o.b, o.a, st); });
+      },
+      s.known_forward_alias);
   add_row({f3}, out + " is " + in + " itself: in place equals out of place", [=] {
     const L l = make();
     M x = normal<T>(R, C);
@@ -130,15 +136,18 @@ void elementwise_rows(const Spec<L>& s) {
     M dx(R, C + 1);
     rejects({dout.c_str()}, [&] { l.backward(x, ctx, dx); });
   });
-  add_row({b3}, dout + " overlaps dy partly", [=] {
-    const L l = make();
-    const M x = normal<T>(R, C);
-    M y(R, C);
-    Stream st(1);
-    const auto ctx = l.forward(x, y, st);
-    Overlap<T> o(R, C, 2);
-    rejects({dout.c_str()}, [&] { l.backward(o.a, ctx, o.b); });
-  }, s.known_backward_alias);
+  add_row(
+      {b3}, dout + " overlaps dy partly",
+      [=] {
+        const L l = make();
+        const M x = normal<T>(R, C);
+        M y(R, C);
+        Stream st(1);
+        const auto ctx = l.forward(x, y, st);
+        Overlap<T> o(R, C, 2);
+        rejects({dout.c_str()}, [&] { l.backward(o.a, ctx, o.b); });
+      },
+      s.known_backward_alias);
   add_row({b3}, dout + " is dy itself: in place equals out of place", [=] {
     const L l = make();
     const M x = normal<T>(R, C);
@@ -168,8 +177,10 @@ void elementwise_rows(const Spec<L>& s) {
 
 template <class L>
 void train_eval_rows(const std::string& cls, std::function<L()> make) {
-  add_row({cls + "::train/1", cls + "::eval/0", cls + "::is_training/0"}, "train and eval switch the mode",
-          [=] {
+  // train/eval/is_training are TrainingFlag's, the base of every layer: one row per layer.
+  add_row({"regula::TrainingFlag::train/1", "regula::TrainingFlag::eval/0",
+           "regula::TrainingFlag::is_training/0"},
+          "train and eval switch the mode of " + cls, [=] {
             L l = make();
             CHECK(l.is_training());
             l.eval();
@@ -181,13 +192,28 @@ void train_eval_rows(const std::string& cls, std::function<L()> make) {
           });
 }
 
+void random_context_rows() {
+  add_row({"regula::RandomContext::begin/5"},
+          "begin records the shape, stream position, threshold and mode", [] {
+            RandomContext ctx;
+            const Stream s(7, 3, 11);
+            ctx.begin(4, 5, s, 1234U, DrawMode::random);
+            CHECK(ctx.rows == 4);
+            CHECK(ctx.cols == 5);
+            CHECK(ctx.stream.offset() == s.offset());
+            CHECK(ctx.stream.subsequence() == s.subsequence());
+            CHECK(ctx.keep_threshold == 1234U);
+            CHECK(ctx.mode == RandomContext::Mode::random);
+            CHECK(ctx.draw().keep_threshold == 1234U);
+          });
+}
+
 void dropout_rows() {
   using D = Dropout<T>;
   const std::string c = "regula::Dropout";
   for (double p : {-0.1, 1.5, nan, inf}) {
-    add_row({c + "::Dropout/1"}, "p = " + std::to_string(p) + " rejected", [p] {
-      rejects({"p"}, [&] { D d(DropoutOptions{p}); });
-    });
+    add_row({c + "::Dropout/1"}, "p = " + std::to_string(p) + " rejected",
+            [p] { rejects({"p"}, [&] { D d(DropoutOptions{p}); }); });
   }
   add_row({c + "::Dropout/1"}, "p = 1e-300 is the identity and p = 1 - 1e-17 is p = 1", [] {
     const D a(DropoutOptions{1e-300});
@@ -197,19 +223,20 @@ void dropout_rows() {
   });
   Spec<D> spec{c, [] { return D(DropoutOptions{0.4}); }};
   elementwise_rows(spec);
-  add_row({c + "::forward/4", c + "::backward/3"}, "a stored mask gives the gradient of a recomputed one", [] {
-    const D a(DropoutOptions{0.4, true}), b(DropoutOptions{0.4, false});
-    const M x = normal<T>(7, 9);
-    M ya(7, 9), yb(7, 9), da(7, 9), db(7, 9);
-    Stream sa(3), sb(3);
-    DropoutContext ca, cb;
-    a.forward(x, ya, sa, ca);
-    b.forward(x, yb, sb, cb);
-    a.backward(x, ca, da);
-    b.backward(x, cb, db);
-    CHECK(same(ya, yb));
-    CHECK(same(da, db));
-  });
+  add_row({c + "::forward/4", c + "::backward/3"},
+          "a stored mask gives the gradient of a recomputed one", [] {
+            const D a(DropoutOptions{0.4, true}), b(DropoutOptions{0.4, false});
+            const M x = normal<T>(7, 9);
+            M ya(7, 9), yb(7, 9), da(7, 9), db(7, 9);
+            Stream sa(3), sb(3);
+            DropoutContext ca, cb;
+            a.forward(x, ya, sa, ca);
+            b.forward(x, yb, sb, cb);
+            a.backward(x, ca, da);
+            b.backward(x, cb, db);
+            CHECK(same(ya, yb));
+            CHECK(same(da, db));
+          });
   train_eval_rows<D>(c, [] { return D(DropoutOptions{0.4}); });
   add_row({c + "::options/0", c + "::effective_p/0", c + "::scale/0", c + "::blocks_used/1"},
           "accessors report the quantized rate", [] {
@@ -221,21 +248,22 @@ void dropout_rows() {
             d.eval();
             CHECK(d.blocks_used(129) == 0);
           });
-  add_row({c + "::begin/4", c + "::forward_columns/5"}, "blocks of columns equal the forward call", [] {
-    const D d(DropoutOptions{0.5});
-    const M x = normal<T>(5, 8);
-    M y(5, 8), z(5, 8);
-    Stream a(4), b(4);
-    (void)d.forward(x, y, a);
-    DropoutContext ctx;
-    d.begin(5, 8, b, ctx);
-    CHECK(a == b);
-    accepts([&] {
-      d.forward_columns(ctx, 3, x.middleCols(3, 5), z.middleCols(3, 5));
-      d.forward_columns(ctx, 0, x.leftCols(3), z.leftCols(3));
-    });
-    CHECK(same(y, z));
-  });
+  add_row({c + "::begin/4", c + "::forward_columns/5"}, "blocks of columns equal the forward call",
+          [] {
+            const D d(DropoutOptions{0.5});
+            const M x = normal<T>(5, 8);
+            M y(5, 8), z(5, 8);
+            Stream a(4), b(4);
+            (void)d.forward(x, y, a);
+            DropoutContext ctx;
+            d.begin(5, 8, b, ctx);
+            CHECK(a == b);
+            accepts([&] {
+              d.forward_columns(ctx, 3, x.middleCols(3, 5), z.middleCols(3, 5));
+              d.forward_columns(ctx, 0, x.leftCols(3), z.leftCols(3));
+            });
+            CHECK(same(y, z));
+          });
   add_row({c + "::forward_columns/5"}, "col0 = -1 rejected", [] {
     const D d(DropoutOptions{0.5});
     DropoutContext ctx;
@@ -262,10 +290,11 @@ void dropout_rows() {
     Overlap<T> o(5, 2, 1);
     rejects({"y"}, [&] { d.forward_columns(ctx, 0, o.a, o.b); });
   });
-  add_row({"regula::DropoutContext::mode/0", "regula::DropoutContext::stream/0", "regula::DropoutContext::rows/0",
-           "regula::DropoutContext::cols/0", "regula::DropoutContext::keep_threshold/0",
-           "regula::DropoutContext::has_mask/0", "regula::DropoutContext::mask/0",
-           "regula::DropoutContext::kept/2"},
+  add_row({"regula::DropoutContext::mode/0", "regula::DropoutContext::stream/0",
+           "regula::DropoutContext::rows/0", "regula::DropoutContext::cols/0",
+           "regula::DropoutContext::keep_threshold/0", "regula::DropoutContext::has_mask/0",
+           "regula::DropoutContext::mask/0", "regula::DropoutContext::kept/2",
+           "regula::DropoutContext::draw/0"},
           "the context records the call and kept() matches the output", [] {
             const D d(DropoutOptions{0.5, true});
             const M x = M::Constant(9, 30, 1.0F);
@@ -280,6 +309,8 @@ void dropout_rows() {
             CHECK(ctx.keep_threshold() == 32768U);
             CHECK(ctx.has_mask());
             CHECK(ctx.mask().size() == 6);
+            CHECK(ctx.draw().first_block == start.offset());
+            CHECK(ctx.draw().keep_threshold == 32768U);
             for (Index j = 0; j < 30; ++j) {
               for (Index i = 0; i < 9; ++i) CHECK(ctx.kept(i, j) == (y(i, j) != 0.0F));
             }
@@ -316,23 +347,27 @@ void structured_rows() {
     spec.nan_everywhere = false;  // a dropped element is a·α′ + b whatever x was, as in PyTorch
     elementwise_rows(spec);
     train_eval_rows<A>(c, [] { return A(AlphaDropoutOptions{0.3}); });
-    add_row({c + "::options/0", c + "::effective_p/0", c + "::a/0", c + "::b/0", c + "::dropped_value/0"},
+    add_row({c + "::options/0", c + "::effective_p/0", c + "::a/0", c + "::b/0",
+             c + "::dropped_value/0"},
             "accessors: a dropped element is a*alpha' + b", [] {
               const A a(AlphaDropoutOptions{0.25});
               CHECK(a.options().p == 0.25);
               CHECK(a.effective_p() == 0.25);
-              CHECK(std::abs(a.dropped_value() - (a.a() * static_cast<T>(A::alpha_prime) + a.b())) < 1e-6F);
+              CHECK(std::abs(a.dropped_value() - (a.a() * static_cast<T>(A::alpha_prime) + a.b())) <
+                    1e-6F);
             });
   }
   {
     using Ch = ChannelDropout<T>;
     const std::string c = "regula::ChannelDropout";
     for (double p : {-0.5, 1.5, nan}) {
-      add_row({c + "::ChannelDropout/1"}, "p = " + std::to_string(p) + " rejected",
-              [p] { rejects({"p"}, [&] { Ch a(ChannelDropoutOptions{p, 2}); }); });
+      add_row({c + "::ChannelDropout/1"}, "p = " + std::to_string(p) + " rejected", [p] {
+        rejects({"p"}, [&] { Ch a(ChannelDropoutOptions{p, 2}); });
+      });
     }
-    add_row({c + "::ChannelDropout/1"}, "channels = 0 rejected",
-            [] { rejects({"channels"}, [&] { Ch a(ChannelDropoutOptions{0.5, 0}); }); });
+    add_row({c + "::ChannelDropout/1"}, "channels = 0 rejected", [] {
+      rejects({"channels"}, [&] { Ch a(ChannelDropoutOptions{0.5, 0}); });
+    });
     add_row({c + "::forward/3"}, "channels not dividing the feature count rejected", [] {
       const Ch l(ChannelDropoutOptions{0.5, 4});
       const M x = normal<T>(6, 3);
@@ -387,22 +422,28 @@ void structured_rows() {
       RandomContext ctx;
       rejects({"out"}, [&] { l.forward_residual(x, br, out, st, ctx); });
     });
-    add_row({fr}, "out overlaps x partly", [] {
-      const P l(DropPathOptions{0.5});
-      Overlap<T> o(4, 5, 4);
-      const M br = normal<T>(4, 5);
-      Stream st(1);
-      RandomContext ctx;
-      rejects({"out"}, [&] { l.forward_residual(o.a, br, o.b, st, ctx); });
-    }, "[known:5]");
-    add_row({fr}, "out overlaps branch partly", [] {
-      const P l(DropPathOptions{0.5});
-      Overlap<T> o(4, 5, 1);
-      const M x = normal<T>(4, 5);
-      Stream st(1);
-      RandomContext ctx;
-      rejects({"out"}, [&] { l.forward_residual(x, o.a, o.b, st, ctx); });
-    }, "[known:5]");
+    add_row(
+        {fr}, "out overlaps x partly",
+        [] {
+          const P l(DropPathOptions{0.5});
+          Overlap<T> o(4, 5, 4);
+          const M br = normal<T>(4, 5);
+          Stream st(1);
+          RandomContext ctx;
+          rejects({"out"}, [&] { l.forward_residual(o.a, br, o.b, st, ctx); });
+        },
+        "[known:5]");
+    add_row(
+        {fr}, "out overlaps branch partly",
+        [] {
+          const P l(DropPathOptions{0.5});
+          Overlap<T> o(4, 5, 1);
+          const M x = normal<T>(4, 5);
+          Stream st(1);
+          RandomContext ctx;
+          rejects({"out"}, [&] { l.forward_residual(x, o.a, o.b, st, ctx); });
+        },
+        "[known:5]");
     add_row({fr}, "out is x or branch itself: in place equals out of place", [] {
       const P l(DropPathOptions{0.5});
       const M x = normal<T>(4, 9), br = normal<T>(4, 9, 3);
@@ -475,15 +516,21 @@ void drop_connect_rows() {
     M y(4, 5);
     rejects({"y"}, [&] { DC().forward(k.x, k.W, k.bias, y, k.st, k.ctx); });
   });
-  add_row({f}, "y is x itself (not documented as in place)", [] {
-    Case k;
-    rejects({"y"}, [&] { DC().forward(k.x, k.W, k.bias, k.x, k.st, k.ctx); });
-  }, "[known:6]");
-  add_row({f}, "y overlaps W partly", [] {
-    Case k;
-    Overlap<T> o(4, 4, 2);
-    rejects({"y"}, [&] { DC().forward(k.x, o.a, k.bias, o.b, k.st, k.ctx); });
-  }, "[known:6]");
+  add_row(
+      {f}, "y is x itself (not documented as in place)",
+      [] {
+        Case k;
+        rejects({"y"}, [&] { DC().forward(k.x, k.W, k.bias, k.x, k.st, k.ctx); });
+      },
+      "[known:6]");
+  add_row(
+      {f}, "y overlaps W partly",
+      [] {
+        Case k;
+        Overlap<T> o(4, 4, 2);
+        rejects({"y"}, [&] { DC().forward(k.x, o.a, k.bias, o.b, k.st, k.ctx); });
+      },
+      "[known:6]");
   add_row({f, b}, "strided blocks give the result of contiguous copies", [] {
     Case k;
     Strided<T> xs(4, 3, 1), ws(5, 4, 2), ys(5, 3, 3), dys(5, 3, 4), dxs(4, 3, 5), dws(5, 4, 6);
@@ -498,7 +545,8 @@ void drop_connect_rows() {
     l.backward(x, W, dy, c1, dx, dW, db);
     accepts([&] {
       l.forward(xs.block(4, 3), ws.block(5, 4), bias, ys.block(5, 3), s2, c2);
-      l.backward(xs.block(4, 3), ws.block(5, 4), dys.block(5, 3), c2, dxs.block(4, 3), dws.block(5, 4), db2);
+      l.backward(xs.block(4, 3), ws.block(5, 4), dys.block(5, 3), c2, dxs.block(4, 3),
+                 dws.block(5, 4), db2);
     });
     CHECK(close(M(ys.block(5, 3)), y, 1e-6));
     CHECK(close(M(dxs.block(4, 3)), dx, 1e-6));
@@ -521,23 +569,29 @@ void drop_connect_rows() {
       rejects({which}, [&] { l.backward(x, W, dy, k.ctx, dx, dW, db); });
     });
   }
-  add_row({b}, "dW is W itself", [] {
-    Case k;
-    const DC l;
-    l.forward(k.x, k.W, k.bias, k.y, k.st, k.ctx);
-    M dy = normal<T>(4, 4), dx(4, 4);
-    Vector<T> db(4);
-    rejects({"dW"}, [&] { l.backward(k.x, k.W, dy, k.ctx, dx, k.W, db); });
-  }, "[known:6]");
-  add_row({b}, "dx overlaps dy partly", [] {
-    Case k;
-    const DC l;
-    l.forward(k.x, k.W, k.bias, k.y, k.st, k.ctx);
-    Overlap<T> o(4, 4, 1);
-    M dW(4, 4);
-    Vector<T> db(4);
-    rejects({"dx"}, [&] { l.backward(k.x, k.W, o.a, k.ctx, o.b, dW, db); });
-  }, "[known:6]");
+  add_row(
+      {b}, "dW is W itself",
+      [] {
+        Case k;
+        const DC l;
+        l.forward(k.x, k.W, k.bias, k.y, k.st, k.ctx);
+        M dy = normal<T>(4, 4), dx(4, 4);
+        Vector<T> db(4);
+        rejects({"dW"}, [&] { l.backward(k.x, k.W, dy, k.ctx, dx, k.W, db); });
+      },
+      "[known:6]");
+  add_row(
+      {b}, "dx overlaps dy partly",
+      [] {
+        Case k;
+        const DC l;
+        l.forward(k.x, k.W, k.bias, k.y, k.st, k.ctx);
+        Overlap<T> o(4, 4, 1);
+        M dW(4, 4);
+        Vector<T> db(4);
+        rejects({"dx"}, [&] { l.backward(k.x, k.W, o.a, k.ctx, o.b, dW, db); });
+      },
+      "[known:6]");
   add_row({b}, "a context from an eval forward gives the mean network's gradients", [] {
     Case k;
     DC l;
@@ -563,31 +617,42 @@ struct MsdCase {
   Stream st{3};
   MultiSampleDropoutContext<T> ctx;
   MsdCase(Index k, Index bb, Index c)
-      : K(k), B(bb), C(c), h(normal<T>(k, bb, 1)), W(normal<T>(c, k, 2, 0.3)), b(normal<T>(c, 1, 3)),
+      : K(k),
+        B(bb),
+        C(c),
+        h(normal<T>(k, bb, 1)),
+        W(normal<T>(c, k, 2, 0.3)),
+        b(normal<T>(c, 1, 3)),
         y(labels(bb, c)) {}
 };
 
 void multi_sample_rows() {
   const std::string c = "regula::MultiSampleDropout";
-  const std::string ctor = c + "::MultiSampleDropout/2", f = c + "::forward/6", b = c + "::backward/5";
-  add_row({ctor}, "samples = 0 rejected",
-          [] { rejects({"samples"}, [] { MSD m(MultiSampleDropoutOptions{0, 0.5}); }); });
-  for (double p : {-0.1, 1.5, nan}) {
-    add_row({ctor}, "p = " + std::to_string(p) + " rejected",
-            [p] { rejects({"p"}, [&] { MSD m(MultiSampleDropoutOptions{2, p}); }); });
-  }
-  add_row({ctor}, "rates of another size than samples rejected",
-          [] { rejects({"rates"}, [] { MSD m(MultiSampleDropoutOptions{2, 0.5, {0.1, 0.2, 0.3}}); }); });
-  add_row({ctor}, "a NaN rate rejected",
-          [] { rejects({"rates"}, [] { MSD m(MultiSampleDropoutOptions{2, 0.5, {0.1, nan}}); }); });
-  train_eval_rows<MSD>(c, [] { return MSD(MultiSampleDropoutOptions{2, 0.5}); });
-  add_row({c + "::options/0", c + "::samples/0", c + "::loss/0", c + "::dropout/1"}, "accessors", [] {
-    const MSD m(MultiSampleDropoutOptions{3, 0.5, {0.1, 0.2, 0.3}});
-    CHECK(m.options().samples == 3);
-    CHECK(m.samples() == 3);
-    CHECK(m.loss().options.label_smoothing == 0.0);
-    CHECK(std::abs(m.dropout(2).effective_p() - 0.3) < 1e-4);
+  const std::string ctor = c + "::MultiSampleDropout/2", f = c + "::forward/6",
+                    b = c + "::backward/5";
+  add_row({ctor}, "samples = 0 rejected", [] {
+    rejects({"samples"}, [] { MSD m(MultiSampleDropoutOptions{0, 0.5}); });
   });
+  for (double p : {-0.1, 1.5, nan}) {
+    add_row({ctor}, "p = " + std::to_string(p) + " rejected", [p] {
+      rejects({"p"}, [&] { MSD m(MultiSampleDropoutOptions{2, p}); });
+    });
+  }
+  add_row({ctor}, "rates of another size than samples rejected", [] {
+    rejects({"rates"}, [] { MSD m(MultiSampleDropoutOptions{2, 0.5, {0.1, 0.2, 0.3}}); });
+  });
+  add_row({ctor}, "a NaN rate rejected", [] {
+    rejects({"rates"}, [] { MSD m(MultiSampleDropoutOptions{2, 0.5, {0.1, nan}}); });
+  });
+  train_eval_rows<MSD>(c, [] { return MSD(MultiSampleDropoutOptions{2, 0.5}); });
+  add_row({c + "::options/0", c + "::samples/0", c + "::loss/0", c + "::dropout/1"}, "accessors",
+          [] {
+            const MSD m(MultiSampleDropoutOptions{3, 0.5, {0.1, 0.2, 0.3}});
+            CHECK(m.options().samples == 3);
+            CHECK(m.samples() == 3);
+            CHECK(m.loss().options.label_smoothing == 0.0);
+            CHECK(std::abs(m.dropout(2).effective_p() - 0.3) < 1e-4);
+          });
   for (Index C : {Index(5), Index(70)}) {
     const std::string tag = " (C = " + std::to_string(C) + ")";
     add_row({f}, "h with no sample rejected" + tag, [C] {
@@ -596,11 +661,14 @@ void multi_sample_rows() {
       const Labels y(0);
       rejects({"h"}, [&] { (void)MSD({2, 0.5}).forward(h, k.W, k.b, y, k.st, k.ctx); });
     });
-    add_row({f}, "h with no feature rejected" + tag, [C] {
-      MsdCase k(6, 4, C);
-      const M h(0, 4), W(C, 0);
-      rejects({"h"}, [&] { (void)MSD({2, 0.5}).forward(h, W, k.b, k.y, k.st, k.ctx); });
-    }, C < 64 ? "[known:2]" : "");
+    add_row(
+        {f}, "h with no feature rejected" + tag,
+        [C] {
+          MsdCase k(6, 4, C);
+          const M h(0, 4), W(C, 0);
+          rejects({"h"}, [&] { (void)MSD({2, 0.5}).forward(h, W, k.b, k.y, k.st, k.ctx); });
+        },
+        C < 64 ? "[known:2]" : "");
     add_row({f}, "W with another column count than h's rows" + tag, [C] {
       MsdCase k(6, 4, C);
       const M W = normal<T>(C, 5);
@@ -650,28 +718,32 @@ void multi_sample_rows() {
       rejects({"ctx"}, [&] { m.backward(k.W, k.ctx, dh, dW, db); });
     });
     for (const char* which : {"W", "dh", "dW", "db"}) {
-      add_row({b}, std::string(which) + " of another shape than the forward call's" + tag, [C, which] {
-        MsdCase k(6, 4, C);
-        const MSD m({2, 0.5});
-        (void)m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
-        M W = k.W, dh(6, 4), dW(C, 6);
-        Vector<T> db(C);
-        const std::string w = which;
-        if (w == "W") W.resize(C, 5);
-        if (w == "dh") dh.resize(6, 3);
-        if (w == "dW") dW.resize(C, 7);
-        if (w == "db") db.resize(C + 2);
-        rejects({which}, [&] { m.backward(W, k.ctx, dh, dW, db); });
-      });
+      add_row({b}, std::string(which) + " of another shape than the forward call's" + tag,
+              [C, which] {
+                MsdCase k(6, 4, C);
+                const MSD m({2, 0.5});
+                (void)m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
+                M W = k.W, dh(6, 4), dW(C, 6);
+                Vector<T> db(C);
+                const std::string w = which;
+                if (w == "W") W.resize(C, 5);
+                if (w == "dh") dh.resize(6, 3);
+                if (w == "dW") dW.resize(C, 7);
+                if (w == "db") db.resize(C + 2);
+                rejects({which}, [&] { m.backward(W, k.ctx, dh, dW, db); });
+              });
     }
-    add_row({b}, "dW is W itself" + tag, [C] {
-      MsdCase k(6, 4, C);
-      const MSD m({2, 0.5});
-      (void)m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
-      M dh(6, 4);
-      Vector<T> db(C);
-      rejects({"dW"}, [&] { m.backward(k.W, k.ctx, dh, k.W, db); });
-    }, C >= 64 ? "[known:7]" : "");
+    add_row(
+        {b}, "dW is W itself" + tag,
+        [C] {
+          MsdCase k(6, 4, C);
+          const MSD m({2, 0.5});
+          (void)m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
+          M dh(6, 4);
+          Vector<T> db(C);
+          rejects({"dW"}, [&] { m.backward(k.W, k.ctx, dh, k.W, db); });
+        },
+        C >= 64 ? "[known:7]" : "");
     add_row({b}, "dh overlaps W partly" + tag, [C] {
       MsdCase k(6, 4, C);
       Overlap<T> o(C, 6, 3);
@@ -683,21 +755,24 @@ void multi_sample_rows() {
       Vector<T> db(C);
       rejects({"dh"}, [&] { m.backward(o.a, k.ctx, dh, dW, db); });
     });
-    add_row({b}, "a context reused by an eval forward after a training one" + tag, [C] {
-      MsdCase k(6, 4, C), fresh(6, 4, C);
-      MSD m({2, 0.5});
-      (void)m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
-      m.eval();
-      const T l = m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
-      const T lf = m.forward(fresh.h, fresh.W, fresh.b, fresh.y, fresh.st, fresh.ctx);
-      M dh(6, 4), dW(C, 6), dhf(6, 4), dWf(C, 6);
-      Vector<T> db(C), dbf(C);
-      m.backward(fresh.W, fresh.ctx, dhf, dWf, dbf);
-      accepts([&] { m.backward(k.W, k.ctx, dh, dW, db); });
-      CHECK(l == lf);
-      CHECK(close(dh, dhf, 1e-6));
-      CHECK(close(dW, dWf, 1e-6));
-    }, C < 64 ? "[known:1]" : "");
+    add_row(
+        {b}, "a context reused by an eval forward after a training one" + tag,
+        [C] {
+          MsdCase k(6, 4, C), fresh(6, 4, C);
+          MSD m({2, 0.5});
+          (void)m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
+          m.eval();
+          const T l = m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
+          const T lf = m.forward(fresh.h, fresh.W, fresh.b, fresh.y, fresh.st, fresh.ctx);
+          M dh(6, 4), dW(C, 6), dhf(6, 4), dWf(C, 6);
+          Vector<T> db(C), dbf(C);
+          m.backward(fresh.W, fresh.ctx, dhf, dWf, dbf);
+          accepts([&] { m.backward(k.W, k.ctx, dh, dW, db); });
+          CHECK(l == lf);
+          CHECK(close(dh, dhf, 1e-6));
+          CHECK(close(dW, dWf, 1e-6));
+        },
+        C < 64 ? "[known:1]" : "");
     add_row({f}, "NaN in h gives a NaN loss" + tag, [C] {
       MsdCase k(6, 4, C);
       k.h(0, 0) = std::numeric_limits<T>::quiet_NaN();
@@ -705,74 +780,92 @@ void multi_sample_rows() {
       CHECK(std::isnan(l));
     });
   }
-  add_row({"regula::MultiSampleDropoutContext::per_sample/0", "regula::MultiSampleDropoutContext::logits/0",
-           "regula::MultiSampleDropoutContext::loss/0", "regula::MultiSampleDropoutContext::sample/1",
-           "regula::MultiSampleDropoutContext::training/0"},
-          "the context holds the losses and logits of the call", [] {
-            MsdCase k(6, 4, 70);
-            const MSD m({3, 0.5});
-            const T l = m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
-            CHECK(k.ctx.per_sample().size() == 12);
-            CHECK(k.ctx.logits().rows() == 70);
-            CHECK(k.ctx.logits().cols() == 12);
-            CHECK(k.ctx.loss() == l);
-            CHECK(std::abs(k.ctx.per_sample().mean() - l) < 1e-5F * (1 + std::abs(l)));
-            CHECK(k.ctx.sample(2).mode() == DropoutContext::Mode::random);
-            CHECK(k.ctx.training());
+  add_row(
+      {"regula::MultiSampleDropoutContext::per_sample/0",
+       "regula::MultiSampleDropoutContext::logits/0", "regula::MultiSampleDropoutContext::loss/0",
+       "regula::MultiSampleDropoutContext::sample/1",
+       "regula::MultiSampleDropoutContext::training/0"},
+      "the context holds the losses and logits of the call", [] {
+        MsdCase k(6, 4, 70);
+        const MSD m({3, 0.5});
+        const T l = m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
+        CHECK(k.ctx.per_sample().size() == 12);
+        CHECK(k.ctx.logits().rows() == 70);
+        CHECK(k.ctx.logits().cols() == 12);
+        CHECK(k.ctx.loss() == l);
+        CHECK(std::abs(k.ctx.per_sample().mean() - l) < 1e-5F * (1 + std::abs(l)));
+        CHECK(k.ctx.sample(2).mode() == DropoutContext::Mode::random);
+        CHECK(k.ctx.training());
+      });
+  add_row({"regula::MultiSampleDropoutContext::ready/0"},
+          "ready from a forward call until its backward", [] {
+            MsdCase k(6, 4, 5);
+            const MSD m({2, 0.5});
+            CHECK_FALSE(k.ctx.ready());
+            (void)m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
+            CHECK(k.ctx.ready());
+            M dh(6, 4), dW(5, 6);
+            Vector<T> db(5);
+            m.backward(k.W, k.ctx, dh, dW, db);
+            CHECK_FALSE(k.ctx.ready());
           });
-  add_row({"regula::MultiSampleDropoutContext::ready/0"}, "ready from a forward call until its backward", [] {
-    MsdCase k(6, 4, 5);
-    const MSD m({2, 0.5});
-    CHECK_FALSE(k.ctx.ready());
-    (void)m.forward(k.h, k.W, k.b, k.y, k.st, k.ctx);
-    CHECK(k.ctx.ready());
-    M dh(6, 4), dW(5, 6);
-    Vector<T> db(5);
-    m.backward(k.W, k.ctx, dh, dW, db);
-    CHECK_FALSE(k.ctx.ready());
-  });
-  add_row({"regula::MultiSampleDropout::backward/5"}, "a context that holds no forward call rejected", [] {
-    MsdCase k(6, 4, 5);
-    const MSD m({2, 0.5});
-    M dh(6, 4), dW(5, 6);
-    Vector<T> db(5);
-    rejects({"ctx"}, [&] { m.backward(k.W, k.ctx, dh, dW, db); });
-  });
+  add_row({"regula::MultiSampleDropout::backward/5"},
+          "a context that holds no forward call rejected", [] {
+            MsdCase k(6, 4, 5);
+            const MSD m({2, 0.5});
+            M dh(6, 4), dW(5, 6);
+            Vector<T> db(5);
+            rejects({"ctx"}, [&] { m.backward(k.W, k.ctx, dh, dW, db); });
+          });
 }
 
 void nested_rows() {
   using N = NestedDropout<T>;
   const std::string c = "regula::NestedDropout";
   const std::string ctor = c + "::NestedDropout/1";
-  add_row({ctor}, "units = 0 rejected", [] { rejects({"units"}, [] { N n(NestedDropoutOptions{0}); }); });
+  add_row({ctor}, "units = 0 rejected",
+          [] { rejects({"units"}, [] { N n(NestedDropoutOptions{0}); }); });
   for (double rho : {0.0, 1.0, nan}) {
-    add_row({ctor, "regula::NestedPrior::geometric/2"}, "rho = " + std::to_string(rho) + " rejected", [rho] {
-      rejects({"rho"}, [&] { N n(NestedDropoutOptions{4, NestedPrior::geometric(rho)}); });
-    });
+    add_row({ctor, "regula::NestedPrior::geometric/2"},
+            "rho = " + std::to_string(rho) + " rejected", [rho] {
+              rejects({"rho"}, [&] { N n(NestedDropoutOptions{4, NestedPrior::geometric(rho)}); });
+            });
   }
   for (double sigma : {0.0, -1.0, nan, inf}) {
-    add_row({ctor, "regula::NestedPrior::half_gaussian/2"}, "sigma = " + std::to_string(sigma) + " rejected",
-            [sigma] { rejects({"sigma"}, [&] { N n(NestedDropoutOptions{4, NestedPrior::half_gaussian(sigma)}); }); });
-  }
-  add_row({ctor}, "mu = inf rejected",
-          [] { rejects({"mu"}, [] { N n(NestedDropoutOptions{4, NestedPrior::half_gaussian(1.0, inf)}); }); });
-  add_row({ctor, "regula::NestedPrior::half_gaussian/2"}, "sigma = 1e-300 is valid: all mass on the first unit",
-          [] {
-            accepts([] {
-              const N n(NestedDropoutOptions{4, NestedPrior::half_gaussian(1e-300)});
-              CHECK(n.pmf()[0] == 1.0);
+    add_row({ctor, "regula::NestedPrior::half_gaussian/2"},
+            "sigma = " + std::to_string(sigma) + " rejected", [sigma] {
+              rejects({"sigma"}, [&] {
+                N n(NestedDropoutOptions{4, NestedPrior::half_gaussian(sigma)});
+              });
             });
-          }, "[known:10]");
-  add_row({ctor, "regula::NestedPrior::custom/1"}, "an empty custom pmf rejected",
-          [] { rejects({"pmf"}, [] { N n(NestedDropoutOptions{0, NestedPrior::custom({})}); }); });
-  add_row({ctor}, "a custom pmf of another size than units rejected",
-          [] { rejects({"pmf"}, [] { N n(NestedDropoutOptions{3, NestedPrior::custom({1, 2})}); }); });
-  for (double w : {-1.0, nan, inf}) {
-    add_row({ctor}, "a custom weight " + std::to_string(w) + " rejected",
-            [w] { rejects({"pmf"}, [&] { N n(NestedDropoutOptions{0, NestedPrior::custom({1, w})}); }); });
   }
-  add_row({ctor}, "a custom pmf of zeros rejected",
-          [] { rejects({"pmf"}, [] { N n(NestedDropoutOptions{0, NestedPrior::custom({0, 0})}); }); });
+  add_row({ctor}, "mu = inf rejected", [] {
+    rejects({"mu"}, [] { N n(NestedDropoutOptions{4, NestedPrior::half_gaussian(1.0, inf)}); });
+  });
+  add_row(
+      {ctor, "regula::NestedPrior::half_gaussian/2"},
+      "sigma = 1e-300 is valid: all mass on the first unit",
+      [] {
+        accepts([] {
+          const N n(NestedDropoutOptions{4, NestedPrior::half_gaussian(1e-300)});
+          CHECK(n.pmf()[0] == 1.0);
+        });
+      },
+      "[known:10]");
+  add_row({ctor, "regula::NestedPrior::custom/1"}, "an empty custom pmf rejected", [] {
+    rejects({"pmf"}, [] { N n(NestedDropoutOptions{0, NestedPrior::custom({})}); });
+  });
+  add_row({ctor}, "a custom pmf of another size than units rejected", [] {
+    rejects({"pmf"}, [] { N n(NestedDropoutOptions{3, NestedPrior::custom({1, 2})}); });
+  });
+  for (double w : {-1.0, nan, inf}) {
+    add_row({ctor}, "a custom weight " + std::to_string(w) + " rejected", [w] {
+      rejects({"pmf"}, [&] { N n(NestedDropoutOptions{0, NestedPrior::custom({1, w})}); });
+    });
+  }
+  add_row({ctor}, "a custom pmf of zeros rejected", [] {
+    rejects({"pmf"}, [] { N n(NestedDropoutOptions{0, NestedPrior::custom({0, 0})}); });
+  });
   add_row({ctor}, "a custom pmf whose sum overflows is normalised or rejected by name", [] {
     try {
       const N n(NestedDropoutOptions{0, NestedPrior::custom({1e308, 1e308})});
@@ -864,7 +957,8 @@ void nested_rows() {
             for (Index j = 0; j < 9; ++j) CHECK(ctx.kept(j) == static_cast<Index>(y.col(j).sum()));
           });
   const std::string sw = "regula::NestedSweeper";
-  add_row({sw + "::NestedSweeper/3"}, "units = 0 rejected", [] { rejects({"units"}, [] { NestedSweeper s(0); }); });
+  add_row({sw + "::NestedSweeper/3"}, "units = 0 rejected",
+          [] { rejects({"units"}, [] { NestedSweeper s(0); }); });
   for (double tol : {0.0, -1.0, nan}) {
     add_row({sw + "::NestedSweeper/3"}, "tol = " + std::to_string(tol) + " rejected",
             [tol] { rejects({"tol"}, [&] { NestedSweeper s(4, tol); }); });
@@ -903,6 +997,7 @@ void nested_rows() {
 }
 
 void register_rows() {
+  random_context_rows();
   dropout_rows();
   structured_rows();
   drop_connect_rows();

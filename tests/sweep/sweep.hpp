@@ -28,6 +28,7 @@
 #include "regula/core/labels.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
+
 #include "support/catch.hpp"
 
 namespace regula::sweep {
@@ -49,7 +50,9 @@ struct Rows {
 
 /// True when `param` occurs in `message` as a whole word (not inside a longer identifier).
 inline bool names(const std::string& message, const std::string& param) {
-  auto is_word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; };
+  auto is_word = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+  };
   for (std::size_t at = message.find(param); at != std::string::npos;
        at = message.find(param, at + 1)) {
     const bool left = at == 0 || !is_word(message[at - 1]);
@@ -134,7 +137,8 @@ struct Overlap {
 template <class T>
 struct Strided {
   Matrix<T> big;
-  Strided(Index rows, Index cols, std::uint64_t seed = 6) : big(normal<T>(rows + 3, cols + 4, seed)) {}
+  Strided(Index rows, Index cols, std::uint64_t seed = 6)
+      : big(normal<T>(rows + 3, cols + 4, seed)) {}
   auto block(Index rows, Index cols) { return big.block(1, 2, rows, cols); }
 };
 

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "regula/integrations/torch.hpp"
+
 #include "sweep/sweep.hpp"
 
 namespace regula::sweep {
@@ -48,19 +49,25 @@ void adapter_rows() {
         (void)lt::view<T>(t, "x");
       }
     };
-    add_row({e}, "another dtype rejected naming the tensor", [call] { rejects({"x"}, [&] { call(torch::ones({2, 3}, i64)); }); });
-    add_row({e}, "a non-contiguous tensor rejected naming it", [call] { rejects({"x"}, [&] { call(randn(4, 6).t()); }); });
-    add_row({e}, "an undefined tensor rejected naming it", [call] { rejects({"x"}, [&] { call(at::Tensor()); }); });
-    add_row({e}, "a 0-dimensional tensor rejected naming it", [call] { rejects({"x"}, [&] { call(torch::ones({}, f32)); }); });
+    add_row({e}, "another dtype rejected naming the tensor", [call] {
+      rejects({"x"}, [&] { call(torch::ones({2, 3}, i64)); });
+    });
+    add_row({e}, "a non-contiguous tensor rejected naming it",
+            [call] { rejects({"x"}, [&] { call(randn(4, 6).t()); }); });
+    add_row({e}, "an undefined tensor rejected naming it",
+            [call] { rejects({"x"}, [&] { call(at::Tensor()); }); });
+    add_row({e}, "a 0-dimensional tensor rejected naming it",
+            [call] { rejects({"x"}, [&] { call(torch::ones({}, f32)); }); });
   }
-  add_row({"regula::libtorch::labels_view/2"}, "float, 2-D or strided labels rejected naming them", [] {
-    rejects({"labels"}, [] { (void)lt::labels_view(torch::ones({3}, f32)); });
-    rejects({"labels"}, [] { (void)lt::labels_view(torch::ones({3, 2}, i64)); });
-    rejects({"labels"}, [] { (void)lt::labels_view(torch::ones({6}, i64).slice(0, 0, 6, 2)); });
-    rejects({"labels"}, [] { (void)lt::labels_view(at::Tensor()); });
-    const at::Tensor y = labels_tensor(5, 3);
-    CHECK(lt::labels_view(y)(4) == 1);
-  });
+  add_row(
+      {"regula::libtorch::labels_view/2"}, "float, 2-D or strided labels rejected naming them", [] {
+        rejects({"labels"}, [] { (void)lt::labels_view(torch::ones({3}, f32)); });
+        rejects({"labels"}, [] { (void)lt::labels_view(torch::ones({3, 2}, i64)); });
+        rejects({"labels"}, [] { (void)lt::labels_view(torch::ones({6}, i64).slice(0, 0, 6, 2)); });
+        rejects({"labels"}, [] { (void)lt::labels_view(at::Tensor()); });
+        const at::Tensor y = labels_tensor(5, 3);
+        CHECK(lt::labels_view(y)(4) == 1);
+      });
 }
 
 void dropout_rows() {
@@ -97,26 +104,32 @@ void dropout_rows() {
     CHECK(y.numel() == 0);
     CHECK(s.offset() == 0U);
   });
-  add_row({"regula::libtorch::DropoutFunction::apply_dropout/6", "regula::libtorch::DropoutFunction::run/5"},
-          "the static helpers validate p and x like the layer", [] {
-            rejects({"p"}, [] { (void)lt::DropoutFunction::apply_dropout(randn(2, 3), 2.0, true, 1, 0, 0); });
-            rejects({"x"}, [] { (void)lt::DropoutFunction::apply_dropout(torch::ones({2, 3}, i64), 0.5, true, 1, 0, 0); });
-            at::Tensor x = randn(2, 3), y = torch::empty({2, 3}, f32);
-            Stream s(1);
-            rejects({"p"}, [&] { lt::DropoutFunction::run<T>(x, y, -1.0, true, s); });
-          });
+  add_row(
+      {"regula::libtorch::DropoutFunction::apply_dropout/6",
+       "regula::libtorch::DropoutFunction::run/5"},
+      "the static helpers validate p and x like the layer", [] {
+        rejects({"p"},
+                [] { (void)lt::DropoutFunction::apply_dropout(randn(2, 3), 2.0, true, 1, 0, 0); });
+        rejects({"x"}, [] {
+          (void)lt::DropoutFunction::apply_dropout(torch::ones({2, 3}, i64), 0.5, true, 1, 0, 0);
+        });
+        at::Tensor x = randn(2, 3), y = torch::empty({2, 3}, f32);
+        Stream s(1);
+        rejects({"p"}, [&] { lt::DropoutFunction::run<T>(x, y, -1.0, true, s); });
+      });
   const std::string m = "regula::libtorch::DropoutImpl::";
   add_row({m + "DropoutImpl/2"}, "p = 2 rejected when the module is built",
           [] { rejects({"p"}, [] { lt::Dropout d(2.0); }); });
-  add_row({m + "forward/1", m + "stream/0"}, "the module advances its stream in training and not in eval", [] {
-    lt::Dropout d(0.5, Stream(3));
-    (void)d->forward(randn(4, 64));
-    CHECK(d->stream().offset() == 32U);
-    d->eval();
-    const at::Tensor x = randn(4, 64);
-    CHECK(torch::equal(d->forward(x), x));
-    CHECK(d->stream().offset() == 32U);
-  });
+  add_row({m + "forward/1", m + "stream/0"},
+          "the module advances its stream in training and not in eval", [] {
+            lt::Dropout d(0.5, Stream(3));
+            (void)d->forward(randn(4, 64));
+            CHECK(d->stream().offset() == 32U);
+            d->eval();
+            const at::Tensor x = randn(4, 64);
+            CHECK(torch::equal(d->forward(x), x));
+            CHECK(d->stream().offset() == 32U);
+          });
 }
 
 void replay_rows() {
@@ -133,7 +146,8 @@ void replay_rows() {
     rejects({"x"}, [&] { (void)n->forward(randn(6, 6).t()); });
     rejects({"x"}, [&] { (void)n->forward(randn(3, 5)); });
   });
-  add_row({r + "forward/1", r + "layer/0", r + "stream/0", "regula::libtorch::ReplayFunction::forward/5",
+  add_row({r + "forward/1", r + "layer/0", r + "stream/0",
+           "regula::libtorch::ReplayFunction::forward/5",
            "regula::libtorch::ReplayFunction::backward/2"},
           "forward and autograd backward equal the layer on the module stream", [] {
             lt::GaussianDropout g(GaussianDropoutOptions{0.3}, Stream(8));
@@ -153,9 +167,10 @@ void replay_rows() {
 
 /// Rows of a fused teacher loss: student and teacher tensors, options; the reference is the
 /// Eigen call on the transposed views.
-void teacher_loss_rows(const std::string& name, std::function<at::Tensor(const at::Tensor&, const at::Tensor&)> f,
-                       std::function<double(const MatrixCRef<T>&, const MatrixCRef<T>&, MatrixRef<T>)> ref,
-                       std::function<at::Tensor(const at::Tensor&, const at::Tensor&)> hot_temperature) {
+void teacher_loss_rows(
+    const std::string& name, std::function<at::Tensor(const at::Tensor&, const at::Tensor&)> f,
+    std::function<double(const MatrixCRef<T>&, const MatrixCRef<T>&, MatrixRef<T>)> ref,
+    std::function<at::Tensor(const at::Tensor&, const at::Tensor&)> hot_temperature) {
   const std::string e = "regula::libtorch::" + name + "/3";
   add_row({e}, "a 1-D or 3-D student rejected naming the logits", [f] {
     rejects({"logits"}, [&] { (void)f(torch::ones({4}, f32), torch::ones({4}, f32)); });
@@ -173,7 +188,8 @@ void teacher_loss_rows(const std::string& name, std::function<at::Tensor(const a
       rejects({"temperature"}, [&] { (void)hot_temperature(randn(3, 4), randn(3, 4, 2)); });
     });
   }
-  add_row({e, "regula::libtorch::FusedLossFunction::forward/4", "regula::libtorch::FusedLossFunction::backward/2"},
+  add_row({e, "regula::libtorch::FusedLossFunction::forward/4",
+           "regula::libtorch::FusedLossFunction::backward/2"},
           "the value and autograd gradient equal the Eigen call", [f, ref] {
             at::Tensor z = randn(6, 5, 1, true);
             const at::Tensor v = randn(6, 5, 2);
@@ -199,51 +215,69 @@ void loss_rows() {
     rejects({"labels"}, [&] { (void)lt::cross_entropy(randn(4, 3), y); });
   });
   add_row({ce}, "a 1-D or integer logits tensor rejected naming the logits", [] {
-    rejects({"logits"}, [] { (void)lt::cross_entropy(torch::ones({4}, f32), labels_tensor(4, 3)); });
-    rejects({"logits"}, [] { (void)lt::cross_entropy(torch::ones({4, 3}, i64), labels_tensor(4, 3)); });
+    rejects({"logits"},
+            [] { (void)lt::cross_entropy(torch::ones({4}, f32), labels_tensor(4, 3)); });
+    rejects({"logits"}, [] {
+      (void)lt::cross_entropy(torch::ones({4, 3}, i64), labels_tensor(4, 3));
+    });
   });
   add_row({ce}, "label_smoothing = 2 rejected", [] {
-    rejects({"label_smoothing"},
-            [] { (void)lt::cross_entropy(randn(4, 3), labels_tensor(4, 3), CrossEntropyOptions{}.with_label_smoothing(2)); });
+    rejects({"label_smoothing"}, [] {
+      (void)lt::cross_entropy(randn(4, 3), labels_tensor(4, 3),
+                              CrossEntropyOptions{}.with_label_smoothing(2));
+    });
   });
-  add_row({ce, "regula::libtorch::stablemax_cross_entropy/3"}, "the values and gradients equal the Eigen calls", [] {
-    for (int sm = 0; sm < 2; ++sm) {
-      at::Tensor z = randn(6, 5, 1, true);
-      const at::Tensor y = labels_tensor(6, 5);
-      at::Tensor l = sm ? lt::stablemax_cross_entropy(z, y) : lt::cross_entropy(z, y);
-      l.backward();
-      M d(5, 6);
-      const Labels yy = labels(6, 5);
-      const double r = sm ? stablemax_cross_entropy(lt::view<T>(z.detach()), yy, d)
-                          : cross_entropy(lt::view<T>(z.detach()), yy, d);
-      CHECK(std::abs(l.item<double>() - r) <= 1e-6 * (1 + std::abs(r)));
-      CHECK(close(lt::view<T>(z.grad()), d, 1e-5));
-    }
-  });
+  add_row({ce, "regula::libtorch::stablemax_cross_entropy/3"},
+          "the values and gradients equal the Eigen calls", [] {
+            for (int sm = 0; sm < 2; ++sm) {
+              at::Tensor z = randn(6, 5, 1, true);
+              const at::Tensor y = labels_tensor(6, 5);
+              at::Tensor l = sm ? lt::stablemax_cross_entropy(z, y) : lt::cross_entropy(z, y);
+              l.backward();
+              M d(5, 6);
+              const Labels yy = labels(6, 5);
+              const double r = sm ? stablemax_cross_entropy(lt::view<T>(z.detach()), yy, d)
+                                  : cross_entropy(lt::view<T>(z.detach()), yy, d);
+              CHECK(std::abs(l.item<double>() - r) <= 1e-6 * (1 + std::abs(r)));
+              CHECK(close(lt::view<T>(z.grad()), d, 1e-5));
+            }
+          });
   add_row({"regula::libtorch::stablemax_cross_entropy/3"}, "a label out of range rejected", [] {
-    rejects({"labels"}, [] { (void)lt::stablemax_cross_entropy(randn(4, 3), labels_tensor(4, 4) + 1); });
+    rejects({"labels"},
+            [] { (void)lt::stablemax_cross_entropy(randn(4, 3), labels_tensor(4, 4) + 1); });
   });
-#define SWEEP_TORCH_KD(NAME, OPTIONS, HOT)                                                                        \
-  teacher_loss_rows(                                                                                             \
-      #NAME, [](const at::Tensor& z, const at::Tensor& v) { return lt::NAME(z, v); },                            \
-      [](const MatrixCRef<T>& z, const MatrixCRef<T>& v, MatrixRef<T> d) { return double(regula::NAME(z, v, d)); }, \
+#define SWEEP_TORCH_KD(NAME, OPTIONS, HOT)                                            \
+  teacher_loss_rows(                                                                  \
+      #NAME, [](const at::Tensor& z, const at::Tensor& v) { return lt::NAME(z, v); }, \
+      [](const MatrixCRef<T>& z, const MatrixCRef<T>& v, MatrixRef<T> d) {            \
+        return double(regula::NAME(z, v, d));                                         \
+      },                                                                              \
       HOT)
   const auto hot = [](auto call) {
     return std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>(call);
   };
-  SWEEP_TORCH_KD(kd_kl, KDLossOptions, hot([](auto& z, auto& v) { return lt::kd_kl(z, v, KDLossOptions{}.temperature(0)); }));
-  SWEEP_TORCH_KD(reverse_kl, KDLossOptions,
-                 hot([](auto& z, auto& v) { return lt::reverse_kl(z, v, KDLossOptions{}.temperature(0)); }));
-  SWEEP_TORCH_KD(js, KDLossOptions, hot([](auto& z, auto& v) { return lt::js(z, v, KDLossOptions{}.temperature(0)); }));
-  SWEEP_TORCH_KD(total_variation, KDLossOptions,
-                 hot([](auto& z, auto& v) { return lt::total_variation(z, v, KDLossOptions{}.temperature(0)); }));
-  SWEEP_TORCH_KD(binary_kl, KDLossOptions,
-                 hot([](auto& z, auto& v) { return lt::binary_kl(z, v, KDLossOptions{}.temperature(0)); }));
-  SWEEP_TORCH_KD(binary_kl_norm, KDLossOptions,
-                 hot([](auto& z, auto& v) { return lt::binary_kl_norm(z, v, KDLossOptions{}.temperature(0)); }));
+  SWEEP_TORCH_KD(kd_kl, KDLossOptions, hot([](auto& z, auto& v) {
+                   return lt::kd_kl(z, v, KDLossOptions{}.with_temperature(0));
+                 }));
+  SWEEP_TORCH_KD(reverse_kl, KDLossOptions, hot([](auto& z, auto& v) {
+                   return lt::reverse_kl(z, v, KDLossOptions{}.with_temperature(0));
+                 }));
+  SWEEP_TORCH_KD(js, KDLossOptions, hot([](auto& z, auto& v) {
+                   return lt::js(z, v, KDLossOptions{}.with_temperature(0));
+                 }));
+  SWEEP_TORCH_KD(total_variation, KDLossOptions, hot([](auto& z, auto& v) {
+                   return lt::total_variation(z, v, KDLossOptions{}.with_temperature(0));
+                 }));
+  SWEEP_TORCH_KD(binary_kl, KDLossOptions, hot([](auto& z, auto& v) {
+                   return lt::binary_kl(z, v, KDLossOptions{}.with_temperature(0));
+                 }));
+  SWEEP_TORCH_KD(binary_kl_norm, KDLossOptions, hot([](auto& z, auto& v) {
+                   return lt::binary_kl_norm(z, v, KDLossOptions{}.with_temperature(0));
+                 }));
   SWEEP_TORCH_KD(logit_mse, LogitMSEOptions, nullptr);
-  SWEEP_TORCH_KD(sinkhorn_kd, SinkhornKDOptions,
-                 hot([](auto& z, auto& v) { return lt::sinkhorn_kd(z, v, SinkhornKDOptions{}.temperature(0)); }));
+  SWEEP_TORCH_KD(sinkhorn_kd, SinkhornKDOptions, hot([](auto& z, auto& v) {
+                   return lt::sinkhorn_kd(z, v, SinkhornKDOptions{}.with_temperature(0));
+                 }));
 #undef SWEEP_TORCH_KD
   const std::string d = "regula::libtorch::dkd/4";
   add_row({d}, "bad labels rejected before the autograd call", [] {
@@ -254,7 +288,10 @@ void loss_rows() {
   });
   add_row({d}, "a teacher of another shape rejected; temperature = NaN rejected", [] {
     rejects({"teacher"}, [] { (void)lt::dkd(randn(4, 3), randn(4, 2), labels_tensor(4, 2)); });
-    rejects({"temperature"}, [] { (void)lt::dkd(randn(4, 3), randn(4, 3), labels_tensor(4, 3), DKDOptions{}.temperature(nan)); });
+    rejects({"temperature"}, [] {
+      (void)lt::dkd(randn(4, 3), randn(4, 3), labels_tensor(4, 3),
+                    DKDOptions{}.with_temperature(nan));
+    });
   });
   add_row({d}, "the value and gradient equal the Eigen call", [] {
     at::Tensor z = randn(6, 5, 1, true);

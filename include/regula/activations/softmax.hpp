@@ -55,7 +55,8 @@ template <class D1, class D2>
 void softmax_backward(const Eigen::MatrixBase<D1>& y, const Eigen::MatrixBase<D2>& dy,
                       MatrixRef<typename D1::Scalar> dz) {
   using T = typename D1::Scalar;
-  static_assert(std::is_same_v<T, typename D2::Scalar>, "regula::softmax_backward: y and dy must have one scalar type");
+  static_assert(std::is_same_v<T, typename D2::Scalar>,
+                "regula::softmax_backward: y and dy must have one scalar type");
   const MatrixCRef<T> yr(y.derived());
   const MatrixCRef<T> dyr(dy.derived());
   detail::check_same_shape("regula::softmax_backward", "dy", dyr, "y", yr);
@@ -99,7 +100,8 @@ template <class D1, class D2>
 void log_softmax_backward(const Eigen::MatrixBase<D1>& y, const Eigen::MatrixBase<D2>& dy,
                           MatrixRef<typename D1::Scalar> dz) {
   using T = typename D1::Scalar;
-  static_assert(std::is_same_v<T, typename D2::Scalar>, "regula::log_softmax_backward: y and dy must have one scalar type");
+  static_assert(std::is_same_v<T, typename D2::Scalar>,
+                "regula::log_softmax_backward: y and dy must have one scalar type");
   const MatrixCRef<T> yr(y.derived());
   const MatrixCRef<T> dyr(dy.derived());
   detail::check_same_shape("regula::log_softmax_backward", "dy", dyr, "y", yr);

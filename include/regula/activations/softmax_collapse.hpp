@@ -34,10 +34,12 @@ enum class CollapseSum : std::uint8_t {
 
 /// True when Σ_j exp(z_j − max z) == 1 exactly in T for one column of n ≥ 1 logits.
 template <class T>
-[[nodiscard]] bool softmax_collapsed(const T* z, std::size_t n, CollapseSum order = CollapseSum::simd) noexcept {
+[[nodiscard]] bool softmax_collapsed(const T* z, std::size_t n,
+                                     CollapseSum order = CollapseSum::simd) noexcept {
   const T m = kernels::column_max(z, n);
-  const T s = order == CollapseSum::simd ? kernels::sum_exp(z, n, m, static_cast<T*>(nullptr))
-                                         : kernels::sum_exp_reference(z, n, m, static_cast<T*>(nullptr));
+  const T s = order == CollapseSum::simd
+                  ? kernels::sum_exp(z, n, m, static_cast<T*>(nullptr))
+                  : kernels::sum_exp_reference(z, n, m, static_cast<T*>(nullptr));
   return s == T(1);
 }
 
@@ -51,10 +53,12 @@ template <class D>
   using T = typename D::Scalar;
   const MatrixCRef<T> z(logits.derived());
   REGULA_EXPECTS(z.cols() > 0 && z.rows() > 0, "regula::softmax_collapse_fraction",
-                 "logits must hold at least one sample and one class, got ", z.rows(), " x ", z.cols());
+                 "logits must hold at least one sample and one class, got ", z.rows(), " x ",
+                 z.cols());
   std::size_t collapsed = 0;
   for (Index j = 0; j < z.cols(); ++j) {
-    collapsed += softmax_collapsed(z.col(j).data(), static_cast<std::size_t>(z.rows()), order) ? 1U : 0U;
+    collapsed +=
+        softmax_collapsed(z.col(j).data(), static_cast<std::size_t>(z.rows()), order) ? 1U : 0U;
   }
   return static_cast<double>(collapsed) / static_cast<double>(z.cols());
 }

@@ -25,8 +25,8 @@ template <class T>
 void check_finite_in(const char* who, const char* param, double value) {
   constexpr double largest = static_cast<double>(std::numeric_limits<T>::max());
   REGULA_EXPECTS(std::isfinite(value) && std::fabs(value) <= largest, who, param,
-                 " must be finite in ", scalar_name<T>(), " (|", param, "| <= ", largest,
-                 "), got ", value);
+                 " must be finite in ", scalar_name<T>(), " (|", param, "| <= ", largest, "), got ",
+                 value);
 }
 
 }  // namespace regula::detail

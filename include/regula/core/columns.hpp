@@ -30,9 +30,10 @@ void check_disjoint(const char* who, const char* in_name, const In& in, const ch
                     const Out& out) {
   const auto ni = extent(in);
   const auto no = extent(out);
-  const bool overlap = ni > 0 && no > 0 &&
-                       static_cast<const void*>(in.data()) < static_cast<const void*>(out.data() + no) &&
-                       static_cast<const void*>(out.data()) < static_cast<const void*>(in.data() + ni);
+  const bool overlap =
+      ni > 0 && no > 0 &&
+      static_cast<const void*>(in.data()) < static_cast<const void*>(out.data() + no) &&
+      static_cast<const void*>(out.data()) < static_cast<const void*>(in.data() + ni);
   REGULA_EXPECTS(!overlap, who, out_name, " must not overlap ", in_name);
 }
 
@@ -50,6 +51,30 @@ void for_each_column(Index rows, Index cols, F&& f) noexcept {
                       [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
                         for (std::size_t c = begin; c < end; ++c) f(c);
                       });
+}
+
+/// Walks the n elements of a column-major pair x, y (`rows` per column, outer strides xs, ys)
+/// in fixed parallel chunks of `chunk` elements, calling seg(i, len, x_offset, y_offset) for
+/// each run of consecutive elements [i, i + len) of one column within a chunk (x_offset and
+/// y_offset: where element i lies in x and in y); when `flat` (both contiguous) a chunk is one
+/// run. The chunking depends only on n and chunk, so results do not depend on the thread count.
+template <class F>
+void parallel_column_segments(std::size_t n, std::size_t chunk, std::size_t rows, std::size_t xs,
+                              std::size_t ys, bool flat, F&& seg) noexcept {
+  parallel_for_chunks(n, chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
+    if (flat) {
+      seg(begin, end - begin, begin, begin);
+      return;
+    }
+    std::size_t i = begin;
+    while (i < end) {
+      const std::size_t col = i / rows;
+      const std::size_t row = i % rows;
+      const std::size_t len = (rows - row) < (end - i) ? rows - row : end - i;
+      seg(i, len, col * xs + row, col * ys + row);
+      i += len;
+    }
+  });
 }
 
 }  // namespace regula::detail

@@ -35,11 +35,11 @@ template <class... Parts>
 
 /// Checks `cond`; when it is false, throws regula::invalid_argument with the message
 /// `who: parts...`. The message is built only on failure.
-#define REGULA_EXPECTS(cond, who, ...)                                                    \
-  do {                                                                                    \
-    if (REGULA_UNLIKELY(!(cond))) {                                                       \
+#define REGULA_EXPECTS(cond, who, ...)                                                             \
+  do {                                                                                             \
+    if (REGULA_UNLIKELY(!(cond))) {                                                                \
       REGULA_THROW(::regula::invalid_argument(::regula::detail::error_message(who, __VA_ARGS__))); \
-    }                                                                                     \
+    }                                                                                              \
   } while (false)
 
 #endif  // REGULA_CORE_ERROR_HPP

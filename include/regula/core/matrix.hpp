@@ -48,8 +48,9 @@ namespace detail {
 template <class A, class B>
 void check_same_shape(const char* who, const char* a_name, const A& a, const char* b_name,
                       const B& b) {
-  REGULA_EXPECTS(a.rows() == b.rows() && a.cols() == b.cols(), who, a_name, " must have the shape of ",
-                 b_name, " (", b.rows(), " x ", b.cols(), "), got ", a.rows(), " x ", a.cols());
+  REGULA_EXPECTS(a.rows() == b.rows() && a.cols() == b.cols(), who, a_name,
+                 " must have the shape of ", b_name, " (", b.rows(), " x ", b.cols(), "), got ",
+                 a.rows(), " x ", a.cols());
 }
 
 /// True when the memory of `[a, a + na)` and `[b, b + nb)` overlaps without being identical.

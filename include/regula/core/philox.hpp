@@ -27,27 +27,27 @@ using PhiloxCounter = std::array<std::uint32_t, 4>;
 /// A 64-bit key as two words, least significant first.
 using PhiloxKey = std::array<std::uint32_t, 2>;
 
-namespace philox_constants {
-inline constexpr std::uint32_t M0 = 0xD2511F53U;
-inline constexpr std::uint32_t M1 = 0xCD9E8D57U;
-inline constexpr std::uint32_t W0 = 0x9E3779B9U;
-inline constexpr std::uint32_t W1 = 0xBB67AE85U;
-inline constexpr int rounds = 10;
-}  // namespace philox_constants
+namespace detail {
+/// M0, M1, W0, W1 and the round count of Philox4x32-10 (the file comment).
+inline constexpr std::uint32_t philox_m0 = 0xD2511F53U;
+inline constexpr std::uint32_t philox_m1 = 0xCD9E8D57U;
+inline constexpr std::uint32_t philox_w0 = 0x9E3779B9U;
+inline constexpr std::uint32_t philox_w1 = 0xBB67AE85U;
+inline constexpr int philox_rounds = 10;
+}  // namespace detail
 
 /// The scalar reference: one Philox4x32-10 block.
 [[nodiscard]] constexpr PhiloxBlock philox4x32_10(PhiloxCounter c, PhiloxKey k) noexcept {
-  using namespace philox_constants;
-  for (int r = 0; r < rounds; ++r) {
-    const std::uint64_t p0 = std::uint64_t{M0} * c[0];
-    const std::uint64_t p1 = std::uint64_t{M1} * c[2];
+  for (int r = 0; r < detail::philox_rounds; ++r) {
+    const std::uint64_t p0 = std::uint64_t{detail::philox_m0} * c[0];
+    const std::uint64_t p1 = std::uint64_t{detail::philox_m1} * c[2];
     const auto hi0 = static_cast<std::uint32_t>(p0 >> 32);
     const auto lo0 = static_cast<std::uint32_t>(p0);
     const auto hi1 = static_cast<std::uint32_t>(p1 >> 32);
     const auto lo1 = static_cast<std::uint32_t>(p1);
     c = {hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0};
-    k[0] += W0;
-    k[1] += W1;
+    k[0] += detail::philox_w0;
+    k[1] += detail::philox_w1;
   }
   return c;
 }
@@ -72,22 +72,21 @@ namespace simd {
 template <class A, std::size_t M>
 REGULA_ALWAYS_INLINE void philox4x32_10(xsimd::batch<std::uint32_t, A> (&c)[M][4],
                                         PhiloxKey k) noexcept {
-  using namespace philox_constants;
   using B = xsimd::batch<std::uint32_t, A>;
-  for (int r = 0; r < rounds; ++r) {
+  for (int r = 0; r < detail::philox_rounds; ++r) {
     const B k0(k[0]);
     const B k1(k[1]);
     for (std::size_t m = 0; m < M; ++m) {
       B hi0, lo0, hi1, lo1;
-      mulhilo(c[m][0], M0, hi0, lo0);
-      mulhilo(c[m][2], M1, hi1, lo1);
+      mulhilo(c[m][0], detail::philox_m0, hi0, lo0);
+      mulhilo(c[m][2], detail::philox_m1, hi1, lo1);
       c[m][0] = hi1 ^ c[m][1] ^ k0;
       c[m][1] = lo1;
       c[m][2] = hi0 ^ c[m][3] ^ k1;
       c[m][3] = lo0;
     }
-    k[0] += W0;
-    k[1] += W1;
+    k[0] += detail::philox_w0;
+    k[1] += detail::philox_w1;
   }
 }
 

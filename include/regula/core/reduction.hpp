@@ -23,10 +23,14 @@ enum class Reduction : std::uint8_t { none, mean, sum, batchmean };
 /// The PyTorch spelling: "none", "mean", "sum" or "batchmean".
 [[nodiscard]] constexpr const char* to_string(Reduction r) noexcept {
   switch (r) {
-    case Reduction::none: return "none";
-    case Reduction::mean: return "mean";
-    case Reduction::sum: return "sum";
-    case Reduction::batchmean: return "batchmean";
+    case Reduction::none:
+      return "none";
+    case Reduction::mean:
+      return "mean";
+    case Reduction::sum:
+      return "sum";
+    case Reduction::batchmean:
+      return "batchmean";
   }
   return "?";
 }

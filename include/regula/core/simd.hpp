@@ -49,7 +49,7 @@ REGULA_ALWAYS_INLINE xsimd::batch<std::uint32_t, A> mulhi(const xsimd::batch<std
   } else
 #endif
 #if XSIMD_WITH_AVX2
-  if constexpr (is_arch_v<A, xsimd::avx2>) {
+      if constexpr (is_arch_v<A, xsimd::avx2>) {
     const __m256i x = a;
     const __m256i mm = _mm256_set1_epi32(static_cast<int>(m));
     const __m256i even = _mm256_mul_epu32(x, mm);
@@ -58,7 +58,7 @@ REGULA_ALWAYS_INLINE xsimd::batch<std::uint32_t, A> mulhi(const xsimd::batch<std
   } else
 #endif
 #if XSIMD_WITH_SSE2
-  if constexpr (is_arch_v<A, xsimd::sse2>) {
+      if constexpr (is_arch_v<A, xsimd::sse2>) {
     const __m128i x = a;
     const __m128i mm = _mm_set1_epi32(static_cast<int>(m));
     const __m128i even = _mm_mul_epu32(x, mm);
@@ -96,7 +96,7 @@ REGULA_ALWAYS_INLINE void mulhilo(const xsimd::batch<std::uint32_t, A>& a, std::
   } else
 #endif
 #if XSIMD_WITH_AVX2
-  if constexpr (is_arch_v<A, xsimd::avx2>) {
+      if constexpr (is_arch_v<A, xsimd::avx2>) {
     const __m256i x = a;
     const __m256i mm = _mm256_set1_epi32(static_cast<int>(m));
     const __m256i even = _mm256_mul_epu32(x, mm);
@@ -129,7 +129,7 @@ REGULA_ALWAYS_INLINE void store_stream(T* p, const xsimd::batch<T, A>& v) noexce
   } else
 #endif
 #if XSIMD_WITH_AVX
-  if constexpr (is_arch_v<A, xsimd::avx>) {
+      if constexpr (is_arch_v<A, xsimd::avx>) {
     if constexpr (sizeof(T) == 4) {
       _mm256_stream_ps(p, v);
     } else {
@@ -139,7 +139,7 @@ REGULA_ALWAYS_INLINE void store_stream(T* p, const xsimd::batch<T, A>& v) noexce
   } else
 #endif
 #if XSIMD_WITH_SSE2
-  if constexpr (is_arch_v<A, xsimd::sse2>) {
+      if constexpr (is_arch_v<A, xsimd::sse2>) {
     if constexpr (sizeof(T) == 4) {
       _mm_stream_ps(p, v);
     } else {
@@ -170,13 +170,13 @@ REGULA_ALWAYS_INLINE std::uint64_t to_bits(const xsimd::batch_bool<T, A>& b) noe
   } else
 #endif
 #if XSIMD_WITH_AVX2
-  if constexpr (is_arch_v<A, xsimd::avx2>) {
+      if constexpr (is_arch_v<A, xsimd::avx2>) {
     const __m256i r = b;
     return static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(r)));
   } else
 #endif
 #if XSIMD_WITH_SSE2
-  if constexpr (is_arch_v<A, xsimd::sse2>) {
+      if constexpr (is_arch_v<A, xsimd::sse2>) {
     const __m128i r = b;
     return static_cast<std::uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(r)));
   } else
@@ -194,7 +194,7 @@ REGULA_ALWAYS_INLINE std::uint64_t to_bits(const xsimd::batch_bool<T, A>& b) noe
 /// Integer lanes of T's width, all ones where bit i of `bits` is set: broadcast the field, keep
 /// lane i's bit, compare with zero (the usual mask expansion without a lookup table).
 template <class T, class A>
-REGULA_ALWAYS_INLINE auto detail_expand_bits(std::uint64_t bits) noexcept {
+REGULA_ALWAYS_INLINE auto expand_bits(std::uint64_t bits) noexcept {
   using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
   using UB = xsimd::batch<U, A>;
   constexpr std::size_t W = UB::size;
@@ -214,8 +214,8 @@ REGULA_ALWAYS_INLINE xsimd::batch_bool<T, A> from_bits(std::uint64_t bits) noexc
   } else
 #endif
 #if XSIMD_WITH_AVX2
-  if constexpr (is_arch_v<A, xsimd::avx2>) {
-    const __m256i r = detail_expand_bits<T, A>(bits);
+      if constexpr (is_arch_v<A, xsimd::avx2>) {
+    const __m256i r = expand_bits<T, A>(bits);
     if constexpr (sizeof(T) == 4) {
       return xsimd::batch_bool<T, A>(_mm256_castsi256_ps(r));
     } else {
@@ -224,8 +224,8 @@ REGULA_ALWAYS_INLINE xsimd::batch_bool<T, A> from_bits(std::uint64_t bits) noexc
   } else
 #endif
 #if XSIMD_WITH_SSE2
-  if constexpr (is_arch_v<A, xsimd::sse2>) {
-    const __m128i r = detail_expand_bits<T, A>(bits);
+      if constexpr (is_arch_v<A, xsimd::sse2>) {
+    const __m128i r = expand_bits<T, A>(bits);
     if constexpr (sizeof(T) == 4) {
       return xsimd::batch_bool<T, A>(_mm_castsi128_ps(r));
     } else {

@@ -530,21 +530,21 @@ class GlobalSinkhornKD {
       regula::detail::check_same_shape(who, "dstudent", dstudent, "student", student);
       regula::detail::check_disjoint(who, "student", student, "dstudent", dstudent);
       regula::detail::check_disjoint(who, "teacher", teacher, "dstudent", dstudent);
-      regula::detail::check_positive(who, "temperature", options_.temperature());
-      regula::detail::check_positive(who, "epsilon", options_.epsilon());
-      REGULA_EXPECTS(options_.iterations() >= 1, who, "iterations must be >= 1, got ",
-                     options_.iterations());
-      REGULA_EXPECTS(std::isfinite(options_.lambda()), who, "lambda must be finite, got ",
-                     options_.lambda());
+      regula::detail::check_positive(who, "temperature", options_.temperature);
+      regula::detail::check_positive(who, "epsilon", options_.epsilon);
+      REGULA_EXPECTS(options_.iterations >= 1, who, "iterations must be >= 1, got ",
+                     options_.iterations);
+      REGULA_EXPECTS(std::isfinite(options_.lambda), who, "lambda must be finite, got ",
+                     options_.lambda);
     });
     const auto n = static_cast<std::size_t>(student.cols());
     detail::agree(comm_, who, !error, n, 0,
                   {{"the number of classes", static_cast<double>(student.rows())},
-                   {"temperature", options_.temperature()},
-                   {"epsilon", options_.epsilon()},
-                   {"iterations", static_cast<double>(options_.iterations())},
-                   {"lambda", options_.lambda()},
-                   {"grad_mode", static_cast<double>(options_.grad_mode())}},
+                   {"temperature", options_.temperature},
+                   {"epsilon", options_.epsilon},
+                   {"iterations", static_cast<double>(options_.iterations)},
+                   {"lambda", options_.lambda},
+                   {"grad_mode", static_cast<double>(options_.grad_mode)}},
                   declarations_);
     if (error) std::rethrow_exception(error);
     sizes_.use_sizes(who, declarations_, false);

@@ -9,11 +9,12 @@
 #ifndef REGULA_INTEGRATIONS_TORCH_HPP
 #define REGULA_INTEGRATIONS_TORCH_HPP
 
-#include <torch/torch.h>
-
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <type_traits>
+
+#include <torch/torch.h>
 
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
@@ -94,9 +95,10 @@ template <class T>
 [[nodiscard]] inline Eigen::Map<const Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>> labels_view(
     const at::Tensor& t, const char* name = "labels") {
   constexpr const char* who = "regula::libtorch::labels_view";
-  REGULA_EXPECTS(t.defined() && t.device().is_cpu() && t.scalar_type() == at::kLong && t.dim() == 1 &&
-                     t.is_contiguous(),
-                 who, name, " must be a contiguous 1-D CPU int64 tensor, got ", detail::describe(t));
+  REGULA_EXPECTS(t.defined() && t.device().is_cpu() && t.scalar_type() == at::kLong &&
+                     t.dim() == 1 && t.is_contiguous(),
+                 who, name, " must be a contiguous 1-D CPU int64 tensor, got ",
+                 detail::describe(t));
   return {t.data_ptr<std::int64_t>(), t.size(0)};
 }
 
@@ -117,11 +119,10 @@ struct DropoutFunction : public torch::autograd::Function<DropoutFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
-    const at::Tensor dx = apply_dropout(grad[0].contiguous(), ctx->saved_data["p"].toDouble(),
-                                        ctx->saved_data["training"].toBool(),
-                                        ctx->saved_data["seed"].toInt(),
-                                        ctx->saved_data["subsequence"].toInt(),
-                                        ctx->saved_data["offset"].toInt());
+    const at::Tensor dx =
+        apply_dropout(grad[0].contiguous(), ctx->saved_data["p"].toDouble(),
+                      ctx->saved_data["training"].toBool(), ctx->saved_data["seed"].toInt(),
+                      ctx->saved_data["subsequence"].toInt(), ctx->saved_data["offset"].toInt());
     return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 
@@ -193,8 +194,8 @@ TORCH_MODULE(Dropout);
 struct ReplayFunction : public torch::autograd::Function<ReplayFunction> {
   using Runner = void (*)(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream);
 
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const void* layer,
-                            Runner run, Stream* stream) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const void* layer, Runner run, Stream* stream) {
     // Addresses travel as integers: AutogradContext stores IValues only.
     const std::int64_t layer_address = reinterpret_cast<std::intptr_t>(layer);
     const std::int64_t run_address = reinterpret_cast<std::intptr_t>(run);
@@ -308,7 +309,8 @@ namespace detail {
 
 /// Applies a fused loss after checking the logits (contiguous CPU float32/float64, (batch, C)).
 template <class Loss>
-at::Tensor fused_loss(const char* who, const at::Tensor& logits, const at::Tensor& target, Loss loss) {
+at::Tensor fused_loss(const char* who, const at::Tensor& logits, const at::Tensor& target,
+                      Loss loss) {
   REGULA_EXPECTS(logits.defined() && logits.dim() == 2, who,
                  "logits must be a 2-D (batch, classes) tensor, got ",
                  logits.defined() ? describe(logits) : std::string("an undefined tensor"));
@@ -366,32 +368,60 @@ inline at::Tensor stablemax_cross_entropy(const at::Tensor& logits, const at::Te
   return cross_entropy<Normalizer::stablemax>(logits, labels, options);
 }
 
-#define REGULA_TORCH_TEACHER_LOSS(name, Options)                                                  \
-  /** regula::name of (batch, C) student logits against constant teacher logits, differentiable \
-   * with respect to the student. */                                                            \
-  inline at::Tensor name(const at::Tensor& student, const at::Tensor& teacher,                   \
-                         const Options& options = {}) {                                          \
-    return detail::fused_loss(                                                                   \
-        "regula::libtorch::" #name, student, teacher,                                            \
-        detail::teacher_loss([options](const auto& z, const auto& v, auto dz) {                  \
-          return regula::name(z, v, dz, options);                                                \
-        }));                                                                                     \
-  }
+namespace detail {
 
-REGULA_TORCH_TEACHER_LOSS(kd_kl, KDLossOptions)
-REGULA_TORCH_TEACHER_LOSS(reverse_kl, KDLossOptions)
-REGULA_TORCH_TEACHER_LOSS(js, KDLossOptions)
-REGULA_TORCH_TEACHER_LOSS(total_variation, KDLossOptions)
-REGULA_TORCH_TEACHER_LOSS(binary_kl, KDLossOptions)
-REGULA_TORCH_TEACHER_LOSS(binary_kl_norm, KDLossOptions)
-REGULA_TORCH_TEACHER_LOSS(logit_mse, LogitMSEOptions)
-REGULA_TORCH_TEACHER_LOSS(sinkhorn_kd, SinkhornKDOptions)
-#undef REGULA_TORCH_TEACHER_LOSS
+/// The differentiable libtorch call of a regula distillation loss: `Call` is the loss's function
+/// object type (regula::kd_kl's, …), called as `Call{}(z, v, dz, options)`.
+template <class Call, class Options>
+struct TorchTeacherLoss {
+  const char* name;
+  /// The loss of (batch, C) student logits against constant teacher logits, differentiable
+  /// with respect to the student (forward computes loss and gradient in one pass).
+  at::Tensor operator()(const at::Tensor& student, const at::Tensor& teacher,
+                        const Options& options = {}) const {
+    return fused_loss(name, student, teacher,
+                      teacher_loss([options](const auto& z, const auto& v, auto dz) {
+                        return Call{}(z, v, dz, options);
+                      }));
+  }
+};
+
+/// regula::sinkhorn_kd (a function template) as a function object for TorchTeacherLoss.
+struct SinkhornCall {
+  template <class Z, class V, class D>
+  auto operator()(const Z& z, const V& v, D dz, const SinkhornKDOptions& options) const {
+    return regula::sinkhorn_kd(z, v, dz, options);
+  }
+};
+
+template <const auto& Loss>
+using TorchTeacherLossOf =
+    TorchTeacherLoss<std::decay_t<decltype(Loss)>, typename std::decay_t<decltype(Loss)>::Options>;
+
+}  // namespace detail
+
+/// regula::kd_kl, …, of (batch, C) student logits against constant teacher logits,
+/// differentiable with respect to the student: `regula::libtorch::kd_kl(student, teacher,
+/// options)`.
+inline constexpr detail::TorchTeacherLossOf<regula::kd_kl> kd_kl{"regula::libtorch::kd_kl"};
+inline constexpr detail::TorchTeacherLossOf<regula::reverse_kl> reverse_kl{
+    "regula::libtorch::reverse_kl"};
+inline constexpr detail::TorchTeacherLossOf<regula::js> js{"regula::libtorch::js"};
+inline constexpr detail::TorchTeacherLossOf<regula::total_variation> total_variation{
+    "regula::libtorch::total_variation"};
+inline constexpr detail::TorchTeacherLossOf<regula::binary_kl> binary_kl{
+    "regula::libtorch::binary_kl"};
+inline constexpr detail::TorchTeacherLossOf<regula::binary_kl_norm> binary_kl_norm{
+    "regula::libtorch::binary_kl_norm"};
+inline constexpr detail::TorchTeacherLossOf<regula::logit_mse> logit_mse{
+    "regula::libtorch::logit_mse"};
+inline constexpr detail::TorchTeacherLoss<detail::SinkhornCall, SinkhornKDOptions> sinkhorn_kd{
+    "regula::libtorch::sinkhorn_kd"};
 
 /// Decoupled KD (Zhao et al., CVPR 2022) of student logits against teacher logits and labels,
 /// differentiable with respect to the student.
-inline at::Tensor dkd(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels,
-                      const DKDOptions& options = {}) {
+inline at::Tensor dkd(const at::Tensor& student, const at::Tensor& teacher,
+                      const at::Tensor& labels, const DKDOptions& options = {}) {
   (void)labels_view(labels, "labels");  // checked before the autograd call
   return detail::fused_loss(
       "regula::libtorch::dkd", student, teacher,

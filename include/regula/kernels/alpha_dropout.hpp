@@ -83,8 +83,8 @@ void alpha_dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, 
 /// Scalar reference of alpha_dropout_segment (mask from the scalar Philox). The product goes
 /// through a volatile, so it is rounded whatever the compiler's contraction flags.
 template <class T>
-void alpha_dropout_segment_reference(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x, T a,
-                                     T b, T dropped_value, T* y) noexcept {
+void alpha_dropout_segment_reference(const DropoutDraw& d, std::size_t i0, std::size_t n,
+                                     const T* x, T a, T b, T dropped_value, T* y) noexcept {
   for (std::size_t i = i0; i < i0 + n; ++i) {
     std::uint64_t keep[2];
     dropout_tile_keep_reference(d, i / dropout_tile, keep);

@@ -23,7 +23,8 @@ namespace regula::kernels {
 namespace detail {
 
 /// ℓ and F from log p, log(1 − p) and N (all in double).
-inline void coverage_terms(double log_p, double log1mp, double N, double& loss, double& F) noexcept {
+inline void coverage_terms(double log_p, double log1mp, double N, double& loss,
+                           double& F) noexcept {
   if (N == 1.0) {
     loss = -log_p;
     F = 1.0;
@@ -94,7 +95,8 @@ template <class T>
 double coverage_column_reference(const T* z, std::size_t n, std::size_t y, double N, T g,
                                  T* dz) noexcept {
   double m = -std::numeric_limits<double>::infinity();
-  for (std::size_t j = 0; j < n; ++j) m = static_cast<double>(z[j]) > m ? static_cast<double>(z[j]) : m;
+  for (std::size_t j = 0; j < n; ++j)
+    m = static_cast<double>(z[j]) > m ? static_cast<double>(z[j]) : m;
   double S = 0.0;
   double other = 0.0;
   for (std::size_t j = 0; j < n; ++j) {
@@ -103,7 +105,8 @@ double coverage_column_reference(const T* z, std::size_t n, std::size_t y, doubl
     if (j != y) other += e;
   }
   const double ey = std::exp(static_cast<double>(z[y]) - m);
-  const double log_p = ey >= other ? -std::log1p(other / ey) : (static_cast<double>(z[y]) - m) - std::log(S);
+  const double log_p =
+      ey >= other ? -std::log1p(other / ey) : (static_cast<double>(z[y]) - m) - std::log(S);
   const double log1mp = std::log(other) - std::log(S);
   double loss = 0.0;
   double F = 0.0;

@@ -205,7 +205,8 @@ XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T be
     const B sb(scale);
     const B gbb(gb);
     std::size_t i = 0;
-    for (; i + W <= n; i += W) xsimd::fms(sb, B::load_unaligned(dz + i), gbb).store_unaligned(dz + i);
+    for (; i + W <= n; i += W)
+      xsimd::fms(sb, B::load_unaligned(dz + i), gbb).store_unaligned(dz + i);
     for (; i < n; ++i) dz[i] = scale * dz[i] - gb;
     const double bd = static_cast<double>(beta);
     dz[y] = static_cast<T>(gs * (static_cast<double>(n - 1) * bd * static_cast<double>(ey) -
@@ -228,7 +229,8 @@ REGULA_ALWAYS_INLINE xsimd::batch<T, A> stablemax_s_fast(const xsimd::batch<T, A
 /// L += log s (Smooth). With Store the double accumulation reloads the stored floats with
 /// widening loads.
 template <bool Store, bool Smooth, class T, class A>
-REGULA_ALWAYS_INLINE void stablemax_block(const xsimd::batch<T, A>& x, DoubleAccumulator<T, A>& sacc,
+REGULA_ALWAYS_INLINE void stablemax_block(const xsimd::batch<T, A>& x,
+                                          DoubleAccumulator<T, A>& sacc,
                                           DoubleAccumulator<T, A>& lacc, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   const B s = stablemax_s_fast(x);
@@ -258,7 +260,8 @@ void stablemax_pass(const T* z, std::size_t n, T* dz, double& S, double& sum_log
     stablemax_block<Store, Smooth>(B::load_unaligned(z + i), s0, l0, out(i));
     stablemax_block<Store, Smooth>(B::load_unaligned(z + i + W), s1, l1, out(i + W));
   }
-  for (; i + W <= n; i += W) stablemax_block<Store, Smooth>(B::load_unaligned(z + i), s0, l0, out(i));
+  for (; i + W <= n; i += W)
+    stablemax_block<Store, Smooth>(B::load_unaligned(z + i), s0, l0, out(i));
   if (i < n) {
     // The partial last block, padded with x = 0 lanes whose s = 1 is masked out of S (their
     // log s = 0 adds nothing).
@@ -281,7 +284,8 @@ void stablemax_pass(const T* z, std::size_t n, T* dz, double& S, double& sum_log
 }  // namespace detail
 
 template <Normalizer Norm, class T, class W = double>
-double xent_column_reference(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept;
+double xent_column_reference(const T* z, std::size_t n, const XentTarget<T>& t, T g,
+                             T* dz) noexcept;
 
 /// StableMax cross-entropy of one column with a hard label and no weights (see
 /// softmax_xent_hard_terms). S, and Σ log s with smoothing, are accumulated in double; the
@@ -362,9 +366,9 @@ XentTerms stablemax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T 
     const double ry = stablemax_r(zyd);
     const double rs = zyd >= 0.0 ? 1.0 : ry * ry;
     const double bd = static_cast<double>(beta);
-    dz[y] = static_cast<T>(static_cast<double>(g) *
-                           (static_cast<double>(n - 1) * bd * rs - (bd + static_cast<double>(gamma)) * ry * R) /
-                           S);
+    dz[y] = static_cast<T>(
+        static_cast<double>(g) *
+        (static_cast<double>(n - 1) * bd * rs - (bd + static_cast<double>(gamma)) * ry * R) / S);
   }
   return terms;
 }
@@ -523,8 +527,7 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
     k = detail::index_of(z, n, m);
     const double md = static_cast<double>(m);
     c = detail::xent_complement(
-        n, k, t, hw,
-        [&](std::size_t j) { return std::exp(static_cast<double>(z[j]) - md); },
+        n, k, t, hw, [&](std::size_t j) { return std::exp(static_cast<double>(z[j]) - md); },
         [&](std::size_t j) { return static_cast<double>(z[j]) - md; });
     Sd = 1.0 + c.R;
     const double log_S = std::log1p(c.R);
@@ -537,7 +540,8 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
     const B sb(scale);
     const B gb(g);
     for (i = 0; i + W <= n; i += W) {
-      xsimd::fms(sb, B::load_unaligned(dz + i), gb * detail::xent_q<T, A>(t, i)).store_unaligned(dz + i);
+      xsimd::fms(sb, B::load_unaligned(dz + i), gb * detail::xent_q<T, A>(t, i))
+          .store_unaligned(dz + i);
     }
     for (; i < n; ++i) dz[i] = scale * dz[i] - g * detail::xent_q(t, i);
     if (t.label >= 0) dz[static_cast<std::size_t>(t.label)] -= g * hw;
@@ -765,8 +769,6 @@ REGULA_ALWAYS_INLINE double xent_column(const T* z, std::size_t n, const XentTar
   }
   return xent_column_repair<Norm>(l, z, n, t, g, dz);
 }
-
-
 
 }  // namespace regula::kernels
 

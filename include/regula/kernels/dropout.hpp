@@ -202,7 +202,8 @@ inline void store_keep_bits(std::uint64_t* mask, std::size_t tile_base, const st
     const std::size_t hi_end = j0 + n < (h + 1) * 64 ? j0 + n - h * 64 : 64;
     if (j0 + n <= h * 64 || lo >= 64 || hi_end <= lo) continue;
     const std::size_t len = hi_end - lo;
-    const std::uint64_t sel = (len == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << len) - 1)) << lo;
+    const std::uint64_t sel = (len == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << len) - 1))
+                              << lo;
     words[h] = (words[h] & ~sel) | (keep[h] & sel);
   }
 }
@@ -221,8 +222,8 @@ namespace detail {
 /// Tiles per step on the fast path: four independent Philox chains in flight.
 inline constexpr std::size_t tiles_per_step = 4;
 
-/// Walks the call's elements [i0, i0 + n) tile by tile and applies y = x ⊙ m·scale (y += x ⊙ m·scale
-/// with `Add`) with the keep bits that `keep_tiles(tile, keep)` (four whole tiles) or
+/// Walks the call's elements [i0, i0 + n) tile by tile and applies y = x ⊙ m·scale (y += x ⊙
+/// m·scale with `Add`) with the keep bits that `keep_tiles(tile, keep)` (four whole tiles) or
 /// `keep_tile(tile, j0, len, keep)` (one tile, elements j0..j0+len−1 of it) provide.
 template <class T, class A, bool Add = false, class KeepTiles, class KeepTile>
 REGULA_ALWAYS_INLINE void walk_tiles(std::size_t i0, std::size_t n, const T* x, T scale, T* y,
@@ -283,8 +284,8 @@ REGULA_ALWAYS_INLINE void walk_tiles(std::size_t i0, std::size_t n, const T* x, 
 /// `streaming` asks for non-temporal stores of whole, aligned tiles (see streaming_bytes); the
 /// values written are the same.
 template <class T, class A = default_arch>
-void dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x, T scale,
-                     T* y, std::uint64_t* record, bool streaming = false) noexcept {
+void dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x, T scale, T* y,
+                     std::uint64_t* record, bool streaming = false) noexcept {
   constexpr std::size_t K = detail::tiles_per_step;
   detail::walk_tiles<T, A>(
       i0, n, x, scale, y, streaming,
@@ -310,7 +311,8 @@ void masked_scale_segment(const std::uint64_t* mask, std::size_t i0, std::size_t
   detail::walk_tiles<T, A>(
       i0, n, x, scale, y, streaming,
       [&](std::size_t tile, std::uint64_t(&keep)[K][2]) noexcept {
-        for (std::size_t k = 0; k < K; ++k) detail::load_keep_bits(mask, (tile + k) * dropout_tile, keep[k]);
+        for (std::size_t k = 0; k < K; ++k)
+          detail::load_keep_bits(mask, (tile + k) * dropout_tile, keep[k]);
       },
       [&](std::size_t tile, std::size_t, std::size_t, std::uint64_t keep[2]) noexcept {
         detail::load_keep_bits(mask, tile * dropout_tile, keep);

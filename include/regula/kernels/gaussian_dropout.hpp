@@ -13,15 +13,17 @@
 namespace regula::kernels {
 
 /// Philox blocks used by n Gaussian draws: four normals per block, as Stream::normal.
-[[nodiscard]] constexpr std::uint64_t gaussian_blocks(std::size_t n) noexcept { return (n + 3) / 4; }
+[[nodiscard]] constexpr std::uint64_t gaussian_blocks(std::size_t n) noexcept {
+  return (n + 3) / 4;
+}
 
 /// For the call's elements [i0, i0 + n) (x and y pointing at element i0; y may equal x):
 /// y = x·(1 + σ·zᵢ), zᵢ element i of `Stream::normal` started at `at` (block ⌊i/4⌋, Box–Muller
 /// in double). σ·zᵢ is rounded to double before 1 is added (never a fused multiply-add, so every
 /// instruction set gives the same factor), then the factor is rounded to T.
 template <class T>
-void gaussian_multiply_segment(const Stream& at, std::size_t i0, std::size_t n, const T* x, double sigma,
-                               T* y) noexcept {
+void gaussian_multiply_segment(const Stream& at, std::size_t i0, std::size_t n, const T* x,
+                               double sigma, T* y) noexcept {
   std::uint64_t block = ~std::uint64_t{0};
   double z[4] = {0, 0, 0, 0};
   for (std::size_t i = i0; i < i0 + n; ++i) {
@@ -37,8 +39,8 @@ void gaussian_multiply_segment(const Stream& at, std::size_t i0, std::size_t n, 
 /// Scalar reference of gaussian_multiply_segment: element by element, no cache; σ·zᵢ goes through
 /// a volatile, so it is rounded whatever the compiler's contraction flags.
 template <class T>
-void gaussian_multiply_segment_reference(const Stream& at, std::size_t i0, std::size_t n, const T* x,
-                                         double sigma, T* y) noexcept {
+void gaussian_multiply_segment_reference(const Stream& at, std::size_t i0, std::size_t n,
+                                         const T* x, double sigma, T* y) noexcept {
   for (std::size_t i = i0; i < i0 + n; ++i) {
     Stream s(at.seed(), at.subsequence(), at.offset() + i / 4);
     double z[4];

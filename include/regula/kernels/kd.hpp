@@ -13,11 +13,11 @@
 /// Every kernel is SIMD over xsimd batches of T and has a scalar `_reference` twin that the
 /// tests compare against. kd_kl, reverse_kl, dkd and TV first run the direct form (the two
 /// exponentials of student and teacher in one fused pass) and keep it when its rounding
-/// estimate is small against the result (kd_detail::direct_is_accurate, float only); otherwise
+/// estimate is small against the result (detail::direct_is_accurate, float only); otherwise
 /// (teacher ≈ student, confident columns whose top classes agree, double) they recompute the
 /// column without cancellation from u = log(q/p) + const formed from the logits' difference:
 /// e = exp(x), e^u, t = expm1(u) and the tails φ(u) = t − u, ψ(u) = u·e^u − t by their series
-/// (kd_detail::kl_batch), so that each divergence is a sum of non-negative terms and p − q,
+/// (detail::kl_batch), so that each divergence is a sum of non-negative terms and p − q,
 /// r − D come without subtracting nearly equal numbers. Their references share the formulas.
 /// JS, BinaryKL and BinaryKL-Norm use formulations chosen for accuracy in float (log1p, expm1,
 /// series where two terms would cancel); their references are the plain formulas in double.
@@ -26,7 +26,7 @@
 /// Every column kernel and its reference test their result (one std::isfinite per column); a
 /// column whose result is not finite although its inputs are (logits spanning past the largest
 /// finite T, where z − max z, v − z or k·z overflow and 0·inf forms) is recomputed by a scalar
-/// long-double fallback, the same for the kernel and its reference (kd_detail::*_wide, see
+/// long-double fallback, the same for the kernel and its reference (detail::*_wide, see
 /// "The wide fallback" below).
 #ifndef REGULA_KERNELS_KD_HPP
 #define REGULA_KERNELS_KD_HPP
@@ -43,19 +43,7 @@
 
 namespace regula::kernels {
 
-namespace kd_detail {
-
-/// Sum of the lanes of x, pairwise through memory.
-template <class T, class A>
-REGULA_ALWAYS_INLINE T hsum(const xsimd::batch<T, A>& x) noexcept {
-  constexpr std::size_t W = xsimd::batch<T, A>::size;
-  alignas(64) T v[W];
-  x.store_aligned(v);
-  for (std::size_t w = W / 2; w > 0; w /= 2) {
-    for (std::size_t i = 0; i < w; ++i) v[i] += v[i + w];
-  }
-  return v[0];
-}
+namespace detail {
 
 /// log(exp(a) + exp(b)) without overflow; NaN if either is NaN.
 inline double logaddexp(double a, double b) noexcept {
@@ -314,7 +302,8 @@ REGULA_ALWAYS_INLINE void combine(const T* ez, const T* fv, const T* v, std::siz
   std::size_t i = lo;
   if (fv != nullptr) {
     for (; i + W <= hi; i += W) {
-      xsimd::fms(c1b, B::load_unaligned(ez + i), c2b * B::load_unaligned(fv + i)).store_unaligned(dz + i);
+      xsimd::fms(c1b, B::load_unaligned(ez + i), c2b * B::load_unaligned(fv + i))
+          .store_unaligned(dz + i);
     }
     for (; i < hi; ++i) dz[i] = c1 * ez[i] - c2 * fv[i];
   } else {
@@ -348,8 +337,8 @@ F log1p_tail(F x) noexcept {
   if (std::abs(x) < F(0.01)) {
     // Σ_{n≥2} (−1)^n x^n/n, through x^10.
     F s = F(1.0 / 10.0);
-    for (double c : {-1.0 / 9.0, 1.0 / 8.0, -1.0 / 7.0, 1.0 / 6.0, -1.0 / 5.0, 1.0 / 4.0,
-                     -1.0 / 3.0, 0.5}) {
+    for (double c :
+         {-1.0 / 9.0, 1.0 / 8.0, -1.0 / 7.0, 1.0 / 6.0, -1.0 / 5.0, 1.0 / 4.0, -1.0 / 3.0, 0.5}) {
       s = s * x + F(c);
     }
     return x * x * s;
@@ -559,10 +548,22 @@ template <class T>
 inline constexpr T kl_series_below = std::is_same_v<T, float> ? T(0.25) : T(0.5);
 
 /// 1/n! for n = 2..17, the coefficients of φ(u)/u² in double.
-inline constexpr double kl_inv_factorial[16] = {
-    1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
-    1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800, 1.0 / 87178291200,
-    1.0 / 1307674368000, 1.0 / 20922789888000, 1.0 / 355687428096000};
+inline constexpr double kl_inv_factorial[16] = {1.0 / 2,
+                                                1.0 / 6,
+                                                1.0 / 24,
+                                                1.0 / 120,
+                                                1.0 / 720,
+                                                1.0 / 5040,
+                                                1.0 / 40320,
+                                                1.0 / 362880,
+                                                1.0 / 3628800,
+                                                1.0 / 39916800,
+                                                1.0 / 479001600,
+                                                1.0 / 6227020800,
+                                                1.0 / 87178291200,
+                                                1.0 / 1307674368000,
+                                                1.0 / 20922789888000,
+                                                1.0 / 355687428096000};
 
 /// Where the gradient's p − q = p·(M − t)/(1 + M) = p·((1 + M) − e^u)/(1 + M) switches from
 /// the first form (|u| below: t and M are small near equality) to the second (above: e^u is
@@ -808,8 +809,8 @@ REGULA_ALWAYS_INLINE void kl_combine(const T* z, const T* v, std::size_t lo, std
 
 /// Scalar twin of kl_combine.
 template <class T>
-void kl_combine_reference(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz, T mv,
-                          T kz, T kv, const T* gv, T cm, T co, T c, T* dz) noexcept {
+void kl_combine_reference(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz, T mv, T kz,
+                          T kv, const T* gv, T cm, T co, T c, T* dz) noexcept {
   for (std::size_t i = lo; i < hi; ++i) {
     const T u = kz == kv ? ((v[i] - z[i]) - (mv - mz)) * kz : (v[i] - mv) * kv - (z[i] - mz) * kz;
     T g;
@@ -823,37 +824,37 @@ void kl_combine_reference(const T* z, const T* v, std::size_t lo, std::size_t hi
   }
 }
 
-
 /// kd_kl_column's cancellation-free path (see there), given the column maxima.
 template <class T, class A>
 double kd_kl_accurate(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz, T* scratch,
                       T mz, T mv) noexcept {
-  kd_detail::KlSums<T> acc;
+  detail::KlSums<T> acc;
   T* gv = dz != nullptr ? scratch : nullptr;
   const bool same = kz == kv;
-  constexpr auto psi = kd_detail::KlTerm::xexp_tail;
+  constexpr auto psi = detail::KlTerm::xexp_tail;
   double s = 0.0;
-  kd_detail::KlMoments mo;
+  detail::KlMoments mo;
   for (int pass = 0; pass < 2; ++pass) {
     acc = {};
     if (same) {
-      kd_detail::kl_pass<T, A, psi, true>(z, v, 0, n, mz, mv, kz, kv, dz, gv, acc);
+      detail::kl_pass<T, A, psi, true>(z, v, 0, n, mz, mv, kz, kv, dz, gv, acc);
     } else {
-      kd_detail::kl_pass<T, A, psi, false>(z, v, 0, n, mz, mv, kz, kv, dz, gv, acc);
+      detail::kl_pass<T, A, psi, false>(z, v, 0, n, mz, mv, kz, kv, dz, gv, acc);
     }
     s = static_cast<double>(acc.s);
-    mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
-    if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+    mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+    if (pass == 1 || !detail::kl_recentre(mo)) break;
     mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(kv));
   }
-  const double d = kd_detail::kl_forward(s, static_cast<double>(acc.h), mo);
+  const double d = detail::kl_forward(s, static_cast<double>(acc.h), mo);
   if (dz != nullptr) {
     const double c = static_cast<double>(gs) * static_cast<double>(kz) / (s * mo.onep);
     const T cm = static_cast<T>(c * mo.M), co = static_cast<T>(c * mo.onep);
     if (same) {
-      kd_detail::kl_combine<T, A, true>(z, v, 0, n, mz, mv, kz, kv, gv, cm, co, static_cast<T>(c), dz);
+      detail::kl_combine<T, A, true>(z, v, 0, n, mz, mv, kz, kv, gv, cm, co, static_cast<T>(c), dz);
     } else {
-      kd_detail::kl_combine<T, A, false>(z, v, 0, n, mz, mv, kz, kv, gv, cm, co, static_cast<T>(c), dz);
+      detail::kl_combine<T, A, false>(z, v, 0, n, mz, mv, kz, kv, gv, cm, co, static_cast<T>(c),
+                                      dz);
     }
   }
   return d;
@@ -863,51 +864,50 @@ double kd_kl_accurate(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T
 template <class T>
 double kd_kl_accurate_reference(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
                                 T* scratch, T mz, T mv) noexcept {
-  kd_detail::KlSums<T> acc;
+  detail::KlSums<T> acc;
   double s = 0.0;
-  kd_detail::KlMoments mo;
+  detail::KlMoments mo;
   for (int pass = 0; pass < 2; ++pass) {
     acc = {};
-    kd_detail::kl_pass_reference<T, kd_detail::KlTerm::xexp_tail>(z, v, 0, n, mz, mv, kz, kv, dz,
-                                                                   scratch, acc);
+    detail::kl_pass_reference<T, detail::KlTerm::xexp_tail>(z, v, 0, n, mz, mv, kz, kv, dz, scratch,
+                                                            acc);
     s = static_cast<double>(acc.s);
-    mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
-    if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+    mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+    if (pass == 1 || !detail::kl_recentre(mo)) break;
     mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(kv));
   }
-  const double d = kd_detail::kl_forward(s, static_cast<double>(acc.h), mo);
+  const double d = detail::kl_forward(s, static_cast<double>(acc.h), mo);
   if (dz != nullptr) {
     const double c = static_cast<double>(gs) * static_cast<double>(kz) / (s * mo.onep);
-    kd_detail::kl_combine_reference<T>(z, v, 0, n, mz, mv, kz, kv, scratch,
-                                       static_cast<T>(c * mo.M), static_cast<T>(c * mo.onep),
-                                       static_cast<T>(c), dz);
+    detail::kl_combine_reference<T>(z, v, 0, n, mz, mv, kz, kv, scratch, static_cast<T>(c * mo.M),
+                                    static_cast<T>(c * mo.onep), static_cast<T>(c), dz);
   }
   return d;
 }
 
-}  // namespace kd_detail
+}  // namespace detail
 
 /// Hinton KD on one column: D = KL(q ‖ p) = Σ_c q_c (log q_c − log p_c) with
 /// p = softmax(kz·z), q = softmax(kv·v); gradient gs·kz·(p − q).
 ///
 /// The direct form, D = Σ q·(y − x) + log Σ e^x − log Σ e^y and p − q from the two
 /// exponentials (one fused SIMD pass, two exponentials per element), is used when its rounding
-/// estimate is at most 2^-15 of D (kd_detail::direct_is_accurate). Otherwise (q ≈ p, or a
+/// estimate is at most 2^-15 of D (detail::direct_is_accurate). Otherwise (q ≈ p, or a
 /// confident column where both top classes agree) the column is recomputed without
 /// cancellation, accurate per element: with u_c = log(q_c/p_c) up to a constant (formed from
-/// the logits' difference, kd_detail::kl_batch), one SIMD pass computes e = exp(x) and e^u and
+/// the logits' difference, detail::kl_batch), one SIMD pass computes e = exp(x) and e^u and
 /// accumulates Σ e, Σ e·t, Σ e·e^u and Σ e·ψ(u), t = expm1(u), ψ(u) = u·e^u − e^u + 1 ≥ 0;
-/// then D = (Σ p·ψ(u) − χ(M))/(1 + M) (kd_detail::kl_forward) and p − q = p·(M − t)/(1 + M) or
-/// p·((1 + M) − e^u)/(1 + M) (kd_detail::kl_combine), none of which subtracts nearly equal
+/// then D = (Σ p·ψ(u) − χ(M))/(1 + M) (detail::kl_forward) and p − q = p·(M − t)/(1 + M) or
+/// p·((1 + M) − e^u)/(1 + M) (detail::kl_combine), none of which subtracts nearly equal
 /// numbers. Two exponentials per element, as the direct form. `scratch` (n values, may be null)
 /// keeps e·t or e·e^u between the passes; without it they are recomputed. dz and scratch must not
 /// overlap z or v. A column whose result is not finite although its logits are (they span past
-/// the largest T) is recomputed by kd_detail::kd_kl_wide.
+/// the largest T) is recomputed by detail::kd_kl_wide.
 template <class T, class A = default_arch>
 double kd_kl_column(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
                     T* scratch) noexcept;
 
-namespace kd_detail {
+namespace detail {
 
 /// kd_kl_column before its test for a non-finite result.
 template <class T, class A>
@@ -915,34 +915,34 @@ REGULA_ALWAYS_INLINE double kd_kl_column_body(const T* z, const T* v, std::size_
                                               T gs, T* dz, T* scratch) noexcept {
   const T mz = column_max<T, A>(z, n);
   const T mv = column_max<T, A>(v, n);
-  kd_detail::ExpSums<T> acc;
+  detail::ExpSums<T> acc;
   T* fv = dz != nullptr ? scratch : nullptr;
-  kd_detail::fused_exp<T, A, true>(z, v, 0, n, mz, mv, kz, kv, dz, fv, acc);
+  detail::fused_exp<T, A, true>(z, v, 0, n, mz, mv, kz, kv, dz, fv, acc);
   const double sv = static_cast<double>(acc.sv);
   const double d = acc.cross(sv) + std::log(static_cast<double>(acc.sz)) - std::log(sv);
-  if (!kd_detail::direct_is_accurate<T, A>(d, acc.mag(sv) + 2.0, n)) {
-    return kd_detail::kd_kl_accurate<T, A>(z, v, n, kz, kv, gs, dz, scratch, mz, mv);
+  if (!detail::direct_is_accurate<T, A>(d, acc.mag(sv) + 2.0, n)) {
+    return detail::kd_kl_accurate<T, A>(z, v, n, kz, kv, gs, dz, scratch, mz, mv);
   }
   if (dz != nullptr) {
     const T c1 = gs * kz / acc.sz;
     const T c2 = gs * kz / acc.sv;
-    kd_detail::combine<T, A>(dz, fv, v, 0, n, mv, kv, c1, c2, dz);
+    detail::combine<T, A>(dz, fv, v, 0, n, mv, kv, c1, c2, dz);
   }
   return d;
 }
 
 /// kd_kl_column_reference before its test for a non-finite result.
 template <class T>
-double kd_kl_column_reference_body(const T* z, const T* v, std::size_t n, T kz, T kv, T gs,
-                                   T* dz, T* scratch) noexcept {
+double kd_kl_column_reference_body(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
+                                   T* scratch) noexcept {
   const T mz = column_max_reference(z, n);
   const T mv = column_max_reference(v, n);
-  kd_detail::ExpSums<T> acc;
-  kd_detail::fused_exp_reference<T, true>(z, v, 0, n, mz, mv, kz, kv, dz, scratch, acc);
+  detail::ExpSums<T> acc;
+  detail::fused_exp_reference<T, true>(z, v, 0, n, mz, mv, kz, kv, dz, scratch, acc);
   const double sv = static_cast<double>(acc.sv);
   const double d = acc.cross(sv) + std::log(static_cast<double>(acc.sz)) - std::log(sv);
-  if (!kd_detail::direct_is_accurate<T, default_arch>(d, acc.mag(sv) + 2.0, n)) {
-    return kd_detail::kd_kl_accurate_reference<T>(z, v, n, kz, kv, gs, dz, scratch, mz, mv);
+  if (!detail::direct_is_accurate<T, default_arch>(d, acc.mag(sv) + 2.0, n)) {
+    return detail::kd_kl_accurate_reference<T>(z, v, n, kz, kv, gs, dz, scratch, mz, mv);
   }
   if (dz != nullptr) {
     for (std::size_t i = 0; i < n; ++i) {
@@ -961,21 +961,22 @@ REGULA_ALWAYS_INLINE double kd_kl_finite(const T* z, const T* v, std::size_t n, 
                         static_cast<wide>(gs), dz);
 }
 
-}  // namespace kd_detail
+}  // namespace detail
 
 template <class T, class A>
 double kd_kl_column(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
                     T* scratch) noexcept {
-  return kd_detail::kd_kl_finite(
-      z, v, n, kz, kv, gs, dz, kd_detail::kd_kl_column_body<T, A>(z, v, n, kz, kv, gs, dz, scratch));
+  return detail::kd_kl_finite(z, v, n, kz, kv, gs, dz,
+                              detail::kd_kl_column_body<T, A>(z, v, n, kz, kv, gs, dz, scratch));
 }
 
 /// Scalar reference of kd_kl_column (the same two paths and the same fallback).
 template <class T>
 double kd_kl_column_reference(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T* dz,
                               T* scratch) noexcept {
-  return kd_detail::kd_kl_finite(
-      z, v, n, kz, kv, gs, dz, kd_detail::kd_kl_column_reference_body<T>(z, v, n, kz, kv, gs, dz, scratch));
+  return detail::kd_kl_finite(
+      z, v, n, kz, kv, gs, dz,
+      detail::kd_kl_column_reference_body<T>(z, v, n, kz, kv, gs, dz, scratch));
 }
 
 /// Reverse KL on one column: D = KL(p ‖ q) = Σ_c p_c (log p_c − log q_c), p = softmax(k·z),
@@ -987,11 +988,11 @@ double kd_kl_column_reference(const T* z, const T* v, std::size_t n, T kz, T kv,
 /// is always formed around the student's top class ρ as Σ_j p_j·(u_j − u_ρ) − (u_c − u_ρ) (the
 /// pass accumulates the first sum, its ρ term exactly 0), so that it keeps its accuracy where p
 /// concentrates on ρ and r_ρ − D ~ e^{−margin} (the mean Σ p·u would round it away). A column
-/// whose result is not finite although its logits are is recomputed by kd_detail::reverse_kl_wide.
+/// whose result is not finite although its logits are is recomputed by detail::reverse_kl_wide.
 template <class T, class A = default_arch>
 double reverse_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept;
 
-namespace kd_detail {
+namespace detail {
 
 /// reverse_kl_column before its test for a non-finite result. Sets grad_ok to whether the sum
 /// r = Σ e·(u − u_ρ) of the gradient is finite: where the loss is finite, a difference v − z past
@@ -1003,12 +1004,12 @@ REGULA_ALWAYS_INLINE double reverse_kl_column_body(const T* z, const T* v, std::
   constexpr std::size_t W = B::size;
   const T mz = column_max<T, A>(z, n);
   const T mv = column_max<T, A>(v, n);
-  kd_detail::ExpSums<T> fast;
-  kd_detail::fused_exp<T, A, false>(z, v, 0, n, mz, mv, k, k, dz, nullptr, fast);
+  detail::ExpSums<T> fast;
+  detail::fused_exp<T, A, false>(z, v, 0, n, mz, mv, k, k, dz, nullptr, fast);
   double s = static_cast<double>(fast.sz);
   // Σ p·(x − y) = −cross.
   double d = -fast.cross(s) - std::log(s) + std::log(static_cast<double>(fast.sv));
-  const bool direct = kd_detail::direct_is_accurate<T, A>(d, fast.mag(s) + 2.0, n);
+  const bool direct = detail::direct_is_accurate<T, A>(d, fast.mag(s) + 2.0, n);
   // p_ρ = 1/Σ e: where it is at least ½, r_ρ − D = Σ_{j≠ρ} p_j·(u_j − u_ρ) would cancel in
   // the mean Σ p·u, so the gradient is formed around ρ.
   if (direct && dz != nullptr && s > 2.0) {
@@ -1028,7 +1029,7 @@ REGULA_ALWAYS_INLINE double reverse_kl_column_body(const T* z, const T* v, std::
     return d;
   }
   if (direct && dz == nullptr) return d;
-  const std::size_t top = kd_detail::find_first<T, A>(z, n, mz);
+  const std::size_t top = detail::find_first<T, A>(z, n, mz);
   const T dref = v[top] - z[top];
   T r = T(0);
   if (direct) {
@@ -1037,21 +1038,23 @@ REGULA_ALWAYS_INLINE double reverse_kl_column_body(const T* z, const T* v, std::
     const B drb(dref), kb(k);
     for (std::size_t i = 0; i < n; i += W) {
       const std::size_t left = n - i;
-      const B du = ((kd_detail::load_n<B>(v + i, left, T(0)) - kd_detail::load_n<B>(z + i, left, T(0))) - drb) * kb;
-      acc = xsimd::fma(kd_detail::load_n<B>(dz + i, left, T(0)), du, acc);
+      const B du =
+          ((detail::load_n<B>(v + i, left, T(0)) - detail::load_n<B>(z + i, left, T(0))) - drb) *
+          kb;
+      acc = xsimd::fma(detail::load_n<B>(dz + i, left, T(0)), du, acc);
     }
-    r = kd_detail::hsum(acc);
+    r = hsum(acc);
   } else {
-    kd_detail::KlSums<T> acc;
-    kd_detail::KlMoments mo;
+    detail::KlSums<T> acc;
+    detail::KlMoments mo;
     T mvs = mv;
     for (int pass = 0; pass < 2; ++pass) {
       acc = {};
-      kd_detail::kl_pass<T, A, kd_detail::KlTerm::expm1_tail, true>(z, v, 0, n, mz, mvs, k, k, dz,
-                                                                     nullptr, acc, dref);
+      detail::kl_pass<T, A, detail::KlTerm::expm1_tail, true>(z, v, 0, n, mz, mvs, k, k, dz,
+                                                              nullptr, acc, dref);
       s = static_cast<double>(acc.s);
-      mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
-      if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+      mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+      if (pass == 1 || !detail::kl_recentre(mo)) break;
       mvs = static_cast<T>(static_cast<double>(mvs) + mo.log1p / static_cast<double>(k));
     }
     d = static_cast<double>(acc.h) / s - mo.tail;
@@ -1068,8 +1071,10 @@ REGULA_ALWAYS_INLINE double reverse_kl_column_body(const T* z, const T* v, std::
     const B cb(c2), mb(mh), kb(kh), drb(dref);
     for (std::size_t i = 0; i < n; i += W) {
       const std::size_t left = n - i;
-      const B du = ((kd_detail::load_n<B>(v + i, left, T(0)) - kd_detail::load_n<B>(z + i, left, T(0))) - drb) * kb;
-      kd_detail::store_n(dz + i, left, B(cb * kd_detail::load_n<B>(dz + i, left, T(0)) * (mb - du)));
+      const B du =
+          ((detail::load_n<B>(v + i, left, T(0)) - detail::load_n<B>(z + i, left, T(0))) - drb) *
+          kb;
+      detail::store_n(dz + i, left, B(cb * detail::load_n<B>(dz + i, left, T(0)) * (mb - du)));
     }
   }
   return d;
@@ -1077,30 +1082,30 @@ REGULA_ALWAYS_INLINE double reverse_kl_column_body(const T* z, const T* v, std::
 
 /// reverse_kl_column_reference before its test for a non-finite result (grad_ok as there).
 template <class T>
-double reverse_kl_column_reference_body(const T* z, const T* v, std::size_t n, T k, T gs,
-                                        T* dz, bool& grad_ok) noexcept {
+double reverse_kl_column_reference_body(const T* z, const T* v, std::size_t n, T k, T gs, T* dz,
+                                        bool& grad_ok) noexcept {
   const T mz = column_max_reference(z, n);
   const T mv = column_max_reference(v, n);
   std::size_t top = 0;
   while (top < n && !(z[top] == mz)) ++top;
   if (top == n) top = 0;
   const T dref = v[top] - z[top];
-  kd_detail::ExpSums<T> fast;
-  kd_detail::fused_exp_reference<T, false, true>(z, v, 0, n, mz, mv, k, k, dz, nullptr, fast, dref);
+  detail::ExpSums<T> fast;
+  detail::fused_exp_reference<T, false, true>(z, v, 0, n, mz, mv, k, k, dz, nullptr, fast, dref);
   double s = static_cast<double>(fast.sz);
   double d = -fast.cross(s) - std::log(s) + std::log(static_cast<double>(fast.sv));
   T r = fast.r;
-  if (!kd_detail::direct_is_accurate<T, default_arch>(d, fast.mag(s) + 2.0, n)) {
-    kd_detail::KlSums<T> acc;
-    kd_detail::KlMoments mo;
+  if (!detail::direct_is_accurate<T, default_arch>(d, fast.mag(s) + 2.0, n)) {
+    detail::KlSums<T> acc;
+    detail::KlMoments mo;
     T mvs = mv;
     for (int pass = 0; pass < 2; ++pass) {
       acc = {};
-      kd_detail::kl_pass_reference<T, kd_detail::KlTerm::expm1_tail>(z, v, 0, n, mz, mvs, k, k, dz,
-                                                                      nullptr, acc, dref);
+      detail::kl_pass_reference<T, detail::KlTerm::expm1_tail>(z, v, 0, n, mz, mvs, k, k, dz,
+                                                               nullptr, acc, dref);
       s = static_cast<double>(acc.s);
-      mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
-      if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+      mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+      if (pass == 1 || !detail::kl_recentre(mo)) break;
       mvs = static_cast<T>(static_cast<double>(mvs) + mo.log1p / static_cast<double>(k));
     }
     d = static_cast<double>(acc.h) / s - mo.tail;
@@ -1125,16 +1130,17 @@ template <class T>
 REGULA_ALWAYS_INLINE double reverse_kl_finite(const T* z, const T* v, std::size_t n, T k, T gs,
                                               T* dz, double d, bool grad_ok) noexcept {
   if (REGULA_LIKELY(std::isfinite(d) && grad_ok)) return d;
-  return recompute_wide(z, v, n, d, &reverse_kl_wide<T>, static_cast<wide>(k), static_cast<wide>(gs), dz);
+  return recompute_wide(z, v, n, d, &reverse_kl_wide<T>, static_cast<wide>(k),
+                        static_cast<wide>(gs), dz);
 }
 
-}  // namespace kd_detail
+}  // namespace detail
 
 template <class T, class A>
 double reverse_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
   bool grad_ok = true;
-  const double d = kd_detail::reverse_kl_column_body<T, A>(z, v, n, k, gs, dz, grad_ok);
-  return kd_detail::reverse_kl_finite(z, v, n, k, gs, dz, d, grad_ok);
+  const double d = detail::reverse_kl_column_body<T, A>(z, v, n, k, gs, dz, grad_ok);
+  return detail::reverse_kl_finite(z, v, n, k, gs, dz, d, grad_ok);
 }
 
 /// Scalar reference of reverse_kl_column (the same two paths and the same fallback).
@@ -1142,8 +1148,8 @@ template <class T>
 double reverse_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T gs,
                                    T* dz) noexcept {
   bool grad_ok = true;
-  const double d = kd_detail::reverse_kl_column_reference_body<T>(z, v, n, k, gs, dz, grad_ok);
-  return kd_detail::reverse_kl_finite(z, v, n, k, gs, dz, d, grad_ok);
+  const double d = detail::reverse_kl_column_reference_body<T>(z, v, n, k, gs, dz, grad_ok);
+  return detail::reverse_kl_finite(z, v, n, k, gs, dz, d, grad_ok);
 }
 
 /// The two parts of DKD on one column (each without T² or weights).
@@ -1152,7 +1158,7 @@ struct DkdTerms {
   double nckd = 0.0;  ///< KL(q̂ ‖ p̂) over the non-target classes
 };
 
-namespace kd_detail {
+namespace detail {
 
 /// The DKD terms from the non-target sums (kl_pass around the non-target maxima) and the
 /// target's shifted student logit xt and u_t = y_t − x_t: the non-target log-sum-exps differ by
@@ -1167,30 +1173,29 @@ inline DkdTerms dkd_assemble(double xt, double ut, double s, double h, const KlM
   return r;
 }
 
-
 /// dkd_column's cancellation-free path (see there), given the non-target maxima.
 template <class T, class A>
 DkdTerms dkd_accurate(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha, T beta,
                       T gs, T* dz, T* scratch, T mz, T mv) noexcept {
-  kd_detail::KlSums<T> acc;
+  detail::KlSums<T> acc;
   T* gv = dz != nullptr ? scratch : nullptr;
-  constexpr auto psi = kd_detail::KlTerm::xexp_tail;
+  constexpr auto psi = detail::KlTerm::xexp_tail;
   double s = 0.0;
-  kd_detail::KlMoments mo;
+  detail::KlMoments mo;
   for (int pass = 0; pass < 2; ++pass) {
     acc = {};
-    kd_detail::kl_pass<T, A, psi, true>(z, v, 0, t, mz, mv, k, k, dz, gv, acc);
-    kd_detail::kl_pass<T, A, psi, true>(z, v, t + 1, n, mz, mv, k, k, dz, gv, acc);
+    detail::kl_pass<T, A, psi, true>(z, v, 0, t, mz, mv, k, k, dz, gv, acc);
+    detail::kl_pass<T, A, psi, true>(z, v, t + 1, n, mz, mv, k, k, dz, gv, acc);
     s = static_cast<double>(acc.s);
-    mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
-    if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+    mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+    if (pass == 1 || !detail::kl_recentre(mo)) break;
     mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(k));
   }
   double d = 0.0;
   const T xt = (z[t] - mz) * k;
   const T ut = ((v[t] - z[t]) - (mv - mz)) * k;
-  const DkdTerms r = kd_detail::dkd_assemble(static_cast<double>(xt), static_cast<double>(ut), s,
-                                             static_cast<double>(acc.h), mo, d);
+  const DkdTerms r = detail::dkd_assemble(static_cast<double>(xt), static_cast<double>(ut), s,
+                                          static_cast<double>(acc.h), mo, d);
   if (dz != nullptr) {
     // −α·(p_t − q_t)·p̂_j + β·(p̂_j − q̂_j) = c·(e_j·K_j − g_j) − α·(p_t − q_t)·e_j/s: the
     // constant part folded into the coefficients of e_j.
@@ -1199,8 +1204,8 @@ DkdTerms dkd_accurate(const T* z, const T* v, std::size_t n, std::size_t t, T k,
     const double c = g * b / (s * mo.onep);
     const double ca0 = -g * a * d / s;  // c·a0 without dividing by β (which may be 0)
     const T cm = static_cast<T>(c * mo.M + ca0), co = static_cast<T>(c * mo.onep + ca0);
-    kd_detail::kl_combine<T, A, true>(z, v, 0, t, mz, mv, k, k, gv, cm, co, static_cast<T>(c), dz);
-    kd_detail::kl_combine<T, A, true>(z, v, t + 1, n, mz, mv, k, k, gv, cm, co, static_cast<T>(c), dz);
+    detail::kl_combine<T, A, true>(z, v, 0, t, mz, mv, k, k, gv, cm, co, static_cast<T>(c), dz);
+    detail::kl_combine<T, A, true>(z, v, t + 1, n, mz, mv, k, k, gv, cm, co, static_cast<T>(c), dz);
     dz[t] = static_cast<T>(g * a * d);
   }
   return r;
@@ -1208,34 +1213,36 @@ DkdTerms dkd_accurate(const T* z, const T* v, std::size_t n, std::size_t t, T k,
 
 /// Scalar twin of dkd_accurate.
 template <class T>
-DkdTerms dkd_accurate_reference(const T* z, const T* v, std::size_t n, std::size_t t, T k,
-                                T alpha, T beta, T gs, T* dz, T* scratch, T mz, T mv) noexcept {
-  kd_detail::KlSums<T> acc;
-  constexpr auto psi = kd_detail::KlTerm::xexp_tail;
+DkdTerms dkd_accurate_reference(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha,
+                                T beta, T gs, T* dz, T* scratch, T mz, T mv) noexcept {
+  detail::KlSums<T> acc;
+  constexpr auto psi = detail::KlTerm::xexp_tail;
   double s = 0.0;
-  kd_detail::KlMoments mo;
+  detail::KlMoments mo;
   for (int pass = 0; pass < 2; ++pass) {
     acc = {};
-    kd_detail::kl_pass_reference<T, psi>(z, v, 0, t, mz, mv, k, k, dz, scratch, acc);
-    kd_detail::kl_pass_reference<T, psi>(z, v, t + 1, n, mz, mv, k, k, dz, scratch, acc);
+    detail::kl_pass_reference<T, psi>(z, v, 0, t, mz, mv, k, k, dz, scratch, acc);
+    detail::kl_pass_reference<T, psi>(z, v, t + 1, n, mz, mv, k, k, dz, scratch, acc);
     s = static_cast<double>(acc.s);
-    mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
-    if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+    mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+    if (pass == 1 || !detail::kl_recentre(mo)) break;
     mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(k));
   }
   double d = 0.0;
   const T xt = (z[t] - mz) * k;
   const T ut = ((v[t] - z[t]) - (mv - mz)) * k;
-  const DkdTerms r = kd_detail::dkd_assemble(static_cast<double>(xt), static_cast<double>(ut), s,
-                                             static_cast<double>(acc.h), mo, d);
+  const DkdTerms r = detail::dkd_assemble(static_cast<double>(xt), static_cast<double>(ut), s,
+                                          static_cast<double>(acc.h), mo, d);
   if (dz != nullptr) {
     const double g = static_cast<double>(gs) * static_cast<double>(k);
     const double a = static_cast<double>(alpha), b = static_cast<double>(beta);
     const double c = g * b / (s * mo.onep);
     const double ca0 = -g * a * d / s;  // c·a0 without dividing by β (which may be 0)
     const T cm = static_cast<T>(c * mo.M + ca0), co = static_cast<T>(c * mo.onep + ca0);
-    kd_detail::kl_combine_reference<T>(z, v, 0, t, mz, mv, k, k, scratch, cm, co, static_cast<T>(c), dz);
-    kd_detail::kl_combine_reference<T>(z, v, t + 1, n, mz, mv, k, k, scratch, cm, co, static_cast<T>(c), dz);
+    detail::kl_combine_reference<T>(z, v, 0, t, mz, mv, k, k, scratch, cm, co, static_cast<T>(c),
+                                    dz);
+    detail::kl_combine_reference<T>(z, v, t + 1, n, mz, mv, k, k, scratch, cm, co,
+                                    static_cast<T>(c), dz);
     dz[t] = static_cast<T>(g * a * d);
   }
   return r;
@@ -1263,24 +1270,24 @@ inline DkdTerms dkd_direct(double xt, double yt, double lsz, double lsv, double 
   return r;
 }
 
-}  // namespace kd_detail
+}  // namespace detail
 
 /// Decoupled KD (Zhao et al., CVPR 2022) on one column with target class t < n, n ≥ 2, at
 /// inverse temperature k. Returns TCKD and NCKD; writes gs·∂(α·TCKD + β·NCKD)/∂z:
 /// gs·k·α·(p_t − q_t) at t and gs·k·(−α·(p_t − q_t)·p̂_j + β·(p̂_j − q̂_j)) elsewhere.
 /// The direct form (one fused pass over the non-target classes, log p_t and log(1 − p_t) from
-/// the log-sum-exps in double) is used when both terms pass kd_detail::direct_is_accurate;
+/// the log-sum-exps in double) is used when both terms pass detail::direct_is_accurate;
 /// otherwise the column is recomputed without cancellation: the non-target classes run
 /// through kd_kl_column's accurate pass around their own maximum (the target
 /// left out, not masked), so neither log p_t nor log(1 − p_t) underflows for confident
-/// students; TCKD, p_t − q_t and p̂ − q̂ come without cancellation (kd_detail::dkd_assemble,
-/// kd_detail::kl_combine). `scratch` as in kd_kl_column. A column with a term that is not
-/// finite although its logits are is recomputed by kd_detail::dkd_wide.
+/// students; TCKD, p_t − q_t and p̂ − q̂ come without cancellation (detail::dkd_assemble,
+/// detail::kl_combine). `scratch` as in kd_kl_column. A column with a term that is not
+/// finite although its logits are is recomputed by detail::dkd_wide.
 template <class T, class A = default_arch>
 DkdTerms dkd_column(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha, T beta,
                     T gs, T* dz, T* scratch) noexcept;
 
-namespace kd_detail {
+namespace detail {
 
 /// The DKD terms in long double.
 struct WideDkdTerms {
@@ -1340,28 +1347,29 @@ template <class T, class A>
 REGULA_ALWAYS_INLINE DkdTerms dkd_column_body(const T* z, const T* v, std::size_t n, std::size_t t,
                                               T k, T alpha, T beta, T gs, T* dz,
                                               T* scratch) noexcept {
-  const T mz = kd_detail::max_except<T, A>(z, n, t);
-  const T mv = kd_detail::max_except<T, A>(v, n, t);
-  kd_detail::ExpSums<T> acc;
+  const T mz = detail::max_except<T, A>(z, n, t);
+  const T mv = detail::max_except<T, A>(v, n, t);
+  detail::ExpSums<T> acc;
   T* fv = dz != nullptr ? scratch : nullptr;
-  kd_detail::fused_exp<T, A, true>(z, v, 0, t, mz, mv, k, k, dz, fv, acc);
-  kd_detail::fused_exp<T, A, true>(z, v, t + 1, n, mz, mv, k, k, dz, fv, acc);
+  detail::fused_exp<T, A, true>(z, v, 0, t, mz, mv, k, k, dz, fv, acc);
+  detail::fused_exp<T, A, true>(z, v, t + 1, n, mz, mv, k, k, dz, fv, acc);
   double d = 0.0, mag_t = 0.0;
   const double sv = static_cast<double>(acc.sv);
-  const DkdTerms r = kd_detail::dkd_direct(
+  const DkdTerms r = detail::dkd_direct(
       static_cast<double>((z[t] - mz) * k), static_cast<double>((v[t] - mv) * k),
       std::log(static_cast<double>(acc.sz)), std::log(sv), acc.cross(sv), d, mag_t,
-      std::numeric_limits<double>::epsilon() / static_cast<double>(std::numeric_limits<T>::epsilon()));
+      std::numeric_limits<double>::epsilon() /
+          static_cast<double>(std::numeric_limits<T>::epsilon()));
   const double wa = std::abs(static_cast<double>(alpha)), wb = std::abs(static_cast<double>(beta));
-  if (!kd_detail::direct_is_accurate<T, A>(wa * r.tckd + wb * r.nckd,
-                                             wa * mag_t + wb * (acc.mag(sv) + 2.0), n)) {
-    return kd_detail::dkd_accurate<T, A>(z, v, n, t, k, alpha, beta, gs, dz, scratch, mz, mv);
+  if (!detail::direct_is_accurate<T, A>(wa * r.tckd + wb * r.nckd,
+                                        wa * mag_t + wb * (acc.mag(sv) + 2.0), n)) {
+    return detail::dkd_accurate<T, A>(z, v, n, t, k, alpha, beta, gs, dz, scratch, mz, mv);
   }
   if (dz != nullptr) {
     const T c1 = gs * k * (beta - alpha * static_cast<T>(d)) / acc.sz;
     const T c2 = gs * k * beta / acc.sv;
-    kd_detail::combine<T, A>(dz, fv, v, 0, t, mv, k, c1, c2, dz);
-    kd_detail::combine<T, A>(dz, fv, v, t + 1, n, mv, k, c1, c2, dz);
+    detail::combine<T, A>(dz, fv, v, 0, t, mv, k, c1, c2, dz);
+    detail::combine<T, A>(dz, fv, v, t + 1, n, mv, k, c1, c2, dz);
     dz[t] = gs * k * alpha * static_cast<T>(d);
   }
   return r;
@@ -1371,21 +1379,22 @@ REGULA_ALWAYS_INLINE DkdTerms dkd_column_body(const T* z, const T* v, std::size_
 template <class T>
 DkdTerms dkd_column_reference_body(const T* z, const T* v, std::size_t n, std::size_t t, T k,
                                    T alpha, T beta, T gs, T* dz, T* scratch) noexcept {
-  const T mz = kd_detail::max_except_reference(z, n, t);
-  const T mv = kd_detail::max_except_reference(v, n, t);
-  kd_detail::ExpSums<T> acc;
-  kd_detail::fused_exp_reference<T, true>(z, v, 0, t, mz, mv, k, k, dz, scratch, acc);
-  kd_detail::fused_exp_reference<T, true>(z, v, t + 1, n, mz, mv, k, k, dz, scratch, acc);
+  const T mz = detail::max_except_reference(z, n, t);
+  const T mv = detail::max_except_reference(v, n, t);
+  detail::ExpSums<T> acc;
+  detail::fused_exp_reference<T, true>(z, v, 0, t, mz, mv, k, k, dz, scratch, acc);
+  detail::fused_exp_reference<T, true>(z, v, t + 1, n, mz, mv, k, k, dz, scratch, acc);
   double d = 0.0, mag_t = 0.0;
   const double sv = static_cast<double>(acc.sv);
-  const DkdTerms r = kd_detail::dkd_direct(
+  const DkdTerms r = detail::dkd_direct(
       static_cast<double>((z[t] - mz) * k), static_cast<double>((v[t] - mv) * k),
       std::log(static_cast<double>(acc.sz)), std::log(sv), acc.cross(sv), d, mag_t,
-      std::numeric_limits<double>::epsilon() / static_cast<double>(std::numeric_limits<T>::epsilon()));
+      std::numeric_limits<double>::epsilon() /
+          static_cast<double>(std::numeric_limits<T>::epsilon()));
   const double wa = std::abs(static_cast<double>(alpha)), wb = std::abs(static_cast<double>(beta));
-  if (!kd_detail::direct_is_accurate<T, default_arch>(wa * r.tckd + wb * r.nckd,
-                                             wa * mag_t + wb * (acc.mag(sv) + 2.0), n)) {
-    return kd_detail::dkd_accurate_reference<T>(z, v, n, t, k, alpha, beta, gs, dz, scratch, mz, mv);
+  if (!detail::direct_is_accurate<T, default_arch>(wa * r.tckd + wb * r.nckd,
+                                                   wa * mag_t + wb * (acc.mag(sv) + 2.0), n)) {
+    return detail::dkd_accurate_reference<T>(z, v, n, t, k, alpha, beta, gs, dz, scratch, mz, mv);
   }
   if (dz != nullptr) {
     for (std::size_t i = 0; i < n; ++i) {
@@ -1404,30 +1413,31 @@ template <class T>
 REGULA_ALWAYS_INLINE DkdTerms dkd_finite(const T* z, const T* v, std::size_t n, std::size_t t, T k,
                                          T alpha, T beta, T gs, T* dz, DkdTerms r) noexcept {
   if (REGULA_LIKELY(std::isfinite(r.tckd) && std::isfinite(r.nckd))) return r;
-  return recompute_wide(z, v, n, r, &dkd_wide_terms<T>, t, static_cast<wide>(k), static_cast<wide>(alpha),
-                        static_cast<wide>(beta), static_cast<wide>(gs), dz);
+  return recompute_wide(z, v, n, r, &dkd_wide_terms<T>, t, static_cast<wide>(k),
+                        static_cast<wide>(alpha), static_cast<wide>(beta), static_cast<wide>(gs),
+                        dz);
 }
 
-}  // namespace kd_detail
+}  // namespace detail
 
 template <class T, class A>
 DkdTerms dkd_column(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha, T beta,
                     T gs, T* dz, T* scratch) noexcept {
-  return kd_detail::dkd_finite(
+  return detail::dkd_finite(
       z, v, n, t, k, alpha, beta, gs, dz,
-      kd_detail::dkd_column_body<T, A>(z, v, n, t, k, alpha, beta, gs, dz, scratch));
+      detail::dkd_column_body<T, A>(z, v, n, t, k, alpha, beta, gs, dz, scratch));
 }
 
 /// Scalar reference of dkd_column (the same two paths and the same fallback).
 template <class T>
 DkdTerms dkd_column_reference(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha,
                               T beta, T gs, T* dz, T* scratch) noexcept {
-  return kd_detail::dkd_finite(
+  return detail::dkd_finite(
       z, v, n, t, k, alpha, beta, gs, dz,
-      kd_detail::dkd_column_reference_body<T>(z, v, n, t, k, alpha, beta, gs, dz, scratch));
+      detail::dkd_column_reference_body<T>(z, v, n, t, k, alpha, beta, gs, dz, scratch));
 }
 
-namespace kd_detail {
+namespace detail {
 
 /// Σ exp(x) and Σ exp(y) over n values, x = (z − mz)·k, y = (v − mv)·k; stores exp(x) to ez
 /// and exp(y) to fv when they are not null.
@@ -1463,10 +1473,11 @@ REGULA_ALWAYS_INLINE void exp_sums(const T* z, const T* v, std::size_t n, T mz, 
 /// The driver of the two-distribution kernels (JS, TV): p = softmax(k·z), q = softmax(k·v),
 /// D = Σ_c ℓ_c and gradient gs·k·p_c·(g_c − ⟨p, g⟩), where `elem(p, q, d, ℓ, g)` computes ℓ and
 /// g for a batch of classes from p, q and d = log p − log q (from the logits, finite when p or
-/// q underflows); g is used relative to the student's top class (see the body). Three passes over the column: (1) the exponentials and their sums (student's
-/// kept in dz, teacher's in scratch); (2) ℓ, g and ⟨p, g⟩, p·g kept in scratch (in dz without
-/// scratch); (3) the gradient. Without dz the exponentials are recomputed in pass 2, without
-/// scratch the teacher's in pass 2 and the student's in pass 3. No allocation.
+/// q underflows); g is used relative to the student's top class (see the body). Three passes over
+/// the column: (1) the exponentials and their sums (student's kept in dz, teacher's in scratch);
+/// (2) ℓ, g and ⟨p, g⟩, p·g kept in scratch (in dz without scratch); (3) the gradient. Without dz
+/// the exponentials are recomputed in pass 2, without scratch the teacher's in pass 2 and the
+/// student's in pass 3. No allocation.
 template <class T, class A, class Elem>
 REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz,
                                       T* scratch, Elem&& elem) noexcept {
@@ -1478,7 +1489,8 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
   T sz = T(0), sv = T(0);
   exp_sums<T, A>(z, v, n, mz, mv, k, dz, fv, sz, sv);
   const T isz = T(1) / sz, isv = T(1) / sv;
-  const T dl = static_cast<T>(std::log(static_cast<double>(sz)) - std::log(static_cast<double>(sv)));
+  const T dl =
+      static_cast<T>(std::log(static_cast<double>(sz)) - std::log(static_cast<double>(sv)));
   const B mzb(mz), mvb(mv), kb(k), iszb(isz), isvb(isv), dlb(dl), mzvb(mz - mv);
   T* pg = fv != nullptr ? fv : dz;  // where p·g goes between passes 2 and 3 (null: loss only)
   // Where the student's top class ρ holds at least half the mass (p_ρ = 1/Σ e ≥ ½), g is taken
@@ -1521,7 +1533,7 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
   return static_cast<double>(hsum(lacc));
 }
 
-}  // namespace kd_detail
+}  // namespace detail
 
 /// Jensen–Shannon on one column: D = ½ KL(p ‖ m) + ½ KL(q ‖ m), m = (p + q)/2, p = softmax(k·z),
 /// q = softmax(k·v); gradient gs·k·p_c·(g_c − ⟨p, g⟩), g_c = ½ log(p_c/m_c).
@@ -1535,25 +1547,26 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
 /// p = q without a constant of size ½ln 2 in it (whose rounding g − ⟨p, g⟩ would keep), finite
 /// when p or q underflows. `scratch` (n values, may be null)
 /// keeps the teacher's exponentials between passes; dz and scratch must not overlap z or v. A
-/// column whose result is not finite although its logits are is recomputed by kd_detail::js_wide.
+/// column whose result is not finite although its logits are is recomputed by detail::js_wide.
 template <class T, class A = default_arch>
 double js_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept;
 
-namespace kd_detail {
+namespace detail {
 
-/// js_column's per-class terms for kd_detail::pq_column (see js_column). A functor rather than
+/// js_column's per-class terms for detail::pq_column (see js_column). A functor rather than
 /// a lambda so that its call operator is always inlined, at both of pq_column's call sites.
 template <class B>
 struct JsElem {
   using T = typename B::value_type;
-  REGULA_ALWAYS_INLINE void operator()(const B& p, const B& q, const B& d, B& l, B& g) const noexcept {
+  REGULA_ALWAYS_INLINE void operator()(const B& p, const B& q, const B& d, B& l,
+                                       B& g) const noexcept {
     // Below this |r| the series (through r¹²) is exact to the type's precision.
     const B series_below(std::is_same_v<T, float> ? T(0.25) : T(0.0625));
     const B one(T(1)), two(T(2)), zero(T(0));
     const B ad = xsimd::abs(d);
-    const B em = xsimd::expm1(-ad);  // ρ − 1
-    const B i2 = one / (two + em);   // 1/(1 + ρ)
-    const B ra = -em * i2;           // |r|
+    const B em = xsimd::expm1(-ad);      // ρ − 1
+    const B i2 = one / (two + em);       // 1/(1 + ρ)
+    const B ra = -em * i2;               // |r|
     const B om = two * (one + em) * i2;  // 1 − |r|
     // log((1 + ρ)/2) = log cosh(|d|/2) − |d|/2 ≤ 0: by the series of log cosh where the
     // series of h applies (|d|/2 < 0.26, no cancellation: log cosh y ≤ y²/2), else the direct
@@ -1561,35 +1574,34 @@ struct JsElem {
     const auto small = ra < series_below;
     const B y = T(0.5) * ad, y2 = y * y;
     const B lc =
-        y2 * xsimd::fma(
-                 xsimd::fma(
-                     xsimd::fma(xsimd::fma(xsimd::fma(y2, B(T(-691) / T(935550)), B(T(31) / T(14175))),
-                                           y2, B(T(-17) / T(2520))),
-                                y2, B(T(1) / T(45))),
-                     y2, B(T(-1) / T(12))),
-                 y2, B(T(0.5)));
+        y2 * xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(y2, B(T(-691) / T(935550)),
+                                                                    B(T(31) / T(14175))),
+                                                         y2, B(T(-17) / T(2520))),
+                                              y2, B(T(1) / T(45))),
+                                   y2, B(T(-1) / T(12))),
+                        y2, B(T(0.5)));
     const B tp = xsimd::select(small, lc - y, xsimd::log(one + T(0.5) * em));
     const B u = ra * ra;
-    const B poly = xsimd::fma(
-        xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(u, B(T(1) / T(66)), B(T(1) / T(45))), u,
-                                         B(T(1) / T(28))),
-                              u, B(T(1) / T(15))),
-                   u, B(T(1) / T(6))),
-        u, one);
+    const B poly =
+        xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(u, B(T(1) / T(66)), B(T(1) / T(45))),
+                                                    u, B(T(1) / T(28))),
+                                         u, B(T(1) / T(15))),
+                              u, B(T(1) / T(6))),
+                   u, one);
     const B h = xsimd::select(small, u * poly, xsimd::fnma(two, tp, -(om * ad)));
     l = T(0.25) * (p + q) * h;
     g = T(-0.5) * (xsimd::max(-d, zero) + tp);
   }
 };
 
-}  // namespace kd_detail
+}  // namespace detail
 
 template <class T, class A>
 double js_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept {
-  const double loss = kd_detail::pq_column<T, A>(z, v, n, k, gs, dz, scratch,
-                                                 kd_detail::JsElem<xsimd::batch<T, A>>{});
-  return kd_detail::finite_or_wide(z, v, n, loss, &kd_detail::js_wide<T>,
-                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
+  const double loss =
+      detail::pq_column<T, A>(z, v, n, k, gs, dz, scratch, detail::JsElem<xsimd::batch<T, A>>{});
+  return detail::finite_or_wide(z, v, n, loss, &detail::js_wide<T>, static_cast<detail::wide>(k),
+                                static_cast<detail::wide>(gs), dz);
 }
 
 /// Scalar reference of js_column, per element in double (probabilities from log-sum-exp,
@@ -1609,7 +1621,7 @@ double js_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* 
   for (std::size_t i = 0; i < n; ++i) {
     const double lp = static_cast<double>((z[i] - mz) * k) - lsz;
     const double lq = static_cast<double>((v[i] - mv) * k) - lsv;
-    const double lm = kd_detail::logaddexp(lp, lq) - ln2;
+    const double lm = detail::logaddexp(lp, lq) - ln2;
     const double p = std::exp(lp), q = std::exp(lq);
     loss += 0.5 * (p * (lp - lm) + q * (lq - lm));
     const double g = 0.5 * (lp - lm);
@@ -1622,11 +1634,11 @@ double js_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* 
       dz[i] = static_cast<T>(static_cast<double>(gs * k) * p * (static_cast<double>(dz[i]) - dot));
     }
   }
-  return kd_detail::finite_or_wide(z, v, n, loss, &kd_detail::js_wide<T>,
-                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
+  return detail::finite_or_wide(z, v, n, loss, &detail::js_wide<T>, static_cast<detail::wide>(k),
+                                static_cast<detail::wide>(gs), dz);
 }
 
-namespace kd_detail {
+namespace detail {
 
 /// tv_column's cancellation-free path (see there), given the column maxima.
 template <class T, class A>
@@ -1635,32 +1647,32 @@ double tv_accurate(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* s
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   T* gv = dz != nullptr ? scratch : nullptr;
-  kd_detail::KlSums<T> acc;
+  detail::KlSums<T> acc;
   double s = 0.0;
-  kd_detail::KlMoments mo;
+  detail::KlMoments mo;
   for (int pass = 0; pass < 2; ++pass) {
     acc = {};
-    kd_detail::kl_pass<T, A, kd_detail::KlTerm::none, true>(z, v, 0, n, mz, mv, k, k, dz, gv, acc);
+    detail::kl_pass<T, A, detail::KlTerm::none, true>(z, v, 0, n, mz, mv, k, k, dz, gv, acc);
     s = static_cast<double>(acc.s);
-    mo = kd_detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
-    if (pass == 1 || !kd_detail::kl_recentre(mo)) break;
+    mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
+    if (pass == 1 || !detail::kl_recentre(mo)) break;
     mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(k));
   }
   const B Mb(static_cast<T>(mo.M)), Ob(static_cast<T>(mo.onep)), iszb(T(1) / acc.s), zero(T(0));
-  const B cq(static_cast<T>(1.0 / (s * mo.onep))), split(kd_detail::kl_split<T>), dmb(mv - mz), kb(k);
-  // p and p − q of lanes i..i+m (kd_detail::kl_combine's forms): e from dz and the stored w or
+  const B cq(static_cast<T>(1.0 / (s * mo.onep))), split(detail::kl_split<T>), dmb(mv - mz), kb(k);
+  // p and p − q of lanes i..i+m (detail::kl_combine's forms): e from dz and the stored w or
   // f from scratch, or both recomputed.
   const auto terms = [&](std::size_t i, std::size_t m, B& p, B& diff) noexcept {
     B e, g;
     if (gv != nullptr) {
-      e = kd_detail::load_n<B>(dz + i, m, T(0));
-      g = kd_detail::load_n<B>(gv + i, m, T(0));
+      e = detail::load_n<B>(dz + i, m, T(0));
+      g = detail::load_n<B>(gv + i, m, T(0));
     } else {
       B w, f, eh, er;
-      kd_detail::kl_batch<kd_detail::KlTerm::none, true, B>(z + i, v + i, m, mz, mv, k, k, T(0), e, w,
-                                                            f, eh, er, g);
+      detail::kl_batch<detail::KlTerm::none, true, B>(z + i, v + i, m, mz, mv, k, k, T(0), e, w, f,
+                                                      eh, er, g);
     }
-    const B u = ((kd_detail::load_n<B>(v + i, m, mv) - kd_detail::load_n<B>(z + i, m, mz)) - dmb) * kb;
+    const B u = ((detail::load_n<B>(v + i, m, mv) - detail::load_n<B>(z + i, m, mz)) - dmb) * kb;
     p = e * iszb;
     diff = xsimd::fms(e, xsimd::select(xsimd::abs(u) < split, Mb, Ob), g) * cq;
   };
@@ -1672,40 +1684,41 @@ double tv_accurate(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* s
     lacc += xsimd::abs(diff);
     pos += xsimd::select(diff > zero, p, zero);
     neg += xsimd::select(diff < zero, p, zero);
-    tie += xsimd::select(diff == zero, kd_detail::keep_first(p, m), zero);
+    tie += xsimd::select(diff == zero, detail::keep_first(p, m), zero);
     tie += diff * T(0);  // a NaN difference makes every coefficient NaN
   }
   if (dz != nullptr) {
-    const T pp = kd_detail::hsum(pos), pn = kd_detail::hsum(neg), p0 = kd_detail::hsum(tie);
+    const T pp = hsum(pos), pn = hsum(neg), p0 = hsum(tie);
     const B cpos(pn + T(0.5) * p0), cneg(-(pp + T(0.5) * p0)), czero(T(0.5) * (pn - pp));
     const B c(gs * k);
     for (std::size_t i = 0; i < n; i += W) {
       const std::size_t m = n - i;
       B p, diff;
       terms(i, m, p, diff);
-      const B coef = xsimd::select(diff > zero, cpos, xsimd::select(diff < zero, cneg, czero + diff * T(0)));
-      kd_detail::store_n(dz + i, m, B(c * p * coef));
+      const B coef =
+          xsimd::select(diff > zero, cpos, xsimd::select(diff < zero, cneg, czero + diff * T(0)));
+      detail::store_n(dz + i, m, B(c * p * coef));
     }
   }
-  return 0.5 * static_cast<double>(kd_detail::hsum(lacc));
+  return 0.5 * static_cast<double>(hsum(lacc));
 }
 
-}  // namespace kd_detail
+}  // namespace detail
 
 /// Total variation on one column: D = ½ Σ_c |p_c − q_c|; (sub)gradient gs·k·p_c·(s_c − ⟨p, s⟩)
 /// with s_c = ½·sign(p_c − q_c), sign(0) = 0. SIMD in T. p − q is the difference of the two
-/// exponentials when D passes kd_detail::direct_is_accurate, else the column is recomputed with
+/// exponentials when D passes detail::direct_is_accurate, else the column is recomputed with
 /// p − q formed as in kd_kl_column, p_c·(M − t_c)/(1 + M) with t = expm1(u) and u the log-ratio
-/// from the logits' difference, which keeps its relative accuracy (and its sign) where q ≈ p. With P₊, P₋, P₀ the
-/// student's mass where p > q, p < q, p = q (they sum to 1): s_c − ⟨p, s⟩ = P₋ + ½P₀,
-/// −(P₊ + ½P₀) or ½(P₋ − P₊) for s_c = ½, −½, 0, which avoids the cancellation of ½ − ⟨p, s⟩
+/// from the logits' difference, which keeps its relative accuracy (and its sign) where q ≈ p. With
+/// P₊, P₋, P₀ the student's mass where p > q, p < q, p = q (they sum to 1): s_c − ⟨p, s⟩ = P₋ +
+/// ½P₀, −(P₊ + ½P₀) or ½(P₋ − P₊) for s_c = ½, −½, 0, which avoids the cancellation of ½ − ⟨p, s⟩
 /// when p concentrates where p > q. `scratch` (n values, may be null) keeps e·t between the
 /// passes; dz and scratch must not overlap z or v. A column whose result is not finite
-/// although its logits are is recomputed by kd_detail::tv_wide.
+/// although its logits are is recomputed by detail::tv_wide.
 template <class T, class A = default_arch>
 double tv_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept;
 
-namespace kd_detail {
+namespace detail {
 
 /// tv_column before its test for a non-finite result.
 template <class T, class A>
@@ -1717,34 +1730,34 @@ REGULA_ALWAYS_INLINE double tv_column_body(const T* z, const T* v, std::size_t n
   const T mv = column_max<T, A>(v, n);
   T* fv = dz != nullptr ? scratch : nullptr;
   T sz = T(0), sv = T(0);
-  kd_detail::exp_sums<T, A>(z, v, n, mz, mv, k, dz, fv, sz, sv);
+  detail::exp_sums<T, A>(z, v, n, mz, mv, k, dz, fv, sz, sv);
   const B mzb(mz), mvb(mv), kb(k), iszb(T(1) / sz), isvb(T(1) / sv), zero(T(0));
   const auto exps = [&](std::size_t i, std::size_t m, B& e, B& f) noexcept {
-    e = dz != nullptr ? kd_detail::load_n<B>(dz + i, m, T(0))
-                      : xsimd::exp((kd_detail::load_n<B>(z + i, m, mz) - mzb) * kb);
-    f = fv != nullptr ? kd_detail::load_n<B>(fv + i, m, T(0))
-                      : xsimd::exp((kd_detail::load_n<B>(v + i, m, mv) - mvb) * kb);
+    e = dz != nullptr ? detail::load_n<B>(dz + i, m, T(0))
+                      : xsimd::exp((detail::load_n<B>(z + i, m, mz) - mzb) * kb);
+    f = fv != nullptr ? detail::load_n<B>(fv + i, m, T(0))
+                      : xsimd::exp((detail::load_n<B>(v + i, m, mv) - mvb) * kb);
   };
   B lacc(T(0)), pos(T(0)), neg(T(0)), tie(T(0));
   for (std::size_t i = 0; i < n; i += W) {
     const std::size_t m = n - i;
     B e, f;
     exps(i, m, e, f);
-    const B p = kd_detail::keep_first(e * iszb, m);
-    const B diff = p - kd_detail::keep_first(f * isvb, m);
+    const B p = detail::keep_first(e * iszb, m);
+    const B diff = p - detail::keep_first(f * isvb, m);
     lacc += xsimd::abs(diff);
     pos += xsimd::select(diff > zero, p, zero);
     neg += xsimd::select(diff < zero, p, zero);
     tie += xsimd::select(diff == zero, p, zero);
     tie += diff * T(0);  // a NaN difference makes every coefficient NaN
   }
-  const double loss = 0.5 * static_cast<double>(kd_detail::hsum(lacc));
+  const double loss = 0.5 * static_cast<double>(hsum(lacc));
   // Σ|p − q| has no cancellation, but each |p_c − q_c| carries roundings of p_c and q_c.
-  if (!kd_detail::direct_is_accurate<T, A>(loss, 2.0, n)) {
-    return kd_detail::tv_accurate<T, A>(z, v, n, k, gs, dz, scratch, mz, mv);
+  if (!detail::direct_is_accurate<T, A>(loss, 2.0, n)) {
+    return detail::tv_accurate<T, A>(z, v, n, k, gs, dz, scratch, mz, mv);
   }
   if (dz != nullptr) {
-    const T pp = kd_detail::hsum(pos), pn = kd_detail::hsum(neg), p0 = kd_detail::hsum(tie);
+    const T pp = hsum(pos), pn = hsum(neg), p0 = hsum(tie);
     const B cpos(pn + T(0.5) * p0), cneg(-(pp + T(0.5) * p0)), czero(T(0.5) * (pn - pp));
     const B c(gs * k);
     for (std::size_t i = 0; i < n; i += W) {
@@ -1753,20 +1766,21 @@ REGULA_ALWAYS_INLINE double tv_column_body(const T* z, const T* v, std::size_t n
       exps(i, m, e, f);
       const B p = e * iszb;
       const B diff = p - f * isvb;
-      const B coef = xsimd::select(diff > zero, cpos, xsimd::select(diff < zero, cneg, czero + diff * T(0)));
-      kd_detail::store_n(dz + i, m, B(c * p * coef));
+      const B coef =
+          xsimd::select(diff > zero, cpos, xsimd::select(diff < zero, cneg, czero + diff * T(0)));
+      detail::store_n(dz + i, m, B(c * p * coef));
     }
   }
   return loss;
 }
 
-}  // namespace kd_detail
+}  // namespace detail
 
 template <class T, class A>
 double tv_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch) noexcept {
-  const double loss = kd_detail::tv_column_body<T, A>(z, v, n, k, gs, dz, scratch);
-  return kd_detail::finite_or_wide(z, v, n, loss, &kd_detail::tv_wide<T>,
-                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
+  const double loss = detail::tv_column_body<T, A>(z, v, n, k, gs, dz, scratch);
+  return detail::finite_or_wide(z, v, n, loss, &detail::tv_wide<T>, static_cast<detail::wide>(k),
+                                static_cast<detail::wide>(gs), dz);
 }
 
 /// Scalar reference of tv_column, per element in double, and tv_column's fallback.
@@ -1796,8 +1810,8 @@ double tv_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* 
       dz[i] = static_cast<T>(static_cast<double>(gs * k) * p * (static_cast<double>(dz[i]) - dot));
     }
   }
-  return kd_detail::finite_or_wide(z, v, n, loss, &kd_detail::tv_wide<T>,
-                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
+  return detail::finite_or_wide(z, v, n, loss, &detail::tv_wide<T>, static_cast<detail::wide>(k),
+                                static_cast<detail::wide>(gs), dz);
 }
 
 /// Squared logit distance on one column: D = Σ_c (z_c − v_c)², gradient gs·2(z − v).
@@ -1813,7 +1827,7 @@ double logit_mse_column(const T* z, const T* v, std::size_t n, T gs, T* dz) noex
     acc = xsimd::fma(d, d, acc);
     if (dz != nullptr) (g2 * d).store_unaligned(dz + i);
   }
-  double s = static_cast<double>(kd_detail::hsum(acc));
+  double s = static_cast<double>(hsum(acc));
   for (; i < n; ++i) {
     const T d = z[i] - v[i];
     s += static_cast<double>(d * d);
@@ -1822,7 +1836,7 @@ double logit_mse_column(const T* z, const T* v, std::size_t n, T gs, T* dz) noex
   return s;
 }
 
-namespace kd_detail {
+namespace detail {
 
 /// One batch of BinaryKL: ℓ = KL(Bern(σ(b)) ‖ Bern(σ(a))) and g = σ(a) − σ(b), given also
 /// d = a − b formed from the logits' difference (k·(z − v), exact where z ≈ v, which the
@@ -1835,7 +1849,7 @@ namespace kd_detail {
 /// …), summed through δ⁷ for small |δ| where the two terms would cancel. The other lanes are
 /// only evaluated for batches that have one: for |δ| ≤ 16 and b < −64 the same forms with
 /// σ(b) = e^b/(1 + e^b) (e^{−b} would overflow); for |δ| > 16 the form of
-/// kd_detail::bernoulli_kl's |δ| > 1 branch, ℓ = σ(b)·ℓ₁ + σ(−b)·ℓ₂ with ℓ₁ = sp(−a) − sp(−b),
+/// detail::bernoulli_kl's |δ| > 1 branch, ℓ = σ(b)·ℓ₁ + σ(−b)·ℓ₂ with ℓ₁ = sp(−a) − sp(−b),
 /// ℓ₂ = sp(a) − sp(b) (sp = softplus), g = σ(a) − σ(b): no term of the size of |a| cancels
 /// (σ(b)(b − a) + sp(a) − sp(b) does where σ(b) rounds to 1 and a is far beyond b), and
 /// nothing forms 0·inf or inf − inf for finite a and b.
@@ -1939,12 +1953,12 @@ REGULA_KD_COLD double binary_kl_norm_wide(const T* z, const T* v, std::size_t n,
   return static_cast<double>(s);
 }
 
-}  // namespace kd_detail
+}  // namespace detail
 
 /// Binary KL (DHKD's BinaryKL) on one column: D = Σ_c KL(Bern(σ(k·v_c)) ‖ Bern(σ(k·z_c))),
 /// gradient gs·k·(σ(k·z) − σ(k·v)); SIMD in T, never negative and never NaN for finite logits
-/// (formulas at kd_detail::binary_kl_batch). A column whose result is not finite although its
-/// logits are (k·z or a term past the largest T) is recomputed by kd_detail::binary_kl_wide.
+/// (formulas at detail::binary_kl_batch). A column whose result is not finite although its
+/// logits are (k·z or a term past the largest T) is recomputed by detail::binary_kl_wide.
 template <class T, class A = default_arch>
 double binary_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
@@ -1953,14 +1967,14 @@ double binary_kl_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz)
   B acc(T(0));
   for (std::size_t i = 0; i < n; i += W) {
     const std::size_t m = n - i;
-    const B zi = kd_detail::load_n<B>(z + i, m, T(0)), vi = kd_detail::load_n<B>(v + i, m, T(0));
+    const B zi = detail::load_n<B>(z + i, m, T(0)), vi = detail::load_n<B>(v + i, m, T(0));
     B l, g;
-    kd_detail::binary_kl_batch(zi * kb, vi * kb, (zi - vi) * kb, l, g);
-    acc += kd_detail::keep_first(l, m);
-    if (dz != nullptr) kd_detail::store_n(dz + i, m, B(gkb * g));
+    detail::binary_kl_batch(zi * kb, vi * kb, (zi - vi) * kb, l, g);
+    acc += detail::keep_first(l, m);
+    if (dz != nullptr) detail::store_n(dz + i, m, B(gkb * g));
   }
-  return kd_detail::finite_or_wide(z, v, n, static_cast<double>(kd_detail::hsum(acc)), &kd_detail::binary_kl_wide<T>,
-                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
+  return detail::finite_or_wide(z, v, n, static_cast<double>(hsum(acc)), &detail::binary_kl_wide<T>,
+                                static_cast<detail::wide>(k), static_cast<detail::wide>(gs), dz);
 }
 
 /// Scalar reference of binary_kl_column, per element in double: KL = σ(b)·(softplus(−a) −
@@ -1973,7 +1987,9 @@ double binary_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T 
   double s = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     const double a = static_cast<double>(z[i] * k), b = static_cast<double>(v[i] * k);
-    const auto softplus = [](double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); };
+    const auto softplus = [](double x) {
+      return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+    };
     const auto sigmoid = [](double x) {
       return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
     };
@@ -1981,8 +1997,8 @@ double binary_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T 
     s += sb * (softplus(-a) - softplus(-b)) + sigmoid(-b) * (softplus(a) - softplus(b));
     if (dz != nullptr) dz[i] = static_cast<T>(static_cast<double>(gs * k) * (sigmoid(a) - sb));
   }
-  return kd_detail::finite_or_wide(z, v, n, s, &kd_detail::binary_kl_wide<T>,
-                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
+  return detail::finite_or_wide(z, v, n, s, &detail::binary_kl_wide<T>,
+                                static_cast<detail::wide>(k), static_cast<detail::wide>(gs), dz);
 }
 
 /// BinaryKL-Norm (DHKD) on one column: D = Σ_c log cosh(u_c), u = k·(z − v)/2, i.e. DHKD's
@@ -1991,7 +2007,7 @@ double binary_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T 
 /// accurate for small u (cosh u − 1 without cancellation); above |u| = 9 (float) or 19 (double)
 /// tanh|u| rounds to 1 and log cosh u = |u| − ln 2 to the type's precision. Finite for any
 /// finite u; a column whose result is not finite although its logits are (u past the largest
-/// T) is recomputed by kd_detail::binary_kl_norm_wide.
+/// T) is recomputed by detail::binary_kl_norm_wide.
 template <class T, class A = default_arch>
 double binary_kl_norm_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
@@ -2002,20 +2018,21 @@ double binary_kl_norm_column(const T* z, const T* v, std::size_t n, T k, T gs, T
   B acc(T(0));
   for (std::size_t i = 0; i < n; i += W) {
     const std::size_t m = n - i;
-    const B u = hb * (kd_detail::load_n<B>(z + i, m, T(0)) - kd_detail::load_n<B>(v + i, m, T(0)));
+    const B u = hb * (detail::load_n<B>(z + i, m, T(0)) - detail::load_n<B>(v + i, m, T(0)));
     const B au = xsimd::abs(u);
     const auto large = au > big;  // false for NaN, which then flows through expm1
     const B t = xsimd::expm1(xsimd::select(large, big, au));
     const B w = t * (t + two);  // e^{2|u|} − 1
     const B lc = xsimd::select(large, au - ln2, xsimd::log1p(t * t / (two * (one + t))));
-    acc += kd_detail::keep_first(lc, m);
+    acc += detail::keep_first(lc, m);
     if (dz != nullptr) {
       const B th = xsimd::select(large, one, w / (w + two));
-      kd_detail::store_n(dz + i, m, B(ghb * xsimd::select(u < zero, -th, th)));
+      detail::store_n(dz + i, m, B(ghb * xsimd::select(u < zero, -th, th)));
     }
   }
-  return kd_detail::finite_or_wide(z, v, n, static_cast<double>(kd_detail::hsum(acc)), &kd_detail::binary_kl_norm_wide<T>,
-                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
+  return detail::finite_or_wide(z, v, n, static_cast<double>(hsum(acc)),
+                                &detail::binary_kl_norm_wide<T>, static_cast<detail::wide>(k),
+                                static_cast<detail::wide>(gs), dz);
 }
 
 /// Scalar reference of binary_kl_norm_column, per element in double: |u| + log1p(exp(−2|u|))
@@ -2032,8 +2049,8 @@ double binary_kl_norm_column_reference(const T* z, const T* v, std::size_t n, T 
     s += au + std::log1p(std::exp(-2.0 * au)) - ln2;
     if (dz != nullptr) dz[i] = static_cast<T>(static_cast<double>(gs) * h * std::tanh(u));
   }
-  return kd_detail::finite_or_wide(z, v, n, s, &kd_detail::binary_kl_norm_wide<T>,
-                                   static_cast<kd_detail::wide>(k), static_cast<kd_detail::wide>(gs), dz);
+  return detail::finite_or_wide(z, v, n, s, &detail::binary_kl_norm_wide<T>,
+                                static_cast<detail::wide>(k), static_cast<detail::wide>(gs), dz);
 }
 
 }  // namespace regula::kernels

@@ -82,13 +82,15 @@ class DoubleAccumulator {
         // The maskz forms: GCC 12's unmasked ones start from an "undefined" register that
         // trips -Wuninitialized.
         const __m512d f = _mm512_castps_pd(x);
-        lo_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, f, 0))));
-        hi_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, f, 1))));
+        lo_ += DB(
+            _mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, f, 0))));
+        hi_ += DB(
+            _mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, f, 1))));
         return;
       } else
 #endif
 #if XSIMD_WITH_AVX
-      if constexpr (simd::is_arch_v<A, xsimd::avx>) {
+          if constexpr (simd::is_arch_v<A, xsimd::avx>) {
         const __m256 f = x;
         lo_ += DB(_mm256_cvtps_pd(_mm256_castps256_ps128(f)));
         hi_ += DB(_mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
@@ -96,7 +98,7 @@ class DoubleAccumulator {
       } else
 #endif
 #if XSIMD_WITH_SSE2
-      if constexpr (simd::is_arch_v<A, xsimd::sse2>) {
+          if constexpr (simd::is_arch_v<A, xsimd::sse2>) {
         const __m128 f = x;
         lo_ += DB(_mm_cvtps_pd(f));
         hi_ += DB(_mm_cvtps_pd(_mm_movehl_ps(f, f)));
@@ -132,7 +134,7 @@ class DoubleAccumulator {
       } else
 #endif
 #if XSIMD_WITH_AVX
-      if constexpr (simd::is_arch_v<A, xsimd::avx>) {
+          if constexpr (simd::is_arch_v<A, xsimd::avx>) {
         lo_ += DB(_mm256_cvtps_pd(_mm_loadu_ps(p)));
         hi_ += DB(_mm256_cvtps_pd(_mm_loadu_ps(p + 4)));
         return;
@@ -145,7 +147,8 @@ class DoubleAccumulator {
   }
 
   /// Adds the lane products x·y, formed in double (exact for float inputs).
-  REGULA_ALWAYS_INLINE void add_product(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y) noexcept {
+  REGULA_ALWAYS_INLINE void add_product(const xsimd::batch<T, A>& x,
+                                        const xsimd::batch<T, A>& y) noexcept {
     if constexpr (std::is_same_v<T, double>) {
       lo_ = xsimd::fma(x, y, lo_);
     } else {
@@ -163,7 +166,8 @@ class DoubleAccumulator {
       }
       for (std::size_t k = 0; k < W; k += 2 * WD) {
         lo_ = xsimd::fma(DB::load_aligned(xd + k), DB::load_aligned(yd + k), lo_);
-        if (k + WD < W) hi_ = xsimd::fma(DB::load_aligned(xd + k + WD), DB::load_aligned(yd + k + WD), hi_);
+        if (k + WD < W)
+          hi_ = xsimd::fma(DB::load_aligned(xd + k + WD), DB::load_aligned(yd + k + WD), hi_);
       }
     }
   }
@@ -238,7 +242,8 @@ REGULA_ALWAYS_INLINE double sum_in_double(const T* p, std::size_t n) noexcept {
 
 /// Σ_{i≠k} p[i] in double (k < n), the complement sum without the cancellation of Σ p − p[k].
 template <class T, class A = default_arch>
-REGULA_ALWAYS_INLINE double sum_in_double_except(const T* p, std::size_t n, std::size_t k) noexcept {
+REGULA_ALWAYS_INLINE double sum_in_double_except(const T* p, std::size_t n,
+                                                 std::size_t k) noexcept {
   return sum_in_double<T, A>(p, k) + sum_in_double<T, A>(p + k + 1, n - k - 1);
 }
 
@@ -246,7 +251,8 @@ REGULA_ALWAYS_INLINE double sum_in_double_except(const T* p, std::size_t n, std:
 /// order as sum_in_double over the stored values f(z), so both give the same bits (the last
 /// partial block is f of a padded batch, as the kernels compute and store it).
 template <class T, class A, class F>
-REGULA_ALWAYS_INLINE double sum_mapped_in_double(const T* z, std::size_t n, T fill, F&& f) noexcept {
+REGULA_ALWAYS_INLINE double sum_mapped_in_double(const T* z, std::size_t n, T fill,
+                                                 F&& f) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   DoubleAccumulator<T, A> acc;

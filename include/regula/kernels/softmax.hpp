@@ -81,7 +81,8 @@ REGULA_ALWAYS_INLINE T sum_exp(const T* z, std::size_t n, T m, T* e) noexcept {
   }
   if (i < n) {
     // The partial last block in SIMD, padded with −inf (exp(−inf − m) = 0).
-    const B e0 = xsimd::exp(load_tail<T, A>(z + i, n - i, -std::numeric_limits<T>::infinity()) - mb);
+    const B e0 =
+        xsimd::exp(load_tail<T, A>(z + i, n - i, -std::numeric_limits<T>::infinity()) - mb);
     if (e != nullptr) store_tail(e0, e + i, n - i);
     s1 += e0;
   }
@@ -155,7 +156,8 @@ void softmax_backward_column(const T* y, const T* dy, std::size_t n, T* dz) noex
     d0 = xsimd::fma(B::load_unaligned(y + i), B::load_unaligned(dy + i), d0);
     d1 = xsimd::fma(B::load_unaligned(y + i + W), B::load_unaligned(dy + i + W), d1);
   }
-  for (; i + W <= n; i += W) d0 = xsimd::fma(B::load_unaligned(y + i), B::load_unaligned(dy + i), d0);
+  for (; i + W <= n; i += W)
+    d0 = xsimd::fma(B::load_unaligned(y + i), B::load_unaligned(dy + i), d0);
   T dot = hsum(d0 + d1);
   for (; i < n; ++i) dot += y[i] * dy[i];
   const B db(dot);

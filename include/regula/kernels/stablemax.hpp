@@ -147,7 +147,8 @@ void log_stablemax_column(const T* z, std::size_t n, T* y) noexcept {
   const T ls = static_cast<T>(std::log(sum_s<T, A>(z, n, static_cast<T*>(nullptr))));
   const B lb(ls);
   std::size_t i = 0;
-  for (; i + W <= n; i += W) (stablemax_log_s(B::load_unaligned(z + i)) - lb).store_unaligned(y + i);
+  for (; i + W <= n; i += W)
+    (stablemax_log_s(B::load_unaligned(z + i)) - lb).store_unaligned(y + i);
   for (; i < n; ++i) y[i] = stablemax_log_s(z[i]) - ls;
 }
 

@@ -9,16 +9,19 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/alpha_dropout.hpp"
 #include "regula/kernels/dropout.hpp"
 #include "regula/layers/random_context.hpp"
+#include "regula/layers/stream_layer.hpp"
 
 namespace regula {
 
 /// Options of AlphaDropout: `p` is the probability of dropping an element (PyTorch's meaning).
 struct AlphaDropoutOptions {
   double p = 0.5;
+  AlphaDropoutOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
 };
 
 /// Alpha dropout: kept elements give a·x + b, dropped ones a·α′ + b, with m ~ Bernoulli(1 − p),
@@ -35,7 +38,7 @@ struct AlphaDropoutOptions {
 /// **Aliasing.** y may be x itself (dx may be dy itself); any partial overlap, or the same
 /// memory with another layout, throws.
 template <class T>
-class AlphaDropout {
+class AlphaDropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::AlphaDropout<T>: T must be float or double");
 
  public:
@@ -46,8 +49,7 @@ class AlphaDropout {
 
   /// @throws regula::invalid_argument if p ∉ [0, 1].
   explicit AlphaDropout(AlphaDropoutOptions options = {}) : options_(options) {
-    REGULA_EXPECTS(options.p >= 0.0 && options.p <= 1.0, "regula::AlphaDropout", "p must be in [0, 1], got ",
-                   options.p);
+    detail::check_probability("regula::AlphaDropout", "p", options.p);
     threshold_ = detail::keep_threshold(options.p);
     const double q = static_cast<double>(threshold_) / 65536.0;
     const double pe = 1.0 - q;
@@ -63,14 +65,13 @@ class AlphaDropout {
   }
 
   [[nodiscard]] const AlphaDropoutOptions& options() const noexcept { return options_; }
-  [[nodiscard]] double effective_p() const noexcept { return 1.0 - static_cast<double>(threshold_) / 65536.0; }
+  [[nodiscard]] double effective_p() const noexcept {
+    return 1.0 - static_cast<double>(threshold_) / 65536.0;
+  }
   /// The affine constants a, b and the value of a dropped element a·α′ + b.
   [[nodiscard]] T a() const noexcept { return a_; }
   [[nodiscard]] T b() const noexcept { return b_; }
   [[nodiscard]] T dropped_value() const noexcept { return dropped_; }
-  void train(bool on = true) noexcept { training_ = on; }
-  void eval() noexcept { training_ = false; }
-  [[nodiscard]] bool is_training() const noexcept { return training_; }
 
   [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
     Context ctx;
@@ -81,27 +82,14 @@ class AlphaDropout {
   /// @throws regula::invalid_argument if y's shape differs from x's or y partly overlaps x.
   void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
     detail::check_output("regula::AlphaDropout", "x", x, "y", y);
-    ctx.rows = x.rows();
-    ctx.cols = x.cols();
-    ctx.stream = stream;
-    ctx.keep_threshold = threshold_;
-    if (!training_ || threshold_ == 65536U) {
-      ctx.mode = Context::Mode::identity;
-      if (y.data() != x.data()) y = x;
-      return;
-    }
-    if (threshold_ == 0U) {
-      ctx.mode = Context::Mode::zero;
-      y = x * T(0);
-      return;
-    }
-    ctx.mode = Context::Mode::random;
+    ctx.begin(x.rows(), x.cols(), stream, threshold_, draw_mode(threshold_));
+    if (detail::apply_fixed_mode(ctx.mode, x, y)) return;
     stream.skip(kernels::dropout_blocks(static_cast<std::size_t>(x.size())));
     const auto d = ctx.draw();
     const auto rows = static_cast<std::size_t>(x.rows());
     for (Index j = 0; j < x.cols(); ++j) {
-      kernels::alpha_dropout_segment(d, static_cast<std::size_t>(j) * rows, rows, x.col(j).data(), a_, b_,
-                                     dropped_, y.col(j).data());
+      kernels::alpha_dropout_segment(d, static_cast<std::size_t>(j) * rows, rows, x.col(j).data(),
+                                     a_, b_, dropped_, y.col(j).data());
     }
   }
 
@@ -110,21 +98,9 @@ class AlphaDropout {
   /// @throws regula::invalid_argument if dy's shape differs from the forward input's, dx's from
   ///         dy's, dx partly overlaps dy, or ctx was filled by a layer with another p.
   void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
-    constexpr const char* who = "regula::AlphaDropout::backward";
-    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, who,
-                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols,
-                   "), got ", dy.rows(), " x ", dy.cols());
-    detail::check_output(who, "dy", dy, "dx", dx);
-    REGULA_EXPECTS(ctx.mode != Context::Mode::random || ctx.keep_threshold == threshold_, who,
-                   "ctx was filled by a layer with another p (keep threshold ", ctx.keep_threshold,
-                   ", this layer's ", threshold_, ")");
-    switch (ctx.mode) {
-      case Context::Mode::identity:
-        if (dx.data() != dy.data()) dx = dy;
-        return;
-      case Context::Mode::zero: dx = dy * T(0); return;
-      case Context::Mode::random: break;
-    }
+    detail::check_backward("regula::AlphaDropout::backward", dy, "dx", dx, ctx.rows, ctx.cols,
+                           ctx.mode, ctx.keep_threshold, threshold_);
+    if (detail::apply_fixed_mode(ctx.mode, dy, dx)) return;
     const auto d = ctx.draw();
     const auto rows = static_cast<std::size_t>(dy.rows());
     for (Index j = 0; j < dy.cols(); ++j) {
@@ -139,7 +115,6 @@ class AlphaDropout {
   T a_ = T(1);
   T b_ = T(0);
   T dropped_ = T(0);
-  bool training_ = true;
 };
 
 }  // namespace regula

@@ -10,9 +10,11 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/dropout.hpp"
 #include "regula/layers/random_context.hpp"
+#include "regula/layers/stream_layer.hpp"
 
 namespace regula {
 
@@ -29,6 +31,11 @@ struct ChannelDropoutOptions {
   /// C, the number of channels; it must divide the feature count of x.
   Index channels = 1;
   ChannelLayout layout = ChannelLayout::channel_major;
+  ChannelDropoutOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
+  ChannelDropoutOptions& with_channels(Index v) noexcept { return detail::set(*this, channels, v); }
+  ChannelDropoutOptions& with_layout(ChannelLayout v) noexcept {
+    return detail::set(*this, layout, v);
+  }
 };
 
 /// Channel dropout: y[c, s, n] = x[c, s, n]·m[n, c]/(1 − p), m[n, c] ~ Bernoulli(1 − p), the same
@@ -43,7 +50,7 @@ struct ChannelDropoutOptions {
 /// **Aliasing.** y may be x itself (dx may be dy itself); any partial overlap, or the same
 /// memory with another layout, throws.
 template <class T>
-class ChannelDropout {
+class ChannelDropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::ChannelDropout<T>: T must be float or double");
 
  public:
@@ -52,19 +59,15 @@ class ChannelDropout {
 
   /// @throws regula::invalid_argument if p ∉ [0, 1] or channels < 1.
   explicit ChannelDropout(ChannelDropoutOptions options = {}) : options_(options) {
-    REGULA_EXPECTS(options.p >= 0.0 && options.p <= 1.0, "regula::ChannelDropout", "p must be in [0, 1], got ",
-                   options.p);
-    REGULA_EXPECTS(options.channels >= 1, "regula::ChannelDropout", "channels must be at least 1, got ",
-                   options.channels);
+    detail::check_probability("regula::ChannelDropout", "p", options.p);
+    REGULA_EXPECTS(options.channels >= 1, "regula::ChannelDropout",
+                   "channels must be at least 1, got ", options.channels);
     threshold_ = detail::keep_threshold(options.p);
-    scale_ = threshold_ == 0 ? T(0) : static_cast<T>(65536.0 / static_cast<double>(threshold_));
+    scale_ = detail::keep_scale<T>(threshold_);
   }
 
   [[nodiscard]] const ChannelDropoutOptions& options() const noexcept { return options_; }
   [[nodiscard]] T scale() const noexcept { return scale_; }
-  void train(bool on = true) noexcept { training_ = on; }
-  void eval() noexcept { training_ = false; }
-  [[nodiscard]] bool is_training() const noexcept { return training_; }
 
   [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
     Context ctx;
@@ -74,24 +77,12 @@ class ChannelDropout {
   /// @throws regula::invalid_argument if channels does not divide x.rows(), y's shape differs from
   ///         x's or y partly overlaps x.
   void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
-    REGULA_EXPECTS(x.rows() % options_.channels == 0, "regula::ChannelDropout", "channels (", options_.channels,
-                   ") must divide the feature count of x, got ", x.rows(), " features");
+    REGULA_EXPECTS(x.rows() % options_.channels == 0, "regula::ChannelDropout", "channels (",
+                   options_.channels, ") must divide the feature count of x, got ", x.rows(),
+                   " features");
     detail::check_output("regula::ChannelDropout", "x", x, "y", y);
-    ctx.rows = x.rows();
-    ctx.cols = x.cols();
-    ctx.stream = stream;
-    ctx.keep_threshold = threshold_;
-    if (!training_ || threshold_ == 65536U) {
-      ctx.mode = Context::Mode::identity;
-      if (y.data() != x.data()) y = x;
-      return;
-    }
-    if (threshold_ == 0U) {
-      ctx.mode = Context::Mode::zero;
-      y = x * T(0);
-      return;
-    }
-    ctx.mode = Context::Mode::random;
+    ctx.begin(x.rows(), x.cols(), stream, threshold_, draw_mode(threshold_));
+    if (detail::apply_fixed_mode(ctx.mode, x, y)) return;
     stream.skip(kernels::dropout_blocks(static_cast<std::size_t>(options_.channels * x.cols())));
     apply(ctx, x, y);
   }
@@ -102,22 +93,11 @@ class ChannelDropout {
   ///         by a layer with another p.
   void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
     constexpr const char* who = "regula::ChannelDropout::backward";
-    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, who,
-                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols,
-                   "), got ", dy.rows(), " x ", dy.cols());
-    detail::check_output(who, "dy", dy, "dx", dx);
+    detail::check_backward(who, dy, "dx", dx, ctx.rows, ctx.cols, ctx.mode, ctx.keep_threshold,
+                           threshold_);
     REGULA_EXPECTS(dy.rows() % options_.channels == 0, who, "channels (", options_.channels,
                    ") must divide the feature count of dy, got ", dy.rows(), " features");
-    REGULA_EXPECTS(ctx.mode != Context::Mode::random || ctx.keep_threshold == threshold_, who,
-                   "ctx was filled by a layer with another p (keep threshold ", ctx.keep_threshold,
-                   ", this layer's ", threshold_, ")");
-    switch (ctx.mode) {
-      case Context::Mode::identity:
-        if (dx.data() != dy.data()) dx = dy;
-        return;
-      case Context::Mode::zero: dx = dy * T(0); return;
-      case Context::Mode::random: break;
-    }
+    if (detail::apply_fixed_mode(ctx.mode, dy, dx)) return;
     apply(ctx, dy, dx);
   }
 
@@ -150,7 +130,6 @@ class ChannelDropout {
   ChannelDropoutOptions options_;
   std::uint32_t threshold_ = 0;
   T scale_ = T(1);
-  bool training_ = true;
 };
 
 }  // namespace regula

@@ -11,9 +11,11 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/dropout.hpp"
 #include "regula/layers/random_context.hpp"
+#include "regula/layers/stream_layer.hpp"
 
 namespace regula {
 
@@ -21,6 +23,7 @@ namespace regula {
 struct DropConnectOptions {
   /// Probability of dropping a weight, in [0, 1] (mlpack's default 0.5).
   double p = 0.5;
+  DropConnectOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
 };
 
 /// What backward needs: the RandomContext of the weight mask, plus a scratch panel of at most
@@ -51,7 +54,7 @@ struct DropConnectContext {
 /// **Aliasing.** No output may share memory with any input or with another output (every
 /// product reads its inputs after some output was written): any overlap, even exact, throws.
 template <class T>
-class DropConnect {
+class DropConnect : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::DropConnect<T>: T must be float or double");
 
  public:
@@ -62,32 +65,28 @@ class DropConnect {
 
   /// @throws regula::invalid_argument if p ∉ [0, 1].
   explicit DropConnect(DropConnectOptions options = {}) : options_(options) {
-    REGULA_EXPECTS(options.p >= 0.0 && options.p <= 1.0, "regula::DropConnect", "p must be in [0, 1], got ",
-                   options.p);
+    detail::check_probability("regula::DropConnect", "p", options.p);
     threshold_ = detail::keep_threshold(options.p);
-    scale_ = threshold_ == 0 ? T(0) : static_cast<T>(65536.0 / static_cast<double>(threshold_));
+    scale_ = detail::keep_scale<T>(threshold_);
   }
 
   [[nodiscard]] const DropConnectOptions& options() const noexcept { return options_; }
   [[nodiscard]] T scale() const noexcept { return scale_; }
-  void train(bool on = true) noexcept { training_ = on; }
-  void eval() noexcept { training_ = false; }
-  [[nodiscard]] bool is_training() const noexcept { return training_; }
 
   /// y = ((M ⊙ W)/(1 − p)) x + b in training, W x + b in eval.
   /// @throws regula::invalid_argument if W.cols() ≠ x.rows(), b.size() ≠ W.rows(), y is not
   ///         W.rows() × x.cols(), or y shares memory with x, W or b.
-  void forward(const MatrixCRef<T>& x, const MatrixCRef<T>& W, const VectorCRef<T>& b, MatrixRef<T> y,
-               Stream& stream, Context& ctx) const {
+  void forward(const MatrixCRef<T>& x, const MatrixCRef<T>& W, const VectorCRef<T>& b,
+               MatrixRef<T> y, Stream& stream, Context& ctx) const {
     constexpr const char* who = "regula::DropConnect";
-    REGULA_EXPECTS(x.cols() > 0, who, "x must hold at least one sample (column), got ", x.rows(), " x ",
-                   x.cols());
-    REGULA_EXPECTS(W.cols() == x.rows(), who, "W must have one column per feature of x (", x.rows(), "), got ",
-                   W.cols());
-    REGULA_EXPECTS(b.size() == W.rows(), who, "b must have one entry per row of W (", W.rows(), "), got ",
-                   b.size());
-    REGULA_EXPECTS(y.rows() == W.rows() && y.cols() == x.cols(), who, "y must be ", W.rows(), " x ", x.cols(),
-                   ", got ", y.rows(), " x ", y.cols());
+    REGULA_EXPECTS(x.cols() > 0, who, "x must hold at least one sample (column), got ", x.rows(),
+                   " x ", x.cols());
+    REGULA_EXPECTS(W.cols() == x.rows(), who, "W must have one column per feature of x (", x.rows(),
+                   "), got ", W.cols());
+    REGULA_EXPECTS(b.size() == W.rows(), who, "b must have one entry per row of W (", W.rows(),
+                   "), got ", b.size());
+    REGULA_EXPECTS(y.rows() == W.rows() && y.cols() == x.cols(), who, "y must be ", W.rows(), " x ",
+                   x.cols(), ", got ", y.rows(), " x ", y.cols());
     detail::check_disjoint(who, "x", x, "y", y);
     detail::check_disjoint(who, "W", W, "y", y);
     detail::check_disjoint(who, "b", b, "y", y);
@@ -95,18 +94,12 @@ class DropConnect {
     ctx.out = W.rows();
     ctx.batch = x.cols();
     RandomContext& r = ctx.random;
-    r.rows = W.rows();
-    r.cols = W.cols();
-    r.stream = stream;
-    r.keep_threshold = threshold_;
-    if (!training_ || threshold_ == 65536U) {
-      r.mode = RandomContext::Mode::identity;
+    r.begin(W.rows(), W.cols(), stream, threshold_, draw_mode(threshold_));
+    if (r.mode == DrawMode::identity) {
       y.noalias() = W * x;
-    } else if (threshold_ == 0U) {
-      r.mode = RandomContext::Mode::zero;
+    } else if (r.mode == DrawMode::zero) {
       y.noalias() = (W * T(0)) * x;
     } else {
-      r.mode = RandomContext::Mode::random;
       stream.skip(kernels::dropout_blocks(static_cast<std::size_t>(W.size())));
       size_panel(ctx, W.rows());
       y.setZero();
@@ -124,20 +117,21 @@ class DropConnect {
   /// @throws regula::invalid_argument on shapes that differ from the forward call's, if an output
   ///         shares memory with an input (x, W, dy) or another output, or ctx was filled by a
   ///         layer with another p.
-  void backward(const MatrixCRef<T>& x, const MatrixCRef<T>& W, const MatrixCRef<T>& dy, Context& ctx,
-                MatrixRef<T> dx, MatrixRef<T> dW, VectorRef<T> db) const {
+  void backward(const MatrixCRef<T>& x, const MatrixCRef<T>& W, const MatrixCRef<T>& dy,
+                Context& ctx, MatrixRef<T> dx, MatrixRef<T> dW, VectorRef<T> db) const {
     constexpr const char* who = "regula::DropConnect::backward";
-    REGULA_EXPECTS(W.rows() == ctx.out && W.cols() == ctx.in, who, "W must be ", ctx.out, " x ", ctx.in,
-                   " as in forward, got ", W.rows(), " x ", W.cols());
-    REGULA_EXPECTS(x.rows() == ctx.in && x.cols() == ctx.batch, who, "x must be ", ctx.in, " x ", ctx.batch,
-                   ", got ", x.rows(), " x ", x.cols());
-    REGULA_EXPECTS(dy.rows() == ctx.out && dy.cols() == ctx.batch, who, "dy must be ", ctx.out, " x ",
-                   ctx.batch, ", got ", dy.rows(), " x ", dy.cols());
-    REGULA_EXPECTS(dx.rows() == ctx.in && dx.cols() == ctx.batch, who, "dx must be ", ctx.in, " x ", ctx.batch,
-                   ", got ", dx.rows(), " x ", dx.cols());
-    REGULA_EXPECTS(dW.rows() == ctx.out && dW.cols() == ctx.in, who, "dW must be ", ctx.out, " x ", ctx.in,
-                   ", got ", dW.rows(), " x ", dW.cols());
-    REGULA_EXPECTS(db.size() == ctx.out, who, "db must have ", ctx.out, " entries, got ", db.size());
+    REGULA_EXPECTS(W.rows() == ctx.out && W.cols() == ctx.in, who, "W must be ", ctx.out, " x ",
+                   ctx.in, " as in forward, got ", W.rows(), " x ", W.cols());
+    REGULA_EXPECTS(x.rows() == ctx.in && x.cols() == ctx.batch, who, "x must be ", ctx.in, " x ",
+                   ctx.batch, ", got ", x.rows(), " x ", x.cols());
+    REGULA_EXPECTS(dy.rows() == ctx.out && dy.cols() == ctx.batch, who, "dy must be ", ctx.out,
+                   " x ", ctx.batch, ", got ", dy.rows(), " x ", dy.cols());
+    REGULA_EXPECTS(dx.rows() == ctx.in && dx.cols() == ctx.batch, who, "dx must be ", ctx.in, " x ",
+                   ctx.batch, ", got ", dx.rows(), " x ", dx.cols());
+    REGULA_EXPECTS(dW.rows() == ctx.out && dW.cols() == ctx.in, who, "dW must be ", ctx.out, " x ",
+                   ctx.in, ", got ", dW.rows(), " x ", dW.cols());
+    REGULA_EXPECTS(db.size() == ctx.out, who, "db must have ", ctx.out, " entries, got ",
+                   db.size());
     REGULA_EXPECTS(
         ctx.random.mode != RandomContext::Mode::random || ctx.random.keep_threshold == threshold_,
         who, "ctx was filled by a layer with another p (keep threshold ", ctx.random.keep_threshold,
@@ -157,19 +151,22 @@ class DropConnect {
     db.noalias() = dy.rowwise().sum();
     dW.noalias() = dy * x.transpose();
     switch (ctx.random.mode) {
-      case RandomContext::Mode::identity: dx.noalias() = W.transpose() * dy; return;
+      case RandomContext::Mode::identity:
+        dx.noalias() = W.transpose() * dy;
+        return;
       case RandomContext::Mode::zero:
         dx.noalias() = (W * T(0)).transpose() * dy;
         dW *= T(0);
         return;
-      case RandomContext::Mode::random: break;
+      case RandomContext::Mode::random:
+        break;
     }
     // dW ⊙= M/(1 − p): the Dropout kernel on dW's elements, in place, with W's draw.
     const auto d = ctx.random.draw();
     const auto rows = static_cast<std::size_t>(dW.rows());
     for (Index j = 0; j < dW.cols(); ++j) {
-      kernels::dropout_segment<T>(d, static_cast<std::size_t>(j) * rows, rows, dW.col(j).data(), scale_,
-                                  dW.col(j).data(), nullptr);
+      kernels::dropout_segment<T>(d, static_cast<std::size_t>(j) * rows, rows, dW.col(j).data(),
+                                  scale_, dW.col(j).data(), nullptr);
     }
     size_panel(ctx, W.rows());
     for (Index j0 = 0; j0 < W.cols(); j0 += panel) {
@@ -190,8 +187,8 @@ class DropConnect {
     const auto d = ctx.random.draw();
     const auto rows = static_cast<std::size_t>(W.rows());
     for (Index j = 0; j < w; ++j) {
-      kernels::dropout_segment<T>(d, static_cast<std::size_t>(j0 + j) * rows, rows, W.col(j0 + j).data(), scale_,
-                                  ctx.panel.col(j).data(), nullptr);
+      kernels::dropout_segment<T>(d, static_cast<std::size_t>(j0 + j) * rows, rows,
+                                  W.col(j0 + j).data(), scale_, ctx.panel.col(j).data(), nullptr);
     }
     return ctx.panel.leftCols(w);
   }
@@ -199,7 +196,6 @@ class DropConnect {
   DropConnectOptions options_;
   std::uint32_t threshold_ = 0;
   T scale_ = T(1);
-  bool training_ = true;
 };
 
 }  // namespace regula

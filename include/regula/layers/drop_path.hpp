@@ -10,9 +10,11 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/dropout.hpp"
 #include "regula/layers/random_context.hpp"
+#include "regula/layers/stream_layer.hpp"
 
 namespace regula {
 
@@ -24,6 +26,8 @@ struct DropPathOptions {
   /// Probability of dropping the branch, in [0, 1] (timm's drop_prob; default 0.1).
   double p = 0.1;
   DropPathMode mode = DropPathMode::row;
+  DropPathOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
+  DropPathOptions& with_mode(DropPathMode v) noexcept { return detail::set(*this, mode, v); }
 };
 
 /// DropPath on a residual branch f(x): y = f ⊙ mₙ/(1 − p) with mₙ ~ Bernoulli(1 − p) per sample
@@ -40,7 +44,7 @@ struct DropPathOptions {
 /// **Aliasing.** An output may be exactly one of the inputs the function's comment names; any
 /// partial overlap with any input, or the same memory with another layout, throws.
 template <class T>
-class DropPath {
+class DropPath : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::DropPath<T>: T must be float or double");
 
  public:
@@ -49,17 +53,13 @@ class DropPath {
 
   /// @throws regula::invalid_argument if p ∉ [0, 1].
   explicit DropPath(DropPathOptions options = {}) : options_(options) {
-    REGULA_EXPECTS(options.p >= 0.0 && options.p <= 1.0, "regula::DropPath", "p must be in [0, 1], got ",
-                   options.p);
+    detail::check_probability("regula::DropPath", "p", options.p);
     threshold_ = detail::keep_threshold(options.p);
-    scale_ = threshold_ == 0 ? T(0) : static_cast<T>(65536.0 / static_cast<double>(threshold_));
+    scale_ = detail::keep_scale<T>(threshold_);
   }
 
   [[nodiscard]] const DropPathOptions& options() const noexcept { return options_; }
   [[nodiscard]] T scale() const noexcept { return scale_; }
-  void train(bool on = true) noexcept { training_ = on; }
-  void eval() noexcept { training_ = false; }
-  [[nodiscard]] bool is_training() const noexcept { return training_; }
 
   /// y = f ⊙ m/(1 − p). y may be `branch` itself.
   /// @throws regula::invalid_argument if y's shape differs from branch's or y partly overlaps it.
@@ -78,8 +78,8 @@ class DropPath {
   /// overlap each other: both are only read).
   /// @throws regula::invalid_argument if branch's or out's shape differs from x's, or out partly
   ///         overlaps x or branch.
-  void forward_residual(const MatrixCRef<T>& x, const MatrixCRef<T>& branch, MatrixRef<T> out, Stream& stream,
-                        Context& ctx) const {
+  void forward_residual(const MatrixCRef<T>& x, const MatrixCRef<T>& branch, MatrixRef<T> out,
+                        Stream& stream, Context& ctx) const {
     detail::check_same_shape("regula::DropPath", "branch", branch, "x", x);
     detail::check_output("regula::DropPath", "x", x, "out", out);
     detail::check_output("regula::DropPath", "branch", branch, "out", out);
@@ -92,14 +92,8 @@ class DropPath {
   /// @throws regula::invalid_argument if dy's shape differs from the forward input's, dbranch's
   ///         from dy's, dbranch partly overlaps dy, or ctx was filled by a layer with another p.
   void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dbranch) const {
-    constexpr const char* who = "regula::DropPath::backward";
-    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, who,
-                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols,
-                   "), got ", dy.rows(), " x ", dy.cols());
-    detail::check_output(who, "dy", dy, "dbranch", dbranch);
-    REGULA_EXPECTS(ctx.mode != Context::Mode::random || ctx.keep_threshold == threshold_, who,
-                   "ctx was filled by a layer with another p (keep threshold ", ctx.keep_threshold,
-                   ", this layer's ", threshold_, ")");
+    detail::check_backward("regula::DropPath::backward", dy, "dbranch", dbranch, ctx.rows, ctx.cols,
+                           ctx.mode, ctx.keep_threshold, threshold_);
     apply(ctx, dy, dbranch, nullptr);
   }
 
@@ -112,29 +106,24 @@ class DropPath {
 
  private:
   void draw(const MatrixCRef<T>& branch, Stream& stream, Context& ctx) const {
-    ctx.rows = branch.rows();
-    ctx.cols = branch.cols();
-    ctx.stream = stream;
-    ctx.keep_threshold = threshold_;
-    if (!training_ || threshold_ == 65536U) {
-      ctx.mode = Context::Mode::identity;
-    } else if (threshold_ == 0U) {
-      ctx.mode = Context::Mode::zero;
-    } else {
-      ctx.mode = Context::Mode::random;
-      const auto draws = options_.mode == DropPathMode::row ? static_cast<std::size_t>(branch.cols()) : 1U;
+    ctx.begin(branch.rows(), branch.cols(), stream, threshold_, draw_mode(threshold_));
+    if (ctx.mode == Context::Mode::random) {
+      const auto draws =
+          options_.mode == DropPathMode::row ? static_cast<std::size_t>(branch.cols()) : 1U;
       stream.skip(kernels::dropout_blocks(draws));
     }
   }
 
   /// out = [x +] in ⊙ factor(n), factor from the context's mode and mask.
-  void apply(const Context& ctx, const MatrixCRef<T>& in, MatrixRef<T>& out, const MatrixCRef<T>* x) const {
+  void apply(const Context& ctx, const MatrixCRef<T>& in, MatrixRef<T>& out,
+             const MatrixCRef<T>* x) const {
     detail::KeepBits bits{ctx.draw()};
     for (Index n = 0; n < in.cols(); ++n) {
       T f = T(1);
       if (ctx.mode == Context::Mode::zero) f = T(0);
       if (ctx.mode == Context::Mode::random) {
-        f = bits(options_.mode == DropPathMode::row ? static_cast<std::uint64_t>(n) : 0U) ? scale_ : T(0);
+        f = bits(options_.mode == DropPathMode::row ? static_cast<std::uint64_t>(n) : 0U) ? scale_
+                                                                                          : T(0);
       }
       if (x != nullptr) {
         kernels::scale_add(in.col(n).data(), static_cast<std::size_t>(in.rows()), f,
@@ -148,7 +137,6 @@ class DropPath {
   DropPathOptions options_;
   std::uint32_t threshold_ = 0;
   T scale_ = T(1);
-  bool training_ = true;
 };
 
 }  // namespace regula

@@ -12,9 +12,11 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/parallel.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/dropout.hpp"
+#include "regula/layers/stream_layer.hpp"
 
 namespace regula {
 
@@ -25,6 +27,8 @@ struct DropoutOptions {
   /// Keep a 1-bit mask in the context (n/8 bytes) instead of recomputing it in backward. Both
   /// give bit-identical gradients; recomputation stores nothing and costs one Philox pass.
   bool store_mask = false;
+  DropoutOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
+  DropoutOptions& with_store_mask(bool v) noexcept { return detail::set(*this, store_mask, v); }
 };
 
 /// What backward needs from a forward call: where its mask came from (the stream position and
@@ -33,12 +37,8 @@ struct DropoutOptions {
 /// storage, so only the first call allocates.
 class DropoutContext {
  public:
-  /// How forward treated its input.
-  enum class Mode : std::uint8_t {
-    identity,  ///< eval mode or p = 0: y = x
-    zero,      ///< p = 1: y = 0·x (NaN and ±inf give NaN, as in PyTorch)
-    random     ///< y = x ⊙ m/(1 − p)
-  };
+  /// How forward treated its input (random: y = x ⊙ m/(1 − p)).
+  using Mode = DrawMode;
 
   DropoutContext() = default;
 
@@ -53,12 +53,19 @@ class DropoutContext {
   [[nodiscard]] bool has_mask() const noexcept { return has_mask_; }
   /// The stored mask: bit i mod 64 of word ⌊i/64⌋ is element i (i = col·rows + row), 1 = kept.
   [[nodiscard]] const std::vector<std::uint64_t>& mask() const noexcept { return mask_; }
+  /// The draw descriptor of the dropout kernels at the recorded stream position.
+  [[nodiscard]] kernels::DropoutDraw draw() const noexcept {
+    return {stream_.key(), stream_.subsequence(), stream_.offset(), keep_threshold_};
+  }
   /// Whether element (row, col) was kept (recomputed from the stream when no mask is stored).
   [[nodiscard]] bool kept(Index row, Index col) const noexcept {
     switch (mode_) {
-      case Mode::identity: return true;
-      case Mode::zero: return false;
-      case Mode::random: break;
+      case Mode::identity:
+        return true;
+      case Mode::zero:
+        return false;
+      case Mode::random:
+        break;
     }
     const auto i = static_cast<std::size_t>(col * rows_ + row);
     std::uint64_t keep[2];
@@ -75,8 +82,14 @@ class DropoutContext {
   template <class T>
   friend class Dropout;
 
-  [[nodiscard]] kernels::DropoutDraw draw() const noexcept {
-    return {stream_.key(), stream_.subsequence(), stream_.offset(), keep_threshold_};
+  void begin(Index rows, Index cols, const Stream& stream, std::uint32_t threshold,
+             Mode mode) noexcept {
+    rows_ = rows;
+    cols_ = cols;
+    keep_threshold_ = threshold;
+    stream_ = stream;
+    has_mask_ = false;
+    mode_ = mode;
   }
 
   Stream stream_{0};
@@ -114,7 +127,7 @@ class DropoutContext {
 /// drop.backward(dy, ctx, dx);             // dx = dy ⊙ m/(1 − p), m recomputed
 /// ```
 template <class T>
-class Dropout {
+class Dropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::Dropout<T>: T must be float or double");
 
  public:
@@ -123,11 +136,9 @@ class Dropout {
 
   /// @throws regula::invalid_argument if p is not in [0, 1] (NaN included).
   explicit Dropout(DropoutOptions options = {}) : options_(options) {
-    REGULA_EXPECTS(options.p >= 0.0 && options.p <= 1.0, "regula::Dropout",
-                   "p must be in [0, 1], got ", options.p);
-    const double q = std::nearbyint((1.0 - options.p) * 65536.0);
-    keep_threshold_ = static_cast<std::uint32_t>(q);
-    scale_ = keep_threshold_ == 0 ? T(0) : static_cast<T>(65536.0 / q);
+    detail::check_probability("regula::Dropout", "p", options.p);
+    keep_threshold_ = detail::keep_threshold(options.p);
+    scale_ = detail::keep_scale<T>(keep_threshold_);
   }
 
   [[nodiscard]] const DropoutOptions& options() const noexcept { return options_; }
@@ -141,12 +152,10 @@ class Dropout {
   /// Philox blocks a training-mode forward on n elements uses: 16 per started 128 elements when
   /// elements are drawn, 0 in eval mode or when p is 0 or 1.
   [[nodiscard]] std::uint64_t blocks_used(Index n) const noexcept {
-    return mode() == Context::Mode::random ? kernels::dropout_blocks(static_cast<std::size_t>(n)) : 0;
+    return draw_mode(keep_threshold_) == Context::Mode::random
+               ? kernels::dropout_blocks(static_cast<std::size_t>(n))
+               : 0;
   }
-
-  void train(bool on = true) noexcept { training_ = on; }
-  void eval() noexcept { training_ = false; }
-  [[nodiscard]] bool is_training() const noexcept { return training_; }
 
   /// y = x ⊙ m/(1 − p) in training, y = x in eval. Returns the context backward needs.
   /// @throws regula::invalid_argument if y's shape differs from x's or y partly overlaps x.
@@ -159,21 +168,8 @@ class Dropout {
   /// As above, writing into a caller-owned context whose mask storage is reused.
   void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
     check_io("x", x, "y", y);
-    ctx.rows_ = x.rows();
-    ctx.cols_ = x.cols();
-    ctx.keep_threshold_ = keep_threshold_;
-    ctx.stream_ = stream;
-    ctx.has_mask_ = false;
-    ctx.mode_ = mode();
-    switch (ctx.mode_) {
-      case Context::Mode::identity:
-        if (y.data() != x.data()) y = x;
-        return;
-      case Context::Mode::zero:
-        y = x * T(0);
-        return;
-      case Context::Mode::random: break;
-    }
+    ctx.begin(x.rows(), x.cols(), stream, keep_threshold_, draw_mode(keep_threshold_));
+    if (detail::apply_fixed_mode(ctx.mode_, x, y)) return;
     const auto n = static_cast<std::size_t>(x.size());
     stream.skip(kernels::dropout_blocks(n));
     std::uint64_t* record = nullptr;
@@ -190,13 +186,9 @@ class Dropout {
   /// block of columns at a time, in any order and as often as needed (a backward pass can
   /// regenerate a block instead of storing it), each block equal to what forward writes there.
   void begin(Index rows, Index cols, Stream& stream, Context& ctx) const noexcept {
-    ctx.rows_ = rows;
-    ctx.cols_ = cols;
-    ctx.keep_threshold_ = keep_threshold_;
-    ctx.stream_ = stream;
-    ctx.has_mask_ = false;
-    ctx.mode_ = mode();
-    if (ctx.mode_ == Context::Mode::random) stream.skip(kernels::dropout_blocks(static_cast<std::size_t>(rows * cols)));
+    ctx.begin(rows, cols, stream, keep_threshold_, draw_mode(keep_threshold_));
+    if (ctx.mode_ == Context::Mode::random)
+      stream.skip(kernels::dropout_blocks(static_cast<std::size_t>(rows * cols)));
   }
 
   /// Columns [col0, col0 + x.cols()) of the call in ctx (from begin or forward): y = x ⊙ m/(1 − p)
@@ -210,27 +202,23 @@ class Dropout {
                        std::uint64_t* record = nullptr) const {
     REGULA_EXPECTS(col0 >= 0, "regula::Dropout::forward_columns", "col0 must be >= 0, got ", col0);
     REGULA_EXPECTS(x.rows() == ctx.rows() && col0 + x.cols() <= ctx.cols(),
-                   "regula::Dropout::forward_columns", "x: columns [", col0, ", ", col0 + x.cols(), ") of ",
-                   x.rows(), " rows do not fit the call (", ctx.rows(), " x ", ctx.cols(), ")");
+                   "regula::Dropout::forward_columns", "x: columns [", col0, ", ", col0 + x.cols(),
+                   ") of ", x.rows(), " rows do not fit the call (", ctx.rows(), " x ", ctx.cols(),
+                   ")");
     check_io("x", x, "y", y);
-    switch (ctx.mode()) {
-      case Context::Mode::identity:
-        if (y.data() != x.data()) y = x;
-        return;
-      case Context::Mode::zero: y = x * T(0); return;
-      case Context::Mode::random: break;
-    }
+    if (detail::apply_fixed_mode(ctx.mode(), x, y)) return;
     const kernels::DropoutDraw d = ctx.draw();
     const T scale = static_cast<T>(65536.0 / ctx.keep_threshold());
     const auto rows = static_cast<std::size_t>(x.rows());
     const std::size_t first = static_cast<std::size_t>(col0) * rows;
     if (x.cols() <= 1 || (x.outerStride() == x.rows() && y.outerStride() == y.rows())) {
-      kernels::dropout_segment(d, first, rows * static_cast<std::size_t>(x.cols()), x.data(), scale, y.data(), record);
+      kernels::dropout_segment(d, first, rows * static_cast<std::size_t>(x.cols()), x.data(), scale,
+                               y.data(), record);
       return;
     }
     for (Index j = 0; j < x.cols(); ++j) {
-      kernels::dropout_segment(d, first + static_cast<std::size_t>(j) * rows, rows, x.col(j).data(), scale,
-                               y.col(j).data(), record);
+      kernels::dropout_segment(d, first + static_cast<std::size_t>(j) * rows, rows, x.col(j).data(),
+                               scale, y.col(j).data(), record);
     }
   }
 
@@ -239,20 +227,11 @@ class Dropout {
   /// @throws regula::invalid_argument if dy's shape differs from the forward input's, or dx's
   ///         from dy's, or dx partly overlaps dy.
   void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
-    REGULA_EXPECTS(dy.rows() == ctx.rows() && dy.cols() == ctx.cols(), "regula::Dropout::backward",
-                   "dy must have the shape of the forward input (", ctx.rows(), " x ", ctx.cols(),
-                   "), got ", dy.rows(), " x ", dy.cols());
-    check_io("dy", dy, "dx", dx);
-    switch (ctx.mode()) {
-      case Context::Mode::identity:
-        if (dx.data() != dy.data()) dx = dy;
-        return;
-      case Context::Mode::zero:
-        dx = dy * T(0);
-        return;
-      case Context::Mode::random: break;
-    }
-    const T scale = ctx.keep_threshold() == 0 ? T(0) : static_cast<T>(65536.0 / ctx.keep_threshold());
+    // The mask and scale come from the context itself, so a context of any p is valid here.
+    detail::check_backward("regula::Dropout::backward", dy, "dx", dx, ctx.rows(), ctx.cols(),
+                           ctx.mode(), ctx.keep_threshold(), ctx.keep_threshold());
+    if (detail::apply_fixed_mode(ctx.mode(), dy, dx)) return;
+    const T scale = detail::keep_scale<T>(ctx.keep_threshold());
     run(ctx.draw(), dy, dx, nullptr, ctx.has_mask() ? ctx.mask().data() : nullptr, scale);
   }
 
@@ -261,12 +240,6 @@ class Dropout {
   static constexpr std::size_t chunk = 1U << 16;
 
  private:
-  [[nodiscard]] Context::Mode mode() const noexcept {
-    if (!training_ || keep_threshold_ == 65536U) return Context::Mode::identity;
-    if (keep_threshold_ == 0U) return Context::Mode::zero;
-    return Context::Mode::random;
-  }
-
   static void check_io(const char* in_name, const MatrixCRef<T>& in, const char* out_name,
                        const MatrixRef<T>& out) {
     detail::check_output("regula::Dropout", in_name, in, out_name, out);
@@ -292,26 +265,16 @@ class Dropout {
         kernels::dropout_segment(d, i0, len, in, scale, out, record, streaming);
       }
     };
-    parallel_for_chunks(n, chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
-      if (flat) {
-        segment(begin, end - begin, xp + begin, yp + begin);
-        return;
-      }
-      std::size_t i = begin;
-      while (i < end) {
-        const std::size_t col = i / rows;
-        const std::size_t row = i % rows;
-        const std::size_t len = (rows - row) < (end - i) ? rows - row : end - i;
-        segment(i, len, xp + col * xs + row, yp + col * ys + row);
-        i += len;
-      }
-    });
+    detail::parallel_column_segments(
+        n, chunk, rows, xs, ys, flat,
+        [&](std::size_t i, std::size_t len, std::size_t xo, std::size_t yo) noexcept {
+          segment(i, len, xp + xo, yp + yo);
+        });
   }
 
   DropoutOptions options_;
   std::uint32_t keep_threshold_ = 0;
   T scale_ = T(1);
-  bool training_ = true;
 };
 
 }  // namespace regula

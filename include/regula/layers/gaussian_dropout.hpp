@@ -9,9 +9,11 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/gaussian_dropout.hpp"
 #include "regula/layers/random_context.hpp"
+#include "regula/layers/stream_layer.hpp"
 
 namespace regula {
 
@@ -20,6 +22,7 @@ namespace regula {
 struct GaussianDropoutOptions {
   /// In [0, 1); the noise variance is α = p/(1 − p). Default 0.5 (α = 1).
   double p = 0.5;
+  GaussianDropoutOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
 };
 
 /// Gaussian dropout: y = x ⊙ r with rᵢ ~ N(1, α) i.i.d., α = p/(1 − p), so E[y] = x and
@@ -34,7 +37,7 @@ struct GaussianDropoutOptions {
 /// **Aliasing.** y may be x itself (dx may be dy itself); any partial overlap, or the same
 /// memory with another layout, throws.
 template <class T>
-class GaussianDropout {
+class GaussianDropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::GaussianDropout<T>: T must be float or double");
 
  public:
@@ -43,17 +46,13 @@ class GaussianDropout {
 
   /// @throws regula::invalid_argument if p ∉ [0, 1).
   explicit GaussianDropout(GaussianDropoutOptions options = {}) : options_(options) {
-    REGULA_EXPECTS(options.p >= 0.0 && options.p < 1.0, "regula::GaussianDropout", "p must be in [0, 1), got ",
-                   options.p);
+    detail::check_probability("regula::GaussianDropout", "p", options.p, /*below_one=*/true);
     sigma_ = std::sqrt(options.p / (1.0 - options.p));
   }
 
   [[nodiscard]] const GaussianDropoutOptions& options() const noexcept { return options_; }
   /// The standard deviation √(p/(1 − p)) of the multiplier.
   [[nodiscard]] double stddev() const noexcept { return sigma_; }
-  void train(bool on = true) noexcept { training_ = on; }
-  void eval() noexcept { training_ = false; }
-  [[nodiscard]] bool is_training() const noexcept { return training_; }
 
   /// y = x ⊙ r (train), y = x (eval or p = 0). y may be x itself.
   /// @throws regula::invalid_argument if y's shape differs from x's or y partly overlaps x.
@@ -64,15 +63,10 @@ class GaussianDropout {
   }
   void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
     detail::check_output("regula::GaussianDropout", "x", x, "y", y);
-    ctx.rows = x.rows();
-    ctx.cols = x.cols();
-    ctx.stream = stream;
-    ctx.keep_threshold = 0;
-    ctx.mode = training_ && options_.p > 0.0 ? Context::Mode::random : Context::Mode::identity;
-    if (ctx.mode == Context::Mode::identity) {
-      if (y.data() != x.data()) y = x;
-      return;
-    }
+    // No mask: the multiplier is N(1, σ²), identity where nothing is drawn (eval, p = 0).
+    ctx.begin(x.rows(), x.cols(), stream, 0,
+              is_training() && options_.p > 0.0 ? Context::Mode::random : Context::Mode::identity);
+    if (detail::apply_fixed_mode(ctx.mode, x, y)) return;
     stream.skip(kernels::gaussian_blocks(static_cast<std::size_t>(x.size())));
     apply(ctx, x, y);
   }
@@ -81,14 +75,9 @@ class GaussianDropout {
   /// @throws regula::invalid_argument if dy's shape differs from the forward input's, or dx's
   ///         from dy's, or dx partly overlaps dy.
   void backward(const MatrixCRef<T>& dy, const Context& ctx, MatrixRef<T> dx) const {
-    REGULA_EXPECTS(dy.rows() == ctx.rows && dy.cols() == ctx.cols, "regula::GaussianDropout::backward",
-                   "dy must have the shape of the forward input (", ctx.rows, " x ", ctx.cols, "), got ",
-                   dy.rows(), " x ", dy.cols());
-    detail::check_output("regula::GaussianDropout::backward", "dy", dy, "dx", dx);
-    if (ctx.mode != Context::Mode::random) {
-      if (dx.data() != dy.data()) dx = dy;
-      return;
-    }
+    detail::check_backward("regula::GaussianDropout::backward", dy, "dx", dx, ctx.rows, ctx.cols,
+                           ctx.mode, ctx.keep_threshold, 0U);
+    if (detail::apply_fixed_mode(ctx.mode, dy, dx)) return;
     apply(ctx, dy, dx);
   }
 
@@ -96,14 +85,13 @@ class GaussianDropout {
   void apply(const Context& ctx, const MatrixCRef<T>& x, MatrixRef<T>& y) const noexcept {
     const auto rows = static_cast<std::size_t>(x.rows());
     for (Index j = 0; j < x.cols(); ++j) {
-      kernels::gaussian_multiply_segment(ctx.stream, static_cast<std::size_t>(j) * rows, rows, x.col(j).data(),
-                                         sigma_, y.col(j).data());
+      kernels::gaussian_multiply_segment(ctx.stream, static_cast<std::size_t>(j) * rows, rows,
+                                         x.col(j).data(), sigma_, y.col(j).data());
     }
   }
 
   GaussianDropoutOptions options_;
   double sigma_ = 1.0;
-  bool training_ = true;
 };
 
 }  // namespace regula

@@ -11,12 +11,15 @@
 
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
+#include "regula/core/labels.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/parallel.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/multi_sample_dropout.hpp"
 #include "regula/layers/dropout.hpp"
 #include "regula/layers/random_context.hpp"
+#include "regula/layers/stream_layer.hpp"
 
 namespace regula {
 
@@ -37,6 +40,16 @@ struct MultiSampleDropoutOptions {
   /// Optional per-sample drop probabilities p₁..p_M (e.g. 0.1, …, 0.5).
   std::vector<double> rates = {};
   MultiSampleReduction reduction = MultiSampleReduction::mean_of_losses;
+  MultiSampleDropoutOptions& with_samples(Index v) noexcept {
+    return detail::set(*this, samples, v);
+  }
+  MultiSampleDropoutOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
+  MultiSampleDropoutOptions& with_rates(std::vector<double> v) noexcept {
+    return detail::set(*this, rates, std::move(v));
+  }
+  MultiSampleDropoutOptions& with_reduction(MultiSampleReduction v) noexcept {
+    return detail::set(*this, reduction, v);
+  }
 };
 
 /// What backward needs from a forward call, and the buffers of the fused path: the M masked
@@ -111,7 +124,7 @@ class MultiSampleDropoutContext {
 /// **The loss** is any functor (copied into the layer) callable as
 /// ```cpp
 /// loss(const MatrixCRef<T>& logits,    // C × N, one column per sample
-///      const Labels& labels,           // N class indices (Eigen::Ref<const VectorX<int64_t>>)
+///      const LabelView& labels,        // N class indices (core/labels.hpp)
 ///      VectorRef<T> per_sample,        // out: N losses ℓ(zₙ, yₙ)
 ///      MatrixRef<T> dlogits);          // out: C × N, column n = ∂ℓ(zₙ, yₙ)/∂zₙ (unreduced)
 /// ```
@@ -129,25 +142,28 @@ class MultiSampleDropoutContext {
 /// narrow-head kernels) whose order of sums and fused multiply-adds depend on the instruction
 /// set, so they agree across builds to the product error bound of docs/random.md.
 template <class T, class Loss>
-class MultiSampleDropout {
+class MultiSampleDropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::MultiSampleDropout<T, Loss>: T must be float or double");
 
  public:
   using Scalar = T;
   using Context = MultiSampleDropoutContext<T>;
   /// Class indices, one per sample.
-  using Labels = Eigen::Ref<const Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>>;
+  /// The labels' view (core/labels.hpp): any int32 or int64 vector, or a std::vector, no copy.
+  using Labels = LabelView;
 
   /// @throws regula::invalid_argument if samples < 1, p ∉ [0, 1], rates is neither empty nor of
   ///         size M, or a rate ∉ [0, 1].
   explicit MultiSampleDropout(MultiSampleDropoutOptions options = {}, Loss loss = Loss{})
       : options_(std::move(options)), loss_(std::move(loss)) {
     constexpr const char* who = "regula::MultiSampleDropout";
-    REGULA_EXPECTS(options_.samples >= 1, who, "samples (M) must be at least 1, got ", options_.samples);
-    REGULA_EXPECTS(options_.p >= 0.0 && options_.p <= 1.0, who, "p must be in [0, 1], got ", options_.p);
-    REGULA_EXPECTS(options_.rates.empty() || options_.rates.size() == static_cast<std::size_t>(options_.samples),
-                   who, "rates must be empty or have one rate per sample (", options_.samples, "), got ",
-                   options_.rates.size());
+    REGULA_EXPECTS(options_.samples >= 1, who, "samples (M) must be at least 1, got ",
+                   options_.samples);
+    detail::check_probability(who, "p", options_.p);
+    REGULA_EXPECTS(options_.rates.empty() ||
+                       options_.rates.size() == static_cast<std::size_t>(options_.samples),
+                   who, "rates must be empty or have one rate per sample (", options_.samples,
+                   "), got ", options_.rates.size());
     const auto M = static_cast<std::size_t>(options_.samples);
     drops_.reserve(M);
     for (std::size_t m = 0; m < M; ++m) {
@@ -163,22 +179,18 @@ class MultiSampleDropout {
   /// The dropout layer of sample m (its effective rate and scale).
   [[nodiscard]] const Dropout<T>& dropout(std::size_t m) const noexcept { return drops_[m]; }
 
-  void train(bool on = true) noexcept { training_ = on; }
-  void eval() noexcept { training_ = false; }
-  [[nodiscard]] bool is_training() const noexcept { return training_; }
-
   /// Runs the M samples (or, in eval, the head once), the loss and its gradient with respect to
   /// the logits; returns L. Allocates only when ctx must grow (and inside Eigen's GEMM for
   /// products too large for its stack buffers).
   /// @throws regula::invalid_argument on an empty h or W, shapes that do not match (naming h, W,
   ///         b or labels), an input inside ctx's buffers, or whatever the loss throws (ctx then
   ///         holds no forward call).
-  T forward(const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b, const Labels& labels,
-            Stream& stream, Context& ctx) const {
+  T forward(const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b,
+            const Labels& labels, Stream& stream, Context& ctx) const {
     constexpr const char* who = "regula::MultiSampleDropout";
     check_head(who, h, W, b);
-    REGULA_EXPECTS(labels.size() == h.cols(), who, "labels must have one entry per sample (", h.cols(),
-                   "), got ", labels.size());
+    REGULA_EXPECTS(labels.size() == h.cols(), who, "labels must have one entry per sample (",
+                   h.cols(), "), got ", labels.size());
     detail::check_disjoint(who, "ctx.logits()", ctx.z_, "h", h);
     detail::check_disjoint(who, "ctx.logits()", ctx.z_, "W", W);
     detail::check_disjoint(who, "ctx.logits()", ctx.z_, "b", b);
@@ -192,8 +204,8 @@ class MultiSampleDropout {
     ctx.c_ = W.rows();
     ctx.m_ = samples();
     ctx.reduction_ = options_.reduction;
-    ctx.training_ = training_;
-    ctx.tiled_ = training_ && tiled(W.rows());
+    ctx.training_ = is_training();
+    ctx.tiled_ = is_training() && tiled(W.rows());
     ctx.filled_ = false;
     ctx.consumed_ = false;
     const T L = run_forward(h, W, b, labels, stream, ctx);
@@ -254,7 +266,7 @@ class MultiSampleDropout {
     const Index K = h.rows();
     const Index B = h.cols();
     const Index M = samples();
-    if (!training_) {
+    if (!is_training()) {
       resize(ctx.hs_, K, B);
       ctx.hs_ = h;
       return head(W, b, labels, ctx.hs_, ctx, T(1) / static_cast<T>(B));
@@ -283,7 +295,8 @@ class MultiSampleDropout {
       return;
     }
     const Index B = ctx.b_;
-    const bool stacked = ctx.training_ && options_.reduction == MultiSampleReduction::mean_of_losses;
+    const bool stacked =
+        ctx.training_ && options_.reduction == MultiSampleReduction::mean_of_losses;
     const Index N = stacked ? samples() * B : B;
     auto hs = ctx.hs_.leftCols(N);
     if (narrow(ctx.c_)) {
@@ -305,8 +318,8 @@ class MultiSampleDropout {
       const DropoutContext& dc = ctx.drops_[mu];
       const Index src = stacked ? m * B : 0;  // mean_of_logits: every sample sees G/M
       const T extra = stacked ? T(1) : inv_m;
-      accumulate(dc, drops_[mu], ctx.hs_.data() + src * ctx.k_, static_cast<std::size_t>(ctx.k_), extra, m == 0,
-                 dh);
+      accumulate(dc, drops_[mu], ctx.hs_.data() + src * ctx.k_, static_cast<std::size_t>(ctx.k_),
+                 extra, m == 0, dh);
     }
   }
 
@@ -320,12 +333,13 @@ class MultiSampleDropout {
   /// Columns per block of the tiled path: a K × n block of about 64 KiB, which stays in L2
   /// through the products that read it.
   static Index tile_columns(Index K, Index B) noexcept {
-    const Index n = static_cast<Index>((std::size_t{64} << 10) / (sizeof(T) * static_cast<std::size_t>(K)));
+    const Index n =
+        static_cast<Index>((std::size_t{64} << 10) / (sizeof(T) * static_cast<std::size_t>(K)));
     return n < 1 ? 1 : (n > B ? B : n);
   }
 
-  T forward_tiled(const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b, const Labels& labels,
-                  Stream& stream, Context& ctx) const {
+  T forward_tiled(const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b,
+                  const Labels& labels, Stream& stream, Context& ctx) const {
     const Index K = ctx.k_, B = ctx.b_, C = ctx.c_, M = samples();
     const Index nb = tile_columns(K, B);
     // hs_ = [h | block | block]: backward reads h again, the blocks are scratch.
@@ -344,9 +358,10 @@ class MultiSampleDropout {
         const Index n = nb < B - j0 ? nb : B - j0;
         auto block = ctx.hs_.middleCols(B, n);
         drops_[mu].forward_columns(ctx.drops_[mu], j0, h.middleCols(j0, n), block, bits);
-        kernels::narrow_product(static_cast<std::size_t>(K), static_cast<std::size_t>(C), static_cast<std::size_t>(n),
-                                block.data(), static_cast<std::size_t>(K), ctx.wt_.data(), static_cast<std::size_t>(K),
-                                ctx.z_.col(m * B + j0).data(), static_cast<std::size_t>(C));
+        kernels::narrow_product(
+            static_cast<std::size_t>(K), static_cast<std::size_t>(C), static_cast<std::size_t>(n),
+            block.data(), static_cast<std::size_t>(K), ctx.wt_.data(), static_cast<std::size_t>(K),
+            ctx.z_.col(m * B + j0).data(), static_cast<std::size_t>(C));
       }
     }
     return losses(b, labels, ctx, T(1) / static_cast<T>(M * B));
@@ -372,16 +387,17 @@ class MultiSampleDropout {
         if (dc.mode() == DropoutContext::Mode::random) {
           // ∂L/∂Wᵀ += h̃ Gᵀ and ∂L/∂h = Σ masked WᵀG, the masked input and WᵀG formed on the fly
           // from h and the recorded keep bits.
-          kernels::masked_outer_accumulate(bits, static_cast<std::size_t>(j0 * K), static_cast<std::size_t>(K),
-                                           static_cast<std::size_t>(C), static_cast<std::size_t>(n),
-                                           h.col(j0).data(), static_cast<std::size_t>(h.outerStride()),
-                                           dz.data(), static_cast<std::size_t>(dz.outerStride()), drops_[mu].scale(),
-                                           ctx.dwt_.data(), static_cast<std::size_t>(K));
+          kernels::masked_outer_accumulate(
+              bits, static_cast<std::size_t>(j0 * K), static_cast<std::size_t>(K),
+              static_cast<std::size_t>(C), static_cast<std::size_t>(n), h.col(j0).data(),
+              static_cast<std::size_t>(h.outerStride()), dz.data(),
+              static_cast<std::size_t>(dz.outerStride()), drops_[mu].scale(), ctx.dwt_.data(),
+              static_cast<std::size_t>(K));
           for (Index j = 0; j < n; ++j) {
             kernels::masked_transposed_product_column(
-                bits, static_cast<std::size_t>((j0 + j) * K), static_cast<std::size_t>(K), static_cast<std::size_t>(C),
-                ctx.wt_.data(), static_cast<std::size_t>(K), dz.col(j).data(), drops_[mu].scale(), m > 0,
-                dh.col(j0 + j).data());
+                bits, static_cast<std::size_t>((j0 + j) * K), static_cast<std::size_t>(K),
+                static_cast<std::size_t>(C), ctx.wt_.data(), static_cast<std::size_t>(K),
+                dz.col(j).data(), drops_[mu].scale(), m > 0, dh.col(j0 + j).data());
           }
         } else {  // p = 0 or 1: nothing was drawn
           auto block = ctx.hs_.middleCols(B, n);
@@ -411,20 +427,21 @@ class MultiSampleDropout {
     if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
   }
 
-  static void check_head(const char* who, const MatrixCRef<T>& h, const MatrixCRef<T>& W, const VectorCRef<T>& b) {
+  static void check_head(const char* who, const MatrixCRef<T>& h, const MatrixCRef<T>& W,
+                         const VectorCRef<T>& b) {
     REGULA_EXPECTS(h.cols() >= 1, who, "h must have at least one sample (column), got ", h.cols());
     REGULA_EXPECTS(h.rows() >= 1, who, "h must have at least one feature (row), got ", h.rows());
     REGULA_EXPECTS(W.rows() >= 1, who, "W must have at least one row (class), got ", W.rows());
-    REGULA_EXPECTS(W.cols() == h.rows(), who, "W must have one column per feature of h (", h.rows(), "), got ",
-                   W.cols());
-    REGULA_EXPECTS(b.size() == W.rows(), who, "b must have one entry per row of W (", W.rows(), "), got ",
-                   b.size());
+    REGULA_EXPECTS(W.cols() == h.rows(), who, "W must have one column per feature of h (", h.rows(),
+                   "), got ", W.cols());
+    REGULA_EXPECTS(b.size() == W.rows(), who, "b must have one entry per row of W (", W.rows(),
+                   "), got ", b.size());
   }
 
   /// z = W·hin + b, the loss on every block of B columns, dz scaled by `scale`; returns L.
   template <class In>
-  T head(const MatrixCRef<T>& W, const VectorCRef<T>& b, const Labels& labels, const In& hin, Context& ctx,
-         T scale) const {
+  T head(const MatrixCRef<T>& W, const VectorCRef<T>& b, const Labels& labels, const In& hin,
+         Context& ctx, T scale) const {
     const Index N = hin.cols();
     resize(ctx.z_, W.rows(), N);
     if (narrow(W.rows())) {
@@ -447,16 +464,18 @@ class MultiSampleDropout {
     ctx.z_.colwise() += b;
     for (Index m = 0; m < N / B; ++m) {
       const MatrixCRef<T> z(ctx.z_.middleCols(m * B, B));
-      loss_(z, labels, VectorRef<T>(ctx.losses_.segment(m * B, B)), MatrixRef<T>(ctx.dz_.middleCols(m * B, B)));
+      loss_(z, labels, VectorRef<T>(ctx.losses_.segment(m * B, B)),
+            MatrixRef<T>(ctx.dz_.middleCols(m * B, B)));
     }
     ctx.dz_ *= scale;
-    ctx.loss_ = static_cast<T>(ctx.losses_.template cast<double>().sum() * static_cast<double>(scale));
+    ctx.loss_ =
+        static_cast<T>(ctx.losses_.template cast<double>().sum() * static_cast<double>(scale));
     return ctx.loss_;
   }
 
   /// dh (=|+=) extra · g ⊙ m/(1 − p) with the mask of dc.
-  static void accumulate(const DropoutContext& dc, const Dropout<T>& drop, const T* gp, std::size_t gs, T extra,
-                         bool first, MatrixRef<T>& dh) noexcept {
+  static void accumulate(const DropoutContext& dc, const Dropout<T>& drop, const T* gp,
+                         std::size_t gs, T extra, bool first, MatrixRef<T>& dh) noexcept {
     using Mode = DropoutContext::Mode;
     const auto rows = static_cast<std::size_t>(dh.rows());
     const auto cols = static_cast<std::size_t>(dh.cols());
@@ -474,8 +493,7 @@ class MultiSampleDropout {
       }
       return;
     }
-    const kernels::DropoutDraw d{dc.stream().key(), dc.stream().subsequence(), dc.stream().offset(),
-                                 dc.keep_threshold()};
+    const kernels::DropoutDraw d = dc.draw();
     const std::size_t n = rows * cols;
     const bool flat = cols <= 1 || hs == rows;  // g is a compact block: stride = rows
     // The first sample writes dh (no zero fill), the others add to it.
@@ -486,26 +504,16 @@ class MultiSampleDropout {
         kernels::dropout_accumulate_segment<T>(d, i0, len, x, factor, y);
       }
     };
-    parallel_for_chunks(n, Dropout<T>::chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
-      if (flat) {
-        segment(begin, end - begin, gp + begin, hp + begin);
-        return;
-      }
-      std::size_t i = begin;
-      while (i < end) {
-        const std::size_t col = i / rows;
-        const std::size_t row = i % rows;
-        const std::size_t len = (rows - row) < (end - i) ? rows - row : end - i;
-        segment(i, len, gp + col * gs + row, hp + col * hs + row);
-        i += len;
-      }
-    });
+    detail::parallel_column_segments(
+        n, Dropout<T>::chunk, rows, gs, hs, flat,
+        [&](std::size_t i, std::size_t len, std::size_t go, std::size_t ho) noexcept {
+          segment(i, len, gp + go, hp + ho);
+        });
   }
 
   MultiSampleDropoutOptions options_;
   Loss loss_;
   std::vector<Dropout<T>> drops_;
-  bool training_ = true;
 };
 
 }  // namespace regula

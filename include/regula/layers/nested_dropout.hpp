@@ -16,10 +16,12 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/parallel.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/dropout.hpp"
 #include "regula/kernels/nested_dropout.hpp"
+#include "regula/layers/stream_layer.hpp"
 
 namespace regula {
 
@@ -36,9 +38,9 @@ enum class NestedIndexMode : std::uint8_t { per_sample, per_batch };
 struct NestedPrior {
   enum class Kind : std::uint8_t { geometric, half_gaussian, uniform, custom };
   Kind kind = Kind::geometric;
-  double rho = 0.9;    ///< geometric: P(b = k) = ρᵏ⁻¹(1 − ρ), ρ ∈ (0, 1)
-  double mu = 0.0;     ///< half-Gaussian centre
-  double sigma = 10.0; ///< half-Gaussian width, > 0
+  double rho = 0.9;     ///< geometric: P(b = k) = ρᵏ⁻¹(1 − ρ), ρ ∈ (0, 1)
+  double mu = 0.0;      ///< half-Gaussian centre
+  double sigma = 10.0;  ///< half-Gaussian width, > 0
   NestedTail tail = NestedTail::clamp;
   std::vector<double> pmf;  ///< custom: pmf[k − 1] ∝ P(b = k), nonnegative, finite, not all 0
 
@@ -84,6 +86,13 @@ struct NestedDropoutOptions {
   NestedPrior prior = {};
   /// One index per sample (default) or one per batch.
   NestedIndexMode mode = NestedIndexMode::per_sample;
+  NestedDropoutOptions& with_units(Index v) noexcept { return detail::set(*this, units, v); }
+  NestedDropoutOptions& with_prior(NestedPrior v) noexcept {
+    return detail::set(*this, prior, std::move(v));
+  }
+  NestedDropoutOptions& with_mode(NestedIndexMode v) noexcept {
+    return detail::set(*this, mode, v);
+  }
 };
 
 /// What backward needs from a forward call: the number of kept units of every sample (or the one
@@ -135,7 +144,7 @@ class NestedDropoutContext {
 /// nd.backward(dh_tilde, ctx, dh);
 /// ```
 template <class T>
-class NestedDropout {
+class NestedDropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::NestedDropout<T>: T must be float or double");
 
  public:
@@ -152,7 +161,8 @@ class NestedDropout {
       REGULA_EXPECTS(!p.pmf.empty(), who, "pmf must not be empty");
       if (options_.units == 0) options_.units = static_cast<Index>(p.pmf.size());
       REGULA_EXPECTS(static_cast<std::size_t>(options_.units) == p.pmf.size(), who,
-                     "pmf must have one weight per unit (", options_.units, "), got ", p.pmf.size());
+                     "pmf must have one weight per unit (", options_.units, "), got ",
+                     p.pmf.size());
     }
     REGULA_EXPECTS(options_.units >= 1, who, "units must be at least 1, got ", options_.units);
     const auto K = static_cast<std::size_t>(options_.units);
@@ -186,7 +196,9 @@ class NestedDropout {
         }
         break;
       }
-      case NestedPrior::Kind::uniform: std::fill(w.begin(), w.end(), 1.0); break;
+      case NestedPrior::Kind::uniform:
+        std::fill(w.begin(), w.end(), 1.0);
+        break;
       case NestedPrior::Kind::custom: {
         double wmax = 0.0;
         for (std::size_t k = 0; k < K; ++k) {
@@ -239,10 +251,6 @@ class NestedDropout {
     return m;
   }
 
-  void train(bool on = true) noexcept { training_ = on; }
-  void eval() noexcept { training_ = false; }
-  [[nodiscard]] bool is_training() const noexcept { return training_; }
-
   /// h̃ = h ⊙ prefix masks in training, h̃ = h in eval. y may be x itself.
   /// @throws regula::invalid_argument if x does not have K rows or y's shape differs from x's.
   [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
@@ -257,17 +265,18 @@ class NestedDropout {
   void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx,
                Index frozen = 0) const {
     constexpr const char* who = "regula::NestedDropout";
-    REGULA_EXPECTS(x.rows() == units(), who, "x must have ", units(), " rows (units), got ", x.rows());
+    REGULA_EXPECTS(x.rows() == units(), who, "x must have ", units(), " rows (units), got ",
+                   x.rows());
     detail::check_same_shape(who, "y", y, "x", x);
-    REGULA_EXPECTS(frozen >= 0 && frozen <= units(), who, "frozen must be in [0, ", units(), "], got ",
-                   frozen);
+    REGULA_EXPECTS(frozen >= 0 && frozen <= units(), who, "frozen must be in [0, ", units(),
+                   "], got ", frozen);
     check_alias(who, "x", x, "y", y);
     ctx.rows_ = x.rows();
     ctx.cols_ = x.cols();
     ctx.stream_ = stream;
     ctx.per_batch_ = options_.mode == NestedIndexMode::per_batch;
-    ctx.random_ = training_;
-    if (!training_) {
+    ctx.random_ = is_training();
+    if (!is_training()) {
       if (y.data() != x.data()) y = x;
       return;
     }
@@ -309,7 +318,8 @@ class NestedDropout {
   void truncate(const MatrixCRef<T>& x, Index k, MatrixRef<T> y) const {
     constexpr const char* who = "regula::NestedDropout::truncate";
     REGULA_EXPECTS(k >= 0 && k <= units(), who, "k must be in [0, ", units(), "], got ", k);
-    REGULA_EXPECTS(x.rows() == units(), who, "x must have ", units(), " rows (units), got ", x.rows());
+    REGULA_EXPECTS(x.rows() == units(), who, "x must have ", units(), " rows (units), got ",
+                   x.rows());
     detail::check_same_shape(who, "y", y, "x", x);
     check_alias(who, "x", x, "y", y);
     const auto rows = static_cast<std::size_t>(x.rows());
@@ -327,23 +337,24 @@ class NestedDropout {
   static void apply(const Context& ctx, const MatrixCRef<T>& x, MatrixRef<T>& y) noexcept {
     const auto rows = static_cast<std::size_t>(x.rows());
     const auto cols = static_cast<std::size_t>(x.cols());
-    const std::size_t per_chunk = std::max<std::size_t>(1, (std::size_t{1} << 15) / std::max<std::size_t>(rows, 1));
+    const std::size_t per_chunk =
+        std::max<std::size_t>(1, (std::size_t{1} << 15) / std::max<std::size_t>(rows, 1));
     const T* xp = x.data();
     T* yp = y.data();
     const auto xs = static_cast<std::size_t>(x.outerStride());
     const auto ys = static_cast<std::size_t>(y.outerStride());
-    parallel_for_chunks(cols, per_chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
-      for (std::size_t j = begin; j < end; ++j) {
-        const auto keep = static_cast<std::size_t>(ctx.kept(static_cast<Index>(j)));
-        kernels::prefix_keep(xp + j * xs, rows, keep, yp + j * ys);
-      }
-    });
+    parallel_for_chunks(
+        cols, per_chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
+          for (std::size_t j = begin; j < end; ++j) {
+            const auto keep = static_cast<std::size_t>(ctx.kept(static_cast<Index>(j)));
+            kernels::prefix_keep(xp + j * xs, rows, keep, yp + j * ys);
+          }
+        });
   }
 
   NestedDropoutOptions options_;
   std::vector<double> pmf_;
   std::vector<double> cdf_;
-  bool training_ = true;
 };
 
 /// Unit sweeping (Rippel et al. 2014, §5): once the leading unbroken units have converged they
@@ -365,7 +376,8 @@ class NestedSweeper {
       : units_(units), tol_(tol), patience_(patience) {
     REGULA_EXPECTS(units >= 1, "regula::NestedSweeper", "units must be at least 1, got ", units);
     REGULA_EXPECTS(tol > 0.0, "regula::NestedSweeper", "tol must be positive, got ", tol);
-    REGULA_EXPECTS(patience >= 1, "regula::NestedSweeper", "patience must be at least 1, got ", patience);
+    REGULA_EXPECTS(patience >= 1, "regula::NestedSweeper", "patience must be at least 1, got ",
+                   patience);
   }
 
   /// f, the number of leading units frozen so far.

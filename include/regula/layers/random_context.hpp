@@ -10,6 +10,7 @@
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/dropout.hpp"
+#include "regula/layers/stream_layer.hpp"
 
 namespace regula {
 
@@ -18,11 +19,7 @@ namespace regula {
 /// from, the keep threshold of Bernoulli masks and the input shape. A few words, no mask.
 struct RandomContext {
   /// How forward treated its input.
-  enum class Mode : std::uint8_t {
-    identity,  ///< eval mode or p = 0: nothing drawn
-    zero,      ///< p = 1: y = 0·x
-    random     ///< noise drawn from `stream`
-  };
+  using Mode = DrawMode;
   Mode mode = Mode::identity;
   /// Stream position of the first block the forward call used.
   Stream stream{0};
@@ -35,14 +32,17 @@ struct RandomContext {
   [[nodiscard]] kernels::DropoutDraw draw() const noexcept {
     return {stream.key(), stream.subsequence(), stream.offset(), keep_threshold};
   }
+  /// Records the start of a forward call on a rows × cols input in `mode`.
+  void begin(Index r, Index c, const Stream& s, std::uint32_t threshold, Mode m) noexcept {
+    rows = r;
+    cols = c;
+    stream = s;
+    keep_threshold = threshold;
+    mode = m;
+  }
 };
 
 namespace detail {
-
-/// The quantized keep threshold of a drop probability p, as Dropout computes it: round((1 − p)·2¹⁶).
-[[nodiscard]] inline std::uint32_t keep_threshold(double p) noexcept {
-  return static_cast<std::uint32_t>(std::nearbyint((1.0 - p) * 65536.0));
-}
 
 /// Keep bit of element e of a dropout draw, with a one-tile cache (`tile` = ~0 initially).
 struct KeepBits {

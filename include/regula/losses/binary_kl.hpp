@@ -34,49 +34,41 @@
 namespace regula {
 namespace detail {
 
-template <class T>
-T run_binary_kl(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
-                const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
-                bool per_sample) {
-  check_temperature<T>(who, opt.temperature());
-  check_kd_shapes(who, z, v, losses, dz);
-  const double scale =
-      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
-  const T k = static_cast<T>(1.0 / opt.temperature());
-  const auto n = static_cast<std::size_t>(z.rows());
-  const double total = run_kd_columns<T>(
-      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
-        return kernels::binary_kl_column<T>(z.col(j).data(), v.col(j).data(), n, k, gs, dcol);
-      });
-  return static_cast<T>(per_sample ? total : total * scale);
-}
+/// binary_kl's column kernel, bound to the distillation driver (run_temperature_loss).
+struct BinaryKl : TemperatureLoss<BinaryKl> {
+  static constexpr const char* name = "regula::binary_kl";
+  static constexpr const char* per_sample_name = "regula::binary_kl_per_sample";
+  template <class T>
+  static double column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* buf) noexcept {
+    (void)buf;
+    return kernels::binary_kl_column<T>(z, v, n, k, gs, dz);
+  }
+};
 
-template <class T>
-T run_binary_kl_norm(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
-                     const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
-                     bool per_sample) {
-  check_temperature<T>(who, opt.temperature());
-  check_kd_shapes(who, z, v, losses, dz);
-  const double scale =
-      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
-  const T k = static_cast<T>(1.0 / opt.temperature());
-  const auto n = static_cast<std::size_t>(z.rows());
-  const double total = run_kd_columns<T>(
-      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
-        return kernels::binary_kl_norm_column<T>(z.col(j).data(), v.col(j).data(), n, k, gs,
-                                                 dcol);
-      });
-  return static_cast<T>(per_sample ? total : total * scale);
-}
+/// binary_kl_norm's column kernel, bound to the distillation driver (run_temperature_loss).
+struct BinaryKlNorm : TemperatureLoss<BinaryKlNorm> {
+  static constexpr const char* name = "regula::binary_kl_norm";
+  static constexpr const char* per_sample_name = "regula::binary_kl_norm_per_sample";
+  template <class T>
+  static double column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* buf) noexcept {
+    (void)buf;
+    return kernels::binary_kl_norm_column<T>(z, v, n, k, gs, dz);
+  }
+};
 
 }  // namespace detail
 
-/// binary_kl and binary_kl_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
-REGULA_DETAIL_TEACHER_LOSS_API(binary_kl, KDLossOptions)
+/// binary_kl: the reduced loss, and with `dstudent` its fused gradient (detail::TeacherLoss).
+inline constexpr detail::TeacherLoss<detail::BinaryKl> binary_kl{};
+/// binary_kl_per_sample: one loss per sample, and with `dstudent` each sample's own gradient
+/// (detail::TeacherLossPerSample).
+inline constexpr detail::TeacherLossPerSample<detail::BinaryKl> binary_kl_per_sample{};
 
-
-/// binary_kl_norm and binary_kl_norm_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
-REGULA_DETAIL_TEACHER_LOSS_API(binary_kl_norm, KDLossOptions)
+/// binary_kl_norm: the reduced loss, and with `dstudent` its fused gradient (detail::TeacherLoss).
+inline constexpr detail::TeacherLoss<detail::BinaryKlNorm> binary_kl_norm{};
+/// binary_kl_norm_per_sample: one loss per sample, and with `dstudent` each sample's own gradient
+/// (detail::TeacherLossPerSample).
+inline constexpr detail::TeacherLossPerSample<detail::BinaryKlNorm> binary_kl_norm_per_sample{};
 
 }  // namespace regula
 

@@ -13,6 +13,7 @@
 #include "regula/core/error.hpp"
 #include "regula/core/labels.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/parallel.hpp"
 #include "regula/core/reduction.hpp"
 #include "regula/kernels/coverage.hpp"
@@ -27,18 +28,27 @@ struct CoverageLossOptions {
   Reduction reduction = Reduction::mean;
   /// Samples with this label contribute neither loss nor gradient.
   std::int64_t ignore_index = -100;
+  CoverageLossOptions& with_N(double v) noexcept { return detail::set(*this, N, v); }
+  CoverageLossOptions& with_reduction(Reduction v) noexcept {
+    return detail::set(*this, reduction, v);
+  }
+  CoverageLossOptions& with_ignore_index(std::int64_t v) noexcept {
+    return detail::set(*this, ignore_index, v);
+  }
 };
 
 namespace detail {
 
 template <class T>
 T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef<T>& z,
-               const LabelsCRef& labels, VectorRef<T>* losses, MatrixRef<T>* dlogits, bool per_sample) {
+               const LabelsCRef& labels, VectorRef<T>* losses, MatrixRef<T>* dlogits,
+               bool per_sample) {
   const Index C = z.rows();
   const Index B = z.cols();
   REGULA_EXPECTS(B > 0, who, "logits must hold at least one sample (column), got ", C, " x ", B);
   REGULA_EXPECTS(C > 0, who, "logits must have at least one class (row), got ", C, " x ", B);
-  REGULA_EXPECTS(opt.N >= 1.0 && std::isfinite(opt.N), who, "N must be finite and >= 1, got ", opt.N);
+  REGULA_EXPECTS(opt.N >= 1.0 && std::isfinite(opt.N), who, "N must be finite and >= 1, got ",
+                 opt.N);
   if (!per_sample) {
     REGULA_EXPECTS(opt.reduction != Reduction::none, who,
                    "reduction must be mean, sum or batchmean for a reduced loss (use the "
@@ -48,8 +58,8 @@ T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef
   REGULA_EXPECTS(labels.size() == B, who, "labels must have one value per sample (", B, "), got ",
                  labels.size());
   if (losses != nullptr) {
-    REGULA_EXPECTS(losses->size() == B, who, "losses must have one value per sample (", B, "), got ",
-                   losses->size());
+    REGULA_EXPECTS(losses->size() == B, who, "losses must have one value per sample (", B,
+                   "), got ", losses->size());
     check_disjoint(who, "logits", z, "losses", *losses);
     check_disjoint(who, "labels", labels, "losses", *losses);
   }
@@ -63,8 +73,8 @@ T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef
   for (Index i = 0; i < B; ++i) {
     const std::int64_t yi = labels[i];
     if (yi == opt.ignore_index) continue;
-    REGULA_EXPECTS(yi >= 0 && yi < static_cast<std::int64_t>(C), who, "labels[", i, "] must be in [0, ",
-                   C, ") or ignore_index (", opt.ignore_index, "), got ", yi);
+    REGULA_EXPECTS(yi >= 0 && yi < static_cast<std::int64_t>(C), who, "labels[", i,
+                   "] must be in [0, ", C, ") or ignore_index (", opt.ignore_index, "), got ", yi);
     valid += 1.0;
   }
   const double denom = opt.reduction == Reduction::mean ? valid : static_cast<double>(B);
@@ -72,25 +82,27 @@ T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef
   const T gt = static_cast<T>(g);
   const auto n = static_cast<std::size_t>(C);
   const auto cols = static_cast<std::size_t>(B);
-  const double total = parallel_sum_chunks(cols, column_chunk(C), [&](std::size_t begin, std::size_t end) noexcept {
-    double acc = 0.0;
-    for (std::size_t c = begin; c < end; ++c) {
-      const auto j = static_cast<Index>(c);
-      T* dz = dlogits != nullptr ? dlogits->col(j).data() : nullptr;
-      const std::int64_t yi = labels[j];
-      if (yi == opt.ignore_index) {
-        if (losses != nullptr) (*losses)[j] = T(0);
-        if (dz != nullptr) {
-          for (std::size_t i = 0; i < n; ++i) dz[i] = T(0);
+  const double total =
+      parallel_sum_chunks(cols, column_chunk(C), [&](std::size_t begin, std::size_t end) noexcept {
+        double acc = 0.0;
+        for (std::size_t c = begin; c < end; ++c) {
+          const auto j = static_cast<Index>(c);
+          T* dz = dlogits != nullptr ? dlogits->col(j).data() : nullptr;
+          const std::int64_t yi = labels[j];
+          if (yi == opt.ignore_index) {
+            if (losses != nullptr) (*losses)[j] = T(0);
+            if (dz != nullptr) {
+              for (std::size_t i = 0; i < n; ++i) dz[i] = T(0);
+            }
+            continue;
+          }
+          const double l = kernels::coverage_column(z.col(j).data(), n,
+                                                    static_cast<std::size_t>(yi), opt.N, gt, dz);
+          if (losses != nullptr) (*losses)[j] = static_cast<T>(l);
+          acc += l;
         }
-        continue;
-      }
-      const double l = kernels::coverage_column(z.col(j).data(), n, static_cast<std::size_t>(yi), opt.N, gt, dz);
-      if (losses != nullptr) (*losses)[j] = static_cast<T>(l);
-      acc += l;
-    }
-    return acc;
-  });
+        return acc;
+      });
   if (per_sample || opt.reduction == Reduction::sum) return static_cast<T>(total);
   return static_cast<T>(total / denom);
 }
@@ -109,11 +121,13 @@ T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef
 /// @throws regula::invalid_argument on an empty batch, bad labels or shapes, N < 1 or not
 ///         finite, or reduction none.
 template <class D>
-[[nodiscard]] typename D::Scalar coverage_loss(const Eigen::MatrixBase<D>& logits, const LabelsCRef& labels,
+[[nodiscard]] typename D::Scalar coverage_loss(const Eigen::MatrixBase<D>& logits,
+                                               const LabelsCRef& labels,
                                                const CoverageLossOptions& options = {}) {
   using T = typename D::Scalar;
   const MatrixCRef<T> z(logits.derived());
-  return detail::run_coverage<T>("regula::coverage_loss", options, z, labels, nullptr, nullptr, false);
+  return detail::run_coverage<T>("regula::coverage_loss", options, z, labels, nullptr, nullptr,
+                                 false);
 }
 
 /// The reduced coverage loss and, fused, its gradient with respect to the logits.
@@ -123,7 +137,8 @@ typename D::Scalar coverage_loss(const Eigen::MatrixBase<D>& logits, const Label
                                  const CoverageLossOptions& options = {}) {
   using T = typename D::Scalar;
   const MatrixCRef<T> z(logits.derived());
-  return detail::run_coverage<T>("regula::coverage_loss", options, z, labels, nullptr, &dlogits, false);
+  return detail::run_coverage<T>("regula::coverage_loss", options, z, labels, nullptr, &dlogits,
+                                 false);
 }
 
 /// Per-sample coverage losses (ignored samples get 0); options.reduction is not used.
@@ -133,17 +148,20 @@ void coverage_loss_per_sample(const Eigen::MatrixBase<D>& logits, const LabelsCR
                               const CoverageLossOptions& options = {}) {
   using T = typename D::Scalar;
   const MatrixCRef<T> z(logits.derived());
-  (void)detail::run_coverage<T>("regula::coverage_loss_per_sample", options, z, labels, &losses, nullptr, true);
+  (void)detail::run_coverage<T>("regula::coverage_loss_per_sample", options, z, labels, &losses,
+                                nullptr, true);
 }
 
 /// Per-sample coverage losses and dlogits.col(i) = ∂ℓ_i/∂z_i, each sample's own gradient.
 template <class D>
 void coverage_loss_per_sample(const Eigen::MatrixBase<D>& logits, const LabelsCRef& labels,
-                              VectorRef<typename D::Scalar> losses, MatrixRef<typename D::Scalar> dlogits,
+                              VectorRef<typename D::Scalar> losses,
+                              MatrixRef<typename D::Scalar> dlogits,
                               const CoverageLossOptions& options = {}) {
   using T = typename D::Scalar;
   const MatrixCRef<T> z(logits.derived());
-  (void)detail::run_coverage<T>("regula::coverage_loss_per_sample", options, z, labels, &losses, &dlogits, true);
+  (void)detail::run_coverage<T>("regula::coverage_loss_per_sample", options, z, labels, &losses,
+                                &dlogits, true);
 }
 
 }  // namespace regula

@@ -18,6 +18,7 @@
 #include "regula/core/labels.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/normalizer.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/parallel.hpp"
 #include "regula/core/reduction.hpp"
 #include "regula/kernels/cross_entropy.hpp"
@@ -37,16 +38,13 @@ struct CrossEntropyOptions {
   std::int64_t ignore_index = -100;
 
   CrossEntropyOptions& with_reduction(Reduction r) noexcept {
-    reduction = r;
-    return *this;
+    return detail::set(*this, reduction, r);
   }
   CrossEntropyOptions& with_label_smoothing(double eps) noexcept {
-    label_smoothing = eps;
-    return *this;
+    return detail::set(*this, label_smoothing, eps);
   }
   CrossEntropyOptions& with_ignore_index(std::int64_t index) noexcept {
-    ignore_index = index;
-    return *this;
+    return detail::set(*this, ignore_index, index);
   }
 };
 
@@ -57,14 +55,14 @@ template <class T>
 struct XentCall {
   const char* who;
   const CrossEntropyOptions* options;
-  const T* weight;                  // C values or null
+  const T* weight;  // C values or null
   Index weight_size;
   const MatrixCRef<T>* logits;
-  const LabelsCRef* labels;         // integer labels, or null
-  const MatrixCRef<T>* targets;     // soft targets, or null
-  VectorRef<T>* losses;             // per-sample losses, or null
-  MatrixRef<T>* dlogits;            // gradient, or null
-  bool per_sample;                  // true: no reduction, gradient of each ℓ_i
+  const LabelsCRef* labels;      // integer labels, or null
+  const MatrixCRef<T>* targets;  // soft targets, or null
+  VectorRef<T>* losses;          // per-sample losses, or null
+  MatrixRef<T>* dlogits;         // gradient, or null
+  bool per_sample;               // true: no reduction, gradient of each ℓ_i
 };
 
 inline void check_smoothing(const char* who, double eps) {
@@ -106,21 +104,27 @@ T run_cross_entropy(const XentCall<T>& call) {
                    "), got ", call.losses->size());
     // The losses are written while later columns of every input are still being read.
     check_disjoint(who, "logits", z, "losses", *call.losses);
-    if (call.targets != nullptr) check_disjoint(who, "targets", *call.targets, "losses", *call.losses);
+    if (call.targets != nullptr)
+      check_disjoint(who, "targets", *call.targets, "losses", *call.losses);
     if (call.labels != nullptr) check_disjoint(who, "labels", *call.labels, "losses", *call.losses);
     if (call.weight != nullptr) {
-      check_disjoint(who, "weight", Eigen::Map<const Vector<T>>(call.weight, call.weight_size), "losses", *call.losses);
+      check_disjoint(who, "weight", Eigen::Map<const Vector<T>>(call.weight, call.weight_size),
+                     "losses", *call.losses);
     }
   }
   if (call.dlogits != nullptr) {
     check_same_shape(who, "dlogits", *call.dlogits, "logits", z);
     check_disjoint(who, "logits", z, "dlogits", *call.dlogits);
-    if (call.targets != nullptr) check_disjoint(who, "targets", *call.targets, "dlogits", *call.dlogits);
-    if (call.labels != nullptr) check_disjoint(who, "labels", *call.labels, "dlogits", *call.dlogits);
+    if (call.targets != nullptr)
+      check_disjoint(who, "targets", *call.targets, "dlogits", *call.dlogits);
+    if (call.labels != nullptr)
+      check_disjoint(who, "labels", *call.labels, "dlogits", *call.dlogits);
     if (call.weight != nullptr) {
-      check_disjoint(who, "weight", Eigen::Map<const Vector<T>>(call.weight, call.weight_size), "dlogits", *call.dlogits);
+      check_disjoint(who, "weight", Eigen::Map<const Vector<T>>(call.weight, call.weight_size),
+                     "dlogits", *call.dlogits);
     }
-    if (call.losses != nullptr) check_disjoint(who, "losses", *call.losses, "dlogits", *call.dlogits);
+    if (call.losses != nullptr)
+      check_disjoint(who, "losses", *call.losses, "dlogits", *call.dlogits);
   }
   // Count the contributing samples (and their weights) for the mean; check the labels.
   double denom = static_cast<double>(B);
@@ -133,7 +137,8 @@ T run_cross_entropy(const XentCall<T>& call) {
       const std::int64_t yi = y[i];
       if (yi == opt.ignore_index) continue;
       REGULA_EXPECTS(yi >= 0 && yi < static_cast<std::int64_t>(C), who, "labels[", i,
-                     "] must be in [0, ", C, ") or ignore_index (", opt.ignore_index, "), got ", yi);
+                     "] must be in [0, ", C, ") or ignore_index (", opt.ignore_index, "), got ",
+                     yi);
       valid += call.weight != nullptr ? static_cast<double>(call.weight[yi]) : 1.0;
     }
     if (opt.reduction == Reduction::mean) denom = valid;
@@ -173,52 +178,54 @@ T run_cross_entropy(const XentCall<T>& call) {
   // 16 columns at a time in SIMD. The sum over columns is parallel_sum_chunks': bitwise the
   // same for any thread count.
   const bool fast = call.labels != nullptr && call.weight == nullptr;
-  const double total = parallel_sum_chunks(cols, column_chunk(C), [&](std::size_t begin, std::size_t end) noexcept {
-    constexpr std::size_t G = 16;
-    kernels::XentTerms terms[G];
-    Index where[G];
-    double done[G];
-    std::size_t pending = 0;
-    double acc = 0.0;
-    auto flush = [&]() noexcept {
-      kernels::xent_finish_batch(terms, pending, done);
-      for (std::size_t t = 0; t < pending; ++t) {
-        if (!std::isfinite(done[t])) {
-          kernels::XentTarget<T> tt = proto;
-          tt.label = (*call.labels)[where[t]];
-          T* dz = call.dlogits != nullptr ? call.dlogits->col(where[t]).data() : nullptr;
-          done[t] = kernels::xent_column_repair<Norm>(done[t], z.col(where[t]).data(), n, tt, gt, dz);
+  const double total =
+      parallel_sum_chunks(cols, column_chunk(C), [&](std::size_t begin, std::size_t end) noexcept {
+        constexpr std::size_t G = 16;
+        kernels::XentTerms terms[G];
+        Index where[G];
+        double done[G];
+        std::size_t pending = 0;
+        double acc = 0.0;
+        auto flush = [&]() noexcept {
+          kernels::xent_finish_batch(terms, pending, done);
+          for (std::size_t t = 0; t < pending; ++t) {
+            if (!std::isfinite(done[t])) {
+              kernels::XentTarget<T> tt = proto;
+              tt.label = (*call.labels)[where[t]];
+              T* dz = call.dlogits != nullptr ? call.dlogits->col(where[t]).data() : nullptr;
+              done[t] =
+                  kernels::xent_column_repair<Norm>(done[t], z.col(where[t]).data(), n, tt, gt, dz);
+            }
+            if (call.losses != nullptr) (*call.losses)[where[t]] = static_cast<T>(done[t]);
+            acc += done[t];
+          }
+          pending = 0;
+        };
+        for (std::size_t c = begin; c < end; ++c) {
+          const auto j = static_cast<Index>(c);
+          T* dz = call.dlogits != nullptr ? call.dlogits->col(j).data() : nullptr;
+          kernels::XentTarget<T> t;
+          if (!target_of(j, t)) {
+            if (call.losses != nullptr) (*call.losses)[j] = T(0);
+            if (dz != nullptr) {
+              for (std::size_t i = 0; i < n; ++i) dz[i] = T(0);
+            }
+            continue;
+          }
+          if (fast) {
+            terms[pending] = kernels::xent_hard_terms<Norm>(
+                z.col(j).data(), n, static_cast<std::size_t>(t.label), t.beta, t.gamma, gt, dz);
+            where[pending++] = j;
+            if (pending == G) flush();
+            continue;
+          }
+          const double l = kernels::xent_column<Norm>(z.col(j).data(), n, t, gt, dz);
+          if (call.losses != nullptr) (*call.losses)[j] = static_cast<T>(l);
+          acc += l;
         }
-        if (call.losses != nullptr) (*call.losses)[where[t]] = static_cast<T>(done[t]);
-        acc += done[t];
-      }
-      pending = 0;
-    };
-    for (std::size_t c = begin; c < end; ++c) {
-      const auto j = static_cast<Index>(c);
-      T* dz = call.dlogits != nullptr ? call.dlogits->col(j).data() : nullptr;
-      kernels::XentTarget<T> t;
-      if (!target_of(j, t)) {
-        if (call.losses != nullptr) (*call.losses)[j] = T(0);
-        if (dz != nullptr) {
-          for (std::size_t i = 0; i < n; ++i) dz[i] = T(0);
-        }
-        continue;
-      }
-      if (fast) {
-        terms[pending] = kernels::xent_hard_terms<Norm>(z.col(j).data(), n, static_cast<std::size_t>(t.label),
-                                                        t.beta, t.gamma, gt, dz);
-        where[pending++] = j;
-        if (pending == G) flush();
-        continue;
-      }
-      const double l = kernels::xent_column<Norm>(z.col(j).data(), n, t, gt, dz);
-      if (call.losses != nullptr) (*call.losses)[j] = static_cast<T>(l);
-      acc += l;
-    }
-    flush();
-    return acc;
-  });
+        flush();
+        return acc;
+      });
   if (!std::isfinite(total) && !call.per_sample) {
     // Losses of both signs (soft targets) near the largest double can carry the double partial
     // sums past it, giving NaN or an infinity where the exact sum is finite or of the other sign;
@@ -305,7 +312,8 @@ class CrossEntropyLoss {
   }
 
   /// One loss per sample (reduction none; options().reduction is not used) into `losses`.
-  void per_sample(const MatrixCRef<T>& logits, const LabelsCRef& labels, VectorRef<T> losses) const {
+  void per_sample(const MatrixCRef<T>& logits, const LabelsCRef& labels,
+                  VectorRef<T> losses) const {
     (void)run(&logits, &labels, nullptr, &losses, nullptr, true);
   }
 
@@ -340,14 +348,17 @@ class CrossEntropyLoss {
   }
 
  private:
-  static constexpr const char* who_ =
-      Norm == Normalizer::softmax ? "regula::CrossEntropyLoss" : "regula::CrossEntropyLoss<stablemax>";
+  static constexpr const char* who_ = Norm == Normalizer::softmax
+                                          ? "regula::CrossEntropyLoss"
+                                          : "regula::CrossEntropyLoss<stablemax>";
 
   T run(const MatrixCRef<T>* logits, const LabelsCRef* labels, const MatrixCRef<T>* targets,
         VectorRef<T>* losses, MatrixRef<T>* dlogits, bool per_sample) const {
-    const detail::XentCall<T> call{who_,    &options_, weight_.size() > 0 ? weight_.data() : nullptr,
-                                   weight_.size(), logits, labels, targets, losses, dlogits,
-                                   per_sample};
+    const detail::XentCall<T> call{
+        who_,           &options_, weight_.size() > 0 ? weight_.data() : nullptr,
+        weight_.size(), logits,    labels,
+        targets,        losses,    dlogits,
+        per_sample};
     return detail::run_cross_entropy<Norm>(call);
   }
 
@@ -360,7 +371,8 @@ namespace detail {
 template <Normalizer Norm>
 constexpr const char* xent_name(bool per_sample, bool soft) noexcept {
   if constexpr (Norm == Normalizer::softmax) {
-    return soft ? (per_sample ? "regula::cross_entropy_soft_per_sample" : "regula::cross_entropy_soft")
+    return soft ? (per_sample ? "regula::cross_entropy_soft_per_sample"
+                              : "regula::cross_entropy_soft")
                 : (per_sample ? "regula::cross_entropy_per_sample" : "regula::cross_entropy");
   } else {
     return soft ? (per_sample ? "regula::stablemax_cross_entropy_soft_per_sample"
@@ -371,11 +383,19 @@ constexpr const char* xent_name(bool per_sample, bool soft) noexcept {
 }
 
 template <Normalizer Norm, class T>
-T xent_free(const CrossEntropyOptions& options, const MatrixCRef<T>& logits, const LabelsCRef* labels,
-            const MatrixCRef<T>* targets, VectorRef<T>* losses, MatrixRef<T>* dlogits,
-            bool per_sample) {
-  const XentCall<T> call{xent_name<Norm>(per_sample, targets != nullptr), &options, nullptr, 0,
-                         &logits, labels, targets, losses, dlogits, per_sample};
+T xent_free(const CrossEntropyOptions& options, const MatrixCRef<T>& logits,
+            const LabelsCRef* labels, const MatrixCRef<T>* targets, VectorRef<T>* losses,
+            MatrixRef<T>* dlogits, bool per_sample) {
+  const XentCall<T> call{xent_name<Norm>(per_sample, targets != nullptr),
+                         &options,
+                         nullptr,
+                         0,
+                         &logits,
+                         labels,
+                         targets,
+                         losses,
+                         dlogits,
+                         per_sample};
   return run_cross_entropy<Norm>(call);
 }
 

@@ -40,51 +40,28 @@
 #include "regula/core/checks.hpp"
 #include "regula/core/labels.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/kernels/kd.hpp"
 #include "regula/losses/kd_common.hpp"
 
 namespace regula {
 
-/// Options of dkd, fluent (setter with a value, getter without), defaults of mdistiller:
-/// α = 1 (TCKD weight), β = 8 (NCKD weight), T = 4, T² factor on, reduction batchmean.
-class DKDOptions {
- public:
-  DKDOptions& alpha(double a) noexcept {
-    alpha_ = a;
-    return *this;
-  }
-  [[nodiscard]] double alpha() const noexcept { return alpha_; }
-  DKDOptions& beta(double b) noexcept {
-    beta_ = b;
-    return *this;
-  }
-  [[nodiscard]] double beta() const noexcept { return beta_; }
-  DKDOptions& temperature(double t) noexcept {
-    temperature_ = t;
-    return *this;
-  }
-  [[nodiscard]] double temperature() const noexcept { return temperature_; }
-  DKDOptions& scale_by_t_squared(bool on) noexcept {
-    t_squared_ = on;
-    return *this;
-  }
-  [[nodiscard]] bool scale_by_t_squared() const noexcept { return t_squared_; }
-  DKDOptions& reduction(Reduction r) noexcept {
-    reduction_ = r;
-    return *this;
-  }
-  [[nodiscard]] Reduction reduction() const noexcept { return reduction_; }
-  /// T² or 1.
-  [[nodiscard]] double factor() const noexcept {
-    return t_squared_ ? temperature_ * temperature_ : 1.0;
-  }
+/// Options of dkd: the distillation options (detail::DistillationOptions) with mdistiller's
+/// T = 4 (T² factor on, reduction batchmean), and the weights α = 1 (TCKD) and β = 8 (NCKD).
+/// A plain struct with chainable `with_*` setters:
+///
+/// ```cpp
+/// const auto opt = regula::DKDOptions{}.with_beta(2.0).with_temperature(1.0);
+/// ```
+struct DKDOptions : detail::DistillationOptions<DKDOptions> {
+  DKDOptions() noexcept { temperature = 4.0; }
+  /// α, the weight of TCKD; finite in the loss's scalar type.
+  double alpha = 1.0;
+  /// β, the weight of NCKD; finite in the loss's scalar type.
+  double beta = 8.0;
 
- private:
-  double alpha_ = 1.0;
-  double beta_ = 8.0;
-  double temperature_ = 4.0;
-  bool t_squared_ = true;
-  Reduction reduction_ = Reduction::batchmean;
+  DKDOptions& with_alpha(double a) noexcept { return detail::set(*this, alpha, a); }
+  DKDOptions& with_beta(double b) noexcept { return detail::set(*this, beta, b); }
 };
 
 namespace detail {
@@ -92,9 +69,9 @@ namespace detail {
 template <class T>
 T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const LabelsCRef& y,
           const DKDOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
-  check_temperature<T>(who, opt.temperature());
-  check_finite_in<T>(who, "alpha", opt.alpha());
-  check_finite_in<T>(who, "beta", opt.beta());
+  check_temperature<T>(who, opt.temperature);
+  check_finite_in<T>(who, "alpha", opt.alpha);
+  check_finite_in<T>(who, "beta", opt.beta);
   check_kd_shapes(who, z, v, losses, dz);
   const Index C = z.rows();
   REGULA_EXPECTS(C >= 2, who, "student logits must have at least two classes (rows), got ", C);
@@ -106,10 +83,10 @@ T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const
     REGULA_EXPECTS(y[i] >= 0 && y[i] < static_cast<std::int64_t>(C), who, "labels[", i,
                    "] must be in [0, ", C, "), got ", y[i]);
   }
-  const double scale = per_sample ? 1.0 : reduction_scale(who, opt.reduction(), C, z.cols());
-  const T k = static_cast<T>(1.0 / opt.temperature());
-  const T a = static_cast<T>(opt.alpha());
-  const T b = static_cast<T>(opt.beta());
+  const double scale = per_sample ? 1.0 : reduction_scale(who, opt.reduction, C, z.cols());
+  const T k = static_cast<T>(1.0 / opt.temperature);
+  const T a = static_cast<T>(opt.alpha);
+  const T b = static_cast<T>(opt.beta);
   const auto n = static_cast<std::size_t>(C);
   const double total = run_kd_columns<T>(
       C, z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
@@ -118,15 +95,14 @@ T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const
         const kernels::DkdTerms r =
             kernels::dkd_column<T>(z.col(j).data(), v.col(j).data(), n, t, k, a, b, gs, dcol,
                                    n <= kd_stack_classes ? buf : nullptr);
-        const double l = opt.alpha() * r.tckd + opt.beta() * r.nckd;
+        const double l = opt.alpha * r.tckd + opt.beta * r.nckd;
         if (REGULA_LIKELY(!std::isnan(l)) || std::isnan(r.tckd) || std::isnan(r.nckd)) return l;
         // A term past the largest double with a weight of 0 (0·inf) or two of opposite weights
         // (inf − inf): the weighted sum in long double (NaN stays for non-finite logits).
-        using W = kernels::kd_detail::wide;
-        return kernels::kd_detail::recompute_wide(z.col(j).data(), v.col(j).data(), n, l,
-                                                  &kernels::kd_detail::dkd_weighted_wide<T>, t,
-                                                  static_cast<W>(k), static_cast<W>(opt.alpha()),
-                                                  static_cast<W>(opt.beta()));
+        using W = kernels::detail::wide;
+        return kernels::detail::recompute_wide(
+            z.col(j).data(), v.col(j).data(), n, l, &kernels::detail::dkd_weighted_wide<T>, t,
+            static_cast<W>(k), static_cast<W>(opt.alpha), static_cast<W>(opt.beta));
       });
   return static_cast<T>(per_sample ? total : total * scale);
 }
@@ -160,7 +136,7 @@ typename DZ::Scalar dkd(const Eigen::MatrixBase<DZ>& student, const Eigen::Matri
   return detail::run_dkd<T>("regula::dkd", z, v, labels, options, nullptr, &dstudent, false);
 }
 
-/// Per-sample DKD: losses[i] = ℓ_i (no reduction; `options.reduction()` is not used).
+/// Per-sample DKD: losses[i] = ℓ_i (no reduction; `options.reduction` is not used).
 template <class DZ, class DV>
 void dkd_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
                     const LabelsCRef& labels, VectorRef<typename DZ::Scalar> losses,

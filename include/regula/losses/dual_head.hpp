@@ -31,32 +31,22 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 
 namespace regula {
 
-/// Options of DualHeadKD (fluent): the weights γ (loss 1), α (loss 2) and the alignment flag.
-class DualHeadOptions {
- public:
-  DualHeadOptions& weight1(double g) noexcept {
-    w1_ = g;
-    return *this;
-  }
-  [[nodiscard]] double weight1() const noexcept { return w1_; }
-  DualHeadOptions& weight2(double a) noexcept {
-    w2_ = a;
-    return *this;
-  }
-  [[nodiscard]] double weight2() const noexcept { return w2_; }
-  DualHeadOptions& align(bool on) noexcept {
-    align_ = on;
-    return *this;
-  }
-  [[nodiscard]] bool align() const noexcept { return align_; }
+/// Options of DualHeadKD, a plain struct with chainable `with_*` setters.
+struct DualHeadOptions {
+  /// γ, the weight of loss 1; finite in the scalar type.
+  double weight1 = 1.0;
+  /// α, the weight of loss 2; finite in the scalar type.
+  double weight2 = 1.0;
+  /// Project head 2's feature gradient off head 1's where they conflict (see combine).
+  bool align = false;
 
- private:
-  double w1_ = 1.0;
-  double w2_ = 1.0;
-  bool align_ = false;
+  DualHeadOptions& with_weight1(double g) noexcept { return detail::set(*this, weight1, g); }
+  DualHeadOptions& with_weight2(double a) noexcept { return detail::set(*this, weight2, a); }
+  DualHeadOptions& with_align(bool on) noexcept { return detail::set(*this, align, on); }
 };
 
 /// The losses of one dual-head step: total = γ·loss1 + α·loss2.
@@ -103,9 +93,9 @@ double gradient_alignment(const MatrixCRef<T>& g1, const MatrixCRef<T>& g2, Matr
 ///   return regula::cross_entropy(z, labels, dz);
 /// };
 /// auto bkln = [&](const regula::MatrixCRef<float>& z, regula::MatrixRef<float> dz) {
-///   return regula::binary_kl_norm(z, teacher, dz, regula::KDLossOptions{}.temperature(2.0));
+///   return regula::binary_kl_norm(z, teacher, dz, regula::KDLossOptions{}.with_temperature(2.0));
 /// };
-/// regula::DualHeadKD<float> dh(regula::DualHeadOptions{}.align(true));
+/// regula::DualHeadKD<float> dh(regula::DualHeadOptions{}.with_align(true));
 /// auto l = dh.forward_backward(z1, z2, ce, bkln, dz1, dz2);
 /// // backprop dz1 through head 1 -> df1, dz2 through head 2 -> df2, then:
 /// dh.combine(df1, df2, df);
@@ -117,8 +107,8 @@ class DualHeadKD {
  public:
   /// @throws regula::invalid_argument if a weight is not finite.
   explicit DualHeadKD(DualHeadOptions options = {}) : options_(options) {
-    detail::check_finite_in<T>("regula::DualHeadKD", "weight1", options_.weight1());
-    detail::check_finite_in<T>("regula::DualHeadKD", "weight2", options_.weight2());
+    detail::check_finite_in<T>("regula::DualHeadKD", "weight1", options_.weight1);
+    detail::check_finite_in<T>("regula::DualHeadKD", "weight2", options_.weight2);
   }
 
   [[nodiscard]] const DualHeadOptions& options() const noexcept { return options_; }
@@ -131,8 +121,8 @@ class DualHeadKD {
                                      MatrixRef<T> dhead2) const {
     const T l1 = std::forward<Loss1>(loss1)(head1, dhead1);
     const T l2 = std::forward<Loss2>(loss2)(head2, dhead2);
-    const T w1 = static_cast<T>(options_.weight1());
-    const T w2 = static_cast<T>(options_.weight2());
+    const T w1 = static_cast<T>(options_.weight1);
+    const T w2 = static_cast<T>(options_.weight2);
     if (w1 != T(1)) dhead1 *= w1;
     if (w2 != T(1)) dhead2 *= w2;
     return {w1 * l1 + w2 * l2, l1, l2};
@@ -142,7 +132,7 @@ class DualHeadKD {
   /// projected off dfeat1 first when `align()` and they conflict (see gradient_alignment).
   void combine(const MatrixCRef<T>& dfeat1, const MatrixCRef<T>& dfeat2,
                MatrixRef<T> dfeatures) const {
-    if (options_.align()) {
+    if (options_.align) {
       (void)gradient_alignment<T>(dfeat1, dfeat2, dfeatures);
       return;
     }

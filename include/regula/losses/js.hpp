@@ -14,8 +14,9 @@
 /// logits, the term is ¼(p + q)·((1+r)log(1+r) + (1−r)log(1−r)), evaluated by its series in r²
 /// when |r| is small (no cancellation when p ≈ q) and as 2·log1p(|r|) − (1 − |r|)|d| otherwise;
 /// g_c = ½(log1p(|r|) − max(−d, 0)), so the gradient stays finite when p_c or q_c underflows.
-/// Sums in SIMD lanes of T, the loss assembled in double. Differs from SinKD's `DistillJS` class, which is broken (a wrong
-/// `super()` call, and `F.kl_div` fed probabilities where it expects log-probabilities).
+/// Sums in SIMD lanes of T, the loss assembled in double. Differs from SinKD's `DistillJS` class,
+/// which is broken (a wrong `super()` call, and `F.kl_div` fed probabilities where it expects
+/// log-probabilities).
 #ifndef REGULA_LOSSES_JS_HPP
 #define REGULA_LOSSES_JS_HPP
 
@@ -29,28 +30,23 @@
 namespace regula {
 namespace detail {
 
-template <class T>
-T run_js(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
-         const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
-  check_temperature<T>(who, opt.temperature());
-  check_kd_shapes(who, z, v, losses, dz);
-  const double scale =
-      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
-  const T k = static_cast<T>(1.0 / opt.temperature());
-  const auto n = static_cast<std::size_t>(z.rows());
-  const double total = run_kd_columns<T>(
-      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
-        alignas(64) T buf[kd_stack_classes];
-        return kernels::js_column<T>(z.col(j).data(), v.col(j).data(), n, k, gs, dcol,
-                                     n <= kd_stack_classes ? buf : nullptr);
-      });
-  return static_cast<T>(per_sample ? total : total * scale);
-}
+/// js's column kernel, bound to the distillation driver (run_temperature_loss).
+struct Js : TemperatureLoss<Js> {
+  static constexpr const char* name = "regula::js";
+  static constexpr const char* per_sample_name = "regula::js_per_sample";
+  template <class T>
+  static double column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* buf) noexcept {
+    return kernels::js_column<T>(z, v, n, k, gs, dz, buf);
+  }
+};
 
 }  // namespace detail
 
-/// js and js_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
-REGULA_DETAIL_TEACHER_LOSS_API(js, KDLossOptions)
+/// js: the reduced loss, and with `dstudent` its fused gradient (detail::TeacherLoss).
+inline constexpr detail::TeacherLoss<detail::Js> js{};
+/// js_per_sample: one loss per sample, and with `dstudent` each sample's own gradient
+/// (detail::TeacherLossPerSample).
+inline constexpr detail::TeacherLossPerSample<detail::Js> js_per_sample{};
 
 }  // namespace regula
 

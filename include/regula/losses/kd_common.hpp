@@ -18,61 +18,60 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/parallel.hpp"
 #include "regula/core/reduction.hpp"
 
 namespace regula {
 
-/// Options of the logit-level distillation losses (kd_kl, reverse_kl, js, total_variation,
-/// logit_std_kd, binary_kl, binary_kl_norm, logit_mse), set fluently in the style of the
-/// PyTorch C++ frontend: the setter takes a value and returns the options, the getter takes
-/// none.
-///
-/// ```cpp
-/// const auto opt = regula::KDLossOptions{}.temperature(4.0).scale_by_t_squared(true);
-/// ```
-///
-/// - `temperature` T > 0 (default 1): logits are divided by T before the normalizer; a call in
-///   T refuses T outside [√min, √max] of T (about [1.1e-19, 1.8e19] in float), where T² or
-///   1/T² would over- or underflow (detail::check_temperature). Papers:
-///   Hinton KD T = 4 (mdistiller, CIFAR-100) up to 20 (MNIST); DHKD's BinaryKL-Norm T = 2.
-/// - `scale_by_t_squared` (default true): multiply the loss by T² so that the gradient's
-///   magnitude does not shrink as 1/T² (Hinton et al.). torchdistill's KDLoss drops the factor
-///   when it is called without a cross-entropy weight; here it is always explicit.
-/// - `reduction` (default batchmean): `batchmean` = Σ_i ℓ_i / B (each ℓ_i summed over classes),
-///   `sum` = Σ_i ℓ_i, `mean` = Σ_i ℓ_i / (B·C) — PyTorch's `KLDivLoss(reduction='mean')` and
-///   `mse_loss` meaning, averaged over every element, which for a KL divergence is C times too
-///   small. `none` is for the per-sample calls; reduced calls reject it.
-class KDLossOptions {
- public:
-  KDLossOptions& temperature(double t) noexcept {
-    temperature_ = t;
-    return *this;
-  }
-  [[nodiscard]] double temperature() const noexcept { return temperature_; }
+namespace detail {
 
-  KDLossOptions& scale_by_t_squared(bool on) noexcept {
-    t_squared_ = on;
-    return *this;
-  }
-  [[nodiscard]] bool scale_by_t_squared() const noexcept { return t_squared_; }
+/// The options every logit-level distillation loss has — temperature, T² factor, reduction —
+/// with chainable setters that return the options type `Self` that derives from it
+/// (KDLossOptions, DKDOptions), so that one chain sets both these and Self's own fields.
+template <class Self>
+struct DistillationOptions {
+  /// T > 0: logits are divided by T before the normalizer; a call in T refuses T outside
+  /// [√min, √max] of T (about [1.1e-19, 1.8e19] in float), where T² or 1/T² would over- or
+  /// underflow (detail::check_temperature). Papers: Hinton KD T = 4 (mdistiller, CIFAR-100) up
+  /// to 20 (MNIST); DHKD's BinaryKL-Norm T = 2.
+  double temperature = 1.0;
+  /// Multiply the loss by T² so that the gradient's magnitude does not shrink as 1/T² (Hinton
+  /// et al.). torchdistill's KDLoss drops the factor when it is called without a cross-entropy
+  /// weight; here it is always explicit.
+  bool scale_by_t_squared = true;
+  /// `batchmean` = Σ_i ℓ_i / B (each ℓ_i summed over classes), `sum` = Σ_i ℓ_i, `mean` =
+  /// Σ_i ℓ_i / (B·C) — PyTorch's `KLDivLoss(reduction='mean')` and `mse_loss` meaning, averaged
+  /// over every element, which for a KL divergence is C times too small. `none` is for the
+  /// per-sample calls; reduced calls reject it.
+  Reduction reduction = Reduction::batchmean;
 
-  KDLossOptions& reduction(Reduction r) noexcept {
-    reduction_ = r;
-    return *this;
+  Self& with_temperature(double t) noexcept {
+    return detail::set(static_cast<Self&>(*this), temperature, t);
   }
-  [[nodiscard]] Reduction reduction() const noexcept { return reduction_; }
-
+  Self& with_scale_by_t_squared(bool on) noexcept {
+    return detail::set(static_cast<Self&>(*this), scale_by_t_squared, on);
+  }
+  Self& with_reduction(Reduction r) noexcept {
+    return detail::set(static_cast<Self&>(*this), reduction, r);
+  }
   /// The factor the divergence is multiplied by: T² or 1.
   [[nodiscard]] double factor() const noexcept {
-    return t_squared_ ? temperature_ * temperature_ : 1.0;
+    return scale_by_t_squared ? temperature * temperature : 1.0;
   }
-
- private:
-  double temperature_ = 1.0;
-  bool t_squared_ = true;
-  Reduction reduction_ = Reduction::batchmean;
 };
+
+}  // namespace detail
+
+/// Options of the logit-level distillation losses (kd_kl, reverse_kl, js, total_variation,
+/// logit_std_kd, binary_kl, binary_kl_norm): `temperature` (default 1), `scale_by_t_squared`
+/// (default true) and `reduction` (default batchmean), documented in detail::DistillationOptions.
+/// A plain struct with chainable `with_*` setters, as every options type (docs/concepts.md):
+///
+/// ```cpp
+/// const auto opt = regula::KDLossOptions{}.with_temperature(4.0).with_scale_by_t_squared(true);
+/// ```
+struct KDLossOptions : detail::DistillationOptions<KDLossOptions> {};
 
 namespace detail {
 
@@ -102,8 +101,7 @@ void check_temperature(const char* who, double t, const char* param = "temperatu
   check_positive(who, param, t);
   REGULA_EXPECTS(t >= temperature_min<T>() && t <= temperature_max<T>(), who, param,
                  " must be in [", temperature_min<T>(), ", ", temperature_max<T>(),
-                 "] so that T^2 and 1/T stay finite and normal in ",
-                 scalar_name<T>(), ", got ", t);
+                 "] so that T^2 and 1/T stay finite and normal in ", scalar_name<T>(), ", got ", t);
 }
 
 /// The factor 1/B, 1/(B·C) or 1 of a reduced loss; throws on `none`.
@@ -113,9 +111,12 @@ inline double reduction_scale(const char* who, Reduction r, Index classes, Index
                  "per-sample call for none), got ",
                  r);
   switch (r) {
-    case Reduction::mean: return 1.0 / (static_cast<double>(batch) * static_cast<double>(classes));
-    case Reduction::batchmean: return 1.0 / static_cast<double>(batch);
-    default: return 1.0;
+    case Reduction::mean:
+      return 1.0 / (static_cast<double>(batch) * static_cast<double>(classes));
+    case Reduction::batchmean:
+      return 1.0 / static_cast<double>(batch);
+    default:
+      return 1.0;
   }
 }
 
@@ -169,52 +170,111 @@ double run_kd_columns(Index classes, Index batch, double scale, double factor, V
 /// (longer columns recompute them).
 inline constexpr std::size_t kd_stack_classes = 2048;
 
+/// The driver of the distillation losses whose column kernel is
+/// `double Loss::column(z, v, n, 1/T, gs, dz, buf)` (kd_kl, reverse_kl, js, total_variation,
+/// binary_kl, binary_kl_norm): the temperature, shapes and reduction checked, the columns run
+/// in fixed parallel chunks (run_kd_columns), the reduction applied. `buf` is a stack buffer of
+/// kd_stack_classes values for the kernels that keep the teacher's exponentials, or null for
+/// longer columns.
+template <class Loss, class T>
+T run_temperature_loss(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+                       const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
+                       bool per_sample) {
+  check_temperature<T>(who, opt.temperature);
+  check_kd_shapes(who, z, v, losses, dz);
+  const double scale = per_sample ? 1.0 : reduction_scale(who, opt.reduction, z.rows(), z.cols());
+  const T k = static_cast<T>(1.0 / opt.temperature);
+  const auto n = static_cast<std::size_t>(z.rows());
+  const double total = run_kd_columns<T>(
+      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
+        alignas(64) T buf[kd_stack_classes];
+        return Loss::column(z.col(j).data(), v.col(j).data(), n, k, gs, dcol,
+                            n <= kd_stack_classes ? buf : nullptr);
+      });
+  return static_cast<T>(per_sample ? total : total * scale);
+}
+
+/// The base of a temperature loss's binding (see run_temperature_loss): its options and run.
+template <class Loss>
+struct TemperatureLoss {
+  using Options = KDLossOptions;
+  template <class T>
+  static T run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const Options& opt,
+               VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
+    return run_temperature_loss<Loss, T>(who, z, v, opt, losses, dz, per_sample);
+  }
+};
+
+/// The reduced calls of a logit-level distillation loss, as a function object (`regula::kd_kl`
+/// and the others are objects of this type): `Loss` is the loss's binding, with its `Options`,
+/// `name` and `template <class T> static T run(who, z, v, options, losses, dz, per_sample)`.
+/// - `loss(student, teacher, options = {})`: the reduced loss;
+/// - `loss(student, teacher, dstudent, options = {})`: the reduced loss and, fused, its gradient
+///   with respect to the student's logits (same shape, overlapping neither input).
+/// Student and teacher logits are classes × batch matrices of one scalar type (float or
+/// double). Throws regula::invalid_argument on an empty batch, shapes that differ, overlapping
+/// outputs or a bad option.
+template <class Loss>
+struct TeacherLoss {
+  using Options = typename Loss::Options;
+
+  template <class DZ, class DV>
+  [[nodiscard]] typename DZ::Scalar operator()(const Eigen::MatrixBase<DZ>& student,
+                                               const Eigen::MatrixBase<DV>& teacher,
+                                               const Options& options = {}) const {
+    using T = typename DZ::Scalar;
+    static_assert(std::is_same_v<T, typename DV::Scalar>,
+                  "student and teacher scalar types differ");
+    return Loss::template run<T>(Loss::name, MatrixCRef<T>(student.derived()),
+                                 MatrixCRef<T>(teacher.derived()), options, nullptr, nullptr,
+                                 false);
+  }
+  template <class DZ, class DV>
+  typename DZ::Scalar operator()(const Eigen::MatrixBase<DZ>& student,
+                                 const Eigen::MatrixBase<DV>& teacher,
+                                 MatrixRef<typename DZ::Scalar> dstudent,
+                                 const Options& options = {}) const {
+    using T = typename DZ::Scalar;
+    static_assert(std::is_same_v<T, typename DV::Scalar>,
+                  "student and teacher scalar types differ");
+    return Loss::template run<T>(Loss::name, MatrixCRef<T>(student.derived()),
+                                 MatrixCRef<T>(teacher.derived()), options, nullptr, &dstudent,
+                                 false);
+  }
+};
+
+/// The per-sample calls of a logit-level distillation loss (`regula::kd_kl_per_sample` and the
+/// others), no reduction:
+/// - `loss(student, teacher, losses, options = {})`: losses[i] = ℓ_i;
+/// - `loss(student, teacher, losses, dstudent, options = {})`: with each sample's own gradient,
+///   dstudent.col(i) = ∂ℓ_i/∂z_i.
+template <class Loss>
+struct TeacherLossPerSample {
+  using Options = typename Loss::Options;
+
+  template <class DZ, class DV>
+  void operator()(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                  VectorRef<typename DZ::Scalar> losses, const Options& options = {}) const {
+    using T = typename DZ::Scalar;
+    static_assert(std::is_same_v<T, typename DV::Scalar>,
+                  "student and teacher scalar types differ");
+    (void)Loss::template run<T>(Loss::per_sample_name, MatrixCRef<T>(student.derived()),
+                                MatrixCRef<T>(teacher.derived()), options, &losses, nullptr, true);
+  }
+  template <class DZ, class DV>
+  void operator()(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,
+                  VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent,
+                  const Options& options = {}) const {
+    using T = typename DZ::Scalar;
+    static_assert(std::is_same_v<T, typename DV::Scalar>,
+                  "student and teacher scalar types differ");
+    (void)Loss::template run<T>(Loss::per_sample_name, MatrixCRef<T>(student.derived()),
+                                MatrixCRef<T>(teacher.derived()), options, &losses, &dstudent,
+                                true);
+  }
+};
+
 }  // namespace detail
 }  // namespace regula
-
-
-/// Declares the four public calls of a logit-level distillation loss NAME whose detail::run_NAME
-/// does the work (see kd_kl.hpp for the contract):
-/// - `T NAME(student, teacher, options)`: the reduced loss;
-/// - `T NAME(student, teacher, dstudent, options)`: the reduced loss and, fused, its gradient with
-///   respect to the student's logits (same shape, must not overlap either input);
-/// - `void NAME_per_sample(student, teacher, losses, options)`: losses[i] = ℓ_i, no reduction;
-/// - `void NAME_per_sample(student, teacher, losses, dstudent, options)`: with each sample's own
-///   gradient dstudent.col(i) = ∂ℓ_i/∂z_i.
-/// All throw regula::invalid_argument on an empty batch, shapes that differ or a bad option.
-#define REGULA_DETAIL_TEACHER_LOSS_API(NAME, OPTIONS)                                                    \
-  template <class DZ, class DV>                                                                          \
-  [[nodiscard]] typename DZ::Scalar NAME(const Eigen::MatrixBase<DZ>& student,                          \
-                                         const Eigen::MatrixBase<DV>& teacher, const OPTIONS& options = {}) { \
-    using T = typename DZ::Scalar;                                                                       \
-    static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::" #NAME ": scalar types differ");     \
-    return detail::run_##NAME<T>("regula::" #NAME, MatrixCRef<T>(student.derived()),                     \
-                                 MatrixCRef<T>(teacher.derived()), options, nullptr, nullptr, false);    \
-  }                                                                                                      \
-  template <class DZ, class DV>                                                                          \
-  typename DZ::Scalar NAME(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,   \
-                           MatrixRef<typename DZ::Scalar> dstudent, const OPTIONS& options = {}) {       \
-    using T = typename DZ::Scalar;                                                                       \
-    static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::" #NAME ": scalar types differ");     \
-    return detail::run_##NAME<T>("regula::" #NAME, MatrixCRef<T>(student.derived()),                     \
-                                 MatrixCRef<T>(teacher.derived()), options, nullptr, &dstudent, false);  \
-  }                                                                                                      \
-  template <class DZ, class DV>                                                                          \
-  void NAME##_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,     \
-                         VectorRef<typename DZ::Scalar> losses, const OPTIONS& options = {}) {           \
-    using T = typename DZ::Scalar;                                                                       \
-    static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::" #NAME ": scalar types differ");     \
-    (void)detail::run_##NAME<T>("regula::" #NAME "_per_sample", MatrixCRef<T>(student.derived()),        \
-                                MatrixCRef<T>(teacher.derived()), options, &losses, nullptr, true);      \
-  }                                                                                                      \
-  template <class DZ, class DV>                                                                          \
-  void NAME##_per_sample(const Eigen::MatrixBase<DZ>& student, const Eigen::MatrixBase<DV>& teacher,     \
-                         VectorRef<typename DZ::Scalar> losses, MatrixRef<typename DZ::Scalar> dstudent, \
-                         const OPTIONS& options = {}) {                                                  \
-    using T = typename DZ::Scalar;                                                                       \
-    static_assert(std::is_same_v<T, typename DV::Scalar>, "regula::" #NAME ": scalar types differ");     \
-    (void)detail::run_##NAME<T>("regula::" #NAME "_per_sample", MatrixCRef<T>(student.derived()),        \
-                                MatrixCRef<T>(teacher.derived()), options, &losses, &dstudent, true);    \
-  }
 
 #endif  // REGULA_LOSSES_KD_COMMON_HPP

@@ -46,28 +46,23 @@
 namespace regula {
 namespace detail {
 
-template <class T>
-T run_kd_kl(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
-            const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
-  check_temperature<T>(who, opt.temperature());
-  check_kd_shapes(who, z, v, losses, dz);
-  const double scale =
-      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
-  const T k = static_cast<T>(1.0 / opt.temperature());
-  const auto n = static_cast<std::size_t>(z.rows());
-  const double total = run_kd_columns<T>(
-      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
-        alignas(64) T buf[kd_stack_classes];
-        return kernels::kd_kl_column<T>(z.col(j).data(), v.col(j).data(), n, k, k, gs, dcol,
-                                        n <= kd_stack_classes ? buf : nullptr);
-      });
-  return static_cast<T>(per_sample ? total : total * scale);
-}
+/// kd_kl's column kernel, bound to the distillation driver (run_temperature_loss).
+struct KdKl : TemperatureLoss<KdKl> {
+  static constexpr const char* name = "regula::kd_kl";
+  static constexpr const char* per_sample_name = "regula::kd_kl_per_sample";
+  template <class T>
+  static double column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* buf) noexcept {
+    return kernels::kd_kl_column<T>(z, v, n, k, k, gs, dz, buf);
+  }
+};
 
 }  // namespace detail
 
-/// kd_kl and kd_kl_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
-REGULA_DETAIL_TEACHER_LOSS_API(kd_kl, KDLossOptions)
+/// kd_kl: the reduced loss, and with `dstudent` its fused gradient (detail::TeacherLoss).
+inline constexpr detail::TeacherLoss<detail::KdKl> kd_kl{};
+/// kd_kl_per_sample: one loss per sample, and with `dstudent` each sample's own gradient
+/// (detail::TeacherLossPerSample).
+inline constexpr detail::TeacherLossPerSample<detail::KdKl> kd_kl_per_sample{};
 
 }  // namespace regula
 

@@ -26,22 +26,18 @@
 #include <type_traits>
 
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/kernels/kd.hpp"
 #include "regula/losses/kd_common.hpp"
 
 namespace regula {
 
-/// Options of logit_mse: only the reduction (default `mean`, as `F.mse_loss`).
-class LogitMSEOptions {
- public:
-  LogitMSEOptions& reduction(Reduction r) noexcept {
-    reduction_ = r;
-    return *this;
-  }
-  [[nodiscard]] Reduction reduction() const noexcept { return reduction_; }
+/// Options of logit_mse: only the reduction (default `mean`, as `F.mse_loss`), a plain struct
+/// with a chainable setter like every options struct.
+struct LogitMSEOptions {
+  Reduction reduction = Reduction::mean;
 
- private:
-  Reduction reduction_ = Reduction::mean;
+  LogitMSEOptions& with_reduction(Reduction r) noexcept { return detail::set(*this, reduction, r); }
 };
 
 namespace detail {
@@ -51,8 +47,7 @@ T run_logit_mse(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
                 const LogitMSEOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
                 bool per_sample) {
   check_kd_shapes(who, z, v, losses, dz);
-  const double scale =
-      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
+  const double scale = per_sample ? 1.0 : reduction_scale(who, opt.reduction, z.rows(), z.cols());
   const auto n = static_cast<std::size_t>(z.rows());
   const double total = run_kd_columns<T>(
       z.rows(), z.cols(), scale, 1.0, losses, dz, [&](Index j, T gs, T* dcol) noexcept {
@@ -80,19 +75,20 @@ void mean_std(const T* x, std::size_t n, F& mean, F& sd) noexcept {
 inline constexpr double logit_std_eps = 1e-7;
 
 /// logit_std_kd on a column whose logits may differ by more than the largest T (see
-/// run_logit_std_kd): the standardization, the KL (kernels::kd_detail::kd_kl_wide) and the
+/// run_logit_std_kd): the standardization, the KL (kernels::detail::kd_kl_wide) and the
 /// gradient's correction in long double, the gradient rounded to T before the correction as on
 /// the normal path.
 template <class T>
-REGULA_KD_COLD double logit_std_kd_wide(const T* zc, const T* vc, std::size_t n, double kinv,
-                                        T gs, T* dcol) noexcept {
-  using W = kernels::kd_detail::wide;
+REGULA_KD_COLD double logit_std_kd_wide(const T* zc, const T* vc, std::size_t n, double kinv, T gs,
+                                        T* dcol) noexcept {
+  using W = kernels::detail::wide;
   W mz = 0, sdz = 0, mv = 0, sdv = 0;
   mean_std(zc, n, mz, sdz);
   mean_std(vc, n, mv, sdv);
   const W sz = sdz + static_cast<W>(logit_std_eps), sv = sdv + static_cast<W>(logit_std_eps);
   const W k = static_cast<W>(kinv);
-  const double d = kernels::kd_detail::kd_kl_wide<T>(zc, vc, n, k / sz, k / sv, static_cast<W>(gs), dcol);
+  const double d =
+      kernels::detail::kd_kl_wide<T>(zc, vc, n, k / sz, k / sv, static_cast<W>(gs), dcol);
   if (dcol != nullptr) {
     W sum = 0, dot = 0;
     for (std::size_t i = 0; i < n; ++i) {
@@ -102,7 +98,8 @@ REGULA_KD_COLD double logit_std_kd_wide(const T* zc, const T* vc, std::size_t n,
     const W mean_g = sum / static_cast<W>(n);
     const W coef = sdz > 0 ? dot / (sz * static_cast<W>(n - 1) * sdz) : W(0);
     for (std::size_t i = 0; i < n; ++i) {
-      dcol[i] = static_cast<T>(static_cast<W>(dcol[i]) - mean_g - coef * (static_cast<W>(zc[i]) - mz));
+      dcol[i] =
+          static_cast<T>(static_cast<W>(dcol[i]) - mean_g - coef * (static_cast<W>(zc[i]) - mz));
     }
   }
   return d;
@@ -112,14 +109,13 @@ template <class T>
 T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
                    const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
                    bool per_sample) {
-  check_temperature<T>(who, opt.temperature());
+  check_temperature<T>(who, opt.temperature);
   check_kd_shapes(who, z, v, losses, dz);
   REGULA_EXPECTS(z.rows() >= 2, who,
                  "student logits must have at least two classes (rows) to standardize, got ",
                  z.rows());
-  const double scale =
-      per_sample ? 1.0 : reduction_scale(who, opt.reduction(), z.rows(), z.cols());
-  const double kinv = 1.0 / opt.temperature();
+  const double scale = per_sample ? 1.0 : reduction_scale(who, opt.reduction, z.rows(), z.cols());
+  const double kinv = 1.0 / opt.temperature;
   const auto n = static_cast<std::size_t>(z.rows());
   // |x_i − mean| ≤ std·√(n − 1): below this bound on |x_i| no difference of two logits of the
   // column or of the pair reaches the largest T.
@@ -136,8 +132,9 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
         // Logits that may differ by more than the largest T (or whose sums pass the largest
         // double): z − max z would overflow in T before the per-column k ≈ 1/(T·std) brings it
         // back to a moderate value, and give a finite but wrong loss. False for NaN.
-        if (REGULA_UNLIKELY(!(std::abs(mz) + sdz * root <= safe && std::abs(mv) + sdv * root <= safe)) &&
-            kernels::kd_detail::all_finite(zc, vc, n)) {
+        if (REGULA_UNLIKELY(
+                !(std::abs(mz) + sdz * root <= safe && std::abs(mv) + sdv * root <= safe)) &&
+            kernels::detail::all_finite(zc, vc, n)) {
           return logit_std_kd_wide(zc, vc, n, kinv, gs, dcol);
         }
         const double sz = sdz + logit_std_eps, sv = sdv + logit_std_eps;
@@ -152,8 +149,7 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
             dot += static_cast<double>(dcol[i]) * (static_cast<double>(zc[i]) - mz);
           }
           const double mean_g = sum / static_cast<double>(n);
-          const double coef =
-              sdz > 0.0 ? dot / (sz * static_cast<double>(n - 1) * sdz) : 0.0;
+          const double coef = sdz > 0.0 ? dot / (sz * static_cast<double>(n - 1) * sdz) : 0.0;
           for (std::size_t i = 0; i < n; ++i) {
             dcol[i] = static_cast<T>(static_cast<double>(dcol[i]) - mean_g -
                                      coef * (static_cast<double>(zc[i]) - mz));
@@ -164,14 +160,39 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
   return static_cast<T>(per_sample ? total : total * scale);
 }
 
+/// logit_mse's and logit_std_kd's drivers, bound to the public calls (TeacherLoss).
+struct LogitMse {
+  using Options = LogitMSEOptions;
+  static constexpr const char* name = "regula::logit_mse";
+  static constexpr const char* per_sample_name = "regula::logit_mse_per_sample";
+  template <class T>
+  static T run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const Options& opt,
+               VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
+    return run_logit_mse<T>(who, z, v, opt, losses, dz, per_sample);
+  }
+};
+struct LogitStdKd {
+  using Options = KDLossOptions;
+  static constexpr const char* name = "regula::logit_std_kd";
+  static constexpr const char* per_sample_name = "regula::logit_std_kd_per_sample";
+  template <class T>
+  static T run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const Options& opt,
+               VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {
+    return run_logit_std_kd<T>(who, z, v, opt, losses, dz, per_sample);
+  }
+};
+
 }  // namespace detail
 
-/// logit_mse and logit_mse_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
-REGULA_DETAIL_TEACHER_LOSS_API(logit_mse, LogitMSEOptions)
+/// logit_mse: the reduced loss, and with `dstudent` its fused gradient (detail::TeacherLoss).
+inline constexpr detail::TeacherLoss<detail::LogitMse> logit_mse{};
+/// logit_mse_per_sample: one loss per sample, and with `dstudent` each sample's own gradient.
+inline constexpr detail::TeacherLossPerSample<detail::LogitMse> logit_mse_per_sample{};
 
-
-/// logit_std_kd and logit_std_kd_per_sample: the four calls of REGULA_DETAIL_TEACHER_LOSS_API (kd_common.hpp).
-REGULA_DETAIL_TEACHER_LOSS_API(logit_std_kd, KDLossOptions)
+/// logit_std_kd: the reduced loss, and with `dstudent` its fused gradient (detail::TeacherLoss).
+inline constexpr detail::TeacherLoss<detail::LogitStdKd> logit_std_kd{};
+/// logit_std_kd_per_sample: one loss per sample, and with `dstudent` each sample's own gradient.
+inline constexpr detail::TeacherLossPerSample<detail::LogitStdKd> logit_std_kd_per_sample{};
 
 }  // namespace regula
 

@@ -76,6 +76,7 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/parallel.hpp"
 #include "regula/core/simd.hpp"
 #include "regula/kernels/kd.hpp"
@@ -95,43 +96,42 @@ inline constexpr int sinkhorn_max_iterations = 100000;
 /// How sinkhorn_kd differentiates through the Sinkhorn iterations (see the file comment).
 enum class SinkhornGradMode : std::uint8_t { unrolled, envelope };
 
-/// Options of sinkhorn_kd, fluent (setter with a value, getter without); defaults of the
-/// official SinKD code: T = 2, ε = 0.1, 20 iterations, λ = 1e-3, unrolled gradient.
-class SinkhornKDOptions {
- public:
-  SinkhornKDOptions& temperature(double t) noexcept {
-    temperature_ = t;
-    return *this;
-  }
-  [[nodiscard]] double temperature() const noexcept { return temperature_; }
-  SinkhornKDOptions& epsilon(double e) noexcept {
-    epsilon_ = e;
-    return *this;
-  }
-  [[nodiscard]] double epsilon() const noexcept { return epsilon_; }
-  SinkhornKDOptions& iterations(int n) noexcept {
-    iterations_ = n;
-    return *this;
-  }
-  [[nodiscard]] int iterations() const noexcept { return iterations_; }
-  SinkhornKDOptions& lambda(double l) noexcept {
-    lambda_ = l;
-    return *this;
-  }
-  [[nodiscard]] double lambda() const noexcept { return lambda_; }
-  SinkhornKDOptions& grad_mode(SinkhornGradMode m) noexcept {
-    grad_mode_ = m;
-    return *this;
-  }
-  [[nodiscard]] SinkhornGradMode grad_mode() const noexcept { return grad_mode_; }
+/// Options of sinkhorn_kd, a plain struct with chainable `with_*` setters; defaults of the
+/// official SinKD code.
+struct SinkhornKDOptions {
+  /// T > 0, in [√min, √max] of the scalar type (as for the other distillation losses).
+  double temperature = 2.0;
+  /// ε, the entropic regularization, ≥ sinkhorn_epsilon_min<T>.
+  double epsilon = 0.1;
+  /// Sinkhorn iterations, in [1, sinkhorn_max_iterations].
+  int iterations = 20;
+  /// λ, the weight of the transport loss; finite in the loss's scalar type.
+  double lambda = 1e-3;
+  /// How the gradient goes through the iterations (see the file comment).
+  SinkhornGradMode grad_mode = SinkhornGradMode::unrolled;
 
- private:
-  double temperature_ = 2.0;
-  double epsilon_ = 0.1;
-  int iterations_ = 20;
-  double lambda_ = 1e-3;
-  SinkhornGradMode grad_mode_ = SinkhornGradMode::unrolled;
+  SinkhornKDOptions& with_temperature(double t) noexcept {
+    return detail::set(*this, temperature, t);
+  }
+  SinkhornKDOptions& with_epsilon(double e) noexcept { return detail::set(*this, epsilon, e); }
+  SinkhornKDOptions& with_iterations(int n) noexcept { return detail::set(*this, iterations, n); }
+  SinkhornKDOptions& with_lambda(double l) noexcept { return detail::set(*this, lambda, l); }
+  SinkhornKDOptions& with_grad_mode(SinkhornGradMode m) noexcept {
+    return detail::set(*this, grad_mode, m);
+  }
 };
+
+template <class T>
+class SinkhornKDWorkspace;
+
+namespace detail {
+/// The Sinkhorn KD computation behind every call (checks, forward, backward), a friend of the
+/// workspace whose buffers it fills.
+template <class T>
+T sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+               const SinkhornKDOptions& opt, SinkhornKDWorkspace<T>& ws, VectorRef<T>* losses,
+               MatrixRef<T>* dz);
+}  // namespace detail
 
 /// Caller-owned buffers of sinkhorn_kd; after a call, `cost()` and `plan()` hold W and P.
 template <class T>
@@ -177,9 +177,9 @@ class SinkhornKDWorkspace {
 
  private:
   template <class U>
-  friend U detail_sinkhorn_run(const char*, const MatrixCRef<U>&, const MatrixCRef<U>&,
-                               const SinkhornKDOptions&, SinkhornKDWorkspace<U>&, VectorRef<U>*,
-                               MatrixRef<U>*);
+  friend U detail::sinkhorn_run(const char*, const MatrixCRef<U>&, const MatrixCRef<U>&,
+                                const SinkhornKDOptions&, SinkhornKDWorkspace<U>&, VectorRef<U>*,
+                                MatrixRef<U>*);
   Matrix<T> ps_, pt_, gps_;
   Matrix<T> w_, wt_, plan_, wbar_;
   Matrix<T> wpack_;  // W̄ packed for the backward tiles: column blk holds (W̄(4blk + r, j))_{j, r<4}
@@ -195,8 +195,8 @@ namespace kernels {
 /// next half-step. SIMD over rows: one axpy per column of K, so no horizontal sums. `scaling`
 /// and `out` must not alias `in` or K.
 template <class T, class A = default_arch>
-void sinkhorn_scaled_half(const T* k, std::size_t n, const T* in, bool in_is_potential,
-                          T* scaling, T* out) noexcept {
+void sinkhorn_scaled_half(const T* k, std::size_t n, const T* in, bool in_is_potential, T* scaling,
+                          T* out) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   for (std::size_t i = 0; i < n; ++i) out[i] = T(0);  // s accumulates in out
@@ -206,7 +206,8 @@ void sinkhorn_scaled_half(const T* k, std::size_t n, const T* in, bool in_is_pot
     const T* kc = k + j * n;
     std::size_t i = 0;
     for (; i + W <= n; i += W) {
-      xsimd::fma(B::load_unaligned(kc + i), xb, B::load_unaligned(out + i)).store_unaligned(out + i);
+      xsimd::fma(B::load_unaligned(kc + i), xb, B::load_unaligned(out + i))
+          .store_unaligned(out + i);
     }
     for (; i < n; ++i) out[i] += kc[i] * xj;
   }
@@ -235,7 +236,7 @@ void neg_lse_rows(const T* w, std::size_t ldw, std::size_t m, const T* pot, std:
   for (std::size_t i = 0; i < m; i += W) {
     const std::size_t left = m - i;
     const auto row = [&](std::size_t j) noexcept {
-      return xsimd::fnma(kd_detail::load_n<B>(w + j * ldw + i, left, T(0)), ieb, B(pot[j]));
+      return xsimd::fnma(detail::load_n<B>(w + j * ldw + i, left, T(0)), ieb, B(pot[j]));
     };
     B mx = row(0);
     for (std::size_t j = 1; j < n; ++j) mx = xsimd::max(mx, row(j));
@@ -243,7 +244,7 @@ void neg_lse_rows(const T* w, std::size_t ldw, std::size_t m, const T* pot, std:
     const B mb = xsimd::select(mx == ninf, B(T(0)), mx);
     B sum(T(0));
     for (std::size_t j = 0; j < n; ++j) sum += xsimd::exp(row(j) - mb);
-    kd_detail::store_n(out + i, left, B(-(mb + xsimd::log(sum))));
+    detail::store_n(out + i, left, B(-(mb + xsimd::log(sum))));
   }
 }
 
@@ -256,22 +257,23 @@ T lane_sum(const T* a, std::size_t n) noexcept {
   B s(T(0));
   std::size_t c = 0;
   for (; c + W <= n; c += W) s += B::load_unaligned(a + c);
-  T t = kd_detail::hsum(s);
+  T t = hsum(s);
   for (; c < n; ++c) t += a[c];
   return t;
 }
 
-namespace sinkhorn_detail {
+namespace detail {
 
 /// Whether min_sum_4x4 compares float bit patterns as unsigned integers on A (AVX2, AVX-512).
 template <class T, class A>
-inline constexpr bool integer_min_v =
-    std::is_same_v<T, float> && (simd::is_arch_v<A, xsimd::avx2> || simd::is_arch_v<A, xsimd::avx512f>);
+inline constexpr bool integer_min_v = std::is_same_v<T, float> &&
+                                      (simd::is_arch_v<A, xsimd::avx2> ||
+                                       simd::is_arch_v<A, xsimd::avx512f>);
 
 /// Lane-wise unsigned minimum (AVX2 and AVX-512 only; xsimd 8.1 has no vector one there).
 template <class A>
-REGULA_ALWAYS_INLINE xsimd::batch<std::uint32_t, A> umin(const xsimd::batch<std::uint32_t, A>& x,
-                                                        const xsimd::batch<std::uint32_t, A>& y) noexcept {
+REGULA_ALWAYS_INLINE xsimd::batch<std::uint32_t, A> umin(
+    const xsimd::batch<std::uint32_t, A>& x, const xsimd::batch<std::uint32_t, A>& y) noexcept {
 #if XSIMD_WITH_AVX512F
   if constexpr (simd::is_arch_v<A, xsimd::avx512f>) {
     return _mm512_min_epu32(x, y);
@@ -286,7 +288,7 @@ REGULA_ALWAYS_INLINE xsimd::batch<std::uint32_t, A> umin(const xsimd::batch<std:
   }
 }
 
-}  // namespace sinkhorn_detail
+}  // namespace detail
 
 /// Σ_c min(a_r[c], b_k[c]) for four columns a_0..a_3 against four columns b_0..b_3 of
 /// non-negative values (out[4·r + k]): a 4 × 4 register tile, so each column of B is read once
@@ -303,7 +305,7 @@ void min_sum_4x4(const T* const* a, const T* const* b, std::size_t n, T* out) no
   B s[16];
   for (auto& x : s) x = B(T(0));
   std::size_t c = 0;
-  if constexpr (sinkhorn_detail::integer_min_v<T, A>) {
+  if constexpr (detail::integer_min_v<T, A>) {
     using U = xsimd::batch<std::uint32_t, A>;
     // The empty asm keeps each loaded batch in a register: without it GCC 12 reloads every
     // operand from memory for each of the 16 minima (twice the loads, and slower).
@@ -318,10 +320,10 @@ void min_sum_4x4(const T* const* a, const T* const* b, std::size_t n, T* out) no
       const U a0 = ld(a[0] + c), a1 = ld(a[1] + c), a2 = ld(a[2] + c), a3 = ld(a[3] + c);
       for (std::size_t k = 0; k < 4; ++k) {
         const U bk = ld(b[k] + c);
-        s[k] += xsimd::bitwise_cast<B>(sinkhorn_detail::umin(a0, bk));
-        s[4 + k] += xsimd::bitwise_cast<B>(sinkhorn_detail::umin(a1, bk));
-        s[8 + k] += xsimd::bitwise_cast<B>(sinkhorn_detail::umin(a2, bk));
-        s[12 + k] += xsimd::bitwise_cast<B>(sinkhorn_detail::umin(a3, bk));
+        s[k] += xsimd::bitwise_cast<B>(detail::umin(a0, bk));
+        s[4 + k] += xsimd::bitwise_cast<B>(detail::umin(a1, bk));
+        s[8 + k] += xsimd::bitwise_cast<B>(detail::umin(a2, bk));
+        s[12 + k] += xsimd::bitwise_cast<B>(detail::umin(a3, bk));
       }
     }
   } else {
@@ -339,7 +341,7 @@ void min_sum_4x4(const T* const* a, const T* const* b, std::size_t n, T* out) no
   }
   for (std::size_t r = 0; r < 4; ++r) {
     for (std::size_t k = 0; k < 4; ++k) {
-      T t = kd_detail::hsum(s[4 * r + k]);
+      T t = hsum(s[4 * r + k]);
       for (std::size_t cc = c; cc < n; ++cc) t += std::min(a[r][cc], b[k][cc]);
       out[4 * r + k] = t;
     }
@@ -388,14 +390,14 @@ void sign_accumulate_4(const T* const* a, std::size_t rows, const T* b, std::siz
     const std::size_t left = n - c;
     B x[4], s[4];
     for (std::size_t r = 0; r < 4; ++r) {
-      x[r] = kd_detail::load_n<B>(a[r] + c, left, T(0));
+      x[r] = detail::load_n<B>(a[r] + c, left, T(0));
       s[r] = B(T(0));
     }
     for (std::size_t j = 0; j < m; ++j) {
-      const B y = kd_detail::load_n<B>(b + j * ldb + c, left, T(0));
+      const B y = detail::load_n<B>(b + j * ldb + c, left, T(0));
       for (std::size_t r = 0; r < 4; ++r) step(s[r], x[r], y, weight(j, r));
     }
-    for (std::size_t r = 0; r < rows; ++r) kd_detail::store_n(acc[r] + c, left, s[r]);
+    for (std::size_t r = 0; r < rows; ++r) detail::store_n(acc[r] + c, left, s[r]);
   }
 }
 
@@ -430,7 +432,8 @@ void sinkhorn_col_adjoint(const T* w, const T* f, T gj, T ie, T gb, std::size_t 
   const B gjb(gj), ieb(ie), ab(gb * ie), gbb(gb);
   std::size_t i = 0;
   for (; i + W <= n; i += W) {
-    const B q = xsimd::exp(xsimd::fnma(B::load_unaligned(w + i), ieb, B::load_unaligned(f + i) + gjb));
+    const B q =
+        xsimd::exp(xsimd::fnma(B::load_unaligned(w + i), ieb, B::load_unaligned(f + i) + gjb));
     xsimd::fma(ab, q, B::load_unaligned(wb + i)).store_unaligned(wb + i);
     xsimd::fnma(gbb, q, B::load_unaligned(fbar + i)).store_unaligned(fbar + i);
   }
@@ -452,12 +455,13 @@ T sinkhorn_row_adjoint(const T* w, const T* f, T gj, T ie, const T* fbar, std::s
   B acc(T(0));
   std::size_t i = 0;
   for (; i + W <= n; i += W) {
-    const B r = xsimd::exp(xsimd::fnma(B::load_unaligned(w + i), ieb, B::load_unaligned(f + i) + gjb));
+    const B r =
+        xsimd::exp(xsimd::fnma(B::load_unaligned(w + i), ieb, B::load_unaligned(f + i) + gjb));
     const B fr = B::load_unaligned(fbar + i) * r;
     xsimd::fma(ieb, fr, B::load_unaligned(wb + i)).store_unaligned(wb + i);
     acc += fr;
   }
-  T s = kd_detail::hsum(acc);
+  T s = hsum(acc);
   for (; i < n; ++i) {
     const T fr = fbar[i] * std::exp(f[i] + gj - w[i] * ie);
     wb[i] += ie * fr;
@@ -468,33 +472,35 @@ T sinkhorn_row_adjoint(const T* w, const T* f, T gj, T ie, const T* fbar, std::s
 
 }  // namespace kernels
 
+namespace detail {
+
 template <class T>
-T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
-                      const SinkhornKDOptions& opt, SinkhornKDWorkspace<T>& ws,
-                      VectorRef<T>* losses, MatrixRef<T>* dz) {
-  detail::check_temperature<T>(who, opt.temperature());
-  detail::check_positive(who, "epsilon", opt.epsilon());
-  REGULA_EXPECTS(opt.epsilon() >= sinkhorn_epsilon_min<T>, who, "epsilon must be >= ",
-                 sinkhorn_epsilon_min<T>, " in ", detail::scalar_name<T>(),
+T sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+               const SinkhornKDOptions& opt, SinkhornKDWorkspace<T>& ws, VectorRef<T>* losses,
+               MatrixRef<T>* dz) {
+  detail::check_temperature<T>(who, opt.temperature);
+  detail::check_positive(who, "epsilon", opt.epsilon);
+  REGULA_EXPECTS(opt.epsilon >= sinkhorn_epsilon_min<T>, who,
+                 "epsilon must be >= ", sinkhorn_epsilon_min<T>, " in ", detail::scalar_name<T>(),
                  " (below, the log-domain exponents round by more than 1 and overflow), got ",
-                 opt.epsilon());
-  REGULA_EXPECTS(opt.iterations() >= 1, who, "iterations must be >= 1, got ", opt.iterations());
-  REGULA_EXPECTS(opt.iterations() <= sinkhorn_max_iterations, who, "iterations must be <= ",
-                 sinkhorn_max_iterations, ", got ", opt.iterations());
-  detail::check_finite_in<T>(who, "lambda", opt.lambda());
+                 opt.epsilon);
+  REGULA_EXPECTS(opt.iterations >= 1, who, "iterations must be >= 1, got ", opt.iterations);
+  REGULA_EXPECTS(opt.iterations <= sinkhorn_max_iterations, who,
+                 "iterations must be <= ", sinkhorn_max_iterations, ", got ", opt.iterations);
+  detail::check_finite_in<T>(who, "lambda", opt.lambda);
   detail::check_kd_shapes(who, z, v, losses, dz);
   const Index C = z.rows(), Bn = z.cols();
-  const int N = opt.iterations();
+  const int N = opt.iterations;
   // Only the unrolled backward reads the potentials of every step; otherwise two alternate.
-  const bool history = dz != nullptr && opt.grad_mode() == SinkhornGradMode::unrolled;
+  const bool history = dz != nullptr && opt.grad_mode == SinkhornGradMode::unrolled;
   ws.reserve(C, Bn, history ? N : 1);
   const auto fcol = [&](int k) { return ws.f_.col(history ? k - 1 : 0).data(); };
   const auto gcol = [&](int k) { return ws.g_.col(history ? k : k % 2).data(); };
   const auto n = static_cast<std::size_t>(C);
   const auto b = static_cast<std::size_t>(Bn);
-  const T kappa = static_cast<T>(1.0 / opt.temperature());
-  const T ie = static_cast<T>(1.0 / opt.epsilon());
-  const T lambda = static_cast<T>(opt.lambda());
+  const T kappa = static_cast<T>(1.0 / opt.temperature);
+  const T ie = static_cast<T>(1.0 / opt.epsilon);
+  const T lambda = static_cast<T>(opt.lambda);
 
   // Softened distributions, one column per sample. z/T passes the largest T for |z| > T·max at
   // T < 1, and the softmax of a column holding +inf is NaN throughout: such a column is done
@@ -517,8 +523,10 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
   // Cost W(i, j) = ‖P_s[:, i] − P_t[:, j]‖₁ = Σ P_s[:, i] + Σ P_t[:, j] − 2·Σ min (stored
   // transposed in wt_), in 4 × 4 tiles; the column sums go to fbar_ and gbar_ for the moment.
   for (std::size_t i = 0; i < b; ++i) {
-    ws.fbar_[static_cast<Index>(i)] = kernels::lane_sum<T>(ws.ps_.col(static_cast<Index>(i)).data(), n);
-    ws.gbar_[static_cast<Index>(i)] = kernels::lane_sum<T>(ws.pt_.col(static_cast<Index>(i)).data(), n);
+    ws.fbar_[static_cast<Index>(i)] =
+        kernels::lane_sum<T>(ws.ps_.col(static_cast<Index>(i)).data(), n);
+    ws.gbar_[static_cast<Index>(i)] =
+        kernels::lane_sum<T>(ws.pt_.col(static_cast<Index>(i)).data(), n);
   }
   const std::size_t row_blocks = (b + 3) / 4;
   parallel_for_chunks(row_blocks, 8, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
@@ -570,16 +578,16 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
   }
   if (scaled) {
     ws.plan_ = (ws.w_.array() * (-ie)).exp().matrix();  // K, columns j
-    ws.wt_ = ws.plan_.transpose();                       // Kᵀ, columns i
+    ws.wt_ = ws.plan_.transpose();                      // Kᵀ, columns i
     for (int k = 1; k <= N && scaled; ++k) {
       T* f = fcol(k);
       const T* gp = gcol(k - 1);
       T* g = gcol(k);
       // f = −log(K e^{g^{k−1}}), then g = −log(Kᵀ e^{f}) with e^{f} = 1/(K e^{g^{k−1}}).
       kernels::sinkhorn_scaled_half<T>(ws.plan_.data(), b, gp, true, ws.tmp_.data(), f);
-      kernels::sinkhorn_scaled_half<T>(ws.wt_.data(), b, ws.tmp_.data(), false,
-                                       ws.fbar_.data(), g);
-      for (std::size_t i = 0; i < b; ++i) scaled = scaled && std::isfinite(f[i]) && std::isfinite(g[i]);
+      kernels::sinkhorn_scaled_half<T>(ws.wt_.data(), b, ws.tmp_.data(), false, ws.fbar_.data(), g);
+      for (std::size_t i = 0; i < b; ++i)
+        scaled = scaled && std::isfinite(f[i]) && std::isfinite(g[i]);
     }
     if (!scaled) ws.wt_ = ws.w_.transpose();
   }
@@ -589,8 +597,8 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
       T* f = fcol(k);
       const T* gp = gcol(k - 1);
       T* g = gcol(k);
-      kernels::neg_lse_rows<T>(ws.w_.data(), b, b, gp, b, ie, f);   // rows i of W
-      kernels::neg_lse_rows<T>(ws.wt_.data(), b, b, f, b, ie, g);   // rows j of Wᵀ
+      kernels::neg_lse_rows<T>(ws.w_.data(), b, b, gp, b, ie, f);  // rows i of W
+      kernels::neg_lse_rows<T>(ws.wt_.data(), b, b, f, b, ie, g);  // rows j of Wᵀ
     }
   }
 
@@ -600,8 +608,8 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
   ws.tmp_.setZero();
   double total = 0.0;
   for (Index j = 0; j < Bn; ++j) {
-    kernels::sinkhorn_plan_column<T>(ws.w_.col(j).data(), fN, gN[j], ie, b,
-                                     ws.plan_.col(j).data(), ws.tmp_.data());
+    kernels::sinkhorn_plan_column<T>(ws.w_.col(j).data(), fN, gN[j], ie, b, ws.plan_.col(j).data(),
+                                     ws.tmp_.data());
   }
   for (Index i = 0; i < Bn; ++i) {
     const T row = lambda * ws.tmp_[i];
@@ -611,7 +619,7 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
   if (dz == nullptr) return static_cast<T>(total);
 
   // ∂L/∂W into wbar.
-  if (opt.grad_mode() == SinkhornGradMode::envelope) {
+  if (opt.grad_mode == SinkhornGradMode::envelope) {
     ws.wbar_ = lambda * ws.plan_;
   } else {
     // Direct terms: λP(1 − W/ε); f̄^N_i = λ Σ_j P_ij W_ij, ḡ^N_j = λ Σ_i P_ij W_ij.
@@ -650,26 +658,26 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
     }
   }
   constexpr std::size_t cblock = 4 * simd::width<T>;
-  parallel_for_chunks((n + cblock - 1) / cblock, 1,
-                      [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
-    for (std::size_t cb = begin; cb < end; ++cb) {
-      const std::size_t c0 = cb * cblock;
-      const std::size_t len = n - c0 < cblock ? n - c0 : cblock;
-      for (std::size_t blk = 0; blk < blocks; ++blk) {
-        const std::size_t i0 = 4 * blk;
-        const std::size_t rows = b - i0 < 4 ? b - i0 : 4;
-        const T* a[4];
-        T* acc[4];
-        for (std::size_t r = 0; r < 4; ++r) {
-          const auto i = static_cast<Index>(i0 + (r < rows ? r : 0));
-          a[r] = ws.ps_.col(i).data() + c0;
-          acc[r] = ws.gps_.col(i).data() + c0;
+  parallel_for_chunks(
+      (n + cblock - 1) / cblock, 1, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
+        for (std::size_t cb = begin; cb < end; ++cb) {
+          const std::size_t c0 = cb * cblock;
+          const std::size_t len = n - c0 < cblock ? n - c0 : cblock;
+          for (std::size_t blk = 0; blk < blocks; ++blk) {
+            const std::size_t i0 = 4 * blk;
+            const std::size_t rows = b - i0 < 4 ? b - i0 : 4;
+            const T* a[4];
+            T* acc[4];
+            for (std::size_t r = 0; r < 4; ++r) {
+              const auto i = static_cast<Index>(i0 + (r < rows ? r : 0));
+              a[r] = ws.ps_.col(i).data() + c0;
+              acc[r] = ws.gps_.col(i).data() + c0;
+            }
+            kernels::sign_accumulate_4<T>(a, rows, ws.pt_.data() + c0, n, b,
+                                          ws.wpack_.col(static_cast<Index>(blk)).data(), len, acc);
+          }
         }
-        kernels::sign_accumulate_4<T>(a, rows, ws.pt_.data() + c0, n, b,
-                                      ws.wpack_.col(static_cast<Index>(blk)).data(), len, acc);
-      }
-    }
-  });
+      });
   MatrixRef<T>& out = *dz;
   detail::for_each_column(C, Bn, [&](std::size_t ii) noexcept {
     const auto i = static_cast<Index>(ii);
@@ -680,6 +688,8 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
   return static_cast<T>(total);
 }
 
+}  // namespace detail
+
 /// The Sinkhorn KD loss L = λ·Σ_ij P_ij W_ij of `student` against `teacher` (`classes × batch`);
 /// `workspace` keeps W and P (cost(), plan()). See the file comment.
 /// @throws regula::invalid_argument on an empty batch, shapes that differ, T outside
@@ -688,17 +698,17 @@ T detail_sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<
 template <class T>
 T sinkhorn_kd(const MatrixCRef<T>& student, const MatrixCRef<T>& teacher,
               SinkhornKDWorkspace<T>& workspace, const SinkhornKDOptions& options = {}) {
-  return detail_sinkhorn_run<T>("regula::sinkhorn_kd", student, teacher, options, workspace,
-                                nullptr, nullptr);
+  return detail::sinkhorn_run<T>("regula::sinkhorn_kd", student, teacher, options, workspace,
+                                 nullptr, nullptr);
 }
 
 /// The Sinkhorn KD loss and its gradient with respect to the student's logits (unrolled or
-/// envelope, per `options.grad_mode()`) in `dstudent`.
+/// envelope, per `options.grad_mode`) in `dstudent`.
 template <class T>
 T sinkhorn_kd(const MatrixCRef<T>& student, const MatrixCRef<T>& teacher, MatrixRef<T> dstudent,
               SinkhornKDWorkspace<T>& workspace, const SinkhornKDOptions& options = {}) {
-  return detail_sinkhorn_run<T>("regula::sinkhorn_kd", student, teacher, options, workspace,
-                                nullptr, &dstudent);
+  return detail::sinkhorn_run<T>("regula::sinkhorn_kd", student, teacher, options, workspace,
+                                 nullptr, &dstudent);
 }
 
 /// Per-sample contributions losses[i] = λ·Σ_j P_ij W_ij (they sum to the loss).
@@ -706,8 +716,8 @@ template <class T>
 void sinkhorn_kd_per_sample(const MatrixCRef<T>& student, const MatrixCRef<T>& teacher,
                             VectorRef<T> losses, SinkhornKDWorkspace<T>& workspace,
                             const SinkhornKDOptions& options = {}) {
-  (void)detail_sinkhorn_run<T>("regula::sinkhorn_kd_per_sample", student, teacher, options,
-                               workspace, &losses, nullptr);
+  (void)detail::sinkhorn_run<T>("regula::sinkhorn_kd_per_sample", student, teacher, options,
+                                workspace, &losses, nullptr);
 }
 
 /// Convenience overloads that allocate a workspace for the call.

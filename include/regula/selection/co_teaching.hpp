@@ -13,6 +13,7 @@
 #include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/selection/small_loss.hpp"
 
 namespace regula {
@@ -105,7 +106,8 @@ void check_pair(const char* who, const VectorCRef<T>& loss1, const VectorCRef<T>
 /// 1/k, the others zeroed. Any per-sample loss works (cross-entropy in the paper).
 ///
 /// Unlike the official code, the loss is a plain mean: that code divides the mean again by k
-/// (`sum(mean)/num_remember`), which changes the effective learning rate under SGD (not under Adam).
+/// (`sum(mean)/num_remember`), which changes the effective learning rate under SGD (not under
+/// Adam).
 template <class T>
 class CoTeaching {
   static_assert(is_scalar_v<T>, "regula::CoTeaching<T>: T must be float or double");
@@ -154,6 +156,12 @@ struct CoTeachingPlusOptions {
   /// CIFAR-100 5 in the paper's code).
   double init_epochs = 0;
   EmptyDisagreement empty = EmptyDisagreement::all_samples;
+  CoTeachingPlusOptions& with_init_epochs(double v) noexcept {
+    return detail::set(*this, init_epochs, v);
+  }
+  CoTeachingPlusOptions& with_empty(EmptyDisagreement v) noexcept {
+    return detail::set(*this, empty, v);
+  }
 };
 
 /// Co-teaching+: after `init_epochs` of plain Co-teaching, only samples on which the two

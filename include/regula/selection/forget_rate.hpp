@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "regula/core/error.hpp"
+#include "regula/core/options.hpp"
 
 namespace regula {
 
@@ -18,6 +19,11 @@ struct ForgetRateOptions {
   double ramp_epochs = 10;
   /// c, the exponent of the ramp, > 0 (1 is linear; the paper's ablation uses 0.5, 1, 2).
   double exponent = 1;
+  ForgetRateOptions& with_tau(double v) noexcept { return detail::set(*this, tau, v); }
+  ForgetRateOptions& with_ramp_epochs(double v) noexcept {
+    return detail::set(*this, ramp_epochs, v);
+  }
+  ForgetRateOptions& with_exponent(double v) noexcept { return detail::set(*this, exponent, v); }
 };
 
 namespace detail {
@@ -43,7 +49,8 @@ inline void check_forget_rate(const char* who, const ForgetRateOptions& o, doubl
 /// forget_rate only for c = 1 and integer epochs ≥ 1 up to a factor T_k/(T_k − 1) on the ramp
 /// (the code's training loop starts at epoch 1, so its first epoch forgets τ/(T_k − 1)).
 /// @throws regula::invalid_argument as forget_rate, and if the epoch or T_k is not an integer.
-[[nodiscard]] inline double legacy_coteaching_forget_rate(const ForgetRateOptions& o, double epoch) {
+[[nodiscard]] inline double legacy_coteaching_forget_rate(const ForgetRateOptions& o,
+                                                          double epoch) {
   constexpr const char* who = "regula::legacy_coteaching_forget_rate";
   detail::check_forget_rate(who, o, epoch);
   REGULA_EXPECTS(std::floor(epoch) == epoch, who, "epoch must be an integer, got ", epoch);

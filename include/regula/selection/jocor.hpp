@@ -39,6 +39,7 @@
 #include "regula/core/error.hpp"
 #include "regula/core/labels.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/selection/co_teaching.hpp"
 #include "regula/selection/small_loss.hpp"
 
@@ -50,6 +51,7 @@ struct JoCoROptions {
   /// README reports λ ≈ 0.9 best on CIFAR-10 (symmetric 20/50%, asymmetric 40%), 0.65 at 80%
   /// noise and 0.85 on CIFAR-100.
   double lambda = 0.1;
+  JoCoROptions& with_lambda(double v) noexcept { return detail::set(*this, lambda, v); }
 };
 
 /// What one JoCoR step did.
@@ -110,6 +112,35 @@ inline long double jocor_wide_agreement(const double* z, const double* v, std::s
   stats[5] = static_cast<double>(ak2 / 2);
   stats[6] = 2.0;
   return skl;
+}
+
+/// w·x, and 0 for a weight of 0 also where x is infinite: λ = 0 leaves the cross-entropies
+/// alone and λ = 1 the divergence, also where the other term passes the largest double (0·inf).
+template <class W>
+W jocor_weighted(double w, W x) noexcept {
+  return w != 0.0 ? static_cast<W>(w) * x : W(0);
+}
+
+/// Whether every logit of a sample's two columns is finite.
+template <class T>
+bool jocor_finite(const T* z, const T* v, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(z[i]) || !std::isfinite(v[i])) return false;
+  }
+  return true;
+}
+
+/// jocor_column's loss, a and stats in long double for a double sample whose terms pass the
+/// largest double (jocor_wide_agreement); the cross-entropies −log p_y = L + (m − z_y) too.
+inline double jocor_wide_column(const double* z, const double* v, std::size_t n, std::size_t y,
+                                double ce, double lambda, double m1, double m2, double L1,
+                                double L2, const double* p, const double* q, double* a,
+                                std::size_t k1, std::size_t k2, double* stats) noexcept {
+  using W = long double;
+  const W skl = jocor_wide_agreement(z, v, n, m1, m2, L1, L2, p, q, a, k1, k2, stats);
+  const W ce_sum = (static_cast<W>(L1) + (static_cast<W>(m1) - z[y])) +
+                   (static_cast<W>(L2) + (static_cast<W>(m2) - v[y]));
+  return static_cast<double>(jocor_weighted<W>(ce, ce_sum) + jocor_weighted<W>(lambda, skl));
 }
 
 /// One sample of JoCoR, in double: from logits z, v (n ≥ 1 classes) and label y writes
@@ -185,11 +216,8 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
       wide = wide || (std::isinf(a[i]) && std::isfinite(zi) && std::isfinite(vi));
     }
     if constexpr (std::is_same_v<T, double>) {
-      if (wide) {
-        const long double skl = jocor_wide_agreement(z, v, n, m1, m2, L1, L2, p, q, a, k1, k2, stats);
-        return static_cast<double>(static_cast<long double>(ce) * ce_sum +
-                                   static_cast<long double>(lambda) * skl);
-      }
+      if (wide)
+        return jocor_wide_column(z, v, n, y, ce, lambda, m1, m2, L1, L2, p, q, a, k1, k2, stats);
     }
     gamma = 0.0;
   }
@@ -212,8 +240,16 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
   stats[4] = ak1;
   stats[5] = ak2;
   stats[6] = 1.0;
-  // λ = 0 leaves the cross-entropies alone, also where the divergence overflows (0·inf).
-  return lambda != 0.0 ? ce * ce_sum + lambda * skl : ce * ce_sum;
+  const double loss = jocor_weighted<double>(ce, ce_sum) + jocor_weighted<double>(lambda, skl);
+  if constexpr (std::is_same_v<T, double>) {
+    // Terms near the largest double (cross-entropies or a divergence of columns spanning close
+    // to it) can pass it in double while the weighted loss does not: the sample again in long
+    // double. One test per sample on the common path.
+    if (REGULA_UNLIKELY(std::isinf(loss)) && jocor_finite(z, v, n)) {
+      return jocor_wide_column(z, v, n, y, ce, lambda, m1, m2, L1, L2, p, q, a, k1, k2, stats);
+    }
+  }
+  return loss;
 }
 
 /// The gradients of scale·ℓ with respect to z and v for one sample of jocor_column, each
@@ -415,7 +451,8 @@ class JoCoR {
     a_.resize(c, b);
     stats_.resize(detail::jocor_stats, b);
     loss_.resize(b);
-    labels_ = y;
+    labels_.resize(y.size());
+    for (Index j = 0; j < y.size(); ++j) labels_(j) = y[j];
     const double ce = 1.0 - options_.lambda;
     const double lambda = options_.lambda;
     const auto n = static_cast<std::size_t>(c);

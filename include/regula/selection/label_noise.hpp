@@ -9,6 +9,7 @@
 
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
+#include "regula/core/options.hpp"
 #include "regula/core/stream.hpp"
 
 namespace regula {
@@ -35,6 +36,9 @@ struct LabelNoiseOptions {
   double rate = 0.5;
   /// Seed of the noise's own stream (subsequence 0): the same seed gives the same labels.
   std::uint64_t seed = 0;
+  LabelNoiseOptions& with_kind(LabelNoise v) noexcept { return detail::set(*this, kind, v); }
+  LabelNoiseOptions& with_rate(double v) noexcept { return detail::set(*this, rate, v); }
+  LabelNoiseOptions& with_seed(std::uint64_t v) noexcept { return detail::set(*this, seed, v); }
 };
 
 /// The outcome of noise injection.
@@ -71,8 +75,8 @@ struct NoisyLabels {
       REGULA_EXPECTS((transition.row(r).array() >= 0.0).all(), who, "transition row ", r,
                      " has a negative entry");
       const double s = transition.row(r).sum();
-      REGULA_EXPECTS(std::abs(s - 1.0) <= 1e-6, who, "transition row ", r,
-                     " must sum to 1, got ", s);
+      REGULA_EXPECTS(std::abs(s - 1.0) <= 1e-6, who, "transition row ", r, " must sum to 1, got ",
+                     s);
     }
   }
   const auto c = num_classes;
@@ -94,7 +98,7 @@ struct NoisyLabels {
       case LabelNoise::symmetric_exclusive:
         if (u1 < options.rate) {
           const auto k = static_cast<std::int64_t>(u2 * static_cast<double>(c - 1));  // 0..C−2
-          noisy = k < y ? k : k + 1;                                                // skip y
+          noisy = k < y ? k : k + 1;                                                  // skip y
         }
         break;
       case LabelNoise::symmetric_inclusive:
@@ -121,7 +125,8 @@ struct NoisyLabels {
     out.is_noisy[i] = noisy != y ? 1 : 0;
     changed += noisy != y ? 1U : 0U;
   }
-  out.realized_rate = clean.empty() ? 0.0 : static_cast<double>(changed) / static_cast<double>(clean.size());
+  out.realized_rate =
+      clean.empty() ? 0.0 : static_cast<double>(changed) / static_cast<double>(clean.size());
   return out;
 }
 

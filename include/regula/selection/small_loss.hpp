@@ -87,8 +87,8 @@ class SmallLossSelector {
   /// @throws regula::invalid_argument if keep > n or n ≥ 2³².
   const std::vector<Index>& select(const T* losses, std::size_t n, std::size_t keep,
                                    SelectionOrder order = SelectionOrder::by_index) {
-    REGULA_EXPECTS(keep <= n, "regula::SmallLossSelector::select", "keep must be <= the batch size ",
-                   n, ", got ", keep);
+    REGULA_EXPECTS(keep <= n, "regula::SmallLossSelector::select",
+                   "keep must be <= the batch size ", n, ", got ", keep);
     REGULA_EXPECTS(n < (std::size_t{1} << 32), "regula::SmallLossSelector::select",
                    "the batch size must be < 2^32, got ", n);
     selected_.clear();
@@ -101,7 +101,8 @@ class SmallLossSelector {
     if (keep < n) std::nth_element(keys_.begin(), kth, keys_.end());
     if (order == SelectionOrder::by_loss) {
       std::sort(keys_.begin(), kth + 1);
-      for (std::size_t j = 0; j < keep; ++j) selected_.push_back(static_cast<Index>(keys_[j].index));
+      for (std::size_t j = 0; j < keep; ++j)
+        selected_.push_back(static_cast<Index>(keys_[j].index));
     } else if (keep == n) {
       for (std::size_t i = 0; i < n; ++i) selected_.push_back(static_cast<Index>(i));
     } else {
