@@ -242,8 +242,14 @@ void run_teacher(fuzz::Input& in, Loss loss, Palette pal, Index C, Index B, Faul
   call_loss(2U, zc, vc, gd, ps, unused);
   check_result<T>(what, loss, pal, tame_options, zc, vc, &ps, reduced, true,
                   with_grad ? &gc : nullptr, nat, nonneg, sums_zero);
+  // Open finding reverse-kl-huge-relative (docs/fuzzing.md): a double column with logits near
+  // 1e300 loses ~1e-12 of its loss's relative accuracy in the per-sample call without gradient.
+  const bool huge =
+      zc.size() > 0 &&
+      static_cast<double>(std::max(zc.cwiseAbs().maxCoeff(), vc.cwiseAbs().maxCoeff())) > 1e250;
   if (opt.reduction == Reduction::sum && fuzz::all_finite(zc) && fuzz::all_finite(vc) &&
-      std::isfinite(static_cast<double>(reduced))) {
+      std::isfinite(static_cast<double>(reduced)) &&
+      !(huge && fuzz::skip_known("reverse-kl-huge-relative"))) {
     double s = 0.0, as = 0.0;
     for (Index j = 0; j < B; ++j) {
       s += static_cast<double>(ps[j]);
