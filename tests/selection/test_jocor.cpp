@@ -208,6 +208,28 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("JoCoR: both networks spanning past the largest double at one class give no NaN",
+          "[selection][jocor][regression]") {
+  // Campaign finding jocor-span-nan: class 4 at −DBL_MAX in both columns, whose maxima are
+  // DBL_MAX: z − m¹ and v − m² are both −inf, and a = (−inf) − (−inf) was NaN.
+  const double big = std::numeric_limits<double>::max();
+  regula::Matrix<double> z1(6, 1), z2(6, 1);
+  z1 << big, 29.75, 2.2e-308, 5.4375, -big, big;
+  z2 << big, 0.0, 0.0, -1e38, -big, 5.125;
+  regula::Labels y(1);
+  y << 3;
+  for (const double lambda : {0.0, 0.5, 1.0}) {
+    INFO("lambda = " << lambda);
+    regula::JoCoR<double> jocor({lambda});
+    regula::Matrix<double> g1(6, 1), g2(6, 1);
+    const auto r = jocor.step(z1, z2, y, 0.0, g1, g2);
+    CHECK_FALSE(std::isnan(r.loss));
+    CHECK(r.loss >= 0.0);
+    CHECK_FALSE(g1.array().isNaN().any());
+    CHECK_FALSE(g2.array().isNaN().any());
+  }
+}
+
 TEST_CASE("JoCoR rejects bad input, naming the parameter", "[selection][jocor][errors]") {
   CHECK_THROWS_WITH(regula::JoCoR<double>({1.5}),
                     "regula::JoCoR: lambda must be in [0, 1], got 1.5");

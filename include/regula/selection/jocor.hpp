@@ -211,9 +211,10 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
       const double zi = static_cast<double>(z[i]);
       const double vi = static_cast<double>(v[i]);
       a[i] = ((zi - m1) - (vi - m2)) - dl;
-      // Each difference is ≤ 0 and lies within its column's span: infinite for finite logits
-      // only where a double column spans past the largest double.
-      wide = wide || (std::isinf(a[i]) && std::isfinite(zi) && std::isfinite(vi));
+      // Each difference is ≤ 0 and lies within its column's span: infinite (or NaN, −inf
+      // against −inf) for finite logits only where a double column spans past the largest
+      // double.
+      wide = wide || (!std::isfinite(a[i]) && std::isfinite(zi) && std::isfinite(vi));
     }
     if constexpr (std::is_same_v<T, double>) {
       if (wide)
@@ -245,7 +246,7 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
     // Terms near the largest double (cross-entropies or a divergence of columns spanning close
     // to it) can pass it in double while the weighted loss does not: the sample again in long
     // double. One test per sample on the common path.
-    if (REGULA_UNLIKELY(std::isinf(loss)) && jocor_finite(z, v, n)) {
+    if (REGULA_UNLIKELY(!std::isfinite(loss)) && jocor_finite(z, v, n)) {
       return jocor_wide_column(z, v, n, y, ce, lambda, m1, m2, L1, L2, p, q, a, k1, k2, stats);
     }
   }
