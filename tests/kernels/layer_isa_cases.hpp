@@ -230,7 +230,7 @@ TEMPLATE_TEST_CASE("DropConnect values are within the product error bound of the
   regula::Stream s(99, 1);
   dc.forward(x, W, b, y, s, ctx);
   dc.backward(x, W, dy, ctx, dx, dW, db);
-  regula::detail::KeepBits bits{ctx.random.draw()};
+  regula::kernels::KeepBits bits{ctx.random.draw()};
   regula::Matrix<T> Wm(out, in);  // the masked weights, one rounding each: the same on every ISA
   for (Index i = 0; i < W.size(); ++i)
     Wm(i) = W(i) * (bits(static_cast<std::uint64_t>(i)) ? dc.scale() : T(0));

@@ -75,7 +75,7 @@ TEMPLATE_TEST_CASE("Alpha dropout applies a·x + b to kept elements and a·α' +
   Stream s(12);
   const auto ctx = ad.forward(x, y, s);
   CHECK(s == Stream(12, 0, regula::kernels::dropout_blocks(630)));
-  regula::detail::KeepBits bits{ctx.draw()};
+  regula::kernels::KeepBits bits{ctx.draw()};
   for (Index i = 0; i < x.size(); ++i) {
     const bool kept = bits(static_cast<std::uint64_t>(i));
     volatile T ax = ad.a() * x(i);  // a·x rounded before b is added, whatever the build's flags
@@ -179,7 +179,7 @@ TEMPLATE_TEST_CASE("Alpha dropout rounds a·x before adding b, on every instruct
   regula::Matrix<T> y(rows, cols);
   Stream s(21);
   const auto ctx = ad.forward(x, y, s);
-  regula::detail::KeepBits bits{ctx.draw()};
+  regula::kernels::KeepBits bits{ctx.draw()};
   Index fused_would_differ = 0;
   for (Index i = 0; i < x.size(); ++i) {
     volatile T ax = ad.a() * x(i);

@@ -357,6 +357,24 @@ void scale_add_reference(const T* x, std::size_t n, T f, const T* r, T* y) noexc
   }
 }
 
+/// Keep bit of element e of a dropout draw, with a one-tile cache (`tile` = ~0 initially): the
+/// per-element mask reader of the structured layers (ChannelDropout, DropPath, AlphaDropout's
+/// tests).
+struct KeepBits {
+  DropoutDraw draw;
+  std::uint64_t tile = ~std::uint64_t{0};
+  std::uint64_t keep[2] = {0, 0};
+  [[nodiscard]] bool operator()(std::uint64_t e) noexcept {
+    const std::uint64_t t = e / dropout_tile;
+    if (t != tile) {
+      dropout_tile_keep(draw, t, keep);
+      tile = t;
+    }
+    const std::uint64_t j = e % dropout_tile;
+    return ((keep[j / 64] >> (j % 64)) & 1U) != 0;
+  }
+};
+
 }  // namespace regula::kernels
 
 #endif  // REGULA_KERNELS_DROPOUT_HPP

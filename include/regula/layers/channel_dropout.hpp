@@ -104,7 +104,7 @@ class ChannelDropout : public TrainingFlag {
   /// Whether channel c of sample n was kept by the forward call of ctx.
   [[nodiscard]] bool kept(const Context& ctx, Index c, Index n) const noexcept {
     if (ctx.mode != Context::Mode::random) return ctx.mode == Context::Mode::identity;
-    detail::KeepBits bits{ctx.draw()};
+    kernels::KeepBits bits{ctx.draw()};
     return bits(static_cast<std::uint64_t>(n * options_.channels + c));
   }
 
@@ -112,7 +112,7 @@ class ChannelDropout : public TrainingFlag {
   void apply(const Context& ctx, const MatrixCRef<T>& x, MatrixRef<T>& y) const noexcept {
     const auto C = static_cast<std::size_t>(options_.channels);
     const auto S = static_cast<std::size_t>(x.rows()) / C;
-    detail::KeepBits bits{ctx.draw()};
+    kernels::KeepBits bits{ctx.draw()};
     for (Index n = 0; n < x.cols(); ++n) {
       const T* xp = x.col(n).data();
       T* yp = y.col(n).data();

@@ -100,7 +100,7 @@ class DropPath : public TrainingFlag {
   /// Whether sample n's branch was kept by the forward call of ctx.
   [[nodiscard]] bool kept(const Context& ctx, Index n) const noexcept {
     if (ctx.mode != Context::Mode::random) return ctx.mode == Context::Mode::identity;
-    detail::KeepBits bits{ctx.draw()};
+    kernels::KeepBits bits{ctx.draw()};
     return bits(options_.mode == DropPathMode::row ? static_cast<std::uint64_t>(n) : 0U);
   }
 
@@ -117,7 +117,7 @@ class DropPath : public TrainingFlag {
   /// out = [x +] in ⊙ factor(n), factor from the context's mode and mask.
   void apply(const Context& ctx, const MatrixCRef<T>& in, MatrixRef<T>& out,
              const MatrixCRef<T>* x) const {
-    detail::KeepBits bits{ctx.draw()};
+    kernels::KeepBits bits{ctx.draw()};
     for (Index n = 0; n < in.cols(); ++n) {
       T f = T(1);
       if (ctx.mode == Context::Mode::zero) f = T(0);

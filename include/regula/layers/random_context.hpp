@@ -42,25 +42,6 @@ struct RandomContext {
   }
 };
 
-namespace detail {
-
-/// Keep bit of element e of a dropout draw, with a one-tile cache (`tile` = ~0 initially).
-struct KeepBits {
-  kernels::DropoutDraw draw;
-  std::uint64_t tile = ~std::uint64_t{0};
-  std::uint64_t keep[2] = {0, 0};
-  [[nodiscard]] bool operator()(std::uint64_t e) noexcept {
-    const std::uint64_t t = e / kernels::dropout_tile;
-    if (t != tile) {
-      kernels::dropout_tile_keep(draw, t, keep);
-      tile = t;
-    }
-    const std::uint64_t j = e % kernels::dropout_tile;
-    return ((keep[j / 64] >> (j % 64)) & 1U) != 0;
-  }
-};
-
-}  // namespace detail
 }  // namespace regula
 
 #endif  // REGULA_LAYERS_RANDOM_CONTEXT_HPP
