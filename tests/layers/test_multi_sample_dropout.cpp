@@ -192,6 +192,32 @@ TEST_CASE("mean_of_losses and mean_of_logits differ", "[layers][multisample]") {
   CHECK(L1 > L2);
 }
 
+TEST_CASE("mean_of_logits: copies near the largest float do not overflow their mean",
+          "[layers][multisample][regression]") {
+  // Campaign finding msd-mean-copies-overflow: h = 1e38 at p = 0.25 gives copies of 1.33e38;
+  // their sum over M = 3 passed FLT_MAX before the division by M, and a zero weight times the
+  // infinity made the logits NaN. The mean itself (≤ 1.33e38) is finite.
+  using T = float;
+  Mat<T> h(2, 3);
+  h << 1e38F, -13.0F, 1e38F,  //
+      0.5F, 1e38F, -1e38F;
+  Mat<T> W(2, 2);
+  W << 0.0F, -0.0F,  //
+      1e-30F, 0.0F;
+  Vec<T> b = Vec<T>::Zero(2);
+  LabelVec y(3);
+  y << 0, 1, 1;
+  MultiSampleDropoutOptions o;
+  o.samples = 3;
+  o.p = 0.25;
+  o.reduction = MultiSampleReduction::mean_of_logits;
+  MSD<T>::Context ctx;
+  Stream s(5);
+  const T L = MSD<T>(o).forward(h, W, b, y, s, ctx);
+  CHECK(std::isfinite(L));
+  CHECK(ctx.logits().allFinite());
+}
+
 TEMPLATE_TEST_CASE("Multi-sample dropout in eval runs the head once", "[layers][multisample]",
                    float, double) {
   using T = TestType;

@@ -279,10 +279,12 @@ class MultiSampleDropout : public TrainingFlag {
       drops_[mu].forward(h, ctx.hs_.middleCols(m * B, B), stream, ctx.drops_[mu]);
     }
     if (options_.reduction == MultiSampleReduction::mean_of_logits) {
-      // h̄ = (1/M) Σₘ h̃ₘ, kept in the first block.
+      // h̄ = Σₘ h̃ₘ/M, kept in the first block; each copy is divided before it is added, so
+      // that copies near the largest T do not overflow the sum (the mean itself is finite).
       auto hbar = ctx.hs_.leftCols(B);
-      for (Index m = 1; m < M; ++m) hbar += ctx.hs_.middleCols(m * B, B);
-      hbar *= T(1) / static_cast<T>(M);
+      const T inv = T(1) / static_cast<T>(M);
+      hbar *= inv;
+      for (Index m = 1; m < M; ++m) hbar += ctx.hs_.middleCols(m * B, B) * inv;
       return head(W, b, labels, ctx.hs_.leftCols(B), ctx, T(1) / static_cast<T>(B));
     }
     return head(W, b, labels, ctx.hs_, ctx, T(1) / static_cast<T>(M * B));
