@@ -278,6 +278,13 @@ void run_sinkhorn(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
   opt.with_iterations(iters);
   opt.with_lambda(fuzz::option(in, {1e-3, 1.0, 8e-4, 0.0, -1.0, 1e3}));
   opt.with_grad_mode(in.flag() ? SinkhornGradMode::unrolled : SinkhornGradMode::envelope);
+  // Open finding sinkhorn-float-tiny-eps-unrolled (docs/fuzzing.md): float, the unrolled
+  // gradient at ε below 1e-5 can be NaN for finite logits.
+  if (std::is_same_v<T, float> && opt.grad_mode == SinkhornGradMode::unrolled &&
+      opt.epsilon > 0.0 && opt.epsilon < 1e-5 &&
+      fuzz::skip_known("sinkhorn-float-tiny-eps-unrolled")) {
+    opt.with_epsilon(1e-3);
+  }
   const bool t_ok = std::isfinite(opt.temperature) && opt.temperature > 0.0;
   const bool e_ok = std::isfinite(opt.epsilon) && opt.epsilon > 0.0;
   // A λ past the largest T is refused (it would be an infinity in T's kernel).
