@@ -33,7 +33,7 @@ cmake --build "$build" --target "${targets[@]}" -j "${REGULA_FUZZ_JOBS:-$(nproc)
 
 # Open findings (docs/fuzzing.md, "Findings"), stepped around until they are fixed; remove an
 # id here when its fix lands and its input moves from tests/fuzz/findings/ to regressions/.
-open_findings=reverse-kl-huge-relative,sinkhorn-float-tiny-eps-unrolled
+open_findings=
 export REGULA_FUZZ_SKIP_KNOWN=${REGULA_FUZZ_SKIP_KNOWN-$open_findings}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/fuzz/ubsan.supp"

@@ -242,14 +242,8 @@ void run_teacher(fuzz::Input& in, Loss loss, Palette pal, Index C, Index B, Faul
   call_loss(2U, zc, vc, gd, ps, unused);
   check_result<T>(what, loss, pal, tame_options, zc, vc, &ps, reduced, true,
                   with_grad ? &gc : nullptr, nat, nonneg, sums_zero);
-  // Open finding reverse-kl-huge-relative (docs/fuzzing.md): a double column with logits near
-  // 1e300 loses ~1e-12 of its loss's relative accuracy in the per-sample call without gradient.
-  const bool huge =
-      zc.size() > 0 &&
-      static_cast<double>(std::max(zc.cwiseAbs().maxCoeff(), vc.cwiseAbs().maxCoeff())) > 1e250;
   if (opt.reduction == Reduction::sum && fuzz::all_finite(zc) && fuzz::all_finite(vc) &&
-      std::isfinite(static_cast<double>(reduced)) &&
-      !(huge && fuzz::skip_known("reverse-kl-huge-relative"))) {
+      std::isfinite(static_cast<double>(reduced))) {
     double s = 0.0, as = 0.0;
     for (Index j = 0; j < B; ++j) {
       s += static_cast<double>(ps[j]);
@@ -278,13 +272,6 @@ void run_sinkhorn(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
   opt.with_iterations(iters);
   opt.with_lambda(fuzz::option(in, {1e-3, 1.0, 8e-4, 0.0, -1.0, 1e3}));
   opt.with_grad_mode(in.flag() ? SinkhornGradMode::unrolled : SinkhornGradMode::envelope);
-  // Open finding sinkhorn-float-tiny-eps-unrolled (docs/fuzzing.md): float, the unrolled
-  // gradient at ε below 1e-5 can be NaN for finite logits.
-  if (std::is_same_v<T, float> && opt.grad_mode == SinkhornGradMode::unrolled &&
-      opt.epsilon > 0.0 && opt.epsilon < 1e-5 &&
-      fuzz::skip_known("sinkhorn-float-tiny-eps-unrolled")) {
-    opt.with_epsilon(1e-3);
-  }
   const bool t_ok = std::isfinite(opt.temperature) && opt.temperature > 0.0;
   const bool e_ok = std::isfinite(opt.epsilon) && opt.epsilon > 0.0;
   // A λ past the largest T is refused (it would be an infinity in T's kernel).

@@ -301,4 +301,32 @@ TEMPLATE_TEST_CASE("KD kernels and their references take the same fallback past 
   }
 }
 
+// The long-double fallbacks on a confident column spanning past the largest T: p = (1, 0, 0),
+// q = (1 − δ, δ, 0)/(1 + ...) with δ = e^{−gap}, so JS = ½·δ·log 2 and TV = δ to first order.
+// js_wide formed log m = logaddexp(a, b) − log 2 with log1p(e^{−|a − b|}), which rounds the
+// top class's e^{−δ} to 1 (JS 0), and tv_wide formed |p − q| at the top class as a difference of
+// two numbers near 1 (TV δ/2). JS reaches its fallback on this column.
+TEMPLATE_TEST_CASE("KD long-double fallbacks keep the accuracy of confident columns",
+                   "[kernels][kd][extreme]", float, double) {
+  using T = TestType;
+  namespace k = regula::kernels;
+  const T M = std::numeric_limits<T>::max();
+  const long double gap = std::is_same_v<T, float> ? 80.0L : 308.0L;
+  const T top = T(20.5);
+  const T z[3] = {M, -M, T(0)};
+  const T v[3] = {top, static_cast<T>(static_cast<long double>(top) - gap), -M};
+  const long double delta = std::exp(-gap) / (1.0L + std::exp(-gap));
+  const long double js = 0.5L * std::log(2.0L) * delta;
+  const auto close = [](double got, long double want) {
+    CAPTURE(got, static_cast<double>(want));
+    CHECK(std::fabs(static_cast<long double>(got) - want) <= 1e-6L * want);
+  };
+  close(static_cast<double>(k::detail::js_wide<T>(z, v, 3, 1.0L, 1.0L, nullptr)), js);
+  close(static_cast<double>(k::detail::tv_wide<T>(z, v, 3, 1.0L, 1.0L, nullptr)), delta);
+  T dz[3], scratch[3];
+  close(k::js_column<T>(z, v, 3, T(1), T(1), dz, scratch), js);
+  close(k::tv_column<T>(z, v, 3, T(1), T(1), dz, scratch), delta);
+  for (T g : dz) CHECK(std::isfinite(g));
+}
+
 }  // namespace

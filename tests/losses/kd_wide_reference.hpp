@@ -33,6 +33,23 @@ void extreme_pair(Matrix<T>& z, Matrix<T>& v) {
   v << M, T(1), -M, T(0), M, T(1.5), T(0), T(-0.5);
 }
 
+/// One column, 7 classes, whose student and teacher maxima lie far apart (the fuzz finding
+/// reverse-kl-huge-relative, times `scale`): the student's top class holds the largest T, the
+/// teacher's a tenth of it (double: 1e300) and 100 at the student's top; D ≈ |v − z| there.
+/// Formed jointly, u = k·((v − z) − (mv − mz)) rounds by ε·max at every class, far beyond D's
+/// accuracy.
+template <class T>
+void far_maxima_column(Matrix<T>& z, Matrix<T>& v, T scale) {
+  const T M = std::numeric_limits<T>::max();
+  const T big = std::is_same_v<T, float> ? T(1e30) : T(1e300);
+  z.resize(7, 1);
+  v.resize(7, 1);
+  z << T(6.8125), T(1e37), T(5.375), T(5.375), T(5.375), T(5.375), M;
+  v << T(8.5), T(1e37), -big, big, T(0.001), T(6.5), T(100);
+  z *= scale;
+  v *= scale;
+}
+
 /// log softmax of k·x in long double over the indices other than `skip` (−inf at skip).
 template <class T>
 std::vector<LD> log_softmax(const T* x, std::size_t n, LD k,

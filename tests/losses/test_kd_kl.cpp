@@ -99,4 +99,31 @@ TEMPLATE_TEST_CASE("kd_kl: a column spanning past the largest T is finite and ex
   CHECK(dr == dz);
 }
 
+// The forward-KL side of fuzz finding reverse-kl-huge-relative (test_reverse_kl.cpp): the same
+// far-apart column with student and teacher exchanged, KL(q ‖ p) ≈ 1e300·scale, with a gradient
+// and without one.
+TEMPLATE_TEST_CASE("kd_kl: a column whose maxima lie far apart keeps its accuracy",
+                   "[losses][kd_kl][extreme]", float, double) {
+  using T = TestType;
+  namespace w = regula::test::kd_wide;
+  const T scales[] = {T(1), T(1e-4), T(1e-8), std::is_same_v<T, float> ? T(1e-20) : T(1e-100)};
+  for (const T scale : scales) {
+    CAPTURE(static_cast<double>(scale));
+    regula::Matrix<T> z, v;
+    w::far_maxima_column(v, z, scale);  // the student holds 1e300, the teacher the maximum
+    const auto opt = KDLossOptions{}.with_scale_by_t_squared(false);
+    regula::Vector<T> plain(1), with_grad(1);
+    regula::Matrix<T> dz(7, 1);
+    regula::kd_kl_per_sample(z, v, plain, opt);
+    regula::kd_kl_per_sample(z, v, with_grad, dz, opt);
+    const auto lp = w::log_softmax(z.data(), 7, 1.0L), lq = w::log_softmax(v.data(), 7, 1.0L);
+    const w::LD want = w::kl(lq, lp);
+    w::check_close(static_cast<double>(plain[0]), want, w::tol<T>());
+    w::check_close(static_cast<double>(with_grad[0]), want, w::tol<T>());
+    std::vector<w::LD> g(7);
+    for (std::size_t i = 0; i < 7; ++i) g[i] = std::exp(lp[i]) - std::exp(lq[i]);
+    w::check_gradient(dz.col(0), g, w::tol<T>());
+  }
+}
+
 }  // namespace

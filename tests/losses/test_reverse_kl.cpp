@@ -83,4 +83,34 @@ TEMPLATE_TEST_CASE("reverse_kl: a log-ratio past the largest T leaves the gradie
   w::check_gradient(dz.col(0), g, w::tol<T>());
 }
 
+// Fuzz finding reverse-kl-huge-relative: a column whose maxima lie far apart (student 1.8e308,
+// teacher 1e300) lost ~1e-12 of the loss's relative accuracy, and ~1e-8 once scaled by 1e-8
+// (u formed from v − z and mv − mz, each rounding by ε·1.8e308); now u is formed from the
+// shifted logits there (kernels::detail::kl_joint), with and without gradient.
+TEMPLATE_TEST_CASE("reverse_kl: a column whose maxima lie far apart keeps its accuracy",
+                   "[losses][reverse_kl][extreme]", float, double) {
+  using T = TestType;
+  namespace w = regula::test::kd_wide;
+  const T scales[] = {T(1), T(1e-4), T(1e-8), std::is_same_v<T, float> ? T(1e-20) : T(1e-100)};
+  for (const T scale : scales) {
+    CAPTURE(static_cast<double>(scale));
+    regula::Matrix<T> z, v;
+    w::far_maxima_column(z, v, scale);
+    const auto opt = regula::KDLossOptions{}.with_scale_by_t_squared(false);
+    regula::Vector<T> plain(1), with_grad(1);
+    regula::Matrix<T> dz(7, 1);
+    regula::reverse_kl_per_sample(z, v, plain, opt);
+    regula::reverse_kl_per_sample(z, v, with_grad, dz, opt);
+    const auto lp = w::log_softmax(z.data(), 7, 1.0L), lq = w::log_softmax(v.data(), 7, 1.0L);
+    const w::LD want = w::kl(lp, lq);
+    w::check_close(static_cast<double>(plain[0]), want, w::tol<T>());
+    w::check_close(static_cast<double>(with_grad[0]), want, w::tol<T>());
+    std::vector<w::LD> g(7);
+    for (std::size_t i = 0; i < 7; ++i) {
+      g[i] = std::exp(lp[i]) > 0.0L ? std::exp(lp[i]) * ((lp[i] - lq[i]) - want) : 0.0L;
+    }
+    w::check_gradient(dz.col(0), g, w::tol<T>());
+  }
+}
+
 }  // namespace

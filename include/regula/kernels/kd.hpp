@@ -136,9 +136,18 @@ WideLogSoftmax wide_log_softmax(const T* x, std::size_t n, wide k,
   return r;
 }
 
-/// log(e^a + e^b) in long double, for finite a and b.
-inline wide wide_logaddexp(wide a, wide b) noexcept {
-  return (a > b ? a : b) + std::log1p(std::exp(-std::fabs(a - b)));
+/// log((e^a + e^b)/2) in long double, for finite a and b (or one −inf): max + log1p(expm1(−d)/2),
+/// d = |a − b|, which keeps its accuracy where a ≈ b (log1p(e^{−d}) − log 2 would round e^{−d}
+/// to 1 for d below the long-double epsilon and give 0 where the truth is −d/2).
+inline wide wide_log_mean_exp(wide a, wide b) noexcept {
+  return (a > b ? a : b) + std::log1p(0.5L * std::expm1(-std::fabs(a - b)));
+}
+
+/// e^a − e^b in long double without cancellation where a ≈ b: e^a·(−expm1(b − a)) for a ≥ b,
+/// else −e^b·(−expm1(a − b)) (exponents ≤ 0, so nothing overflows).
+inline wide wide_exp_difference(wide a, wide b) noexcept {
+  if (a == b) return 0.0L;
+  return a > b ? -std::exp(a) * std::expm1(b - a) : std::exp(b) * std::expm1(a - b);
 }
 
 /// KL(a ‖ b) = Σ_i a_i·(log a_i − log b_i) over columns x (of a) and y (of b) given their wide
@@ -194,10 +203,9 @@ template <class T>
 REGULA_KD_COLD double js_wide(const T* z, const T* v, std::size_t n, wide k, wide gs,
                               T* dz) noexcept {
   const WideLogSoftmax lp = wide_log_softmax(z, n, k), lq = wide_log_softmax(v, n, k);
-  const wide ln2 = 0.693147180559945309417232121458176568L;
   wide d = 0.0L, dot = 0.0L;
   for (std::size_t i = 0; i < n; ++i) {
-    const wide a = lp(z[i]), b = lq(v[i]), lm = wide_logaddexp(a, b) - ln2;
+    const wide a = lp(z[i]), b = lq(v[i]), lm = wide_log_mean_exp(a, b);
     const wide p = std::exp(a), q = std::exp(b);
     if (p > 0.0L) {
       d += 0.5L * p * (a - lm);
@@ -208,7 +216,7 @@ REGULA_KD_COLD double js_wide(const T* z, const T* v, std::size_t n, wide k, wid
   if (dz != nullptr) {
     const wide c = gs * k;
     for (std::size_t i = 0; i < n; ++i) {
-      const wide a = lp(z[i]), lm = wide_logaddexp(a, lq(v[i])) - ln2;
+      const wide a = lp(z[i]), lm = wide_log_mean_exp(a, lq(v[i]));
       const wide p = std::exp(a);
       dz[i] = p > 0.0L ? static_cast<T>(c * p * (0.5L * (a - lm) - dot)) : T(0);
     }
@@ -225,7 +233,7 @@ REGULA_KD_COLD double tv_wide(const T* z, const T* v, std::size_t n, wide k, wid
   const auto sign = [](wide x) { return x > 0.0L ? 0.5L : (x < 0.0L ? -0.5L : 0.0L); };
   wide d = 0.0L, dot = 0.0L;
   for (std::size_t i = 0; i < n; ++i) {
-    const wide p = std::exp(lp(z[i])), diff = p - std::exp(lq(v[i]));
+    const wide p = std::exp(lp(z[i])), diff = wide_exp_difference(lp(z[i]), lq(v[i]));
     d += 0.5L * std::fabs(diff);
     dot += p * sign(diff);
   }
@@ -233,7 +241,7 @@ REGULA_KD_COLD double tv_wide(const T* z, const T* v, std::size_t n, wide k, wid
     const wide c = gs * k;
     for (std::size_t i = 0; i < n; ++i) {
       const wide p = std::exp(lp(z[i]));
-      dz[i] = static_cast<T>(c * p * (sign(p - std::exp(lq(v[i]))) - dot));
+      dz[i] = static_cast<T>(c * p * (sign(wide_exp_difference(lp(z[i]), lq(v[i]))) - dot));
     }
   }
   return static_cast<double>(d);
@@ -425,18 +433,78 @@ struct ExpSums {
   }
 };
 
+/// Where the maxima of a column are this far apart (k·|mv − mz|, in units of the exponent),
+/// the divergence passes form u from the two shifted logits instead of their difference
+/// (kl_joint): about the exponent range of T, beyond which e = exp(k·(z − mz)) is 0.
+template <class T>
+inline constexpr T kl_joint_span = std::is_same_v<T, float> ? T(128) : T(1024);
+
+/// Whether a divergence pass forms u = y − x jointly, as k·((v − z) − (mv − mz)): exact where
+/// v ≈ z and the maxima are close (the cancellation-free path's regime), but each of its two
+/// differences rounds by ε·|mv − mz| where the maxima are far apart, which swamps u (and a
+/// loss near |u|) once k·|mv − mz| passes kl_joint_span. There, and where kz ≠ kv, u is formed
+/// split, k_v·(v − mv) − k_z·(z − mz), whose roundings are ε·k·|z − mz| ≤ ε·kl_joint_span at
+/// every class with e > 0. False for NaN maxima (the NaN then flows through either form).
+template <class T>
+REGULA_ALWAYS_INLINE bool kl_joint(T mz, T mv, T kz, T kv) noexcept {
+  return kz == kv && std::abs(mv - mz) * kz <= kl_joint_span<T>;
+}
+
+/// The reference class ρ of reverse KL's gradient sum Σ e·(u − u_ρ) (the student's top class,
+/// z_ρ = mz): u_c − u_ρ = k·((v_c − z_c) − d) with d = v_ρ − z_ρ (joint, as kl_joint), or
+/// k·(v_c − v_ρ) − k·(z_c − mz) where k·|d| passes kl_joint_span.
+template <class T>
+struct KlRef {
+  T d = T(0);         ///< v_ρ − z_ρ
+  T v = T(0);         ///< v_ρ
+  bool joint = true;  ///< the joint form (see kl_joint)
+};
+
+/// The KlRef of class `top` of a column (the student's top class), for temperature factor k.
+template <class T>
+KlRef<T> kl_ref(const T* z, const T* v, std::size_t top, T k) noexcept {
+  KlRef<T> r;
+  r.v = v[top];
+  r.d = v[top] - z[top];
+  r.joint = std::abs(r.d) * k <= kl_joint_span<T>;  // as kl_joint; false for NaN
+  return r;
+}
+
+/// u = y − x of a batch or scalar zi, vi given x = kz·(zi − mz), formed as kl_joint decides.
+template <class B, class T>
+REGULA_ALWAYS_INLINE B kl_u(const B& zi, const B& vi, const B& x, T mz, T mv, T kz, T kv,
+                            bool joint) noexcept {
+  if (joint) return ((vi - zi) - B(mv - mz)) * B(kz);
+  if constexpr (std::is_same_v<B, T>) {
+    return (vi - mv) * kv - x;
+  } else {
+    return xsimd::fms(vi - B(mv), B(kv), x);
+  }
+}
+
+/// u_c − u_ρ of a batch or scalar zi, vi given x = k·(zi − mz), in the form `joint` names
+/// (ref.joint, or that value as a constant; see KlRef).
+template <class B, class T>
+REGULA_ALWAYS_INLINE B kl_du(const B& zi, const B& vi, const B& x, const KlRef<T>& ref, T k,
+                             bool joint) noexcept {
+  if (joint) return ((vi - zi) - B(ref.d)) * B(k);
+  if constexpr (std::is_same_v<B, T>) {
+    return (vi - ref.v) * k - x;
+  } else {
+    return xsimd::fms(vi - B(ref.v), B(k), x);
+  }
+}
+
 /// The direct pass over [lo, hi): x = (z − mz)·kz, y = (v − mv)·kv, e = exp(x), f = exp(y);
-/// accumulates Σ e, Σ f, Σ w·y, Σ w·x with w = f (TeacherWeighted) or e, and with Ref
-/// Σ e·(u − u_ref), u − u_ref = kz·((v − z) − dref). Stores e to ez and f to fv when they are
-/// not null.
-template <class T, class A, bool TeacherWeighted, bool Ref = false>
+/// accumulates Σ e, Σ f, Σ w·y, Σ w·x with w = f (TeacherWeighted) or e. Stores e to ez and f
+/// to fv when they are not null.
+template <class T, class A, bool TeacherWeighted>
 REGULA_ALWAYS_INLINE void fused_exp(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz,
-                                    T mv, T kz, T kv, T* ez, T* fv, ExpSums<T>& acc,
-                                    T dref = T(0)) noexcept {
+                                    T mv, T kz, T kv, T* ez, T* fv, ExpSums<T>& acc) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
-  const B mzb(mz), mvb(mv), kzb(kz), kvb(kv), drb(dref);
-  B sz(T(0)), sv(T(0)), ay(T(0)), ax(T(0)), rr(T(0));
+  const B mzb(mz), mvb(mv), kzb(kz), kvb(kv);
+  B sz(T(0)), sv(T(0)), ay(T(0)), ax(T(0));
   std::size_t i = lo;
   for (; i + W <= hi; i += W) {
     const B zi = B::load_unaligned(z + i), vi = B::load_unaligned(v + i);
@@ -451,9 +519,8 @@ REGULA_ALWAYS_INLINE void fused_exp(const T* z, const T* v, std::size_t lo, std:
     const B w = TeacherWeighted ? f : e;
     ay = xsimd::fma(w, y, ay);
     ax = xsimd::fma(w, x, ax);
-    if constexpr (Ref) rr = xsimd::fma(e, ((vi - zi) - drb) * kzb, rr);
   }
-  T s_z = hsum(sz), s_v = hsum(sv), a_y = hsum(ay), a_x = hsum(ax), r = hsum(rr);
+  T s_z = hsum(sz), s_v = hsum(sv), a_y = hsum(ay), a_x = hsum(ax);
   for (; i < hi; ++i) {
     const T x = (z[i] - mz) * kz;
     const T y = (v[i] - mv) * kv;
@@ -466,18 +533,17 @@ REGULA_ALWAYS_INLINE void fused_exp(const T* z, const T* v, std::size_t lo, std:
     const T w = TeacherWeighted ? f : e;
     a_y += w * y;
     a_x += w * x;
-    if (Ref) r += e * (((v[i] - z[i]) - dref) * kz);
   }
   acc.sz += s_z;
   acc.sv += s_v;
   acc.wy += a_y;
   acc.wx += a_x;
-  acc.r += r;
 }
 
+/// Scalar twin of fused_exp; with Ref also Σ e·(u − u_ρ) (see KlRef) into acc.r.
 template <class T, bool TeacherWeighted, bool Ref = false>
 void fused_exp_reference(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz, T mv, T kz,
-                         T kv, T* ez, T* fv, ExpSums<T>& acc, T dref = T(0)) noexcept {
+                         T kv, T* ez, T* fv, ExpSums<T>& acc, const KlRef<T>& ref = {}) noexcept {
   for (std::size_t i = lo; i < hi; ++i) {
     const T x = (z[i] - mz) * kz;
     const T y = (v[i] - mv) * kv;
@@ -490,7 +556,7 @@ void fused_exp_reference(const T* z, const T* v, std::size_t lo, std::size_t hi,
     const T w = TeacherWeighted ? f : e;
     acc.wy += w * y;
     acc.wx += w * x;
-    if (Ref) acc.r += e * (((v[i] - z[i]) - dref) * kz);
+    if (Ref) acc.r += e * kl_du(z[i], v[i], x, ref, kz, ref.joint);
   }
 }
 
@@ -608,26 +674,22 @@ T expm1_tail_series_reference(T u) noexcept {
 }
 
 /// One batch of the divergence pass at lanes i..i+W of z and v (m of them real): x = kz·(z − mz),
-/// u = y − x with y = kv·(v − mv), formed as k·((v − z) − (mv − mz)) when kz = kv (exact where
-/// v ≈ z, which a difference of the shifted logits is not); e = exp(x), E = e^u, t = expm1(u)
-/// (from E, or u + φ(u) by its series for small |u|), w = e·t, f = e·E, and eh = e·φ(u)
-/// (expm1_tail) or e·ψ(u), ψ(u) = u·e^u − e^u + 1 = u·t − φ (xexp_tail; 1 + E·(u − 1) for
-/// u < −1, where the others would subtract |u| from |u|). Lanes with u > kl_direct_above take
-/// f = exp(y). Two exponentials per element. Lanes from m on are zero in e, w, f and eh. With
-/// expm1_tail (reverse KL) also er = e·(u − u_ref), u − u_ref = k·((v − z) − dref) from the
-/// logits, dref = v_ref − z_ref. `g` receives the value the gradient pass needs: w where
-/// |u| < kl_split, f elsewhere.
-template <KlTerm Term, bool SameK, class B, class T>
+/// u = y − x with y = kv·(v − mv), formed as kl_joint decides (`joint`); e = exp(x), E = e^u,
+/// t = expm1(u) (from E, or u + φ(u) by its series for small |u|), w = e·t, f = e·E, and
+/// eh = e·φ(u) (expm1_tail) or e·ψ(u), ψ(u) = u·e^u − e^u + 1 = u·t − φ (xexp_tail;
+/// 1 + E·(u − 1) for u < −1, where the others would subtract |u| from |u|). Lanes with
+/// u > kl_direct_above take f = exp(y). Two exponentials per element. Lanes from m on are zero
+/// in e, w, f and eh. With expm1_tail (reverse KL) also er = e·(u − u_ρ) from the logits (see
+/// KlRef). `g` receives the value the gradient pass needs: w where |u| < kl_split, f elsewhere.
+/// Joint and RefJoint are kl_joint's and ref.joint's values as constants, so that the loops
+/// carry no branch on them (kl_pass and kl_combine dispatch once per slice).
+template <KlTerm Term, bool Joint, bool RefJoint, class B, class T>
 REGULA_ALWAYS_INLINE void kl_batch(const T* z, const T* v, std::size_t m, T mz, T mv, T kz, T kv,
-                                   T dref, B& e, B& w, B& f, B& eh, B& er, B& g) noexcept {
+                                   const KlRef<T>& ref, B& e, B& w, B& f, B& eh, B& er,
+                                   B& g) noexcept {
   const B zi = load_n<B>(z, m, mz), vi = load_n<B>(v, m, mv);
   const B x = (zi - B(mz)) * B(kz);
-  B u;
-  if constexpr (SameK) {
-    u = ((vi - zi) - B(mv - mz)) * B(kz);
-  } else {
-    u = xsimd::fms(vi - B(mv), B(kv), x);
-  }
+  const B u = kl_u(zi, vi, x, mz, mv, kz, kv, Joint);
   const B one(T(1)), big(kl_direct_above<T>);
   const auto direct = u > big;  // false for NaN, which then flows through exp
   e = keep_first(xsimd::exp(x), m);
@@ -640,7 +702,7 @@ REGULA_ALWAYS_INLINE void kl_batch(const T* z, const T* v, std::size_t m, T mz, 
   f = e * E;
   if constexpr (Term == KlTerm::expm1_tail) {
     eh = e * xsimd::select(small, ph, t - u);
-    er = e * (((vi - zi) - B(dref)) * B(kz));
+    er = e * kl_du(zi, vi, x, ref, kz, RefJoint);
   } else if constexpr (Term == KlTerm::xexp_tail) {
     const B large = xsimd::select(u < -one, xsimd::fma(E, u - one, one), xsimd::fma(u, t, u - t));
     eh = e * xsimd::select(small, xsimd::fms(u, t, ph), large);
@@ -658,19 +720,18 @@ REGULA_ALWAYS_INLINE void kl_batch(const T* z, const T* v, std::size_t m, T mz, 
   g = xsimd::select(au < B(kl_split<T>), w, f);
 }
 
-/// The divergence pass over [lo, hi): accumulates the sums of kl_batch in SIMD lanes of T;
-/// stores e to ez and the gradient's value (w or f) to gv when they are not null.
-template <class T, class A, KlTerm Term, bool SameK>
-REGULA_ALWAYS_INLINE void kl_pass(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz,
-                                  T mv, T kz, T kv, T* ez, T* gv, KlSums<T>& acc,
-                                  T dref = T(0)) noexcept {
+/// kl_pass over [lo, hi) with the forms of u and u − u_ρ fixed.
+template <class T, class A, KlTerm Term, bool Joint, bool RefJoint>
+REGULA_ALWAYS_INLINE void kl_pass_in(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz,
+                                     T mv, T kz, T kv, T* ez, T* gv, KlSums<T>& acc,
+                                     const KlRef<T>& ref) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   B s(T(0)), sw(T(0)), sf(T(0)), sh(T(0)), sr(T(0));
   for (std::size_t i = lo; i < hi; i += W) {
     const std::size_t m = hi - i;
     B e, w, f, eh(T(0)), er(T(0)), g;
-    kl_batch<Term, SameK, B>(z + i, v + i, m, mz, mv, kz, kv, dref, e, w, f, eh, er, g);
+    kl_batch<Term, Joint, RefJoint, B>(z + i, v + i, m, mz, mv, kz, kv, ref, e, w, f, eh, er, g);
     if (ez != nullptr) store_n(ez + i, m, e);
     if (gv != nullptr) store_n(gv + i, m, g);
     s += e;
@@ -686,12 +747,31 @@ REGULA_ALWAYS_INLINE void kl_pass(const T* z, const T* v, std::size_t lo, std::s
   acc.r += hsum(sr);
 }
 
+/// The divergence pass over [lo, hi): accumulates the sums of kl_batch in SIMD lanes of T;
+/// stores e to ez and the gradient's value (w or f) to gv when they are not null. `joint` as
+/// kl_joint(mz, mv, kz, kv); `ref` only for expm1_tail.
+template <class T, class A, KlTerm Term>
+REGULA_ALWAYS_INLINE void kl_pass(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz,
+                                  T mv, T kz, T kv, bool joint, T* ez, T* gv, KlSums<T>& acc,
+                                  const KlRef<T>& ref = {}) noexcept {
+  const bool rj = Term != KlTerm::expm1_tail || ref.joint;
+  if (joint && rj) {
+    kl_pass_in<T, A, Term, true, true>(z, v, lo, hi, mz, mv, kz, kv, ez, gv, acc, ref);
+  } else if (joint) {
+    kl_pass_in<T, A, Term, true, false>(z, v, lo, hi, mz, mv, kz, kv, ez, gv, acc, ref);
+  } else if (rj) {
+    kl_pass_in<T, A, Term, false, true>(z, v, lo, hi, mz, mv, kz, kv, ez, gv, acc, ref);
+  } else {
+    kl_pass_in<T, A, Term, false, false>(z, v, lo, hi, mz, mv, kz, kv, ez, gv, acc, ref);
+  }
+}
+
 /// Scalar twin of kl_batch for one element (the same formulas); returns g.
 template <class T, KlTerm Term>
-T kl_element_reference(T zi, T vi, T mz, T mv, T kz, T kv, T dref, T& e, T& w, T& f, T& eh,
-                       T& er) noexcept {
+T kl_element_reference(T zi, T vi, T mz, T mv, T kz, T kv, bool joint, const KlRef<T>& ref, T& e,
+                       T& w, T& f, T& eh, T& er) noexcept {
   const T x = (zi - mz) * kz;
-  const T u = kz == kv ? ((vi - zi) - (mv - mz)) * kz : (vi - mv) * kv - x;
+  const T u = kl_u(zi, vi, x, mz, mv, kz, kv, joint);
   const bool direct = u > kl_direct_above<T>;
   e = std::exp(x);
   const T E = std::exp(direct ? kl_direct_above<T> : u);
@@ -704,7 +784,7 @@ T kl_element_reference(T zi, T vi, T mz, T mv, T kz, T kv, T dref, T& e, T& w, T
   er = T(0);
   if (Term == KlTerm::expm1_tail) {
     eh = e * (small ? ph : t - u);
-    er = e * (((vi - zi) - dref) * kz);
+    er = e * kl_du(zi, vi, x, ref, kz, ref.joint);
   } else if (Term == KlTerm::xexp_tail) {
     eh = e * (small ? u * t - ph : (u < T(-1) ? T(1) + E * (u - T(1)) : u * t + (u - t)));
   }
@@ -719,10 +799,12 @@ T kl_element_reference(T zi, T vi, T mz, T mv, T kz, T kv, T dref, T& e, T& w, T
 /// Scalar twin of kl_pass (sums in class order).
 template <class T, KlTerm Term>
 void kl_pass_reference(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz, T mv, T kz,
-                       T kv, T* ez, T* gv, KlSums<T>& acc, T dref = T(0)) noexcept {
+                       T kv, bool joint, T* ez, T* gv, KlSums<T>& acc,
+                       const KlRef<T>& ref = {}) noexcept {
   for (std::size_t i = lo; i < hi; ++i) {
     T e, w, f, eh, er;
-    const T g = kl_element_reference<T, Term>(z[i], v[i], mz, mv, kz, kv, dref, e, w, f, eh, er);
+    const T g =
+        kl_element_reference<T, Term>(z[i], v[i], mz, mv, kz, kv, joint, ref, e, w, f, eh, er);
     if (ez != nullptr) ez[i] = e;
     if (gv != nullptr) gv[i] = g;
     acc.s += e;
@@ -779,46 +861,55 @@ inline double kl_forward(double s, double h, const KlMoments& mo) noexcept {
 /// dz[i] = c·(e_i·K_i − g_i) over [lo, hi) with K = M where |u| < kl_split (g = w) and
 /// K = 1 + M elsewhere (g = f): gs-scaled p − q. e is read from dz, g from gv or, when gv is
 /// null, recomputed by kl_batch.
-template <class T, class A, bool SameK>
-REGULA_ALWAYS_INLINE void kl_combine(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz,
-                                     T mv, T kz, T kv, const T* gv, T cm, T co, T c,
-                                     T* dz) noexcept {
+template <class T, class A, bool Joint>
+REGULA_ALWAYS_INLINE void kl_combine_in(const T* z, const T* v, std::size_t lo, std::size_t hi,
+                                        T mz, T mv, T kz, T kv, const T* gv, T cm, T co, T c,
+                                        T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
   const B cmb(cm), cob(co), cb(c), split(kl_split<T>);
   for (std::size_t i = lo; i < hi; i += W) {
     const std::size_t m = hi - i;
     const B zi = load_n<B>(z + i, m, mz), vi = load_n<B>(v + i, m, mv);
-    B u;
-    if constexpr (SameK) {
-      u = ((vi - zi) - B(mv - mz)) * B(kz);
-    } else {
-      u = xsimd::fms(vi - B(mv), B(kv), (zi - B(mz)) * B(kz));
-    }
+    const B u = kl_u(zi, vi, B((zi - B(mz)) * B(kz)), mz, mv, kz, kv, Joint);
     B g;
     if (gv != nullptr) {
       g = load_n<B>(gv + i, m, T(0));
     } else {
       B e, w, f, eh, er;
-      kl_batch<KlTerm::none, SameK, B>(z + i, v + i, m, mz, mv, kz, kv, T(0), e, w, f, eh, er, g);
+      kl_batch<KlTerm::none, Joint, true, B>(z + i, v + i, m, mz, mv, kz, kv, {}, e, w, f, eh, er,
+                                             g);
     }
     const B cK = xsimd::select(xsimd::abs(u) < split, cmb, cob);
     store_n(dz + i, m, B(xsimd::fms(cK, load_n<B>(dz + i, m, T(0)), cb * g)));
   }
 }
 
+/// kl_combine_in with the form of u (`joint`, as the pass's) fixed once.
+template <class T, class A>
+REGULA_ALWAYS_INLINE void kl_combine(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz,
+                                     T mv, T kz, T kv, bool joint, const T* gv, T cm, T co, T c,
+                                     T* dz) noexcept {
+  if (joint) {
+    kl_combine_in<T, A, true>(z, v, lo, hi, mz, mv, kz, kv, gv, cm, co, c, dz);
+  } else {
+    kl_combine_in<T, A, false>(z, v, lo, hi, mz, mv, kz, kv, gv, cm, co, c, dz);
+  }
+}
+
 /// Scalar twin of kl_combine.
 template <class T>
 void kl_combine_reference(const T* z, const T* v, std::size_t lo, std::size_t hi, T mz, T mv, T kz,
-                          T kv, const T* gv, T cm, T co, T c, T* dz) noexcept {
+                          T kv, bool joint, const T* gv, T cm, T co, T c, T* dz) noexcept {
   for (std::size_t i = lo; i < hi; ++i) {
-    const T u = kz == kv ? ((v[i] - z[i]) - (mv - mz)) * kz : (v[i] - mv) * kv - (z[i] - mz) * kz;
+    const T u = kl_u(z[i], v[i], T((z[i] - mz) * kz), mz, mv, kz, kv, joint);
     T g;
     if (gv != nullptr) {
       g = gv[i];
     } else {
       T e, w, f, eh, er;
-      g = kl_element_reference<T, KlTerm::none>(z[i], v[i], mz, mv, kz, kv, T(0), e, w, f, eh, er);
+      g = kl_element_reference<T, KlTerm::none>(z[i], v[i], mz, mv, kz, kv, joint, {}, e, w, f, eh,
+                                                er);
     }
     dz[i] = (std::abs(u) < kl_split<T> ? cm : co) * dz[i] - c * g;
   }
@@ -830,17 +921,14 @@ double kd_kl_accurate(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T
                       T mz, T mv) noexcept {
   detail::KlSums<T> acc;
   T* gv = dz != nullptr ? scratch : nullptr;
-  const bool same = kz == kv;
   constexpr auto psi = detail::KlTerm::xexp_tail;
   double s = 0.0;
   detail::KlMoments mo;
+  bool joint = false;
   for (int pass = 0; pass < 2; ++pass) {
     acc = {};
-    if (same) {
-      detail::kl_pass<T, A, psi, true>(z, v, 0, n, mz, mv, kz, kv, dz, gv, acc);
-    } else {
-      detail::kl_pass<T, A, psi, false>(z, v, 0, n, mz, mv, kz, kv, dz, gv, acc);
-    }
+    joint = detail::kl_joint(mz, mv, kz, kv);
+    detail::kl_pass<T, A, psi>(z, v, 0, n, mz, mv, kz, kv, joint, dz, gv, acc);
     s = static_cast<double>(acc.s);
     mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
     if (pass == 1 || !detail::kl_recentre(mo)) break;
@@ -850,12 +938,7 @@ double kd_kl_accurate(const T* z, const T* v, std::size_t n, T kz, T kv, T gs, T
   if (dz != nullptr) {
     const double c = static_cast<double>(gs) * static_cast<double>(kz) / (s * mo.onep);
     const T cm = static_cast<T>(c * mo.M), co = static_cast<T>(c * mo.onep);
-    if (same) {
-      detail::kl_combine<T, A, true>(z, v, 0, n, mz, mv, kz, kv, gv, cm, co, static_cast<T>(c), dz);
-    } else {
-      detail::kl_combine<T, A, false>(z, v, 0, n, mz, mv, kz, kv, gv, cm, co, static_cast<T>(c),
-                                      dz);
-    }
+    detail::kl_combine<T, A>(z, v, 0, n, mz, mv, kz, kv, joint, gv, cm, co, static_cast<T>(c), dz);
   }
   return d;
 }
@@ -867,10 +950,12 @@ double kd_kl_accurate_reference(const T* z, const T* v, std::size_t n, T kz, T k
   detail::KlSums<T> acc;
   double s = 0.0;
   detail::KlMoments mo;
+  bool joint = false;
   for (int pass = 0; pass < 2; ++pass) {
     acc = {};
-    detail::kl_pass_reference<T, detail::KlTerm::xexp_tail>(z, v, 0, n, mz, mv, kz, kv, dz, scratch,
-                                                            acc);
+    joint = detail::kl_joint(mz, mv, kz, kv);
+    detail::kl_pass_reference<T, detail::KlTerm::xexp_tail>(z, v, 0, n, mz, mv, kz, kv, joint, dz,
+                                                            scratch, acc);
     s = static_cast<double>(acc.s);
     mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
     if (pass == 1 || !detail::kl_recentre(mo)) break;
@@ -879,8 +964,9 @@ double kd_kl_accurate_reference(const T* z, const T* v, std::size_t n, T kz, T k
   const double d = detail::kl_forward(s, static_cast<double>(acc.h), mo);
   if (dz != nullptr) {
     const double c = static_cast<double>(gs) * static_cast<double>(kz) / (s * mo.onep);
-    detail::kl_combine_reference<T>(z, v, 0, n, mz, mv, kz, kv, scratch, static_cast<T>(c * mo.M),
-                                    static_cast<T>(c * mo.onep), static_cast<T>(c), dz);
+    detail::kl_combine_reference<T>(z, v, 0, n, mz, mv, kz, kv, joint, scratch,
+                                    static_cast<T>(c * mo.M), static_cast<T>(c * mo.onep),
+                                    static_cast<T>(c), dz);
   }
   return d;
 }
@@ -1029,29 +1115,33 @@ REGULA_ALWAYS_INLINE double reverse_kl_column_body(const T* z, const T* v, std::
     return d;
   }
   if (direct && dz == nullptr) return d;
-  const std::size_t top = detail::find_first<T, A>(z, n, mz);
-  const T dref = v[top] - z[top];
+  const detail::KlRef<T> ref = detail::kl_ref(z, v, detail::find_first<T, A>(z, n, mz), k);
+  // u − u_ρ of lanes i.. with factor kf; the lanes past n hold the reference class (du = 0).
+  // (jc: ref.joint as a std::bool_constant, so that the loops below carry no branch on it.)
+  const auto du_at = [&](std::size_t i, std::size_t left, T kf, auto jc) noexcept {
+    const B zi = detail::load_n<B>(z + i, left, mz), vi = detail::load_n<B>(v + i, left, ref.v);
+    return detail::kl_du(zi, vi, B((zi - B(mz)) * B(kf)), ref, kf, decltype(jc)::value);
+  };
   T r = T(0);
   if (direct) {
     // Σ e·(u − u_ρ) over the stored e (no exponentials).
-    B acc(T(0));
-    const B drb(dref), kb(k);
-    for (std::size_t i = 0; i < n; i += W) {
-      const std::size_t left = n - i;
-      const B du =
-          ((detail::load_n<B>(v + i, left, T(0)) - detail::load_n<B>(z + i, left, T(0))) - drb) *
-          kb;
-      acc = xsimd::fma(detail::load_n<B>(dz + i, left, T(0)), du, acc);
-    }
-    r = hsum(acc);
+    const auto sum = [&](auto jc) noexcept {
+      B acc(T(0));
+      for (std::size_t i = 0; i < n; i += W) {
+        const std::size_t left = n - i;
+        acc = xsimd::fma(detail::load_n<B>(dz + i, left, T(0)), du_at(i, left, k, jc), acc);
+      }
+      return hsum(acc);
+    };
+    r = ref.joint ? sum(std::true_type{}) : sum(std::false_type{});
   } else {
     detail::KlSums<T> acc;
     detail::KlMoments mo;
     T mvs = mv;
     for (int pass = 0; pass < 2; ++pass) {
       acc = {};
-      detail::kl_pass<T, A, detail::KlTerm::expm1_tail, true>(z, v, 0, n, mz, mvs, k, k, dz,
-                                                              nullptr, acc, dref);
+      detail::kl_pass<T, A, detail::KlTerm::expm1_tail>(
+          z, v, 0, n, mz, mvs, k, k, detail::kl_joint(mz, mvs, k, k), dz, nullptr, acc, ref);
       s = static_cast<double>(acc.s);
       mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
       if (pass == 1 || !detail::kl_recentre(mo)) break;
@@ -1068,14 +1158,15 @@ REGULA_ALWAYS_INLINE double reverse_kl_column_body(const T* z, const T* v, std::
     grad_ok = std::isfinite(r);
     const T c2 = T(2) * static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
     const T mh = T(0.5) * static_cast<T>(static_cast<double>(r) / s), kh = T(0.5) * k;
-    const B cb(c2), mb(mh), kb(kh), drb(dref);
-    for (std::size_t i = 0; i < n; i += W) {
-      const std::size_t left = n - i;
-      const B du =
-          ((detail::load_n<B>(v + i, left, T(0)) - detail::load_n<B>(z + i, left, T(0))) - drb) *
-          kb;
-      detail::store_n(dz + i, left, B(cb * detail::load_n<B>(dz + i, left, T(0)) * (mb - du)));
-    }
+    const B cb(c2), mb(mh);
+    const auto write = [&](auto jc) noexcept {
+      for (std::size_t i = 0; i < n; i += W) {
+        const std::size_t left = n - i;
+        const B du = du_at(i, left, kh, jc);
+        detail::store_n(dz + i, left, B(cb * detail::load_n<B>(dz + i, left, T(0)) * (mb - du)));
+      }
+    };
+    ref.joint ? write(std::true_type{}) : write(std::false_type{});
   }
   return d;
 }
@@ -1089,9 +1180,9 @@ double reverse_kl_column_reference_body(const T* z, const T* v, std::size_t n, T
   std::size_t top = 0;
   while (top < n && !(z[top] == mz)) ++top;
   if (top == n) top = 0;
-  const T dref = v[top] - z[top];
+  const detail::KlRef<T> ref = detail::kl_ref(z, v, top, k);
   detail::ExpSums<T> fast;
-  detail::fused_exp_reference<T, false, true>(z, v, 0, n, mz, mv, k, k, dz, nullptr, fast, dref);
+  detail::fused_exp_reference<T, false, true>(z, v, 0, n, mz, mv, k, k, dz, nullptr, fast, ref);
   double s = static_cast<double>(fast.sz);
   double d = -fast.cross(s) - std::log(s) + std::log(static_cast<double>(fast.sv));
   T r = fast.r;
@@ -1101,8 +1192,8 @@ double reverse_kl_column_reference_body(const T* z, const T* v, std::size_t n, T
     T mvs = mv;
     for (int pass = 0; pass < 2; ++pass) {
       acc = {};
-      detail::kl_pass_reference<T, detail::KlTerm::expm1_tail>(z, v, 0, n, mz, mvs, k, k, dz,
-                                                               nullptr, acc, dref);
+      detail::kl_pass_reference<T, detail::KlTerm::expm1_tail>(
+          z, v, 0, n, mz, mvs, k, k, detail::kl_joint(mz, mvs, k, k), dz, nullptr, acc, ref);
       s = static_cast<double>(acc.s);
       mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
       if (pass == 1 || !detail::kl_recentre(mo)) break;
@@ -1117,7 +1208,7 @@ double reverse_kl_column_reference_body(const T* z, const T* v, std::size_t n, T
     const T c2 = T(2) * static_cast<T>(static_cast<double>(gs) * static_cast<double>(k) / s);
     const T mh = T(0.5) * static_cast<T>(static_cast<double>(r) / s), kh = T(0.5) * k;
     for (std::size_t i = 0; i < n; ++i) {
-      const T du = ((v[i] - z[i]) - dref) * kh;
+      const T du = detail::kl_du(z[i], v[i], T((z[i] - mz) * kh), ref, kh, ref.joint);
       dz[i] = c2 * dz[i] * (mh - du);
     }
   }
@@ -1182,10 +1273,12 @@ DkdTerms dkd_accurate(const T* z, const T* v, std::size_t n, std::size_t t, T k,
   constexpr auto psi = detail::KlTerm::xexp_tail;
   double s = 0.0;
   detail::KlMoments mo;
+  bool joint = false;
   for (int pass = 0; pass < 2; ++pass) {
     acc = {};
-    detail::kl_pass<T, A, psi, true>(z, v, 0, t, mz, mv, k, k, dz, gv, acc);
-    detail::kl_pass<T, A, psi, true>(z, v, t + 1, n, mz, mv, k, k, dz, gv, acc);
+    joint = detail::kl_joint(mz, mv, k, k);
+    detail::kl_pass<T, A, psi>(z, v, 0, t, mz, mv, k, k, joint, dz, gv, acc);
+    detail::kl_pass<T, A, psi>(z, v, t + 1, n, mz, mv, k, k, joint, dz, gv, acc);
     s = static_cast<double>(acc.s);
     mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
     if (pass == 1 || !detail::kl_recentre(mo)) break;
@@ -1193,7 +1286,7 @@ DkdTerms dkd_accurate(const T* z, const T* v, std::size_t n, std::size_t t, T k,
   }
   double d = 0.0;
   const T xt = (z[t] - mz) * k;
-  const T ut = ((v[t] - z[t]) - (mv - mz)) * k;
+  const T ut = detail::kl_u(z[t], v[t], xt, mz, mv, k, k, joint);
   const DkdTerms r = detail::dkd_assemble(static_cast<double>(xt), static_cast<double>(ut), s,
                                           static_cast<double>(acc.h), mo, d);
   if (dz != nullptr) {
@@ -1204,8 +1297,9 @@ DkdTerms dkd_accurate(const T* z, const T* v, std::size_t n, std::size_t t, T k,
     const double c = g * b / (s * mo.onep);
     const double ca0 = -g * a * d / s;  // c·a0 without dividing by β (which may be 0)
     const T cm = static_cast<T>(c * mo.M + ca0), co = static_cast<T>(c * mo.onep + ca0);
-    detail::kl_combine<T, A, true>(z, v, 0, t, mz, mv, k, k, gv, cm, co, static_cast<T>(c), dz);
-    detail::kl_combine<T, A, true>(z, v, t + 1, n, mz, mv, k, k, gv, cm, co, static_cast<T>(c), dz);
+    detail::kl_combine<T, A>(z, v, 0, t, mz, mv, k, k, joint, gv, cm, co, static_cast<T>(c), dz);
+    detail::kl_combine<T, A>(z, v, t + 1, n, mz, mv, k, k, joint, gv, cm, co, static_cast<T>(c),
+                             dz);
     dz[t] = static_cast<T>(g * a * d);
   }
   return r;
@@ -1219,10 +1313,12 @@ DkdTerms dkd_accurate_reference(const T* z, const T* v, std::size_t n, std::size
   constexpr auto psi = detail::KlTerm::xexp_tail;
   double s = 0.0;
   detail::KlMoments mo;
+  bool joint = false;
   for (int pass = 0; pass < 2; ++pass) {
     acc = {};
-    detail::kl_pass_reference<T, psi>(z, v, 0, t, mz, mv, k, k, dz, scratch, acc);
-    detail::kl_pass_reference<T, psi>(z, v, t + 1, n, mz, mv, k, k, dz, scratch, acc);
+    joint = detail::kl_joint(mz, mv, k, k);
+    detail::kl_pass_reference<T, psi>(z, v, 0, t, mz, mv, k, k, joint, dz, scratch, acc);
+    detail::kl_pass_reference<T, psi>(z, v, t + 1, n, mz, mv, k, k, joint, dz, scratch, acc);
     s = static_cast<double>(acc.s);
     mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
     if (pass == 1 || !detail::kl_recentre(mo)) break;
@@ -1230,7 +1326,7 @@ DkdTerms dkd_accurate_reference(const T* z, const T* v, std::size_t n, std::size
   }
   double d = 0.0;
   const T xt = (z[t] - mz) * k;
-  const T ut = ((v[t] - z[t]) - (mv - mz)) * k;
+  const T ut = detail::kl_u(z[t], v[t], xt, mz, mv, k, k, joint);
   const DkdTerms r = detail::dkd_assemble(static_cast<double>(xt), static_cast<double>(ut), s,
                                           static_cast<double>(acc.h), mo, d);
   if (dz != nullptr) {
@@ -1239,9 +1335,9 @@ DkdTerms dkd_accurate_reference(const T* z, const T* v, std::size_t n, std::size
     const double c = g * b / (s * mo.onep);
     const double ca0 = -g * a * d / s;  // c·a0 without dividing by β (which may be 0)
     const T cm = static_cast<T>(c * mo.M + ca0), co = static_cast<T>(c * mo.onep + ca0);
-    detail::kl_combine_reference<T>(z, v, 0, t, mz, mv, k, k, scratch, cm, co, static_cast<T>(c),
-                                    dz);
-    detail::kl_combine_reference<T>(z, v, t + 1, n, mz, mv, k, k, scratch, cm, co,
+    detail::kl_combine_reference<T>(z, v, 0, t, mz, mv, k, k, joint, scratch, cm, co,
+                                    static_cast<T>(c), dz);
+    detail::kl_combine_reference<T>(z, v, t + 1, n, mz, mv, k, k, joint, scratch, cm, co,
                                     static_cast<T>(c), dz);
     dz[t] = static_cast<T>(g * a * d);
   }
@@ -1640,67 +1736,101 @@ double js_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* 
 
 namespace detail {
 
+/// TV's sums over a column's terms(i, m, p, p − q, jc) (p zero past m): returns D = ½Σ|p − q|
+/// and sets the student's masses where p > q, p < q and p = q (a NaN difference makes them NaN).
+template <class T, class A, class Terms, class J>
+REGULA_ALWAYS_INLINE double tv_sums(const Terms& terms, J jc, std::size_t n, T& pp, T& pn,
+                                    T& p0) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const B zero(T(0));
+  B lacc(T(0)), pos(T(0)), neg(T(0)), tie(T(0));
+  for (std::size_t i = 0; i < n; i += W) {
+    B p, diff;
+    terms(i, n - i, p, diff, jc);
+    lacc += xsimd::abs(diff);
+    pos += xsimd::select(diff > zero, p, zero);
+    neg += xsimd::select(diff < zero, p, zero);
+    tie += xsimd::select(diff == zero, p, zero);
+    tie += diff * T(0);  // a NaN difference makes every coefficient NaN
+  }
+  pp = hsum(pos);
+  pn = hsum(neg);
+  p0 = hsum(tie);
+  return 0.5 * static_cast<double>(hsum(lacc));
+}
+
+/// TV's (sub)gradient gs·k·p·(s − ⟨p, s⟩) from the masses of tv_sums (see tv_column).
+template <class T, class A, class Terms, class J>
+REGULA_ALWAYS_INLINE void tv_gradient(const Terms& terms, J jc, std::size_t n, T pp, T pn, T p0,
+                                      T gs, T k, T* dz) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const B zero(T(0));
+  const B cpos(pn + T(0.5) * p0), cneg(-(pp + T(0.5) * p0)), czero(T(0.5) * (pn - pp));
+  const B c(gs * k);
+  for (std::size_t i = 0; i < n; i += W) {
+    const std::size_t m = n - i;
+    B p, diff;
+    terms(i, m, p, diff, jc);
+    const B coef =
+        xsimd::select(diff > zero, cpos, xsimd::select(diff < zero, cneg, czero + diff * T(0)));
+    detail::store_n(dz + i, m, B(c * p * coef));
+  }
+}
+
+/// tv_accurate's loss and gradient over the column's terms.
+template <class T, class A, class Terms, class J>
+REGULA_ALWAYS_INLINE double tv_finish(const Terms& terms, J jc, std::size_t n, T gs, T k,
+                                      T* dz) noexcept {
+  T pp, pn, p0;
+  const double loss = tv_sums<T, A>(terms, jc, n, pp, pn, p0);
+  if (dz != nullptr) tv_gradient<T, A>(terms, jc, n, pp, pn, p0, gs, k, dz);
+  return loss;
+}
+
 /// tv_column's cancellation-free path (see there), given the column maxima.
 template <class T, class A>
 double tv_accurate(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scratch, T mz,
                    T mv) noexcept {
   using B = xsimd::batch<T, A>;
-  constexpr std::size_t W = B::size;
   T* gv = dz != nullptr ? scratch : nullptr;
   detail::KlSums<T> acc;
   double s = 0.0;
   detail::KlMoments mo;
+  bool joint = false;
   for (int pass = 0; pass < 2; ++pass) {
     acc = {};
-    detail::kl_pass<T, A, detail::KlTerm::none, true>(z, v, 0, n, mz, mv, k, k, dz, gv, acc);
+    joint = detail::kl_joint(mz, mv, k, k);
+    detail::kl_pass<T, A, detail::KlTerm::none>(z, v, 0, n, mz, mv, k, k, joint, dz, gv, acc);
     s = static_cast<double>(acc.s);
     mo = detail::kl_moments(s, static_cast<double>(acc.w), static_cast<double>(acc.f));
     if (pass == 1 || !detail::kl_recentre(mo)) break;
     mv = static_cast<T>(static_cast<double>(mv) + mo.log1p / static_cast<double>(k));
   }
-  const B Mb(static_cast<T>(mo.M)), Ob(static_cast<T>(mo.onep)), iszb(T(1) / acc.s), zero(T(0));
-  const B cq(static_cast<T>(1.0 / (s * mo.onep))), split(detail::kl_split<T>), dmb(mv - mz), kb(k);
+  const B Mb(static_cast<T>(mo.M)), Ob(static_cast<T>(mo.onep)), iszb(T(1) / acc.s);
+  const B cq(static_cast<T>(1.0 / (s * mo.onep))), split(detail::kl_split<T>);
   // p and p − q of lanes i..i+m (detail::kl_combine's forms): e from dz and the stored w or
   // f from scratch, or both recomputed.
-  const auto terms = [&](std::size_t i, std::size_t m, B& p, B& diff) noexcept {
+  // (jc: joint as a std::bool_constant, so that the loops below carry no branch on it.)
+  const auto terms = [&](std::size_t i, std::size_t m, B& p, B& diff, auto jc) noexcept {
+    constexpr bool J = decltype(jc)::value;
     B e, g;
     if (gv != nullptr) {
       e = detail::load_n<B>(dz + i, m, T(0));
       g = detail::load_n<B>(gv + i, m, T(0));
     } else {
       B w, f, eh, er;
-      detail::kl_batch<detail::KlTerm::none, true, B>(z + i, v + i, m, mz, mv, k, k, T(0), e, w, f,
-                                                      eh, er, g);
+      detail::kl_batch<detail::KlTerm::none, J, true, B>(z + i, v + i, m, mz, mv, k, k, {}, e, w, f,
+                                                         eh, er, g);
     }
-    const B u = ((detail::load_n<B>(v + i, m, mv) - detail::load_n<B>(z + i, m, mz)) - dmb) * kb;
-    p = e * iszb;
+    const B zi = detail::load_n<B>(z + i, m, mz), vi = detail::load_n<B>(v + i, m, mv);
+    const B u = detail::kl_u(zi, vi, B((zi - B(mz)) * B(k)), mz, mv, k, k, J);
+    p = detail::keep_first(e * iszb, m);
     diff = xsimd::fms(e, xsimd::select(xsimd::abs(u) < split, Mb, Ob), g) * cq;
   };
-  B lacc(T(0)), pos(T(0)), neg(T(0)), tie(T(0));
-  for (std::size_t i = 0; i < n; i += W) {
-    const std::size_t m = n - i;
-    B p, diff;
-    terms(i, m, p, diff);
-    lacc += xsimd::abs(diff);
-    pos += xsimd::select(diff > zero, p, zero);
-    neg += xsimd::select(diff < zero, p, zero);
-    tie += xsimd::select(diff == zero, detail::keep_first(p, m), zero);
-    tie += diff * T(0);  // a NaN difference makes every coefficient NaN
-  }
-  if (dz != nullptr) {
-    const T pp = hsum(pos), pn = hsum(neg), p0 = hsum(tie);
-    const B cpos(pn + T(0.5) * p0), cneg(-(pp + T(0.5) * p0)), czero(T(0.5) * (pn - pp));
-    const B c(gs * k);
-    for (std::size_t i = 0; i < n; i += W) {
-      const std::size_t m = n - i;
-      B p, diff;
-      terms(i, m, p, diff);
-      const B coef =
-          xsimd::select(diff > zero, cpos, xsimd::select(diff < zero, cneg, czero + diff * T(0)));
-      detail::store_n(dz + i, m, B(c * p * coef));
-    }
-  }
-  return 0.5 * static_cast<double>(hsum(lacc));
+  return joint ? tv_finish<T, A>(terms, std::true_type{}, n, gs, k, dz)
+               : tv_finish<T, A>(terms, std::false_type{}, n, gs, k, dz);
 }
 
 }  // namespace detail
@@ -1725,52 +1855,34 @@ template <class T, class A>
 REGULA_ALWAYS_INLINE double tv_column_body(const T* z, const T* v, std::size_t n, T k, T gs, T* dz,
                                            T* scratch) noexcept {
   using B = xsimd::batch<T, A>;
-  constexpr std::size_t W = B::size;
   const T mz = column_max<T, A>(z, n);
   const T mv = column_max<T, A>(v, n);
   T* fv = dz != nullptr ? scratch : nullptr;
   T sz = T(0), sv = T(0);
   detail::exp_sums<T, A>(z, v, n, mz, mv, k, dz, fv, sz, sv);
-  const B mzb(mz), mvb(mv), kb(k), iszb(T(1) / sz), isvb(T(1) / sv), zero(T(0));
-  const auto exps = [&](std::size_t i, std::size_t m, B& e, B& f) noexcept {
-    e = dz != nullptr ? detail::load_n<B>(dz + i, m, T(0))
-                      : xsimd::exp((detail::load_n<B>(z + i, m, mz) - mzb) * kb);
-    f = fv != nullptr ? detail::load_n<B>(fv + i, m, T(0))
-                      : xsimd::exp((detail::load_n<B>(v + i, m, mv) - mvb) * kb);
+  const B mzb(mz), mvb(mv), kb(k), iszb(T(1) / sz), isvb(T(1) / sv);
+  // p and p − q of lanes i..i+m from the two exponentials (stored by exp_sums or recomputed);
+  // with `zeroed` (the sums) p and q are zero past m, the gradient stores only m lanes.
+  const auto terms = [&](std::size_t i, std::size_t m, B& p, B& diff, auto zeroed) noexcept {
+    const B e = dz != nullptr ? detail::load_n<B>(dz + i, m, T(0))
+                              : xsimd::exp((detail::load_n<B>(z + i, m, mz) - mzb) * kb);
+    const B f = fv != nullptr ? detail::load_n<B>(fv + i, m, T(0))
+                              : xsimd::exp((detail::load_n<B>(v + i, m, mv) - mvb) * kb);
+    if constexpr (decltype(zeroed)::value) {
+      p = detail::keep_first(e * iszb, m);
+      diff = p - detail::keep_first(f * isvb, m);
+    } else {
+      p = e * iszb;
+      diff = p - f * isvb;
+    }
   };
-  B lacc(T(0)), pos(T(0)), neg(T(0)), tie(T(0));
-  for (std::size_t i = 0; i < n; i += W) {
-    const std::size_t m = n - i;
-    B e, f;
-    exps(i, m, e, f);
-    const B p = detail::keep_first(e * iszb, m);
-    const B diff = p - detail::keep_first(f * isvb, m);
-    lacc += xsimd::abs(diff);
-    pos += xsimd::select(diff > zero, p, zero);
-    neg += xsimd::select(diff < zero, p, zero);
-    tie += xsimd::select(diff == zero, p, zero);
-    tie += diff * T(0);  // a NaN difference makes every coefficient NaN
-  }
-  const double loss = 0.5 * static_cast<double>(hsum(lacc));
+  T pp, pn, p0;
+  const double loss = detail::tv_sums<T, A>(terms, std::true_type{}, n, pp, pn, p0);
   // Σ|p − q| has no cancellation, but each |p_c − q_c| carries roundings of p_c and q_c.
   if (!detail::direct_is_accurate<T, A>(loss, 2.0, n)) {
     return detail::tv_accurate<T, A>(z, v, n, k, gs, dz, scratch, mz, mv);
   }
-  if (dz != nullptr) {
-    const T pp = hsum(pos), pn = hsum(neg), p0 = hsum(tie);
-    const B cpos(pn + T(0.5) * p0), cneg(-(pp + T(0.5) * p0)), czero(T(0.5) * (pn - pp));
-    const B c(gs * k);
-    for (std::size_t i = 0; i < n; i += W) {
-      const std::size_t m = n - i;
-      B e, f;
-      exps(i, m, e, f);
-      const B p = e * iszb;
-      const B diff = p - f * isvb;
-      const B coef =
-          xsimd::select(diff > zero, cpos, xsimd::select(diff < zero, cneg, czero + diff * T(0)));
-      detail::store_n(dz + i, m, B(c * p * coef));
-    }
-  }
+  if (dz != nullptr) detail::tv_gradient<T, A>(terms, std::false_type{}, n, pp, pn, p0, gs, k, dz);
   return loss;
 }
 

@@ -50,8 +50,13 @@
 ///   their rounding is about 6/ε units in the last place: at the bound about 0.4 (float) and 0.7
 ///   (double), i.e. plan entries still within a factor e^{±1}; a few times below it they
 ///   overflow (measured: NaN and inf losses from ε = 1e-8 in float and 1e-20 in double, and
-///   1/ε itself is inf in float below 3e-39). The unrolled gradient amplifies that rounding by
-///   1/ε: for ε below about 1e-3 use double.
+///   1/ε itself is inf in float below 3e-39). The unrolled gradient amplifies that rounding
+///   further (measured in float on one 2 × 3 input: 3e-3 relative error at ε = 1e-3, a gradient
+///   2,500 times too large at 1e-6, NaN at 1e-6 with 1e5 iterations), so a float call with
+///   ε < sinkhorn_float_in_double_below = 1e-2 runs entirely in double (the workspace keeps
+///   double buffers for it) and rounds its loss, per-sample losses, gradient, cost and plan to
+///   float once: they are then exactly the double call's results rounded. At ε ≥ 1e-2 float
+///   stays within about 5e-6 of double (measured up to 1e5 iterations).
 /// - T in [√min, √max] of T's normal range, as the other distillation losses (1/T normal).
 /// - 1 ≤ iterations ≤ sinkhorn_max_iterations = 100000: the unrolled gradient keeps the 2N
 ///   potential vectors (2N·B values) and costs 4N·B² exponentials; SinKD uses N = 20, and past
@@ -60,8 +65,9 @@
 ///   kept, whatever N.
 ///
 /// Memory: a SinkhornKDWorkspace holds P_s, P_t, W, the plan and the potentials (all N steps'
-/// for the unrolled gradient, two otherwise); once sized for a shape (first call) further calls
-/// of that shape do not allocate. The overloads without a workspace allocate one per call.
+/// for the unrolled gradient, two otherwise), and for float calls below 1e-2 the same in double;
+/// once sized for a shape (first call) further calls of that shape do not allocate. The overloads
+/// without a workspace allocate one per call.
 #ifndef REGULA_LOSSES_SINKHORN_KD_HPP
 #define REGULA_LOSSES_SINKHORN_KD_HPP
 
@@ -90,6 +96,10 @@ namespace regula {
 /// the log-domain exponents, about 6/ε ulps, exceeds 1 and soon overflows.
 template <class T>
 inline constexpr double sinkhorn_epsilon_min = std::is_same_v<T, float> ? 1e-6 : 1e-15;
+
+/// Below this ε a float sinkhorn_kd runs in double (see the file comment): the float log-domain
+/// potentials round by about 6/ε ulps, which the unrolled gradient amplifies.
+inline constexpr double sinkhorn_float_in_double_below = 1e-2;
 
 /// The most Sinkhorn iterations sinkhorn_kd accepts (see the file comment).
 inline constexpr int sinkhorn_max_iterations = 100000;
@@ -126,12 +136,22 @@ template <class T>
 class SinkhornKDWorkspace;
 
 namespace detail {
+/// A float workspace's buffers for the calls it runs in double (sinkhorn_float_in_double_below).
+template <class U>
+struct SinkhornInDouble;
+/// A double workspace has none.
+struct SinkhornNoWide {};
+
 /// The Sinkhorn KD computation behind every call (checks, forward, backward), a friend of the
 /// workspace whose buffers it fills.
 template <class T>
 T sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
                const SinkhornKDOptions& opt, SinkhornKDWorkspace<T>& ws, VectorRef<T>* losses,
                MatrixRef<T>* dz);
+template <class T>
+T sinkhorn_run_in_double(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+                         const SinkhornKDOptions& opt, SinkhornKDWorkspace<T>& ws,
+                         VectorRef<T>* losses, MatrixRef<T>* dz);
 }  // namespace detail
 
 /// Caller-owned buffers of sinkhorn_kd; after a call, `cost()` and `plan()` hold W and P.
@@ -181,14 +201,53 @@ class SinkhornKDWorkspace {
   friend U detail::sinkhorn_run(const char*, const MatrixCRef<U>&, const MatrixCRef<U>&,
                                 const SinkhornKDOptions&, SinkhornKDWorkspace<U>&, VectorRef<U>*,
                                 MatrixRef<U>*);
+  template <class U>
+  friend U detail::sinkhorn_run_in_double(const char*, const MatrixCRef<U>&, const MatrixCRef<U>&,
+                                          const SinkhornKDOptions&, SinkhornKDWorkspace<U>&,
+                                          VectorRef<U>*, MatrixRef<U>*);
   Matrix<T> ps_, pt_, gps_;
   Matrix<T> w_, wt_, plan_, wbar_;
   Matrix<T> wpack_;  // W̄ packed for the backward tiles: column blk holds (W̄(4blk + r, j))_{j, r<4}
   Matrix<T> f_, g_;
   Vector<T> fbar_, gbar_, tmp_;
+  std::conditional_t<std::is_same_v<T, float>, detail::SinkhornInDouble<double>,
+                     detail::SinkhornNoWide>
+      wide_;
 };
 
 namespace detail {
+
+template <class U>
+struct SinkhornInDouble {
+  SinkhornKDWorkspace<U> ws;
+  Matrix<U> z, v, dz;
+  Vector<U> losses;
+};
+
+/// sinkhorn_run of a float call with ε < sinkhorn_float_in_double_below (its options already
+/// checked): the logits converted to double, the whole computation in double with the
+/// workspace's double buffers, the loss, per-sample losses, gradient, cost and plan rounded to
+/// float once.
+template <class T>
+T sinkhorn_run_in_double(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
+                         const SinkhornKDOptions& opt, SinkhornKDWorkspace<T>& ws,
+                         VectorRef<T>* losses, MatrixRef<T>* dz) {
+  auto& w = ws.wide_;
+  ws.reserve(z.rows(), z.cols(), 0);  // for cost() and plan(), and consistent for later calls
+  w.z = z.template cast<double>();
+  w.v = v.template cast<double>();
+  w.losses.resize(z.cols());
+  w.dz.resize(z.rows(), z.cols());
+  VectorRef<double> lref(w.losses);
+  MatrixRef<double> dref(w.dz);
+  const double total = sinkhorn_run<double>(who, w.z, w.v, opt, w.ws, losses ? &lref : nullptr,
+                                            dz ? &dref : nullptr);
+  if (losses != nullptr) *losses = w.losses.template cast<T>();
+  if (dz != nullptr) *dz = w.dz.template cast<T>();
+  ws.w_ = w.ws.w_.template cast<T>();
+  ws.plan_ = w.ws.plan_.template cast<T>();
+  return static_cast<T>(total);
+}
 
 template <class T>
 T sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
@@ -205,6 +264,11 @@ T sinkhorn_run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
                  "iterations must be <= ", sinkhorn_max_iterations, ", got ", opt.iterations);
   detail::check_finite_in<T>(who, "lambda", opt.lambda);
   detail::check_kd_shapes(who, z, v, losses, dz);
+  if constexpr (std::is_same_v<T, float>) {
+    if (opt.epsilon < sinkhorn_float_in_double_below) {
+      return sinkhorn_run_in_double<T>(who, z, v, opt, ws, losses, dz);
+    }
+  }
   const Index C = z.rows(), Bn = z.cols();
   const int N = opt.iterations;
   // Only the unrolled backward reads the potentials of every step; otherwise two alternate.
