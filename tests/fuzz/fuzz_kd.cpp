@@ -268,7 +268,9 @@ void run_sinkhorn(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
   const int iters_table[] = {1, 2, 5, 20, 50, 3, 0, -1, 10, 20, 1, 4, 7, 100000, INT_MAX, 20};
   int iters = iters_table[in.u8() % 16];
   if ((iters == INT_MAX || iters == 100000) && fuzz::skip_known("sinkhorn-iters")) iters = 20;
-  if (iters == 100000 && B * B * C > 64) iters = 50;  // keep one execution short
+  // The most iterations only for the smallest plans (B, C ≤ 2): 10⁵ log-domain steps of a
+  // 3 × 3 plan cost ~0.1 s under coverage instrumentation and dominated the harness's time.
+  if (iters == 100000 && B * B * C > 8) iters = 50;
   opt.with_iterations(iters);
   opt.with_lambda(fuzz::option(in, {1e-3, 1.0, 8e-4, 0.0, -1.0, 1e3}));
   opt.with_grad_mode(in.flag() ? SinkhornGradMode::unrolled : SinkhornGradMode::envelope);
