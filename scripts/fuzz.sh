@@ -37,6 +37,9 @@ open_findings=
 export REGULA_FUZZ_SKIP_KNOWN=${REGULA_FUZZ_SKIP_KNOWN-$open_findings}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/fuzz/ubsan.supp"
+# -entropic=0: libFuzzer's entropic schedule (clang 14's default) spent 78% of the layers
+# harness's time updating its feature frequencies (365 executions/s); without it 7,400/s and
+# more coverage in the same time (docs/fuzzing.md).
 failed=()
 for h in "${harnesses[@]}"; do
   mkdir -p "$build/corpus/$h" "$build/artifacts/$h"
@@ -44,7 +47,7 @@ for h in "${harnesses[@]}"; do
   # New inputs go to the first folder (build/fuzz/corpus); the committed ones are only read.
   # shellcheck disable=SC2086
   if ! "$build/tests/fuzz/fuzz_$h" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=3072 \
-      -malloc_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
+      -malloc_limit_mb=2048 -max_len=4096 -entropic=0 -print_final_stats=1 \
       -artifact_prefix="$build/artifacts/$h/" ${REGULA_FUZZ_FLAGS:-} \
       "$build/corpus/$h" "tests/fuzz/corpus/$h" "tests/fuzz/regressions/$h" \
       >"$build/fuzz_$h.log" 2>&1; then

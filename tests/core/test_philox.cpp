@@ -4,6 +4,7 @@
 #include <Random123/philox.h>
 
 #include "regula/core/philox.hpp"
+#include "regula/kernels/philox.hpp"
 
 #include "support/catch.hpp"
 

@@ -13,6 +13,7 @@
 #include "regula/core/philox.hpp"
 #include "regula/kernels/dropout.hpp"
 #include "regula/kernels/multi_sample_dropout.hpp"
+#include "regula/kernels/philox.hpp"
 
 #include "support/catch.hpp"
 

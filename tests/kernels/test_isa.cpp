@@ -1,5 +1,6 @@
 // The SIMD-versus-scalar cases compiled for one instruction set (REGULA_TEST_ISA), run only on
 // a CPU that has it.
+#include "kernels/kd_cases.hpp"
 #include "kernels/layer_isa_cases.hpp"
 #include "kernels/simd_cases.hpp"
 #include "kernels/sinkhorn_cases.hpp"

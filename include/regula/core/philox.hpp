@@ -73,20 +73,20 @@ template <class A, std::size_t M>
 REGULA_ALWAYS_INLINE void philox4x32_10(xsimd::batch<std::uint32_t, A> (&c)[M][4],
                                         PhiloxKey k) noexcept {
   using B = xsimd::batch<std::uint32_t, A>;
-  for (int r = 0; r < detail::philox_rounds; ++r) {
+  for (int r = 0; r < regula::detail::philox_rounds; ++r) {
     const B k0(k[0]);
     const B k1(k[1]);
     for (std::size_t m = 0; m < M; ++m) {
       B hi0, lo0, hi1, lo1;
-      mulhilo(c[m][0], detail::philox_m0, hi0, lo0);
-      mulhilo(c[m][2], detail::philox_m1, hi1, lo1);
+      mulhilo(c[m][0], regula::detail::philox_m0, hi0, lo0);
+      mulhilo(c[m][2], regula::detail::philox_m1, hi1, lo1);
       c[m][0] = hi1 ^ c[m][1] ^ k0;
       c[m][1] = lo1;
       c[m][2] = hi0 ^ c[m][3] ^ k1;
       c[m][3] = lo0;
     }
-    k[0] += detail::philox_w0;
-    k[1] += detail::philox_w1;
+    k[0] += regula::detail::philox_w0;
+    k[1] += regula::detail::philox_w1;
   }
 }
 
@@ -130,39 +130,6 @@ REGULA_ALWAYS_INLINE void philox_counters(xsimd::batch<std::uint32_t, A> (&c)[4]
 
 }  // namespace simd
 
-namespace kernels {
-
-/// Writes `n` consecutive blocks `first, …, first + n − 1` of `subsequence` under `key` to
-/// `out` (4·n words, block-major). Scalar reference.
-inline void philox_blocks_reference(PhiloxKey key, std::uint64_t subsequence, std::uint64_t first,
-                                    std::size_t n, std::uint32_t* out) noexcept {
-  for (std::size_t i = 0; i < n; ++i) {
-    const PhiloxBlock b = philox4x32_10(philox_counter(first + i, subsequence), key);
-    for (std::size_t w = 0; w < 4; ++w) out[4 * i + w] = b[w];
-  }
-}
-
-/// Same output as philox_blocks_reference, W blocks at a time through xsimd.
-template <class A = default_arch>
-void philox_blocks(PhiloxKey key, std::uint64_t subsequence, std::uint64_t first, std::size_t n,
-                   std::uint32_t* out) noexcept {
-  using B = xsimd::batch<std::uint32_t, A>;
-  constexpr std::size_t W = B::size;
-  std::size_t i = 0;
-  for (; i + W <= n; i += W) {
-    B c[4];
-    simd::philox_counters(c, first + i, subsequence);
-    simd::philox4x32_10(c, key);
-    alignas(64) std::uint32_t words[4][W];
-    for (std::size_t w = 0; w < 4; ++w) c[w].store_aligned(words[w]);
-    for (std::size_t l = 0; l < W; ++l) {
-      for (std::size_t w = 0; w < 4; ++w) out[4 * (i + l) + w] = words[w][l];
-    }
-  }
-  philox_blocks_reference(key, subsequence, first + i, n - i, out + 4 * i);
-}
-
-}  // namespace kernels
 }  // namespace regula
 
 #endif  // REGULA_CORE_PHILOX_HPP

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "regula/core/simd.hpp"
 #include "regula/kernels/dropout.hpp"
 
 namespace regula::kernels {
@@ -18,7 +19,7 @@ namespace detail {
 /// same bits; the dropped branch is exact either way (a·(0·x) is ±0 or NaN).
 template <class T>
 REGULA_ALWAYS_INLINE T alpha_value(bool kept, T x, T a, T b, T dropped_value) noexcept {
-  return kept ? rounded(a * x) + b : a * (x * T(0)) + dropped_value;
+  return kept ? simd::opaque(a * x) + b : a * (x * T(0)) + dropped_value;
 }
 
 /// alpha_value over one whole tile with the tile's keep bits, SIMD. y may equal x.
@@ -32,7 +33,7 @@ REGULA_ALWAYS_INLINE void alpha_tile(const T* x, const std::uint64_t keep[2], T 
   for (std::size_t k = 0; k < dropout_tile; k += W) {
     const std::uint64_t bits = (keep[k / 64] >> (k % 64)) & lanes;
     const B xv = B::load_unaligned(x + k);
-    const B kept = rounded(va * xv) + vb;
+    const B kept = simd::opaque(va * xv) + vb;
     const B dropped = va * (xv * zero) + vd;
     xsimd::select(simd::from_bits<T, A>(bits), kept, dropped).store_unaligned(y + k);
   }

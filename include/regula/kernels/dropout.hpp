@@ -53,34 +53,7 @@ struct DropoutDraw {
   return 2 * ((n + dropout_tile - 1) / dropout_tile);
 }
 
-namespace detail {
-
-/// Returns v unchanged, but as a value the compiler must have rounded to T at this point: a
-/// product passed through it cannot be fused with a following addition into a multiply-add.
-/// GCC contracts `a * x + b` into an FMA whenever the target has one (-ffp-contract=fast is its
-/// default outside ISO mode, and it applies to the vector types behind xsimd's operators too),
-/// so without this barrier the same source rounds once on AVX2 and twice on SSE2.
-template <class V>
-REGULA_ALWAYS_INLINE V rounded(V v) noexcept {
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
-  __asm__("" : "+v"(v));
-#elif (defined(__GNUC__) || defined(__clang__)) && defined(__SSE2__)
-  __asm__("" : "+x"(v));
-#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
-  __asm__("" : "+w"(v));
-#elif defined(__GNUC__) || defined(__clang__)
-  __asm__("" : "+m"(v));
-#endif
-  return v;
-}
-
-/// rounded() for an xsimd batch, through its native register.
-template <class T, class A>
-REGULA_ALWAYS_INLINE xsimd::batch<T, A> rounded(const xsimd::batch<T, A>& v) noexcept {
-  return xsimd::batch<T, A>(rounded(static_cast<typename xsimd::batch<T, A>::register_type>(v)));
-}
-
-}  // namespace detail
+namespace detail {}  // namespace detail
 
 /// Scalar reference of dropout_tile_keep.
 inline void dropout_tile_keep_reference(const DropoutDraw& d, std::uint64_t tile,
@@ -342,10 +315,9 @@ void scale_add(const T* x, std::size_t n, T f, const T* r, T* y) noexcept {
   const B vf(f);
   std::size_t j = 0;
   for (; j + W <= n; j += W) {
-    (B::load_unaligned(r + j) + detail::rounded(B::load_unaligned(x + j) * vf))
-        .store_unaligned(y + j);
+    (B::load_unaligned(r + j) + simd::opaque(B::load_unaligned(x + j) * vf)).store_unaligned(y + j);
   }
-  for (; j < n; ++j) y[j] = r[j] + detail::rounded(x[j] * f);
+  for (; j < n; ++j) y[j] = r[j] + simd::opaque(x[j] * f);
 }
 
 /// Scalar reference of scale_add.

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "regula/core/simd.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/dropout.hpp"
 
@@ -32,7 +33,7 @@ void gaussian_multiply_segment(const Stream& at, std::size_t i0, std::size_t n, 
       Stream s(at.seed(), at.subsequence(), at.offset() + block);
       s.normal(z, 4);
     }
-    y[i - i0] = x[i - i0] * static_cast<T>(1.0 + detail::rounded(sigma * z[i % 4]));
+    y[i - i0] = x[i - i0] * static_cast<T>(1.0 + simd::opaque(sigma * z[i % 4]));
   }
 }
 

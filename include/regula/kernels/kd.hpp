@@ -80,22 +80,13 @@ inline double logaddexp(double a, double b) noexcept {
 /// The type of the fallback.
 using wide = long double;
 
-/// Whether the n values at z and at v are all finite.
-template <class T>
-bool all_finite(const T* z, const T* v, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(z[i]) || !std::isfinite(v[i])) return false;
-  }
-  return true;
-}
-
 /// The result d of a kernel on a column whose result is not finite: the wide fallback
 /// `wide_fn(z, v, n, args...)` when the column's inputs are all finite, else d. A plain
 /// function and arguments by value, so that the kernels' hot code only tests and calls.
 template <class R, class T, class F, class... Args>
 REGULA_KD_COLD R recompute_wide(const T* z, const T* v, std::size_t n, R d, F wide_fn,
                                 Args... args) noexcept {
-  return all_finite(z, v, n) ? static_cast<R>(wide_fn(z, v, n, args...)) : d;
+  return kernels::all_finite(z, v, n) ? static_cast<R>(wide_fn(z, v, n, args...)) : d;
 }
 
 /// d where it is finite (the normal path: one test), else recompute_wide.

@@ -12,6 +12,16 @@
 
 namespace regula::kernels {
 
+/// Whether the n values at z and at v are all finite (scalar; the kernels' test before a
+/// long-double recomputation of a column whose result is not finite).
+template <class T>
+bool all_finite(const T* z, const T* v, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(z[i]) || !std::isfinite(v[i])) return false;
+  }
+  return true;
+}
+
 /// The largest lane of `x`. NaN lanes are skipped unless every lane is NaN; callers whose
 /// result must be NaN for NaN input get it from the later arithmetic (exp(NaN − m) is NaN).
 template <class T, class A>
@@ -77,46 +87,7 @@ class DoubleAccumulator {
     if constexpr (std::is_same_v<T, double>) {
       lo_ += x;
     } else {
-#if XSIMD_WITH_AVX512F
-      if constexpr (simd::is_arch_v<A, xsimd::avx512f>) {
-        // The maskz forms: GCC 12's unmasked ones start from an "undefined" register that
-        // trips -Wuninitialized.
-        const __m512d f = _mm512_castps_pd(x);
-        lo_ += DB(
-            _mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, f, 0))));
-        hi_ += DB(
-            _mm512_maskz_cvtps_pd(0xFF, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, f, 1))));
-        return;
-      } else
-#endif
-#if XSIMD_WITH_AVX
-          if constexpr (simd::is_arch_v<A, xsimd::avx>) {
-        const __m256 f = x;
-        lo_ += DB(_mm256_cvtps_pd(_mm256_castps256_ps128(f)));
-        hi_ += DB(_mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
-        return;
-      } else
-#endif
-#if XSIMD_WITH_SSE2
-          if constexpr (simd::is_arch_v<A, xsimd::sse2>) {
-        const __m128 f = x;
-        lo_ += DB(_mm_cvtps_pd(f));
-        hi_ += DB(_mm_cvtps_pd(_mm_movehl_ps(f, f)));
-        return;
-      } else
-#endif
-      {
-        constexpr std::size_t W = xsimd::batch<T, A>::size;
-        constexpr std::size_t WD = DB::size;
-        alignas(64) T v[W];
-        alignas(64) double d[W];
-        x.store_aligned(v);
-        for (std::size_t i = 0; i < W; ++i) d[i] = static_cast<double>(v[i]);
-        for (std::size_t k = 0; k < W; k += 2 * WD) {
-          lo_ += DB::load_aligned(d + k);
-          if (k + WD < W) hi_ += DB::load_aligned(d + k + WD);
-        }
-      }
+      simd::add_widened(x, lo_, hi_);
     }
   }
 
@@ -126,23 +97,7 @@ class DoubleAccumulator {
     if constexpr (std::is_same_v<T, double>) {
       lo_ += DB::load_unaligned(p);
     } else {
-#if XSIMD_WITH_AVX512F
-      if constexpr (simd::is_arch_v<A, xsimd::avx512f>) {
-        lo_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(p)));
-        hi_ += DB(_mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(p + 8)));
-        return;
-      } else
-#endif
-#if XSIMD_WITH_AVX
-          if constexpr (simd::is_arch_v<A, xsimd::avx>) {
-        lo_ += DB(_mm256_cvtps_pd(_mm_loadu_ps(p)));
-        hi_ += DB(_mm256_cvtps_pd(_mm_loadu_ps(p + 4)));
-        return;
-      } else
-#endif
-      {
-        add(xsimd::batch<T, A>::load_unaligned(p));
-      }
+      simd::add_widened_load(p, lo_, hi_);
     }
   }
 

@@ -103,24 +103,6 @@ inline constexpr bool integer_min_v = std::is_same_v<T, float> &&
                                       (simd::is_arch_v<A, xsimd::avx2> ||
                                        simd::is_arch_v<A, xsimd::avx512f>);
 
-/// Lane-wise unsigned minimum (AVX2 and AVX-512 only; xsimd 8.1 has no vector one there).
-template <class A>
-REGULA_ALWAYS_INLINE xsimd::batch<std::uint32_t, A> umin(
-    const xsimd::batch<std::uint32_t, A>& x, const xsimd::batch<std::uint32_t, A>& y) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (simd::is_arch_v<A, xsimd::avx512f>) {
-    return _mm512_min_epu32(x, y);
-  } else
-#endif
-  {
-#if XSIMD_WITH_AVX2
-    return _mm256_min_epu32(x, y);
-#else
-    return xsimd::min(x, y);
-#endif
-  }
-}
-
 }  // namespace detail
 
 /// Σ_c min(a_r[c], b_k[c]) for four columns a_0..a_3 against four columns b_0..b_3 of
@@ -140,23 +122,19 @@ void min_sum_4x4(const T* const* a, const T* const* b, std::size_t n, T* out) no
   std::size_t c = 0;
   if constexpr (detail::integer_min_v<T, A>) {
     using U = xsimd::batch<std::uint32_t, A>;
-    // The empty asm keeps each loaded batch in a register: without it GCC 12 reloads every
+    // simd::opaque keeps each loaded batch in a register: without it GCC 12 reloads every
     // operand from memory for each of the 16 minima (twice the loads, and slower).
     const auto ld = [](const T* p) noexcept {
-      typename U::register_type r = xsimd::bitwise_cast<U>(B::load_unaligned(p));
-#if defined(__GNUC__)
-      asm("" : "+v"(r));
-#endif
-      return U(r);
+      return simd::opaque(xsimd::bitwise_cast<U>(B::load_unaligned(p)));
     };
     for (; c + W <= n; c += W) {
       const U a0 = ld(a[0] + c), a1 = ld(a[1] + c), a2 = ld(a[2] + c), a3 = ld(a[3] + c);
       for (std::size_t k = 0; k < 4; ++k) {
         const U bk = ld(b[k] + c);
-        s[k] += xsimd::bitwise_cast<B>(detail::umin(a0, bk));
-        s[4 + k] += xsimd::bitwise_cast<B>(detail::umin(a1, bk));
-        s[8 + k] += xsimd::bitwise_cast<B>(detail::umin(a2, bk));
-        s[12 + k] += xsimd::bitwise_cast<B>(detail::umin(a3, bk));
+        s[k] += xsimd::bitwise_cast<B>(simd::umin(a0, bk));
+        s[4 + k] += xsimd::bitwise_cast<B>(simd::umin(a1, bk));
+        s[8 + k] += xsimd::bitwise_cast<B>(simd::umin(a2, bk));
+        s[12 + k] += xsimd::bitwise_cast<B>(simd::umin(a3, bk));
       }
     }
   } else {

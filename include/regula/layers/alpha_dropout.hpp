@@ -10,6 +10,7 @@
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/options.hpp"
+#include "regula/core/simd.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/alpha_dropout.hpp"
 #include "regula/kernels/dropout.hpp"
@@ -55,12 +56,11 @@ class AlphaDropout : public TrainingFlag {
     const double pe = 1.0 - q;
     if (threshold_ > 0) {
       // Products rounded before each sum, so the constants are the same bits on every ISA.
-      const double a =
-          1.0 / std::sqrt(q * (1.0 + kernels::detail::rounded(pe * alpha_prime * alpha_prime)));
+      const double a = 1.0 / std::sqrt(q * (1.0 + simd::opaque(pe * alpha_prime * alpha_prime)));
       const double b = -a * alpha_prime * pe;
       a_ = static_cast<T>(a);
       b_ = static_cast<T>(b);
-      dropped_ = static_cast<T>(kernels::detail::rounded(a * alpha_prime) + b);
+      dropped_ = static_cast<T>(simd::opaque(a * alpha_prime) + b);
     }
   }
 

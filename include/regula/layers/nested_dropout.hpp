@@ -18,6 +18,7 @@
 #include "regula/core/matrix.hpp"
 #include "regula/core/options.hpp"
 #include "regula/core/parallel.hpp"
+#include "regula/core/simd.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/dropout.hpp"
 #include "regula/kernels/nested_dropout.hpp"
@@ -173,7 +174,7 @@ class NestedDropout : public TrainingFlag {
         double r = 1.0;  // ρᵏ⁻¹
         for (std::size_t k = 0; k < K; ++k) {
           // Rounded before the clamp below adds to it: the same pmf on every instruction set.
-          w[k] = kernels::detail::rounded(r * (1.0 - p.rho));
+          w[k] = simd::opaque(r * (1.0 - p.rho));
           r *= p.rho;
         }
         if (p.tail == NestedTail::clamp) w[K - 1] += r;  // + ρᴷ: P(b = K) = ρᴷ⁻¹
@@ -246,7 +247,7 @@ class NestedDropout : public TrainingFlag {
   [[nodiscard]] double mean_kept() const noexcept {
     double m = 0.0;
     for (std::size_t k = 0; k < pmf_.size(); ++k) {
-      m += kernels::detail::rounded(static_cast<double>(k + 1) * pmf_[k]);
+      m += simd::opaque(static_cast<double>(k + 1) * pmf_[k]);
     }
     return m;
   }

@@ -134,7 +134,7 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
         // back to a moderate value, and give a finite but wrong loss. False for NaN.
         if (REGULA_UNLIKELY(
                 !(std::abs(mz) + sdz * root <= safe && std::abs(mv) + sdv * root <= safe)) &&
-            kernels::detail::all_finite(zc, vc, n)) {
+            kernels::all_finite(zc, vc, n)) {
           return logit_std_kd_wide(zc, vc, n, kinv, gs, dcol);
         }
         const double sz = sdz + logit_std_eps, sv = sdv + logit_std_eps;

@@ -40,6 +40,7 @@
 #include "regula/core/labels.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/options.hpp"
+#include "regula/kernels/reduce.hpp"
 #include "regula/selection/co_teaching.hpp"
 #include "regula/selection/small_loss.hpp"
 
@@ -119,15 +120,6 @@ inline long double jocor_wide_agreement(const double* z, const double* v, std::s
 template <class W>
 W jocor_weighted(double w, W x) noexcept {
   return w != 0.0 ? static_cast<W>(w) * x : W(0);
-}
-
-/// Whether every logit of a sample's two columns is finite.
-template <class T>
-bool jocor_finite(const T* z, const T* v, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(z[i]) || !std::isfinite(v[i])) return false;
-  }
-  return true;
 }
 
 /// jocor_column's loss, a and stats in long double for a double sample whose terms pass the
@@ -246,7 +238,7 @@ double jocor_column(const T* z, const T* v, std::size_t n, std::size_t y, double
     // Terms near the largest double (cross-entropies or a divergence of columns spanning close
     // to it) can pass it in double while the weighted loss does not: the sample again in long
     // double. One test per sample on the common path.
-    if (REGULA_UNLIKELY(!std::isfinite(loss)) && jocor_finite(z, v, n)) {
+    if (REGULA_UNLIKELY(!std::isfinite(loss)) && kernels::all_finite(z, v, n)) {
       return jocor_wide_column(z, v, n, y, ce, lambda, m1, m2, L1, L2, p, q, a, k1, k2, stats);
     }
   }
