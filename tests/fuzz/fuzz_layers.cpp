@@ -564,9 +564,15 @@ void run_multi_sample(fuzz::Input& in, Palette pal) {
     const auto amax = [](const auto& m) {
       return m.size() == 0 ? 0.0 : static_cast<double>(m.cwiseAbs().maxCoeff());
     };
-    double rate = opt.p;
-    for (double r : opt.rates) rate = std::max(rate, r < 1.0 ? r : 0.0);
-    const double keep = rate < 1.0 ? 1.0 / (1.0 - rate) : 1.0;
+    // The largest factor of a kept element is the layers' own scale (2¹⁶/t of the rounded keep
+    // threshold, never 1/(1 − p) computed here): with `rates` set, p is ignored, and a bound
+    // taken from p = 1 missed a sample of rate 1 − 1e-6 and its factor 65536 (campaign,
+    // 2 December).
+    double keep = 1.0;
+    if (training) {
+      for (std::size_t m = 0; m < static_cast<std::size_t>(opt.samples); ++m)
+        keep = std::max(keep, static_cast<double>(msd.dropout(m).scale()));
+    }
     const double logit_bound = amax(W) * amax(h) * keep * static_cast<double>(K) + amax(b);
     // The masked copies h·m/(1 − p) must be finite too: one past the largest T is inf, and a
     // zero weight times it is NaN although the bound above is 0 (campaign, 2 December).

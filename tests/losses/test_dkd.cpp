@@ -309,4 +309,56 @@ TEMPLATE_TEST_CASE("dkd: a column spanning past the largest T is finite and exac
   }
 }
 
+TEST_CASE("dkd: columns of +inf and -inf loss sum to a number (weights of opposite signs)",
+          "[losses][dkd][extreme]") {
+  // Column 0: v = (a, 0, 0), z = (−a, 0, 0): TCKD = a + log 2 + O(e^{−a}), NCKD = 0 (both
+  // non-target parts uniform). Column 1: z = (0, b, −b), v = (0, −b, b): p_t = q_t, so TCKD = 0,
+  // and NCKD = 2b + O(e^{−2b}). With α = 2, β = −1 the losses are 2a ≈ 3e308 and −2b ≈ −2.8e308,
+  // each past the largest double; their sum 2(a − b) is exact in double (Sterbenz).
+  const double a = 1.5e308, b = 1.4e308;
+  Mat<double> z(3, 2), v(3, 2);
+  z.col(0) << -a, 0.0, 0.0;
+  v.col(0) << a, 0.0, 0.0;
+  z.col(1) << 0.0, b, -b;
+  v.col(1) << 0.0, -b, b;
+  Labels y(2);
+  y << 0, 0;
+  const auto opt = DKDOptions{}.with_alpha(2.0).with_beta(-1.0).with_temperature(1.0);
+  regula::Vector<double> losses(2);
+  regula::dkd_per_sample(z, v, y, losses, opt);
+  CHECK(losses[0] == std::numeric_limits<double>::infinity());
+  CHECK(losses[1] == -std::numeric_limits<double>::infinity());
+  const double want = 2.0 * (a - b);
+  for (const Reduction r : {Reduction::sum, Reduction::batchmean, Reduction::mean}) {
+    CAPTURE(static_cast<int>(r));
+    const double scale = r == Reduction::sum ? 1.0 : r == Reduction::batchmean ? 0.5 : 1.0 / 6.0;
+    const auto o = DKDOptions{opt}.with_reduction(r);
+    CHECK(regula::dkd(z, v, y, o) == Approx(want * scale).epsilon(1e-15));
+    // The fused gradient is each column's own (none is affected by the sum):
+    // ∂/∂z_t = α(p_t − q_t) = −2 and α(q_t − p_t)·p̂_j = 1 at j ≠ t in column 0; β(p̂ − q̂) =
+    // (−1, 1) at the non-target classes of column 1, 0 at its target.
+    Mat<double> dz(3, 2);
+    CHECK(regula::dkd(z, v, y, dz, o) == Approx(want * scale).epsilon(1e-15));
+    Mat<double> g(3, 2);
+    g << -2.0, 0.0, 1.0, -1.0, 1.0, 1.0;
+    CHECK((dz - g * scale).cwiseAbs().maxCoeff() <= 1e-15);
+  }
+  // +inf beside a finite loss of the other sign: 2a' ≈ 1.8e308 (past DBL_MAX) and −2b' = −1.5e308
+  // give 3e307, not +inf.
+  const double a2 = 0.9e308, b2 = 0.75e308;
+  Mat<double> z2(3, 2), v2(3, 2);
+  z2.col(0) << -a2, 0.0, 0.0;
+  v2.col(0) << a2, 0.0, 0.0;
+  z2.col(1) << 0.0, b2, -b2;
+  v2.col(1) << 0.0, -b2, b2;
+  regula::dkd_per_sample(z2, v2, y, losses, opt);
+  CHECK(losses[0] == std::numeric_limits<double>::infinity());
+  CHECK(std::isfinite(losses[1]));
+  CHECK(regula::dkd(z2, v2, y, DKDOptions{opt}.with_reduction(Reduction::sum)) ==
+        Approx(2.0 * (a2 - b2)).epsilon(1e-15));
+  // NaN in still gives NaN out through the long-double sum.
+  z(1, 1) = std::numeric_limits<double>::quiet_NaN();
+  CHECK(std::isnan(regula::dkd(z, v, y, DKDOptions{opt}.with_reduction(Reduction::sum))));
+}
+
 }  // namespace

@@ -42,6 +42,7 @@
 #include "regula/core/matrix.hpp"
 #include "regula/core/options.hpp"
 #include "regula/kernels/kd.hpp"
+#include "regula/kernels/reduce.hpp"
 #include "regula/losses/kd_common.hpp"
 
 namespace regula {
@@ -65,6 +66,31 @@ struct DKDOptions : detail::DistillationOptions<DKDOptions> {
 };
 
 namespace detail {
+
+/// scale·Σ_j F·(α·TCKD_j + β·NCKD_j) with every column's terms from kernels::detail::dkd_wide,
+/// summed in long double and rounded once: run_dkd's fallback where the sum in double is not
+/// finite. With weights of opposite signs a column's loss can be −inf and another's +inf (each
+/// past the largest double) although every logit is finite, or +inf beside a finite loss of the
+/// other sign; their sum in long double is the number. (The same rule as the reduced
+/// cross-entropy's, whose columns stay within double and are re-added as they are.) A
+/// column with a logit that is not finite keeps `total` (NaN in gives NaN out). Serial and in
+/// column order: deterministic, and cold (it runs only where the double sum failed).
+template <class T>
+double dkd_wide_total(const MatrixCRef<T>& z, const MatrixCRef<T>& v, const LabelsCRef& y,
+                      const DKDOptions& opt, double scale, double total) noexcept {
+  using W = kernels::detail::wide;
+  const auto n = static_cast<std::size_t>(z.rows());
+  const W k = static_cast<W>(static_cast<T>(1.0 / opt.temperature));
+  W sum = 0.0L;
+  for (Index j = 0; j < z.cols(); ++j) {
+    if (!kernels::all_finite(z.col(j).data(), v.col(j).data(), n)) return total;
+    const kernels::detail::WideDkdTerms r =
+        kernels::detail::dkd_wide<T>(z.col(j).data(), v.col(j).data(), n,
+                                     static_cast<std::size_t>(y[j]), k, 0.0L, 0.0L, 0.0L, nullptr);
+    sum += static_cast<W>(opt.alpha) * r.tckd + static_cast<W>(opt.beta) * r.nckd;
+  }
+  return static_cast<double>(sum * static_cast<W>(opt.factor()) * static_cast<W>(scale));
+}
 
 template <class T>
 T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const LabelsCRef& y,
@@ -104,7 +130,10 @@ T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const
             z.col(j).data(), v.col(j).data(), n, l, &kernels::detail::dkd_weighted_wide<T>, t,
             static_cast<W>(k), static_cast<W>(opt.alpha), static_cast<W>(opt.beta));
       });
-  return static_cast<T>(per_sample ? total : total * scale);
+  if (per_sample || REGULA_LIKELY(std::isfinite(total))) {
+    return static_cast<T>(per_sample ? total : total * scale);
+  }
+  return static_cast<T>(dkd_wide_total<T>(z, v, y, opt, scale, total));
 }
 
 }  // namespace detail
