@@ -361,4 +361,52 @@ TEST_CASE("dkd: columns of +inf and -inf loss sum to a number (weights of opposi
   CHECK(std::isnan(regula::dkd(z, v, y, DKDOptions{opt}.with_reduction(Reduction::sum))));
 }
 
+TEMPLATE_TEST_CASE("dkd: gradient coefficients past the largest T take the long-double path",
+                   "[losses][dkd][extreme]", float, double) {
+  using T = TestType;
+  const double big = 0.75 * static_cast<double>(std::numeric_limits<T>::max());
+  // Campaign finding `dkd-coefficient-overflow`: T = 1e20 with the T² factor and α = β = 1e300
+  // make gs·k·β = 1e320 while p = q: the gradient, exactly 0, was NaN (inf·0).
+  if (std::is_same_v<T, double>) {
+    Mat<T> z = Mat<T>::Constant(8, 1, T(-18.25)), v = Mat<T>::Constant(8, 1, T(-18.26825));
+    Labels y(1);
+    y << 3;
+    const auto opt = DKDOptions{}.with_temperature(1e20).with_alpha(1e300).with_beta(1e300);
+    Mat<T> dz(8, 1);
+    regula::Vector<T> losses(1);
+    regula::dkd_per_sample(z, v, y, losses, dz, opt);
+    CHECK(losses[0] == T(0));
+    CHECK(dz.cwiseAbs().maxCoeff() == T(0));
+  }
+  // A student far below the teacher at the target (p_t − q_t ≈ −1) with α = β = 0.75·max: the
+  // direct form's c₁ = β − α·(p_t − q_t) passes the largest T, although every element
+  // (α·(p_t − q_t) at t, −α·(p_t − q_t)·p̂_j + β·(p̂_j − q̂_j) elsewhere) is below it.
+  Mat<T> z(3, 1), v(3, 1);
+  z << T(0), T(5), T(5);
+  v << T(10), T(0), T(0);
+  Labels y(1);
+  y << 0;
+  const auto opt = DKDOptions{}
+                       .with_temperature(1.0)
+                       .with_alpha(big)
+                       .with_beta(big)
+                       .with_scale_by_t_squared(false)
+                       .with_reduction(Reduction::sum);
+  Mat<T> dz(3, 1);
+  const T loss = regula::dkd(z, v, y, dz, opt);
+  using LD = long double;
+  const LD e5 = std::exp(5.0L), e10 = std::exp(10.0L);
+  const LD pt = 1.0L / (1.0L + 2.0L * e5), qt = e10 / (e10 + 2.0L), d = pt - qt;
+  const LD b = static_cast<LD>(big);
+  CAPTURE(dz(0, 0), dz(1, 0), dz(2, 0));
+  // The loss itself, α·TCKD with TCKD ≈ 15, passes the largest T: +inf, not NaN.
+  CHECK(loss == std::numeric_limits<T>::infinity());
+  CHECK(static_cast<double>(dz(0, 0)) ==
+        Approx(static_cast<double>(b * d)).epsilon(std::is_same_v<T, float> ? 1e-6 : 1e-14));
+  for (Index j = 1; j < 3; ++j) {
+    CHECK(static_cast<double>(dz(j, 0)) == Approx(static_cast<double>(-b * d * 0.5L))
+                                               .epsilon(std::is_same_v<T, float> ? 1e-6 : 1e-14));
+  }
+}
+
 }  // namespace

@@ -28,13 +28,7 @@ void check_output(const char* who, const char* in_name, const In& in, const char
 template <class In, class Out>
 void check_disjoint(const char* who, const char* in_name, const In& in, const char* out_name,
                     const Out& out) {
-  const auto ni = extent(in);
-  const auto no = extent(out);
-  const bool overlap =
-      ni > 0 && no > 0 &&
-      static_cast<const void*>(in.data()) < static_cast<const void*>(out.data() + no) &&
-      static_cast<const void*>(out.data()) < static_cast<const void*>(in.data() + ni);
-  REGULA_EXPECTS(!overlap, who, out_name, " must not overlap ", in_name);
+  check_no_overlap(who, {region(in_name, in)}, {region(out_name, out)});
 }
 
 /// Columns per parallel chunk: about 32 Ki elements, at least one column. Depends only on the

@@ -13,6 +13,7 @@
 #include <Eigen/Core>
 
 #include "regula/core/error.hpp"
+#include "regula/core/matrix.hpp"
 
 namespace regula {
 
@@ -104,19 +105,16 @@ using LabelsCRef = LabelView;
 
 namespace detail {
 
+/// The bytes the labels occupy, for check_no_overlap (core/columns.hpp).
+[[nodiscard]] inline Region region(const char* name, const LabelView& y) noexcept {
+  return {name, y.bytes(), y.byte_extent()};
+}
+
 /// Throws if the memory of `out` (an Eigen object) shares any byte with the labels.
 template <class Out>
 void check_disjoint(const char* who, const char* in_name, const LabelView& in, const char* out_name,
                     const Out& out) {
-  const std::size_t ni = in.byte_extent();
-  const std::size_t no =
-      out.size() == 0
-          ? 0
-          : static_cast<std::size_t>((out.cols() - 1) * out.outerStride() + out.rows()) *
-                sizeof(typename Out::Scalar);
-  const auto* ob = reinterpret_cast<const unsigned char*>(out.data());
-  const bool overlap = ni > 0 && no > 0 && in.bytes() < ob + no && ob < in.bytes() + ni;
-  REGULA_EXPECTS(!overlap, who, out_name, " must not overlap ", in_name);
+  check_no_overlap(who, {region(in_name, in)}, {region(out_name, out)});
 }
 
 }  // namespace detail

@@ -8,6 +8,7 @@
 #define REGULA_CORE_MATRIX_HPP
 
 #include <cstddef>
+#include <initializer_list>
 #include <type_traits>
 
 #include <Eigen/Core>
@@ -67,6 +68,46 @@ template <class M>
 [[nodiscard]] std::ptrdiff_t extent(const M& m) noexcept {
   if (m.size() == 0) return 0;
   return static_cast<std::ptrdiff_t>((m.cols() - 1) * m.outerStride() + m.rows());
+}
+
+/// The bytes a named argument occupies, for check_no_overlap; empty for an empty view or a
+/// missing (null) optional output.
+struct Region {
+  const char* name = "";
+  const unsigned char* begin = nullptr;
+  std::size_t bytes = 0;
+};
+
+/// The region of a column-major Eigen view, from its first to one past its last element.
+template <class M, std::enable_if_t<!std::is_pointer_v<M>, int> = 0>
+[[nodiscard]] Region region(const char* name, const M& m) noexcept {
+  return {name, reinterpret_cast<const unsigned char*>(m.data()),
+          static_cast<std::size_t>(extent(m)) * sizeof(typename M::Scalar)};
+}
+
+/// The region of an optional output: empty when `m` is null.
+template <class M>
+[[nodiscard]] Region region(const char* name, const M* m) noexcept {
+  return m != nullptr ? region(name, *m) : Region{name, nullptr, 0};
+}
+
+/// Throws if an output shares any byte with an input or with another output (outputs that may
+/// alias nothing: gradients written while the inputs are still read, results written in
+/// place). The message names the output and what it overlaps; the inputs are checked first, in
+/// order, then the outputs against the earlier ones.
+inline void check_no_overlap(const char* who, std::initializer_list<Region> inputs,
+                             std::initializer_list<Region> outputs) {
+  const auto overlap = [](const Region& a, const Region& b) noexcept {
+    return a.bytes > 0 && b.bytes > 0 && a.begin < b.begin + b.bytes && b.begin < a.begin + a.bytes;
+  };
+  for (const Region* o = outputs.begin(); o != outputs.end(); ++o) {
+    for (const Region& i : inputs) {
+      REGULA_EXPECTS(!overlap(i, *o), who, o->name, " must not overlap ", i.name);
+    }
+    for (const Region* e = outputs.begin(); e != o; ++e) {
+      REGULA_EXPECTS(!overlap(*e, *o), who, o->name, " must not overlap ", e->name);
+    }
+  }
 }
 
 }  // namespace detail

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <ostream>
 
+#include "regula/core/options.hpp"
+
 namespace regula {
 
 /// The reduction of per-sample losses ℓ_1 … ℓ_B, with PyTorch's names and meanings.
@@ -37,6 +39,33 @@ enum class Reduction : std::uint8_t { none, mean, sum, batchmean };
 
 /// Writes the PyTorch spelling (used in error messages).
 inline std::ostream& operator<<(std::ostream& os, Reduction r) { return os << to_string(r); }
+
+namespace detail {
+
+/// The options every loss over integer labels has (cross-entropy, the coverage loss) — the
+/// reduction of the reduced calls and PyTorch's ignore_index — with chainable setters that
+/// return the options type `Self` that derives from it, so that one chain sets both these and
+/// Self's own fields (as DistillationOptions does for the distillation losses).
+template <class Self>
+struct LabelLossOptions {
+  /// How the reduced calls combine per-sample losses: `mean` (PyTorch's default: over the
+  /// samples that are not ignored, or their class weights), `sum`, or `batchmean` (Σ ℓ_i / B,
+  /// every sample counted). `none` is for the per-sample calls, which ignore this field; the
+  /// reduced calls reject it.
+  Reduction reduction = Reduction::mean;
+  /// Samples whose label equals this value contribute neither loss nor gradient and are not
+  /// counted by `mean`.
+  std::int64_t ignore_index = -100;
+
+  Self& with_reduction(Reduction r) noexcept {
+    return detail::set(static_cast<Self&>(*this), reduction, r);
+  }
+  Self& with_ignore_index(std::int64_t index) noexcept {
+    return detail::set(static_cast<Self&>(*this), ignore_index, index);
+  }
+};
+
+}  // namespace detail
 
 }  // namespace regula
 

@@ -349,8 +349,7 @@ class GlobalCoTeachingPlus : private GlobalCoTeaching<T> {
   /// @throws regula::invalid_argument if init_epochs < 0 or NaN.
   GlobalCoTeachingPlus(MPI_Comm comm, CoTeachingPlusOptions options = {})
       : Base(comm), options_(options) {
-    REGULA_EXPECTS(options.init_epochs >= 0.0, "regula::mpi::GlobalCoTeachingPlus",
-                   "init_epochs must be >= 0, got ", options.init_epochs);
+    regula::detail::check_init_epochs("regula::mpi::GlobalCoTeachingPlus", options.init_epochs);
   }
 
   /// Collective; arguments as CoTeachingPlus::exchange for this rank's shard (C × n_r logits;
@@ -364,14 +363,8 @@ class GlobalCoTeachingPlus : private GlobalCoTeaching<T> {
                                MatrixRef<T> grad2) {
     constexpr const char* who = "regula::mpi::GlobalCoTeachingPlus::exchange";
     const std::exception_ptr error = detail::local_error([&] {
-      regula::detail::check_pair(who, loss1, loss2, grad1, grad2);
-      regula::detail::check_same_shape(who, "logits2", logits2, "logits1", logits1);
-      REGULA_EXPECTS(logits1.cols() == loss1.size(), who,
-                     "logits1 must have one column per sample (", loss1.size(), "), got ",
-                     logits1.cols());
-      REGULA_EXPECTS(logits1.rows() > 0, who, "logits1 must have at least one class");
+      regula::detail::check_plus_exchange(who, logits1, logits2, loss1, loss2, epoch, grad1, grad2);
       detail::check_forget_rate(who, forget_rate);
-      REGULA_EXPECTS(epoch >= 0.0, who, "epoch must be >= 0, got ", epoch);
     });
     // Local disagreement first, so that its size goes into the one declaration.
     disagree_.clear();

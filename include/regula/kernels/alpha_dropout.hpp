@@ -49,36 +49,30 @@ template <class T, class A = default_arch>
 void alpha_dropout_segment(const DropoutDraw& d, std::size_t i0, std::size_t n, const T* x, T a,
                            T b, T dropped_value, T* y) noexcept {
   constexpr std::size_t K = detail::tiles_per_step;
-  std::size_t i = i0;
-  const std::size_t end = i0 + n;
-  while (i < end) {
-    const std::size_t tile = i / dropout_tile;
-    const std::size_t base = tile * dropout_tile;
-    const std::size_t off = i - i0;
-    if (i == base && end - i >= K * dropout_tile) {
-      std::uint64_t keep[K][2];
-      dropout_tiles_keep<K, A>(d, tile, keep);
-      for (std::size_t k = 0; k < K; ++k) {
-        const std::size_t o = off + k * dropout_tile;
-        detail::alpha_tile<T, A>(x + o, keep[k], a, b, dropped_value, y + o);
-      }
-      i += K * dropout_tile;
-      continue;
-    }
-    const std::size_t j0 = i - base;
-    const std::size_t len = (end - base < dropout_tile ? end - base : dropout_tile) - j0;
-    std::uint64_t keep[2];
-    dropout_tile_keep<A>(d, tile, keep);
-    if (len == dropout_tile) {
-      detail::alpha_tile<T, A>(x + off, keep, a, b, dropped_value, y + off);
-    } else {
-      for (std::size_t j = j0; j < j0 + len; ++j) {
-        const bool k = ((keep[j / 64] >> (j % 64)) & 1U) != 0;
-        y[off + j - j0] = detail::alpha_value(k, x[off + j - j0], a, b, dropped_value);
-      }
-    }
-    i += len;
-  }
+  detail::for_each_tile<T>(
+      i0, n, x,
+      [&](std::size_t tile, std::uint64_t(&keep)[K][2]) noexcept {
+        dropout_tiles_keep<K, A>(d, tile, keep);
+      },
+      [&](std::size_t tile, std::size_t, std::size_t, std::uint64_t keep[2]) noexcept {
+        dropout_tile_keep<A>(d, tile, keep);
+      },
+      [&](std::size_t off, const std::uint64_t(&keep)[K][2]) noexcept {
+        for (std::size_t k = 0; k < K; ++k) {
+          const std::size_t o = off + k * dropout_tile;
+          detail::alpha_tile<T, A>(x + o, keep[k], a, b, dropped_value, y + o);
+        }
+      },
+      [&](std::size_t off, std::size_t j0, std::size_t len, const std::uint64_t keep[2]) noexcept {
+        if (len == dropout_tile) {
+          detail::alpha_tile<T, A>(x + off, keep, a, b, dropped_value, y + off);
+          return;
+        }
+        for (std::size_t j = j0; j < j0 + len; ++j) {
+          const bool k = ((keep[j / 64] >> (j % 64)) & 1U) != 0;
+          y[off + j - j0] = detail::alpha_value(k, x[off + j - j0], a, b, dropped_value);
+        }
+      });
 }
 
 /// Scalar reference of alpha_dropout_segment (mask from the scalar Philox). The product goes

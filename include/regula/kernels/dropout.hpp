@@ -195,13 +195,16 @@ namespace detail {
 /// Tiles per step on the fast path: four independent Philox chains in flight.
 inline constexpr std::size_t tiles_per_step = 4;
 
-/// Walks the call's elements [i0, i0 + n) tile by tile and applies y = x ⊙ m·scale (y += x ⊙
-/// m·scale with `Add`) with the keep bits that `keep_tiles(tile, keep)` (four whole tiles) or
-/// `keep_tile(tile, j0, len, keep)` (one tile, elements j0..j0+len−1 of it) provide.
-template <class T, class A, bool Add = false, class KeepTiles, class KeepTile>
-REGULA_ALWAYS_INLINE void walk_tiles(std::size_t i0, std::size_t n, const T* x, T scale, T* y,
-                                     bool streaming, KeepTiles&& keep_tiles,
-                                     KeepTile&& keep_tile) noexcept {
+/// Walks the call's elements [i0, i0 + n) tile by tile, x pointing at element i0:
+/// `steps(off, keep)` takes tiles_per_step whole tiles starting at element offset `off` (from
+/// x), their keep bits from `keep_tiles(tile, keep)`; `part(off, j0, len, keep)` takes elements
+/// j0..j0+len−1 of one tile (len may be a whole tile), its bits from `keep_tile(tile, j0, len,
+/// keep)`. The input is prefetched a few steps ahead. Every masked kernel (dropout, its
+/// accumulating and stored-mask forms, alpha dropout) is this walk with its own tile operation.
+template <class T, class KeepTiles, class KeepTile, class Steps, class Part>
+REGULA_ALWAYS_INLINE void for_each_tile(std::size_t i0, std::size_t n, const T* x,
+                                        KeepTiles&& keep_tiles, KeepTile&& keep_tile, Steps&& steps,
+                                        Part&& part) noexcept {
   constexpr std::size_t K = tiles_per_step;
   std::size_t i = i0;
   const std::size_t end = i0 + n;
@@ -219,18 +222,7 @@ REGULA_ALWAYS_INLINE void walk_tiles(std::size_t i0, std::size_t n, const T* x, 
       }
 #endif
       keep_tiles(tile, keep);
-      constexpr std::size_t align = sizeof(xsimd::batch<T, A>);
-      const bool aligned = reinterpret_cast<std::uintptr_t>(y + off) % align == 0;
-      for (std::size_t k = 0; k < K; ++k) {
-        const std::size_t o = off + k * dropout_tile;
-        if constexpr (Add) {
-          masked_scale_tile<T, A, false, true>(x + o, keep[k], scale, y + o);
-        } else if (streaming && aligned) {
-          masked_scale_tile<T, A, true>(x + o, keep[k], scale, y + o);
-        } else {
-          masked_scale_tile<T, A>(x + o, keep[k], scale, y + o);
-        }
-      }
+      steps(off, keep);
       i += K * dropout_tile;
       continue;
     }
@@ -238,13 +230,41 @@ REGULA_ALWAYS_INLINE void walk_tiles(std::size_t i0, std::size_t n, const T* x, 
     const std::size_t len = (end - base < dropout_tile ? end - base : dropout_tile) - j0;
     std::uint64_t keep[2];
     keep_tile(tile, j0, len, keep);
-    if (len == dropout_tile) {
-      masked_scale_tile<T, A, false, Add>(x + off, keep, scale, y + off);
-    } else {
-      masked_scale_tile_reference<T, Add>(x + off, keep, j0, len, scale, y + off);
-    }
+    part(off, j0, len, keep);
     i += len;
   }
+}
+
+/// for_each_tile applying y = x ⊙ m·scale (y += x ⊙ m·scale with `Add`) to the call's elements
+/// [i0, i0 + n), y pointing at element i0 too.
+template <class T, class A, bool Add = false, class KeepTiles, class KeepTile>
+REGULA_ALWAYS_INLINE void walk_tiles(std::size_t i0, std::size_t n, const T* x, T scale, T* y,
+                                     bool streaming, KeepTiles&& keep_tiles,
+                                     KeepTile&& keep_tile) noexcept {
+  constexpr std::size_t K = tiles_per_step;
+  for_each_tile<T>(
+      i0, n, x, keep_tiles, keep_tile,
+      [&](std::size_t off, const std::uint64_t(&keep)[K][2]) noexcept {
+        constexpr std::size_t align = sizeof(xsimd::batch<T, A>);
+        const bool aligned = reinterpret_cast<std::uintptr_t>(y + off) % align == 0;
+        for (std::size_t k = 0; k < K; ++k) {
+          const std::size_t o = off + k * dropout_tile;
+          if constexpr (Add) {
+            masked_scale_tile<T, A, false, true>(x + o, keep[k], scale, y + o);
+          } else if (streaming && aligned) {
+            masked_scale_tile<T, A, true>(x + o, keep[k], scale, y + o);
+          } else {
+            masked_scale_tile<T, A>(x + o, keep[k], scale, y + o);
+          }
+        }
+      },
+      [&](std::size_t off, std::size_t j0, std::size_t len, const std::uint64_t keep[2]) noexcept {
+        if (len == dropout_tile) {
+          masked_scale_tile<T, A, false, Add>(x + off, keep, scale, y + off);
+        } else {
+          masked_scale_tile_reference<T, Add>(x + off, keep, j0, len, scale, y + off);
+        }
+      });
   if (streaming) simd::store_fence();
 }
 

@@ -1258,7 +1258,7 @@ inline DkdTerms dkd_assemble(double xt, double ut, double s, double h, const KlM
 /// dkd_column's cancellation-free path (see there), given the non-target maxima.
 template <class T, class A>
 DkdTerms dkd_accurate(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha, T beta,
-                      T gs, T* dz, T* scratch, T mz, T mv) noexcept {
+                      T gs, T* dz, T* scratch, T mz, T mv, bool& grad_ok) noexcept {
   detail::KlSums<T> acc;
   T* gv = dz != nullptr ? scratch : nullptr;
   constexpr auto psi = detail::KlTerm::xexp_tail;
@@ -1288,6 +1288,9 @@ DkdTerms dkd_accurate(const T* z, const T* v, std::size_t n, std::size_t t, T k,
     const double c = g * b / (s * mo.onep);
     const double ca0 = -g * a * d / s;  // c·a0 without dividing by β (which may be 0)
     const T cm = static_cast<T>(c * mo.M + ca0), co = static_cast<T>(c * mo.onep + ca0);
+    // Weights and T² near the largest T can carry a coefficient past it (inf·0 where p̂ = q̂).
+    grad_ok = std::isfinite(cm) && std::isfinite(co) && std::isfinite(static_cast<T>(c)) &&
+              std::isfinite(static_cast<T>(g * a));
     detail::kl_combine<T, A>(z, v, 0, t, mz, mv, k, k, joint, gv, cm, co, static_cast<T>(c), dz);
     detail::kl_combine<T, A>(z, v, t + 1, n, mz, mv, k, k, joint, gv, cm, co, static_cast<T>(c),
                              dz);
@@ -1299,7 +1302,8 @@ DkdTerms dkd_accurate(const T* z, const T* v, std::size_t n, std::size_t t, T k,
 /// Scalar twin of dkd_accurate.
 template <class T>
 DkdTerms dkd_accurate_reference(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha,
-                                T beta, T gs, T* dz, T* scratch, T mz, T mv) noexcept {
+                                T beta, T gs, T* dz, T* scratch, T mz, T mv,
+                                bool& grad_ok) noexcept {
   detail::KlSums<T> acc;
   constexpr auto psi = detail::KlTerm::xexp_tail;
   double s = 0.0;
@@ -1326,6 +1330,9 @@ DkdTerms dkd_accurate_reference(const T* z, const T* v, std::size_t n, std::size
     const double c = g * b / (s * mo.onep);
     const double ca0 = -g * a * d / s;  // c·a0 without dividing by β (which may be 0)
     const T cm = static_cast<T>(c * mo.M + ca0), co = static_cast<T>(c * mo.onep + ca0);
+    // Weights and T² near the largest T can carry a coefficient past it (inf·0 where p̂ = q̂).
+    grad_ok = std::isfinite(cm) && std::isfinite(co) && std::isfinite(static_cast<T>(c)) &&
+              std::isfinite(static_cast<T>(g * a));
     detail::kl_combine_reference<T>(z, v, 0, t, mz, mv, k, k, joint, scratch, cm, co,
                                     static_cast<T>(c), dz);
     detail::kl_combine_reference<T>(z, v, t + 1, n, mz, mv, k, k, joint, scratch, cm, co,
@@ -1432,8 +1439,8 @@ double dkd_weighted_wide(const T* z, const T* v, std::size_t n, std::size_t t, w
 /// dkd_column before its test for non-finite terms.
 template <class T, class A>
 REGULA_ALWAYS_INLINE DkdTerms dkd_column_body(const T* z, const T* v, std::size_t n, std::size_t t,
-                                              T k, T alpha, T beta, T gs, T* dz,
-                                              T* scratch) noexcept {
+                                              T k, T alpha, T beta, T gs, T* dz, T* scratch,
+                                              bool& grad_ok) noexcept {
   const T mz = detail::max_except<T, A>(z, n, t);
   const T mv = detail::max_except<T, A>(v, n, t);
   detail::ExpSums<T> acc;
@@ -1450,14 +1457,16 @@ REGULA_ALWAYS_INLINE DkdTerms dkd_column_body(const T* z, const T* v, std::size_
   const double wa = std::abs(static_cast<double>(alpha)), wb = std::abs(static_cast<double>(beta));
   if (!detail::direct_is_accurate<T, A>(wa * r.tckd + wb * r.nckd,
                                         wa * mag_t + wb * (acc.mag(sv) + 2.0), n)) {
-    return detail::dkd_accurate<T, A>(z, v, n, t, k, alpha, beta, gs, dz, scratch, mz, mv);
+    return detail::dkd_accurate<T, A>(z, v, n, t, k, alpha, beta, gs, dz, scratch, mz, mv, grad_ok);
   }
   if (dz != nullptr) {
     const T c1 = gs * k * (beta - alpha * static_cast<T>(d)) / acc.sz;
     const T c2 = gs * k * beta / acc.sv;
+    const T ct = gs * k * alpha;
+    grad_ok = std::isfinite(c1) && std::isfinite(c2) && std::isfinite(ct);
     detail::combine<T, A>(dz, fv, v, 0, t, mv, k, c1, c2, dz);
     detail::combine<T, A>(dz, fv, v, t + 1, n, mv, k, c1, c2, dz);
-    dz[t] = gs * k * alpha * static_cast<T>(d);
+    dz[t] = ct * static_cast<T>(d);
   }
   return r;
 }
@@ -1465,7 +1474,8 @@ REGULA_ALWAYS_INLINE DkdTerms dkd_column_body(const T* z, const T* v, std::size_
 /// dkd_column_reference before its test for non-finite terms.
 template <class T>
 DkdTerms dkd_column_reference_body(const T* z, const T* v, std::size_t n, std::size_t t, T k,
-                                   T alpha, T beta, T gs, T* dz, T* scratch) noexcept {
+                                   T alpha, T beta, T gs, T* dz, T* scratch,
+                                   bool& grad_ok) noexcept {
   const T mz = detail::max_except_reference(z, n, t);
   const T mv = detail::max_except_reference(v, n, t);
   detail::ExpSums<T> acc;
@@ -1481,25 +1491,32 @@ DkdTerms dkd_column_reference_body(const T* z, const T* v, std::size_t n, std::s
   const double wa = std::abs(static_cast<double>(alpha)), wb = std::abs(static_cast<double>(beta));
   if (!detail::direct_is_accurate<T, default_arch>(wa * r.tckd + wb * r.nckd,
                                                    wa * mag_t + wb * (acc.mag(sv) + 2.0), n)) {
-    return detail::dkd_accurate_reference<T>(z, v, n, t, k, alpha, beta, gs, dz, scratch, mz, mv);
+    return detail::dkd_accurate_reference<T>(z, v, n, t, k, alpha, beta, gs, dz, scratch, mz, mv,
+                                             grad_ok);
   }
   if (dz != nullptr) {
+    // The same test as dkd_column_body's, on the coefficients that form its gradient.
+    const T ct = gs * k * alpha;
+    grad_ok = std::isfinite(gs * k * (beta - alpha * static_cast<T>(d)) / acc.sz) &&
+              std::isfinite(gs * k * beta / acc.sv) && std::isfinite(ct);
     for (std::size_t i = 0; i < n; ++i) {
       if (i == t) continue;
       const T f = scratch != nullptr ? scratch[i] : std::exp((v[i] - mv) * k);
       const T ph = dz[i] / acc.sz, qh = f / acc.sv;
       dz[i] = gs * k * (-alpha * static_cast<T>(d) * ph + beta * (ph - qh));
     }
-    dz[t] = gs * k * alpha * static_cast<T>(d);
+    dz[t] = ct * static_cast<T>(d);
   }
   return r;
 }
 
-/// dkd_column's or its reference's terms r, or where one is not finite the wide fallback.
+/// dkd_column's or its reference's terms r, or where one is not finite, or a coefficient of the
+/// gradient is not (grad_ok false), the wide fallback.
 template <class T>
 REGULA_ALWAYS_INLINE DkdTerms dkd_finite(const T* z, const T* v, std::size_t n, std::size_t t, T k,
-                                         T alpha, T beta, T gs, T* dz, DkdTerms r) noexcept {
-  if (REGULA_LIKELY(std::isfinite(r.tckd) && std::isfinite(r.nckd))) return r;
+                                         T alpha, T beta, T gs, T* dz, DkdTerms r,
+                                         bool grad_ok) noexcept {
+  if (REGULA_LIKELY(std::isfinite(r.tckd) && std::isfinite(r.nckd) && grad_ok)) return r;
   return recompute_wide(z, v, n, r, &dkd_wide_terms<T>, t, static_cast<wide>(k),
                         static_cast<wide>(alpha), static_cast<wide>(beta), static_cast<wide>(gs),
                         dz);
@@ -1510,18 +1527,20 @@ REGULA_ALWAYS_INLINE DkdTerms dkd_finite(const T* z, const T* v, std::size_t n, 
 template <class T, class A>
 DkdTerms dkd_column(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha, T beta,
                     T gs, T* dz, T* scratch) noexcept {
-  return detail::dkd_finite(
-      z, v, n, t, k, alpha, beta, gs, dz,
-      detail::dkd_column_body<T, A>(z, v, n, t, k, alpha, beta, gs, dz, scratch));
+  bool grad_ok = true;
+  const DkdTerms r =
+      detail::dkd_column_body<T, A>(z, v, n, t, k, alpha, beta, gs, dz, scratch, grad_ok);
+  return detail::dkd_finite(z, v, n, t, k, alpha, beta, gs, dz, r, grad_ok);
 }
 
 /// Scalar reference of dkd_column (the same two paths and the same fallback).
 template <class T>
 DkdTerms dkd_column_reference(const T* z, const T* v, std::size_t n, std::size_t t, T k, T alpha,
                               T beta, T gs, T* dz, T* scratch) noexcept {
-  return detail::dkd_finite(
-      z, v, n, t, k, alpha, beta, gs, dz,
-      detail::dkd_column_reference_body<T>(z, v, n, t, k, alpha, beta, gs, dz, scratch));
+  bool grad_ok = true;
+  const DkdTerms r =
+      detail::dkd_column_reference_body<T>(z, v, n, t, k, alpha, beta, gs, dz, scratch, grad_ok);
+  return detail::dkd_finite(z, v, n, t, k, alpha, beta, gs, dz, r, grad_ok);
 }
 
 namespace detail {

@@ -87,9 +87,9 @@ class DropConnect : public TrainingFlag {
                    "), got ", b.size());
     REGULA_EXPECTS(y.rows() == W.rows() && y.cols() == x.cols(), who, "y must be ", W.rows(), " x ",
                    x.cols(), ", got ", y.rows(), " x ", y.cols());
-    detail::check_disjoint(who, "x", x, "y", y);
-    detail::check_disjoint(who, "W", W, "y", y);
-    detail::check_disjoint(who, "b", b, "y", y);
+    detail::check_no_overlap(
+        who, {detail::region("x", x), detail::region("W", W), detail::region("b", b)},
+        {detail::region("y", y)});
     ctx.in = W.cols();
     ctx.out = W.rows();
     ctx.batch = x.cols();
@@ -136,18 +136,9 @@ class DropConnect : public TrainingFlag {
         ctx.random.mode != RandomContext::Mode::random || ctx.random.keep_threshold == threshold_,
         who, "ctx was filled by a layer with another p (keep threshold ", ctx.random.keep_threshold,
         ", this layer's ", threshold_, ")");
-    detail::check_disjoint(who, "x", x, "dx", dx);
-    detail::check_disjoint(who, "W", W, "dx", dx);
-    detail::check_disjoint(who, "dy", dy, "dx", dx);
-    detail::check_disjoint(who, "x", x, "dW", dW);
-    detail::check_disjoint(who, "W", W, "dW", dW);
-    detail::check_disjoint(who, "dy", dy, "dW", dW);
-    detail::check_disjoint(who, "x", x, "db", db);
-    detail::check_disjoint(who, "W", W, "db", db);
-    detail::check_disjoint(who, "dy", dy, "db", db);
-    detail::check_disjoint(who, "dx", dx, "dW", dW);
-    detail::check_disjoint(who, "dx", dx, "db", db);
-    detail::check_disjoint(who, "dW", dW, "db", db);
+    detail::check_no_overlap(
+        who, {detail::region("x", x), detail::region("W", W), detail::region("dy", dy)},
+        {detail::region("dx", dx), detail::region("dW", dW), detail::region("db", db)});
     db.noalias() = dy.rowwise().sum();
     dW.noalias() = dy * x.transpose();
     switch (ctx.random.mode) {

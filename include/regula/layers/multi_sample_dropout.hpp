@@ -245,12 +245,9 @@ class MultiSampleDropout : public TrainingFlag {
     REGULA_EXPECTS(dW.rows() == ctx.c_ && dW.cols() == ctx.k_, who, "dW must be ", ctx.c_, " x ",
                    ctx.k_, ", got ", dW.rows(), " x ", dW.cols());
     REGULA_EXPECTS(db.size() == ctx.c_, who, "db must have ", ctx.c_, " entries, got ", db.size());
-    detail::check_disjoint(who, "W", W, "dh", dh);
-    detail::check_disjoint(who, "W", W, "dW", dW);
-    detail::check_disjoint(who, "W", W, "db", db);
-    detail::check_disjoint(who, "dh", dh, "dW", dW);
-    detail::check_disjoint(who, "dh", dh, "db", db);
-    detail::check_disjoint(who, "dW", dW, "db", db);
+    detail::check_no_overlap(
+        who, {detail::region("W", W)},
+        {detail::region("dh", dh), detail::region("dW", dW), detail::region("db", db)});
     ctx.consumed_ = true;
     run_backward(W, ctx, dh, dW, db);
   }

@@ -20,21 +20,12 @@
 
 namespace regula {
 
-/// Options of the coverage loss.
-struct CoverageLossOptions {
+/// Options of the coverage loss: N, and the reduction and ignore_index of every loss over
+/// labels (detail::LabelLossOptions; `mean` over the samples that are not ignored).
+struct CoverageLossOptions : detail::LabelLossOptions<CoverageLossOptions> {
   /// N ≥ 1: the number of attempts of pass@N. N = 1 is cross-entropy.
   double N = 1.0;
-  /// `mean` (over non-ignored samples), `sum` or `batchmean` (Σ ℓ_i / B) for the reduced calls.
-  Reduction reduction = Reduction::mean;
-  /// Samples with this label contribute neither loss nor gradient.
-  std::int64_t ignore_index = -100;
   CoverageLossOptions& with_N(double v) noexcept { return detail::set(*this, N, v); }
-  CoverageLossOptions& with_reduction(Reduction v) noexcept {
-    return detail::set(*this, reduction, v);
-  }
-  CoverageLossOptions& with_ignore_index(std::int64_t v) noexcept {
-    return detail::set(*this, ignore_index, v);
-  }
 };
 
 namespace detail {
@@ -60,15 +51,10 @@ T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef
   if (losses != nullptr) {
     REGULA_EXPECTS(losses->size() == B, who, "losses must have one value per sample (", B,
                    "), got ", losses->size());
-    check_disjoint(who, "logits", z, "losses", *losses);
-    check_disjoint(who, "labels", labels, "losses", *losses);
   }
-  if (dlogits != nullptr) {
-    check_same_shape(who, "dlogits", *dlogits, "logits", z);
-    check_disjoint(who, "logits", z, "dlogits", *dlogits);
-    check_disjoint(who, "labels", labels, "dlogits", *dlogits);
-    if (losses != nullptr) check_disjoint(who, "losses", *losses, "dlogits", *dlogits);
-  }
+  if (dlogits != nullptr) check_same_shape(who, "dlogits", *dlogits, "logits", z);
+  check_no_overlap(who, {region("logits", z), region("labels", labels)},
+                   {region("losses", losses), region("dlogits", dlogits)});
   double valid = 0.0;
   for (Index i = 0; i < B; ++i) {
     const std::int64_t yi = labels[i];

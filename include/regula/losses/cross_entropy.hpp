@@ -25,26 +25,15 @@
 
 namespace regula {
 
-/// Options of cross-entropy, with the names and defaults of `torch.nn.functional.cross_entropy`.
-struct CrossEntropyOptions {
-  /// How the reduced calls combine per-sample losses: `mean` (PyTorch's default), `sum`, or
-  /// `batchmean` (Σ ℓ_i / B, every sample counted). `none` is for the per-sample calls, which
-  /// ignore this field; the reduced calls reject it.
-  Reduction reduction = Reduction::mean;
+/// Options of cross-entropy, with the names and defaults of `torch.nn.functional.cross_entropy`:
+/// the reduction and ignore_index of every loss over labels (detail::LabelLossOptions;
+/// ignore_index is used with integer labels only) and the label smoothing.
+struct CrossEntropyOptions : detail::LabelLossOptions<CrossEntropyOptions> {
   /// ε in [0, 1]: the target becomes (1 − ε)·target + ε/C (PyTorch's `label_smoothing`).
   double label_smoothing = 0.0;
-  /// Samples whose label equals this value contribute neither loss nor gradient and are not
-  /// counted by `mean`. Used with integer labels only.
-  std::int64_t ignore_index = -100;
 
-  CrossEntropyOptions& with_reduction(Reduction r) noexcept {
-    return detail::set(*this, reduction, r);
-  }
   CrossEntropyOptions& with_label_smoothing(double eps) noexcept {
     return detail::set(*this, label_smoothing, eps);
-  }
-  CrossEntropyOptions& with_ignore_index(std::int64_t index) noexcept {
-    return detail::set(*this, ignore_index, index);
   }
 };
 
@@ -102,30 +91,16 @@ T run_cross_entropy(const XentCall<T>& call) {
   if (call.losses != nullptr) {
     REGULA_EXPECTS(call.losses->size() == B, who, "losses must have one value per sample (", B,
                    "), got ", call.losses->size());
-    // The losses are written while later columns of every input are still being read.
-    check_disjoint(who, "logits", z, "losses", *call.losses);
-    if (call.targets != nullptr)
-      check_disjoint(who, "targets", *call.targets, "losses", *call.losses);
-    if (call.labels != nullptr) check_disjoint(who, "labels", *call.labels, "losses", *call.losses);
-    if (call.weight != nullptr) {
-      check_disjoint(who, "weight", Eigen::Map<const Vector<T>>(call.weight, call.weight_size),
-                     "losses", *call.losses);
-    }
   }
-  if (call.dlogits != nullptr) {
-    check_same_shape(who, "dlogits", *call.dlogits, "logits", z);
-    check_disjoint(who, "logits", z, "dlogits", *call.dlogits);
-    if (call.targets != nullptr)
-      check_disjoint(who, "targets", *call.targets, "dlogits", *call.dlogits);
-    if (call.labels != nullptr)
-      check_disjoint(who, "labels", *call.labels, "dlogits", *call.dlogits);
-    if (call.weight != nullptr) {
-      check_disjoint(who, "weight", Eigen::Map<const Vector<T>>(call.weight, call.weight_size),
-                     "dlogits", *call.dlogits);
-    }
-    if (call.losses != nullptr)
-      check_disjoint(who, "losses", *call.losses, "dlogits", *call.dlogits);
-  }
+  if (call.dlogits != nullptr) check_same_shape(who, "dlogits", *call.dlogits, "logits", z);
+  // The outputs are written while later columns of every input are still being read.
+  const Eigen::Map<const Vector<T>> weight(call.weight,
+                                           call.weight != nullptr ? call.weight_size : 0);
+  check_no_overlap(who,
+                   {region("logits", z), region("targets", call.targets),
+                    call.labels != nullptr ? region("labels", *call.labels) : Region{},
+                    region("weight", weight)},
+                   {region("losses", call.losses), region("dlogits", call.dlogits)});
   // Count the contributing samples (and their weights) for the mean; check the labels.
   double denom = static_cast<double>(B);
   if (call.labels != nullptr) {

@@ -103,8 +103,7 @@ T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const
   REGULA_EXPECTS(C >= 2, who, "student logits must have at least two classes (rows), got ", C);
   REGULA_EXPECTS(y.size() == z.cols(), who, "labels must have one value per sample (", z.cols(),
                  "), got ", y.size());
-  if (losses != nullptr) check_disjoint(who, "labels", y, "losses", *losses);
-  if (dz != nullptr) check_disjoint(who, "labels", y, "dstudent", *dz);
+  check_no_overlap(who, {region("labels", y)}, {region("losses", losses), region("dstudent", dz)});
   for (Index i = 0; i < y.size(); ++i) {
     REGULA_EXPECTS(y[i] >= 0 && y[i] < static_cast<std::int64_t>(C), who, "labels[", i,
                    "] must be in [0, ", C, "), got ", y[i]);

@@ -132,16 +132,11 @@ void check_kd_shapes(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T
   if (losses != nullptr) {
     REGULA_EXPECTS(losses->size() == z.cols(), who, "losses must have one value per sample (",
                    z.cols(), "), got ", losses->size());
-    // Losses are written while later columns of the inputs are still read.
-    check_disjoint(who, "student logits", z, "losses", *losses);
-    check_disjoint(who, "teacher logits", v, "losses", *losses);
   }
-  if (dz != nullptr) {
-    check_same_shape(who, "dstudent", *dz, "student logits", z);
-    check_disjoint(who, "student logits", z, "dstudent", *dz);
-    check_disjoint(who, "teacher logits", v, "dstudent", *dz);
-    if (losses != nullptr) check_disjoint(who, "losses", *losses, "dstudent", *dz);
-  }
+  if (dz != nullptr) check_same_shape(who, "dstudent", *dz, "student logits", z);
+  // The outputs are written while later columns of the inputs are still read.
+  check_no_overlap(who, {region("student logits", z), region("teacher logits", v)},
+                   {region("losses", losses), region("dstudent", dz)});
 }
 
 /// Runs `kernel(j, gs, dz_col) → D_j` on every column j in fixed parallel chunks, writes

@@ -84,11 +84,28 @@ void check_pair(const char* who, const VectorCRef<T>& loss1, const VectorCRef<T>
   REGULA_EXPECTS(grad2.cols() == loss2.size(), who, "grad2 must have one column per sample (",
                  loss2.size(), "), got ", grad2.cols());
   // The gradients are rewritten in place from the losses: no two of them may share memory.
-  check_disjoint(who, "grad1", grad1, "grad2", grad2);
-  check_disjoint(who, "loss1", loss1, "grad1", grad1);
-  check_disjoint(who, "loss1", loss1, "grad2", grad2);
-  check_disjoint(who, "loss2", loss2, "grad1", grad1);
-  check_disjoint(who, "loss2", loss2, "grad2", grad2);
+  check_no_overlap(who, {region("loss1", loss1), region("loss2", loss2)},
+                   {region("grad1", grad1), region("grad2", grad2)});
+}
+
+/// Co-teaching+'s checks of one exchange (CoTeachingPlus and mpi::GlobalCoTeachingPlus): the
+/// pair's (check_pair), logits of one shape with a class and one column per sample, epoch ≥ 0.
+template <class T>
+void check_plus_exchange(const char* who, const MatrixCRef<T>& logits1,
+                         const MatrixCRef<T>& logits2, const VectorCRef<T>& loss1,
+                         const VectorCRef<T>& loss2, double epoch, const MatrixRef<T>& grad1,
+                         const MatrixRef<T>& grad2) {
+  check_pair(who, loss1, loss2, grad1, grad2);
+  check_same_shape(who, "logits2", logits2, "logits1", logits1);
+  REGULA_EXPECTS(logits1.cols() == loss1.size(), who, "logits1 must have one column per sample (",
+                 loss1.size(), "), got ", logits1.cols());
+  REGULA_EXPECTS(logits1.rows() > 0, who, "logits1 must have at least one class");
+  REGULA_EXPECTS(epoch >= 0.0, who, "epoch must be >= 0, got ", epoch);
+}
+
+/// Co-teaching+'s option check (NaN fails too).
+inline void check_init_epochs(const char* who, double init_epochs) {
+  REGULA_EXPECTS(init_epochs >= 0.0, who, "init_epochs must be >= 0, got ", init_epochs);
 }
 
 }  // namespace detail
@@ -179,8 +196,7 @@ class CoTeachingPlus {
  public:
   /// @throws regula::invalid_argument if init_epochs < 0.
   explicit CoTeachingPlus(CoTeachingPlusOptions options = {}) : options_(options) {
-    REGULA_EXPECTS(options.init_epochs >= 0.0, "regula::CoTeachingPlus",
-                   "init_epochs must be >= 0, got ", options.init_epochs);
+    detail::check_init_epochs("regula::CoTeachingPlus", options.init_epochs);
   }
 
   /// One exchange: logits z¹, z² (C × B), per-sample losses and per-sample gradients as for
@@ -193,12 +209,7 @@ class CoTeachingPlus {
                                double forget_rate, double epoch, MatrixRef<T> grad1,
                                MatrixRef<T> grad2) {
     constexpr const char* who = "regula::CoTeachingPlus::exchange";
-    detail::check_pair(who, loss1, loss2, grad1, grad2);
-    detail::check_same_shape(who, "logits2", logits2, "logits1", logits1);
-    REGULA_EXPECTS(logits1.cols() == loss1.size(), who, "logits1 must have one column per sample (",
-                   loss1.size(), "), got ", logits1.cols());
-    REGULA_EXPECTS(logits1.rows() > 0, who, "logits1 must have at least one class");
-    REGULA_EXPECTS(epoch >= 0.0, who, "epoch must be >= 0, got ", epoch);
+    detail::check_plus_exchange(who, logits1, logits2, loss1, loss2, epoch, grad1, grad2);
     if (epoch < options_.init_epochs) {
       return plain_.exchange(loss1, loss2, forget_rate, grad1, grad2);
     }
