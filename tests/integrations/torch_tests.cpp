@@ -194,3 +194,60 @@ TEMPLATE_TEST_CASE("Dropout-family modules equal regula's layers, forward and au
   // y = x ⊙ r and dL/dx = r: the gradient times x gives y back.
   CHECK(torch::allclose((x2.grad() * x2).detach(), y2.detach()));
 }
+
+TEMPLATE_TEST_CASE("ChannelDropout(p) takes the channels from size(1), as torch::nn::Dropout2d",
+                   "[torch][channel_dropout]", float, double) {
+  using T = TestType;
+  const auto opts = torch::TensorOptions().dtype(dtype<T>());
+  // 64 samples of 8 channels of 4 x 4: with the channels taken from size(1), a sample is all
+  // zero only if its 8 channels all drop (1/256 each at p = 0.5). The old module's default of one
+  // channel treated the 128 features as one channel: each sample zeroed whole with probability p.
+  regula::libtorch::ChannelDropout drop(0.5, regula::Stream(11));
+  CHECK(drop->infers_channels());
+  at::Tensor x = torch::randn({64, 8, 4, 4}, opts).abs().add_(T(0.5)).requires_grad_(true);
+  at::Tensor y = drop->forward(x);
+  const at::Tensor dy = torch::randn({64, 8, 4, 4}, opts);
+  y.backward(dy);
+  // The direct layer with C = 8 on the same stream, bit for bit, forward and backward.
+  regula::ChannelDropout<T> layer(regula::ChannelDropoutOptions{}.with_p(0.5).with_channels(8));
+  regula::Stream s(11);
+  regula::Matrix<T> ry(128, 64), rdx(128, 64);
+  at::Tensor xd = x.detach();
+  const auto ctx = layer.forward(regula::libtorch::view<T>(xd), ry, s);
+  layer.backward(regula::libtorch::view<T>(dy), ctx, rdx);
+  CHECK(s == drop->stream());
+  at::Tensor yd = y.detach().contiguous();
+  at::Tensor g = x.grad().contiguous();
+  CHECK(regula::libtorch::view<T>(yd) == ry);
+  CHECK(regula::libtorch::view<T>(g) == rdx);
+  // Dropout2d's semantics: every (sample, channel) block is all 0 or all x/(1 − p).
+  const at::Tensor kept = (yd != 0).to(at::kDouble).mean({2, 3});  // 64 x 8: 0 or 1
+  CHECK(torch::equal(kept * (1 - kept), torch::zeros_like(kept)));
+  CHECK(torch::allclose(yd, xd * 2 * kept.to(dtype<T>()).unsqueeze(2).unsqueeze(3)));
+  const at::Tensor dead = (kept.sum(1) == 0);
+  CHECK(dead.sum().item<std::int64_t>() <= 2);
+  // And a second shape through the same module: its own channel count.
+  at::Tensor x3 = torch::ones({4, 3, 5}, opts);
+  const at::Tensor y3 = drop->forward(x3);
+  const at::Tensor k3 = (y3 != 0).to(at::kDouble).mean({2});
+  CHECK(torch::equal(k3 * (1 - k3), torch::zeros_like(k3)));
+  drop->eval();
+  CHECK(torch::equal(drop->forward(xd), xd));
+}
+
+TEST_CASE("ChannelDropout refuses inputs it cannot split into channels",
+          "[torch][channel_dropout]") {
+  regula::libtorch::ChannelDropout inferred(0.5);
+  CHECK_THROWS_WITH(inferred->forward(torch::ones({8})),
+                    Catch::Matchers::Contains("x must be (batch, channels, ...)"));
+  regula::libtorch::ChannelDropout fixed(
+      regula::ChannelDropoutOptions{}.with_p(0.5).with_channels(4));
+  CHECK_FALSE(fixed->infers_channels());
+  CHECK_THROWS_WITH(fixed->forward(torch::ones({2, 8, 3})),
+                    Catch::Matchers::Contains("x must have size(1) = channels (4)"));
+  // A 2-D (batch, features) input is split into the fixed channels: 12 features, 4 channels of 3.
+  const at::Tensor y = fixed->forward(torch::ones({6, 12}));
+  const at::Tensor k = (y != 0).to(at::kDouble).reshape({6, 4, 3}).mean({2});
+  CHECK(torch::equal(k * (1 - k), torch::zeros_like(k)));
+  CHECK_THROWS_AS(regula::libtorch::ChannelDropout(1.5), regula::invalid_argument);
+}

@@ -165,6 +165,43 @@ void replay_rows() {
           });
 }
 
+void channel_dropout_rows() {
+  const std::string c = "regula::libtorch::ChannelDropoutImpl::";
+  add_row({c + "ChannelDropoutImpl/2", c + "options/0", c + "infers_channels/0"},
+          "p out of range and no channels rejected when the module is built", [] {
+            rejects({"p"}, [] { lt::ChannelDropout d(1.5); });
+            rejects({"channels"}, [] { lt::ChannelDropout d(ChannelDropoutOptions{0.5, 0}); });
+            lt::ChannelDropout d(ChannelDropoutOptions{}.with_p(0.25).with_channels(3));
+            CHECK(d->options().channels == 3);
+            CHECK_FALSE(d->infers_channels());
+            CHECK(lt::ChannelDropout(0.5)->infers_channels());
+          });
+  add_row({c + "forward/1"}, "an input without channels or with another size(1) rejected naming x",
+          [] {
+            lt::ChannelDropout inferred(0.5);
+            rejects({"x"}, [&] { (void)inferred->forward(torch::ones({6})); });
+            rejects({"x"}, [&] { (void)inferred->forward(torch::ones({3, 2, 2}, i64)); });
+            lt::ChannelDropout fixed(ChannelDropoutOptions{}.with_p(0.5).with_channels(4));
+            rejects({"x"}, [&] { (void)fixed->forward(torch::ones({2, 3, 4})); });
+          });
+  add_row({c + "forward/1", c + "stream/0"},
+          "forward and backward equal the layer with C = size(1) on the module stream", [] {
+            lt::ChannelDropout d(0.5, Stream(5));
+            at::Tensor x = torch::randn({6, 4, 3}).requires_grad_(true);
+            at::Tensor y = d->forward(x);
+            const at::Tensor dy = torch::randn({6, 4, 3});
+            y.backward(dy);
+            ChannelDropout<float> layer(ChannelDropoutOptions{}.with_p(0.5).with_channels(4));
+            Stream direct(5);
+            Matrix<float> ry(12, 6), rdx(12, 6);
+            const auto ctx = layer.forward(lt::view<float>(x.detach()), ry, direct);
+            layer.backward(lt::view<float>(dy), ctx, rdx);
+            CHECK(d->stream() == direct);
+            CHECK(lt::view<float>(y.detach()) == ry);
+            CHECK(lt::view<float>(x.grad()) == rdx);
+          });
+}
+
 /// Rows of a fused teacher loss: student and teacher tensors, options; the reference is the
 /// Eigen call on the transposed views.
 void teacher_loss_rows(
@@ -310,6 +347,7 @@ void register_rows() {
   adapter_rows();
   dropout_rows();
   replay_rows();
+  channel_dropout_rows();
   loss_rows();
 }
 

@@ -10,6 +10,8 @@
 #define REGULA_INTEGRATIONS_TORCH_HPP
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -269,8 +271,89 @@ TORCH_MODULE(NestedDropout);
 /// regula::GaussianDropout as a module.
 using GaussianDropoutImpl = ReplayLayerImpl<regula::GaussianDropout, GaussianDropoutOptions>;
 TORCH_MODULE(GaussianDropout);
-/// regula::ChannelDropout as a module.
-using ChannelDropoutImpl = ReplayLayerImpl<regula::ChannelDropout, ChannelDropoutOptions>;
+/// regula::ChannelDropout as a module, with torch::nn::Dropout2d's constructor shape:
+/// `ChannelDropout(p)` zeroes whole channels of an N × C × … tensor, C taken from size(1) of each
+/// input (as Dropout2d and Dropout3d do; a layer per channel count is kept, so a backward may
+/// follow a forward of another shape). `ChannelDropout(ChannelDropoutOptions)` fixes C and the
+/// layout instead: an input of three or more dimensions must then have size(1) = C (refused
+/// otherwise), and a 2-D (batch, features) input is split into C channels of features/C.
+class ChannelDropoutImpl : public torch::nn::Module {
+ public:
+  /// Channels from each input's size(1).
+  /// @throws regula::invalid_argument if p ∉ [0, 1].
+  explicit ChannelDropoutImpl(double p = 0.5, Stream stream = Stream(0))
+      : ChannelDropoutImpl(ChannelDropoutOptions{}.with_p(p), stream, true) {}
+  /// A fixed channel count and layout.
+  /// @throws regula::invalid_argument if p ∉ [0, 1] or channels < 1.
+  explicit ChannelDropoutImpl(ChannelDropoutOptions options, Stream stream = Stream(0))
+      : ChannelDropoutImpl(options, stream, false) {}
+
+  /// y = x with each channel of each sample kept (scaled by 1/(1 − p)) or zeroed; autograd
+  /// backward replays the same mask. x: float or double, contiguous, (batch, …).
+  /// @throws regula::invalid_argument on a tensor view() refuses, an input with fewer than two
+  ///         dimensions (channels inferred) or whose size(1) is not the fixed channel count.
+  at::Tensor forward(const at::Tensor& x) {
+    constexpr const char* who = "regula::libtorch::ChannelDropout";
+    Index channels = options_.channels;
+    if (infer_) {
+      REGULA_EXPECTS(x.defined() && x.dim() >= 2, who,
+                     "x must be (batch, channels, ...) with at least two dimensions to infer the "
+                     "channels, got ",
+                     detail::describe(x));
+      channels = x.size(1);
+    } else if (x.defined() && x.dim() >= 3) {
+      REGULA_EXPECTS(x.size(1) == options_.channels, who, "x must have size(1) = channels (",
+                     options_.channels, "), got ", detail::describe(x));
+    }
+    Layers& l = layers(channels);
+    const bool training = is_training();
+    l.f.train(training);
+    l.d.train(training);
+    if (x.defined() && x.scalar_type() == at::kDouble) {
+      detail::check_tensor<double>(who, "x", x);
+      return ReplayFunction::apply(x, static_cast<const void*>(&l.d), &run<double>, &stream_);
+    }
+    detail::check_tensor<float>(who, "x", x);
+    return ReplayFunction::apply(x, static_cast<const void*>(&l.f), &run<float>, &stream_);
+  }
+
+  [[nodiscard]] const Stream& stream() const noexcept { return stream_; }
+  /// The options (channels: the fixed count, or 1 when each input's size(1) is used).
+  [[nodiscard]] const ChannelDropoutOptions& options() const noexcept { return options_; }
+  /// Whether the channel count comes from each input's size(1).
+  [[nodiscard]] bool infers_channels() const noexcept { return infer_; }
+
+ private:
+  struct Layers {
+    explicit Layers(const ChannelDropoutOptions& o) : f(o), d(o) {}
+    regula::ChannelDropout<float> f;
+    regula::ChannelDropout<double> d;
+  };
+
+  ChannelDropoutImpl(ChannelDropoutOptions options, Stream stream, bool infer)
+      : options_(options), infer_(infer), stream_(stream) {
+    (void)layers(options.channels);  // checks the options now, not at the first forward
+  }
+
+  Layers& layers(Index channels) {
+    auto& slot = layers_[channels];
+    if (!slot)
+      slot = std::make_unique<Layers>(ChannelDropoutOptions{options_}.with_channels(channels));
+    return *slot;
+  }
+
+  template <class T>
+  static void run(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream) {
+    const auto& l = *static_cast<const regula::ChannelDropout<T>*>(layer);
+    const auto xv = view<T>(in, "x");
+    (void)l.forward(xv, mutable_view<T>(out, "y"), stream);
+  }
+
+  ChannelDropoutOptions options_;
+  bool infer_;
+  std::map<Index, std::unique_ptr<Layers>> layers_;  // stable addresses for pending backwards
+  Stream stream_;
+};
 TORCH_MODULE(ChannelDropout);
 /// regula::DropPath as a module, applied to a residual branch.
 using DropPathImpl = ReplayLayerImpl<regula::DropPath, DropPathOptions>;
