@@ -315,12 +315,17 @@ TEST_CASE("dkd: columns of +inf and -inf loss sum to a number (weights of opposi
   // non-target parts uniform). Column 1: z = (0, b, −b), v = (0, −b, b): p_t = q_t, so TCKD = 0,
   // and NCKD = 2b + O(e^{−2b}). With α = 2, β = −1 the losses are 2a ≈ 3e308 and −2b ≈ −2.8e308,
   // each past the largest double; their sum 2(a − b) is exact in double (Sterbenz).
+  const auto columns = [](double a, double b, Mat<double>& z, Mat<double>& v) {
+    z.resize(3, 2);
+    v.resize(3, 2);
+    z.col(0) << -a, 0.0, 0.0;
+    v.col(0) << a, 0.0, 0.0;
+    z.col(1) << 0.0, b, -b;
+    v.col(1) << 0.0, -b, b;
+  };
   const double a = 1.5e308, b = 1.4e308;
-  Mat<double> z(3, 2), v(3, 2);
-  z.col(0) << -a, 0.0, 0.0;
-  v.col(0) << a, 0.0, 0.0;
-  z.col(1) << 0.0, b, -b;
-  v.col(1) << 0.0, -b, b;
+  Mat<double> z, v;
+  columns(a, b, z, v);
   Labels y(2);
   y << 0, 0;
   const auto opt = DKDOptions{}.with_alpha(2.0).with_beta(-1.0).with_temperature(1.0);
@@ -346,11 +351,8 @@ TEST_CASE("dkd: columns of +inf and -inf loss sum to a number (weights of opposi
   // +inf beside a finite loss of the other sign: 2a' ≈ 1.8e308 (past DBL_MAX) and −2b' = −1.5e308
   // give 3e307, not +inf.
   const double a2 = 0.9e308, b2 = 0.75e308;
-  Mat<double> z2(3, 2), v2(3, 2);
-  z2.col(0) << -a2, 0.0, 0.0;
-  v2.col(0) << a2, 0.0, 0.0;
-  z2.col(1) << 0.0, b2, -b2;
-  v2.col(1) << 0.0, -b2, b2;
+  Mat<double> z2, v2;
+  columns(a2, b2, z2, v2);
   regula::dkd_per_sample(z2, v2, y, losses, opt);
   CHECK(losses[0] == std::numeric_limits<double>::infinity());
   CHECK(std::isfinite(losses[1]));

@@ -227,6 +227,18 @@ struct ReplayFunction : public torch::autograd::Function<ReplayFunction> {
   }
 };
 
+namespace detail {
+
+/// ReplayFunction's runner for a layer of type L: y = L::forward(x) on the views of in and out.
+template <class L, class T>
+void replay_forward(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream) {
+  const auto& l = *static_cast<const L*>(layer);
+  const auto xv = view<T>(in, "x");  // checked before the y made from it
+  (void)l.forward(xv, mutable_view<T>(out, "y"), stream);
+}
+
+}  // namespace detail
+
 /// A `torch::nn::Module` around a regula layer of the dropout family whose forward is linear in
 /// its input. It owns one float and one double instance of the layer (built from the same
 /// options) and its stream; train()/eval() switch it; tensors are (batch, features…) as in
@@ -255,9 +267,7 @@ class ReplayLayerImpl : public torch::nn::Module {
  private:
   template <class T>
   static void run(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream) {
-    const auto& l = *static_cast<const Layer<T>*>(layer);
-    const auto xv = view<T>(in, "x");  // checked before the y made from it
-    (void)l.forward(xv, mutable_view<T>(out, "y"), stream);
+    detail::replay_forward<Layer<T>, T>(layer, in, out, stream);
   }
 
   Layer<float> float_;
@@ -344,9 +354,7 @@ class ChannelDropoutImpl : public torch::nn::Module {
 
   template <class T>
   static void run(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream) {
-    const auto& l = *static_cast<const regula::ChannelDropout<T>*>(layer);
-    const auto xv = view<T>(in, "x");
-    (void)l.forward(xv, mutable_view<T>(out, "y"), stream);
+    detail::replay_forward<regula::ChannelDropout<T>, T>(layer, in, out, stream);
   }
 
   ChannelDropoutOptions options_;
