@@ -53,6 +53,46 @@ TEST_CASE("logit_std_kd is invariant to shifting and scaling the logits",
   CHECK_THROWS_WITH(regula::logit_std_kd(one, one, o), Catch::Contains("at least two classes"));
 }
 
+namespace w = regula::test::kd_wide;
+
+/// logit_std_kd of one column in long double: x' = (x − mean)/(std + 1e-7) with the unbiased
+/// std, ℓ = T²·KL(q' ‖ p') at 1/T, and ∂ℓ/∂z = (g' − mean g')/s − ⟨g', d⟩/(s²·(n − 1)·std)·d,
+/// g' = T·(p − q), d = z − mean, s = std + 1e-7.
+template <class T>
+w::LD standardized_reference(const T* z, const T* v, std::size_t n, w::LD temp,
+                             std::vector<w::LD>& g) {
+  const auto standardize = [n](const T* x, w::LD& mean, w::LD& sd) {
+    mean = 0.0L;
+    for (std::size_t i = 0; i < n; ++i) mean += static_cast<w::LD>(x[i]) / static_cast<w::LD>(n);
+    w::LD ss = 0.0L;
+    for (std::size_t i = 0; i < n; ++i)
+      ss += (static_cast<w::LD>(x[i]) - mean) * (static_cast<w::LD>(x[i]) - mean);
+    sd = std::sqrt(ss / static_cast<w::LD>(n - 1));
+    std::vector<w::LD> out(n);
+    for (std::size_t i = 0; i < n; ++i) out[i] = (static_cast<w::LD>(x[i]) - mean) / (sd + 1e-7L);
+    return out;
+  };
+  w::LD mz = 0, sz = 0, mv = 0, sv = 0;
+  const auto zs = standardize(z, mz, sz), vs = standardize(v, mv, sv);
+  const auto lp = w::log_softmax(zs.data(), n, 1.0L / temp);
+  const auto lq = w::log_softmax(vs.data(), n, 1.0L / temp);
+  std::vector<w::LD> gp(n);
+  w::LD mean_g = 0.0L, dot = 0.0L;
+  const w::LD s = sz + 1e-7L;
+  for (std::size_t i = 0; i < n; ++i) {
+    gp[i] = temp * (std::exp(lp[i]) - std::exp(lq[i]));
+    mean_g += gp[i] / static_cast<w::LD>(n);
+    dot += gp[i] * (static_cast<w::LD>(z[i]) - mz);
+  }
+  g.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const w::LD d = static_cast<w::LD>(z[i]) - mz;
+    g[i] =
+        (gp[i] - mean_g) / s - (sz > 0 ? dot / (s * s * static_cast<w::LD>(n - 1) * sz) : 0.0L) * d;
+  }
+  return temp * temp * w::kl(lq, lp);
+}
+
 // Fuzz finding kd-extreme-span, input logit-std-kd-float-nan-span-past-max: logit_std_kd gave
 // NaN (double: the column's sums pass the largest double) or, in float, a finite but wrong
 // loss (0.690 for 0.668 here: z − max z overflowed to −inf before the per-column 1/(T·std)
@@ -61,7 +101,6 @@ TEST_CASE("logit_std_kd is invariant to shifting and scaling the logits",
 TEMPLATE_TEST_CASE("logit_std_kd: columns spanning past the largest T are finite and exact",
                    "[losses][logit_std_kd][extreme]", float, double) {
   using T = TestType;
-  namespace w = regula::test::kd_wide;
   const T M = std::numeric_limits<T>::max();
   regula::Matrix<T> z(4, 2), v(4, 2);
   z << M, T(0.5), -M, T(-1), T(0), T(2), T(1), T(0.25);
@@ -73,39 +112,12 @@ TEMPLATE_TEST_CASE("logit_std_kd: columns spanning past the largest T are finite
   w::LD total = 0.0L;
   for (regula::Index j = 0; j < 2; ++j) {
     CAPTURE(j);
-    // Standardized in long double: x' = (x − mean)/(std + 1e-7), unbiased std.
-    const auto standardize = [](const T* x, w::LD& mean, w::LD& sd) {
-      mean = 0.0L;
-      for (int i = 0; i < 4; ++i) mean += static_cast<w::LD>(x[i]) / 4.0L;
-      w::LD ss = 0.0L;
-      for (int i = 0; i < 4; ++i)
-        ss += (static_cast<w::LD>(x[i]) - mean) * (static_cast<w::LD>(x[i]) - mean);
-      sd = std::sqrt(ss / 3.0L);
-      std::vector<w::LD> out(4);
-      for (std::size_t i = 0; i < 4; ++i) out[i] = (static_cast<w::LD>(x[i]) - mean) / (sd + 1e-7L);
-      return out;
-    };
-    w::LD mz = 0, sz = 0, mv = 0, sv = 0;
-    const auto zs = standardize(z.col(j).data(), mz, sz), vs = standardize(v.col(j).data(), mv, sv);
-    const auto lp = w::log_softmax(zs.data(), 4, 0.5L), lq = w::log_softmax(vs.data(), 4, 0.5L);
-    const w::LD want = 4.0L * w::kl(lq, lp);  // T² = 4
+    std::vector<w::LD> g;
+    const w::LD want = standardized_reference(z.col(j).data(), v.col(j).data(), 4, 2.0L, g);
     total += want;
     if (j == 0) CHECK(static_cast<double>(want) == Approx(0.727409).epsilon(1e-6));  // not trivial
     CHECK(losses[j] >= T(0));
     w::check_close(static_cast<double>(losses[j]), want, j == 0 ? 1e-5 : w::loose<T>());
-    // ∂ℓ/∂z = (g' − mean g')/s − ⟨g', d⟩/(s²·3·std)·d, g' = (T²/T)·(p − q), d = z − mean.
-    std::vector<w::LD> gp(4), g(4);
-    w::LD mean_g = 0.0L, dot = 0.0L;
-    const w::LD s = sz + 1e-7L;
-    for (std::size_t i = 0; i < 4; ++i) {
-      gp[i] = 2.0L * (std::exp(lp[i]) - std::exp(lq[i]));
-      mean_g += gp[i] / 4.0L;
-      dot += gp[i] * (static_cast<w::LD>(z(static_cast<regula::Index>(i), j)) - mz);
-    }
-    for (std::size_t i = 0; i < 4; ++i) {
-      const w::LD d = static_cast<w::LD>(z(static_cast<regula::Index>(i), j)) - mz;
-      g[i] = (gp[i] - mean_g) / s - dot / (s * s * 3.0L * sz) * d;
-    }
     w::check_gradient(dz.col(j), g, j == 0 ? 1e-5 : w::loose<T>());
   }
   w::check_close(static_cast<double>(regula::logit_std_kd(z, v, opt)), total, w::loose<T>());
@@ -115,6 +127,46 @@ TEMPLATE_TEST_CASE("logit_std_kd: columns spanning past the largest T are finite
   const regula::Matrix<double> vd = v.col(0).template cast<double>() * down;
   CHECK(static_cast<double>(losses[0]) ==
         Approx(regula::logit_std_kd(zd, vd, opt)).epsilon(std::is_same_v<T, float> ? 1e-5 : 1e-12));
+}
+
+// Fuzz finding logit-std-kd-gradient-sum (input regressions/kd/logit-std-kd-gradient-sum-tied-
+// student): a student tied at two of three classes, (0, 0, 0.001), against a constant teacher.
+// Its std is 4.7e-4, and the standardization's correction cancels: g'/s has elements of ~2000
+// whose span{1, z'} part is removed, leaving the ~0.1 that the 1e-7 offset of s leaves. Formed
+// in double, the correction's roundings (and those of the std it divides by) kept only 1.2e-12
+// of each element (5,000 ulps) and the column summed to −1.1e-13; in long double every element
+// is within a few ulps of the long-double reference.
+TEMPLATE_TEST_CASE("logit_std_kd: a tied, nearly constant student keeps every gradient element",
+                   "[losses][logit_std_kd]", float, double) {
+  using T = TestType;
+  regula::Matrix<T> z(3, 2), v = regula::Matrix<T>::Zero(3, 2);
+  z << T(0), T(0.25), T(0), T(0.25), T(0.001), T(-0.5);
+  v(0, 1) = T(1);  // column 1: an ordinary tie against a teacher of another order
+  const auto opt = KDLossOptions{}.with_temperature(2.0);
+  regula::Vector<T> losses(2);
+  regula::Matrix<T> dz(3, 2);
+  regula::logit_std_kd_per_sample(z, v, losses, dz, opt);
+  const double eps = std::numeric_limits<T>::epsilon();
+  for (regula::Index j = 0; j < 2; ++j) {
+    CAPTURE(j);
+    std::vector<w::LD> g;
+    const w::LD want = standardized_reference(z.col(j).data(), v.col(j).data(), 3, 2.0L, g);
+    w::check_close(static_cast<double>(losses[j]), want, 8.0 * eps);
+    w::LD sum = 0.0L, size = 0.0L, top = 0.0L;
+    for (w::LD e : g) top = std::max(top, std::fabs(e));
+    for (regula::Index i = 0; i < 3; ++i) {
+      CAPTURE(i, static_cast<double>(dz(i, j)),
+              static_cast<double>(g[static_cast<std::size_t>(i)]));
+      // Each element against itself, or 1e-3 of the column's largest (tests/accuracy's judge).
+      const w::LD e = g[static_cast<std::size_t>(i)];
+      CHECK(std::fabs(static_cast<w::LD>(dz(i, j)) - e) <=
+            8.0L * eps * std::max(std::fabs(e), 1e-3L * top));
+      sum += static_cast<w::LD>(dz(i, j));
+      size += std::fabs(static_cast<w::LD>(dz(i, j)));
+    }
+    if (j == 0) CHECK(static_cast<double>(size) > 0.1);  // the eps term: not a zero gradient
+    CHECK(std::fabs(sum) <= 4.0L * eps * size);
+  }
 }
 
 }  // namespace

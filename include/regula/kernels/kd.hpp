@@ -141,15 +141,39 @@ inline wide wide_exp_difference(wide a, wide b) noexcept {
   return a > b ? -std::exp(a) * std::expm1(b - a) : std::exp(b) * std::expm1(a - b);
 }
 
+/// ψ(r) = r·e^r − e^r + 1 ≥ 0 in long double, by its series Σ_{m≥2} (m − 1)·r^m/m! where
+/// |r| < ½ (there r·e^r and e^r − 1 agree to a factor 1 + r/2 and the direct form cancels).
+inline wide wide_kl_tail(wide r) noexcept {
+  if (!(std::fabs(r) < 0.5L)) return r * std::exp(r) - std::expm1(r);
+  wide sum = 0.0L, power = r;  // power = r^m/m!
+  for (int m = 2; m < 32; ++m) {
+    power *= r / static_cast<wide>(m);
+    const wide term = static_cast<wide>(m - 1) * power;
+    sum += term;
+    if (std::fabs(term) <= std::numeric_limits<wide>::epsilon() * 0.25L * std::fabs(sum)) break;
+  }
+  return sum;
+}
+
 /// KL(a ‖ b) = Σ_i a_i·(log a_i − log b_i) over columns x (of a) and y (of b) given their wide
-/// log-softmaxes la, lb; a class with a_i = 0 adds nothing.
+/// log-softmaxes la, lb, as Σ_i [a_i·r_i − a_i + b_i] (r = log a − log b; the added terms sum
+/// to 0): every term is ≥ 0, and b_i·ψ(r_i) by the series where a ≈ b, so that the divergence
+/// keeps its relative accuracy there rather than the rounding of Σ a·log a. A class with a_i = 0
+/// adds b_i.
 template <class T>
 wide wide_kl(const WideLogSoftmax& la, const T* x, const WideLogSoftmax& lb, const T* y,
              std::size_t n) noexcept {
   wide d = 0.0L;
   for (std::size_t i = 0; i < n; ++i) {
-    const wide a = std::exp(la(x[i]));
-    if (a > 0.0L) d += a * (la(x[i]) - lb(y[i]));
+    const wide lai = la(x[i]), lbi = lb(y[i]), r = lai - lbi;
+    const wide a = std::exp(lai), b = std::exp(lbi);
+    if (std::fabs(r) < 0.5L) {
+      d += b * wide_kl_tail(r);
+    } else if (a > 0.0L) {
+      d += a * r - a + b;
+    } else {
+      d += b;
+    }
   }
   return d;
 }

@@ -17,9 +17,15 @@
 /// (the second term is dropped for a constant column, where std z = 0). Computed without a
 /// copy: softmax(z'/T) = softmax(z/(T·s)), so the kd_kl kernel runs at a per-column
 /// temperature T·s. The paper's default base temperature is 2 (with T² scaling); needs C ≥ 2.
+/// A column whose standardized student nearly equals its teacher (max |z' − v'| below max |z'|
+/// over 32 in float, 1024 in double), where that kernel's u = kv·(v − mv) − kz·(z − mz) would
+/// keep too few bits, or whose logits span past the largest T runs in long double
+/// (detail::logit_std_kd_wide); the gradient's correction runs wider than T (docs/logit_mse.md,
+/// accuracy contract).
 #ifndef REGULA_LOSSES_LOGIT_MSE_HPP
 #define REGULA_LOSSES_LOGIT_MSE_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -74,36 +80,61 @@ void mean_std(const T* x, std::size_t n, F& mean, F& sd) noexcept {
 /// The eps of the standardization (the authors' code and torchdistill).
 inline constexpr double logit_std_eps = 1e-7;
 
-/// logit_std_kd on a column whose logits may differ by more than the largest T (see
-/// run_logit_std_kd): the standardization, the KL (kernels::detail::kd_kl_wide) and the
-/// gradient's correction in long double, the gradient rounded to T before the correction as on
-/// the normal path.
+/// logit_std_kd on one column in long double, from the T logits: the standardization, the KL
+/// (kernels::detail::wide_kl, whose terms are non-negative and formed without cancellation where
+/// the standardized columns nearly agree) and the gradient, p − q by
+/// kernels::detail::wide_exp_difference and the standardization's correction, rounded once to T.
+/// For the columns the normal path cannot take (see run_logit_std_kd): logits that may differ by
+/// more than the largest T, and a student whose standardized logits nearly equal the teacher's,
+/// where the normal path's u = kv·(v − mv) − kz·(z − mz) keeps only the bits of u that the
+/// roundings of the two products leave.
 template <class T>
 REGULA_KD_COLD double logit_std_kd_wide(const T* zc, const T* vc, std::size_t n, double kinv, T gs,
                                         T* dcol) noexcept {
-  using W = kernels::detail::wide;
+  namespace kd = kernels::detail;
+  using W = kd::wide;
   W mz = 0, sdz = 0, mv = 0, sdv = 0;
   mean_std(zc, n, mz, sdz);
   mean_std(vc, n, mv, sdv);
   const W sz = sdz + static_cast<W>(logit_std_eps), sv = sdv + static_cast<W>(logit_std_eps);
   const W k = static_cast<W>(kinv);
-  const double d =
-      kernels::detail::kd_kl_wide<T>(zc, vc, n, k / sz, k / sv, static_cast<W>(gs), dcol);
+  const kd::WideLogSoftmax lp = kd::wide_log_softmax(zc, n, k / sz);
+  const kd::WideLogSoftmax lq = kd::wide_log_softmax(vc, n, k / sv);
+  const W d = kd::wide_kl(lq, vc, lp, zc, n);
   if (dcol != nullptr) {
+    // x_i = gs·(k/s)·(p_i − q_i), recomputed in each of the two passes rather than stored (no
+    // buffer for a column of any length).
+    const W c = static_cast<W>(gs) * k / sz;
+    const auto x = [&](std::size_t i) { return c * kd::wide_exp_difference(lp(zc[i]), lq(vc[i])); };
     W sum = 0, dot = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      sum += static_cast<W>(dcol[i]);
-      dot += static_cast<W>(dcol[i]) * (static_cast<W>(zc[i]) - mz);
+      const W xi = x(i);
+      sum += xi;
+      dot += xi * (static_cast<W>(zc[i]) - mz);
     }
     const W mean_g = sum / static_cast<W>(n);
     const W coef = sdz > 0 ? dot / (sz * static_cast<W>(n - 1) * sdz) : W(0);
     for (std::size_t i = 0; i < n; ++i) {
-      dcol[i] =
-          static_cast<T>(static_cast<W>(dcol[i]) - mean_g - coef * (static_cast<W>(zc[i]) - mz));
+      dcol[i] = static_cast<T>(x(i) - mean_g - coef * (static_cast<W>(zc[i]) - mz));
     }
   }
-  return d;
+  return static_cast<double>(d < 0 ? W(0) : d);  // NaN stays NaN
 }
+
+/// How far below the standardized student's largest |z'| the largest |z' − v'| may lie before
+/// a column leaves the normal path for logit_std_kd_wide: the normal path's roundings are about
+/// ε·max|z'| in u = z' − v', so its loss and gradient lose about log2 of this ratio in bits
+/// (float 2^5, double 2^10: worst elements measured 5e-6 and 2e-10 there, T = 10 the worst).
+template <class T>
+inline constexpr double logit_std_agreement_limit = std::is_same_v<T, float> ? 32.0 : 1024.0;
+
+/// The type of the normal path's mean, std and gradient correction: wider than T (double for
+/// float, long double for double), since the correction cancels where g' lies nearly in the span
+/// of 1 and z' (a student of tied or nearly equal logits) and its roundings, and those of the
+/// std it divides by, grow by about the column's 1/s there.
+template <class T>
+using logit_std_accumulator =
+    std::conditional_t<std::is_same_v<T, float>, double, kernels::detail::wide>;
 
 template <class T>
 T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
@@ -124,11 +155,14 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
   const double total = run_kd_columns<T>(
       z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
         alignas(64) T buf[kd_stack_classes];
+        using A = logit_std_accumulator<T>;
         const T* zc = z.col(j).data();
         const T* vc = v.col(j).data();
-        double mz = 0, sdz = 0, mv = 0, sdv = 0;
-        mean_std(zc, n, mz, sdz);
-        mean_std(vc, n, mv, sdv);
+        A mza = 0, sdza = 0, mva = 0, sdva = 0;
+        mean_std(zc, n, mza, sdza);
+        mean_std(vc, n, mva, sdva);
+        const auto mz = static_cast<double>(mza), sdz = static_cast<double>(sdza);
+        const auto mv = static_cast<double>(mva), sdv = static_cast<double>(sdva);
         // Logits that may differ by more than the largest T (or whose sums pass the largest
         // double): z − max z would overflow in T before the per-column k ≈ 1/(T·std) brings it
         // back to a moderate value, and give a finite but wrong loss. False for NaN.
@@ -138,21 +172,34 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
           return logit_std_kd_wide(zc, vc, n, kinv, gs, dcol);
         }
         const double sz = sdz + logit_std_eps, sv = sdv + logit_std_eps;
+        // A student whose standardized logits nearly equal the teacher's (largest |z' − v'|
+        // below largest |z'|/limit): false for NaN, and for a constant student (both 0).
+        double zmax = 0.0, umax = 0.0;
+        const double rz = 1.0 / sz, rv = 1.0 / sv;
+        for (std::size_t i = 0; i < n; ++i) {
+          const double zs = (static_cast<double>(zc[i]) - mz) * rz;
+          zmax = std::max(zmax, std::abs(zs));
+          umax = std::max(umax, std::abs(zs - (static_cast<double>(vc[i]) - mv) * rv));
+        }
+        if (REGULA_UNLIKELY(umax * logit_std_agreement_limit<T> < zmax)) {
+          return logit_std_kd_wide(zc, vc, n, kinv, gs, dcol);
+        }
         const double d = kernels::kd_kl_column<T>(zc, vc, n, static_cast<T>(kinv / sz),
                                                   static_cast<T>(kinv / sv), gs, dcol,
                                                   n <= kd_stack_classes ? buf : nullptr);
         if (dcol != nullptr) {
-          // dcol = g'/s; subtract its mean and the part through the std.
-          double sum = 0.0, dot = 0.0;
+          // dcol = g'/s; subtract its mean and the part through the std (in A, see there).
+          A sum = 0, dot = 0;
           for (std::size_t i = 0; i < n; ++i) {
-            sum += static_cast<double>(dcol[i]);
-            dot += static_cast<double>(dcol[i]) * (static_cast<double>(zc[i]) - mz);
+            sum += static_cast<A>(dcol[i]);
+            dot += static_cast<A>(dcol[i]) * (static_cast<A>(zc[i]) - mza);
           }
-          const double mean_g = sum / static_cast<double>(n);
-          const double coef = sdz > 0.0 ? dot / (sz * static_cast<double>(n - 1) * sdz) : 0.0;
+          const A mean_g = sum / static_cast<A>(n);
+          const A sza = sdza + static_cast<A>(logit_std_eps);
+          const A coef = sdza > 0 ? dot / (sza * static_cast<A>(n - 1) * sdza) : A(0);
           for (std::size_t i = 0; i < n; ++i) {
-            dcol[i] = static_cast<T>(static_cast<double>(dcol[i]) - mean_g -
-                                     coef * (static_cast<double>(zc[i]) - mz));
+            dcol[i] = static_cast<T>(static_cast<A>(dcol[i]) - mean_g -
+                                     coef * (static_cast<A>(zc[i]) - mza));
           }
         }
         return d;
