@@ -169,4 +169,30 @@ TEMPLATE_TEST_CASE("logit_std_kd: a tied, nearly constant student keeps every gr
   }
 }
 
+// Fuzz finding logit-std-kd-nan-agreement (input regressions/kd/logit-std-kd-float-nan-inf-column-
+// agreement-path), found by the campaign of the change that added the agreement test: a NaN or
+// ±inf teacher logit made every standardized difference NaN, std::max dropped them, the column
+// looked like a perfect agreement and the long-double path returned the finite loss 4.
+TEMPLATE_TEST_CASE("logit_std_kd: a NaN or infinite logit gives NaN, also where the rest agree",
+                   "[losses][logit_std_kd]", float, double) {
+  using T = TestType;
+  const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+  const T bad[] = {nan, inf, -inf};
+  for (T b : bad) {
+    for (int where = 0; where < 2; ++where) {
+      CAPTURE(static_cast<double>(b), where);
+      regula::Matrix<T> z(3, 2), v(3, 2);
+      z << T(1), T(1), T(2), T(2), T(3), T(3);
+      v = z;
+      (where == 0 ? v : z)(1, 0) = b;
+      regula::Vector<T> losses(2);
+      regula::Matrix<T> dz(3, 2);
+      regula::logit_std_kd_per_sample(z, v, losses, dz, KDLossOptions{}.with_temperature(2.0));
+      CHECK(std::isnan(losses[0]));
+      CHECK(dz.col(0).array().isNaN().all());
+      CHECK(losses[1] == Approx(0.0).margin(1e-12));  // the other column: equal, loss ~0
+    }
+  }
+}
+
 }  // namespace

@@ -173,7 +173,8 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
         }
         const double sz = sdz + logit_std_eps, sv = sdv + logit_std_eps;
         // A student whose standardized logits nearly equal the teacher's (largest |z' − v'|
-        // below largest |z'|/limit): false for NaN, and for a constant student (both 0).
+        // below largest |z'|/limit; false for a constant student, both 0). std::max drops a
+        // NaN, so the column's logits are tested too (NaN in, NaN out: the normal path).
         double zmax = 0.0, umax = 0.0;
         const double rz = 1.0 / sz, rv = 1.0 / sv;
         for (std::size_t i = 0; i < n; ++i) {
@@ -181,7 +182,8 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
           zmax = std::max(zmax, std::abs(zs));
           umax = std::max(umax, std::abs(zs - (static_cast<double>(vc[i]) - mv) * rv));
         }
-        if (REGULA_UNLIKELY(umax * logit_std_agreement_limit<T> < zmax)) {
+        if (REGULA_UNLIKELY(umax * logit_std_agreement_limit<T> < zmax) &&
+            kernels::all_finite(zc, vc, n)) {
           return logit_std_kd_wide(zc, vc, n, kinv, gs, dcol);
         }
         const double d = kernels::kd_kl_column<T>(zc, vc, n, static_cast<T>(kinv / sz),
