@@ -4,7 +4,7 @@
 #define REGULA_VERSION_HPP
 
 #define REGULA_VERSION_MAJOR 0
-#define REGULA_VERSION_MINOR 1
+#define REGULA_VERSION_MINOR 2
 #define REGULA_VERSION_PATCH 0
 
 /// major·10000 + minor·100 + patch, so that `#if REGULA_VERSION >= 100` reads naturally.
