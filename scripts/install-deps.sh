@@ -12,7 +12,7 @@ set -euo pipefail
 packages=(cmake g++ ninja-build libeigen3-dev libxsimd-dev catch2 libbenchmark-dev
           librandom123-dev libopenmpi-dev openmpi-bin libtorch-dev
           libopenblas0-pthread zlib1g-dev gnuplot-nox dataset-fashion-mnist
-          clang-14 libclang-rt-14-dev libomp-14-dev clang-format-14 pkgconf)
+          clang-14 libclang-rt-14-dev libomp-14-dev clang-format-14 pkgconf doxygen)
 # `--bench` adds what bench/compare.sh's PyTorch and POT anchors and the golden-data scripts
 # (tests/golden/gen_*.py) import: torch, ot (POT) and NumPy, from Debian's archive.
 extra=()

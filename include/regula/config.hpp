@@ -19,6 +19,7 @@
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
 #define REGULA_HAS_EXCEPTIONS 1
 #else
+/// 0 where the compiler runs without exceptions (-fno-exceptions); REGULA_THROW then aborts.
 #define REGULA_HAS_EXCEPTIONS 0
 #endif
 
@@ -28,6 +29,8 @@
 #else
 #include <cstdio>
 #include <cstdlib>
+/// Throws `exception` (an invalid_argument); without exceptions, prints its message and aborts.
+/// Override before including regula to change that.
 #define REGULA_THROW(exception)                       \
   do {                                                \
     std::fprintf(stderr, "%s\n", (exception).what()); \
@@ -37,6 +40,7 @@
 #endif
 
 #ifndef REGULA_ASSERT
+/// Internal consistency check (assert): never a user-input check, which throw.
 #define REGULA_ASSERT(cond) assert(cond)
 #endif
 
@@ -45,8 +49,11 @@
 #define REGULA_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define REGULA_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
+/// Branch hint: x is usually true.
 #define REGULA_LIKELY(x) (x)
+/// Branch hint: x is usually false.
 #define REGULA_UNLIKELY(x) (x)
+/// Forces inlining of the kernels' inner steps where the compiler supports it.
 #define REGULA_ALWAYS_INLINE inline
 #endif
 

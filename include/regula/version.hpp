@@ -3,8 +3,11 @@
 #ifndef REGULA_VERSION_HPP
 #define REGULA_VERSION_HPP
 
+/// Major version.
 #define REGULA_VERSION_MAJOR 0
+/// Minor version.
 #define REGULA_VERSION_MINOR 2
+/// Patch version.
 #define REGULA_VERSION_PATCH 0
 
 /// major·10000 + minor·100 + patch, so that `#if REGULA_VERSION >= 100` reads naturally.

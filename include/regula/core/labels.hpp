@@ -41,13 +41,16 @@ class LabelView {
     static_assert(Derived::IsVectorAtCompileTime,
                   "regula::LabelView: labels must be a vector (one row or one column)");
   }
+  /// A view of a vector of int64 labels (no copy).
   LabelView(const std::vector<std::int64_t>& v) noexcept  // NOLINT: implicit by design
       : LabelView(v.data(), static_cast<Eigen::Index>(v.size())) {}
+  /// A view of a vector of int32 labels (no copy).
   LabelView(const std::vector<std::int32_t>& v) noexcept  // NOLINT: implicit by design
       : LabelView(v.data(), static_cast<Eigen::Index>(v.size())) {}
   /// n labels at p, p + stride, … (stride in elements, ≥ 1).
   LabelView(const std::int64_t* p, Eigen::Index n, Eigen::Index stride = 1) noexcept
       : data_(p), size_(n), stride_(stride), wide_(true) {}
+  /// A view of n int32 labels at p, `stride` elements apart (no copy).
   LabelView(const std::int32_t* p, Eigen::Index n, Eigen::Index stride = 1) noexcept
       : data_(p), size_(n), stride_(stride), wide_(false) {}
   /// A copy views the same stored labels, or owns a copy of an evaluated expression.
@@ -57,23 +60,27 @@ class LabelView {
         size_(o.size_),
         stride_(o.stride_),
         wide_(o.wide_) {}
+  /// Moves; an owned buffer moves with it and the view stays valid.
   LabelView(LabelView&&) noexcept = default;  // an owned buffer moves; data_ stays valid
   LabelView& operator=(const LabelView&) = delete;
   LabelView& operator=(LabelView&&) = delete;
   ~LabelView() = default;
 
+  /// The number of labels.
   [[nodiscard]] Eigen::Index size() const noexcept { return size_; }
   /// Label i, widened to 64 bits.
   [[nodiscard]] std::int64_t operator[](Eigen::Index i) const noexcept {
     return wide_ ? static_cast<const std::int64_t*>(data_)[i * stride_]
                  : static_cast<const std::int32_t*>(data_)[i * stride_];
   }
+  /// Label i as int64 (the same as operator[]).
   [[nodiscard]] std::int64_t operator()(Eigen::Index i) const noexcept { return (*this)[i]; }
   /// The first byte of the labels and the bytes from it to one past the last label (for the
   /// overlap checks of outputs).
   [[nodiscard]] const unsigned char* bytes() const noexcept {
     return static_cast<const unsigned char*>(data_);
   }
+  /// The bytes the view spans, from its first to its last label (for the overlap checks).
   [[nodiscard]] std::size_t byte_extent() const noexcept {
     if (size_ == 0) return 0;
     const std::size_t width = wide_ ? sizeof(std::int64_t) : sizeof(std::int32_t);

@@ -17,6 +17,7 @@
 
 namespace regula {
 
+/// Eigen's signed index type, used for every size and index.
 using Index = Eigen::Index;
 
 /// True for the scalar types regula computes in: `float` and `double`.
@@ -39,8 +40,10 @@ using MatrixCRef = Eigen::Ref<const Matrix<T>>;
 template <class T>
 using MatrixRef = Eigen::Ref<Matrix<T>>;
 template <class T>
+/// A read-only view of any contiguous column vector of T.
 using VectorCRef = Eigen::Ref<const Vector<T>>;
 template <class T>
+/// A writable view of any contiguous column vector of T.
 using VectorRef = Eigen::Ref<Vector<T>>;
 
 namespace detail {

@@ -31,9 +31,11 @@ using default_arch = xsimd::default_arch;
 namespace simd {
 
 template <class T, class A = default_arch>
+/// An xsimd batch of T for architecture A.
 using batch = xsimd::batch<T, A>;
 
 template <class T, class A = default_arch>
+/// The number of lanes of batch<T, A>.
 inline constexpr std::size_t width = xsimd::batch<T, A>::size;
 
 /// Whether architecture A is, or derives from, Base (for kernels whose choice of algorithm, not

@@ -31,10 +31,13 @@ class Stream {
                             std::uint64_t offset = 0) noexcept
       : seed_(seed), subsequence_(subsequence), offset_(offset) {}
 
+  /// The seed the stream was made from.
   [[nodiscard]] constexpr std::uint64_t seed() const noexcept { return seed_; }
+  /// The stream's subsequence: streams of one seed with different subsequences are independent.
   [[nodiscard]] constexpr std::uint64_t subsequence() const noexcept { return subsequence_; }
   /// The next unused block.
   [[nodiscard]] constexpr std::uint64_t offset() const noexcept { return offset_; }
+  /// The Philox key of the seed.
   [[nodiscard]] constexpr PhiloxKey key() const noexcept { return philox_key(seed_); }
 
   /// A stream with the same seed on another subsequence, from block 0. Subsequences never
@@ -121,9 +124,11 @@ class Stream {
     return v;
   }
 
+  /// Equal seed and subsequence: the two streams give the same draws.
   friend constexpr bool operator==(const Stream& a, const Stream& b) noexcept {
     return a.seed_ == b.seed_ && a.subsequence_ == b.subsequence_ && a.offset_ == b.offset_;
   }
+  /// Not operator==.
   friend constexpr bool operator!=(const Stream& a, const Stream& b) noexcept { return !(a == b); }
 
  private:

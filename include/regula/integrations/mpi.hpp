@@ -162,6 +162,7 @@ class GlobalSmallLossSelector {
                 "regula::mpi::GlobalSmallLossSelector<T>: T must be float or double");
 
  public:
+  /// A selector over the ranks of `comm` (every rank calls it collectively).
   explicit GlobalSmallLossSelector(MPI_Comm comm) noexcept : comm_(comm) {}
 
   /// Keeps keep_count(N, forget_rate) samples of the global batch (N = Σ n_r), where
@@ -274,6 +275,7 @@ class GlobalSmallLossSelector {
 template <class T>
 class GlobalCoTeaching {
  public:
+  /// Co-teaching over the ranks of `comm`.
   explicit GlobalCoTeaching(MPI_Comm comm) : comm_(comm), select1_(comm), select2_(comm) {}
 
   /// Collective. loss1, loss2, grad1, grad2 are this rank's shard, as for CoTeaching::exchange.
@@ -295,6 +297,7 @@ class GlobalCoTeaching {
   [[nodiscard]] const std::vector<Index>& selected_by_first() const noexcept {
     return select1_.selected();
   }
+  /// S² restricted to this rank (local indices).
   [[nodiscard]] const std::vector<Index>& selected_by_second() const noexcept {
     return select2_.selected();
   }
@@ -331,8 +334,11 @@ class GlobalCoTeaching {
     return r;
   }
 
+  /// The communicator of the ranks.
   MPI_Comm comm_;
-  GlobalSmallLossSelector<T> select1_, select2_;
+  GlobalSmallLossSelector<T> select1_;  ///< the first network's global selection
+  GlobalSmallLossSelector<T> select2_;  ///< the second network's
+  /// Scratch marks of the selected samples, kept between steps (no allocation once sized).
   std::vector<std::uint8_t> mark_;
 };
 
@@ -507,6 +513,7 @@ class GlobalSinkhornKD {
   static_assert(is_scalar_v<T>, "regula::mpi::GlobalSinkhornKD<T>: T must be float or double");
 
  public:
+  /// Sinkhorn KD over the ranks of `comm` with `options` (agreed across ranks at each call).
   explicit GlobalSinkhornKD(MPI_Comm comm, SinkhornKDOptions options = {})
       : comm_(comm), options_(std::move(options)) {}
 

@@ -108,6 +108,8 @@ template <class T>
 /// position it is given; backward replays the same position on the incoming gradient, which
 /// is dx = dy ⊙ m/(1 − p): no mask is saved, only three integers.
 struct DropoutFunction : public torch::autograd::Function<DropoutFunction> {
+  /// Forward of the autograd function: y = mask ⊙ x/(1 − p), the mask replayed in backward from its
+  /// seed.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, double p,
                             bool training, std::int64_t seed, std::int64_t subsequence,
                             std::int64_t offset) {
@@ -119,6 +121,7 @@ struct DropoutFunction : public torch::autograd::Function<DropoutFunction> {
     return apply_dropout(x, p, training, seed, subsequence, offset);
   }
 
+  /// Backward: dx = mask ⊙ dy/(1 − p) from the replayed mask.
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
     const at::Tensor dx =
@@ -128,6 +131,7 @@ struct DropoutFunction : public torch::autograd::Function<DropoutFunction> {
     return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 
+  /// Dropout of x with rate p from stream (seed, subsequence); x itself in evaluation mode.
   static at::Tensor apply_dropout(const at::Tensor& x, double p, bool training, std::int64_t seed,
                                   std::int64_t subsequence, std::int64_t offset) {
     at::Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
@@ -142,6 +146,7 @@ struct DropoutFunction : public torch::autograd::Function<DropoutFunction> {
   }
 
   template <class T>
+  /// Runs regula::Dropout on x's contiguous float or double buffer into y.
   static void run(const at::Tensor& x, at::Tensor& y, double p, bool training, Stream& s) {
     regula::Dropout<T> layer(DropoutOptions{p});
     layer.train(training);
@@ -176,16 +181,20 @@ inline at::Tensor dropout(const at::Tensor& x, double p, bool training, Stream& 
 /// it owns its stream (seeded at construction, advanced by every training forward).
 class DropoutImpl : public torch::nn::Module {
  public:
+  /// torch::nn::Dropout's constructor shape: rate p, and the stream its masks come from.
   explicit DropoutImpl(double p = 0.5, Stream stream = Stream(0)) : p_(p), stream_(stream) {
     (void)regula::Dropout<float>(DropoutOptions{p});  // validate now, not at the first forward
   }
+  /// Dropout in training mode, x itself in eval mode; differentiable.
   at::Tensor forward(const at::Tensor& x) { return dropout(x, p_, is_training(), stream_); }
+  /// The stream the next forward draws from (it advances with every training forward).
   [[nodiscard]] const Stream& stream() const noexcept { return stream_; }
 
  private:
   double p_;
   Stream stream_;
 };
+/// The module holder of DropoutImpl (as torch::nn::Dropout).
 TORCH_MODULE(Dropout);
 
 /// The autograd function behind the modules of the dropout family whose forward is linear in x
@@ -194,8 +203,10 @@ TORCH_MODULE(Dropout);
 /// gives dx = dy ⊙ r: nothing but the stream position is saved. The layer, reached through
 /// `run`, must outlive the backward pass (the modules below own theirs).
 struct ReplayFunction : public torch::autograd::Function<ReplayFunction> {
+  /// Runs the layer on a contiguous buffer (float or double by the tensor's type).
   using Runner = void (*)(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream);
 
+  /// Forward: the layer's output; its randomness is replayed in backward from the saved stream.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const void* layer, Runner run, Stream* stream) {
     // Addresses travel as integers: AutogradContext stores IValues only.
@@ -211,6 +222,7 @@ struct ReplayFunction : public torch::autograd::Function<ReplayFunction> {
     return y;
   }
 
+  /// Backward: the layer's elementwise factor, replayed, times dy.
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
     const std::intptr_t layer_address = ctx->saved_data["layer"].toInt();
@@ -246,9 +258,11 @@ void replay_forward(const void* layer, const at::Tensor& in, at::Tensor& out, St
 template <template <class> class Layer, class Options>
 class ReplayLayerImpl : public torch::nn::Module {
  public:
+  /// A module for the layer built from `options`, drawing from `stream`.
   explicit ReplayLayerImpl(Options options, Stream stream = Stream(0))
       : float_(options), double_(options), stream_(stream) {}
 
+  /// The layer in training mode, x itself in eval mode; differentiable.
   at::Tensor forward(const at::Tensor& x) {
     const bool training = is_training();
     float_.train(training);
@@ -261,7 +275,9 @@ class ReplayLayerImpl : public torch::nn::Module {
     return ReplayFunction::apply(x, static_cast<const void*>(&float_), &run<float>, &stream_);
   }
 
+  /// The stream the next forward draws from.
   [[nodiscard]] const Stream& stream() const noexcept { return stream_; }
+  /// The float layer (the double one has the same options).
   [[nodiscard]] const Layer<float>& layer() const noexcept { return float_; }
 
  private:
@@ -277,9 +293,11 @@ class ReplayLayerImpl : public torch::nn::Module {
 
 /// regula::NestedDropout as a module: keeps the first b units of each sample (b from the prior).
 using NestedDropoutImpl = ReplayLayerImpl<regula::NestedDropout, NestedDropoutOptions>;
+/// The module holder of regula's NestedDropout.
 TORCH_MODULE(NestedDropout);
 /// regula::GaussianDropout as a module.
 using GaussianDropoutImpl = ReplayLayerImpl<regula::GaussianDropout, GaussianDropoutOptions>;
+/// The module holder of regula's GaussianDropout.
 TORCH_MODULE(GaussianDropout);
 /// regula::ChannelDropout as a module, with torch::nn::Dropout2d's constructor shape:
 /// `ChannelDropout(p)` zeroes whole channels of an N × C × … tensor, C taken from size(1) of each
@@ -327,6 +345,7 @@ class ChannelDropoutImpl : public torch::nn::Module {
     return ReplayFunction::apply(x, static_cast<const void*>(&l.f), &run<float>, &stream_);
   }
 
+  /// The stream the next forward draws from.
   [[nodiscard]] const Stream& stream() const noexcept { return stream_; }
   /// The options (channels: the fixed count, or 1 when each input's size(1) is used).
   [[nodiscard]] const ChannelDropoutOptions& options() const noexcept { return options_; }
@@ -362,9 +381,11 @@ class ChannelDropoutImpl : public torch::nn::Module {
   std::map<Index, std::unique_ptr<Layers>> layers_;  // stable addresses for pending backwards
   Stream stream_;
 };
+/// The module holder of ChannelDropoutImpl (as torch::nn::Dropout2d).
 TORCH_MODULE(ChannelDropout);
 /// regula::DropPath as a module, applied to a residual branch.
 using DropPathImpl = ReplayLayerImpl<regula::DropPath, DropPathOptions>;
+/// The module holder of regula's DropPath (stochastic depth).
 TORCH_MODULE(DropPath);
 
 /// The autograd function behind every fused loss: forward runs regula's loss, which returns the
@@ -374,6 +395,8 @@ TORCH_MODULE(DropPath);
 /// constants: they receive no gradient.
 template <class Loss>
 struct FusedLossFunction : public torch::autograd::Function<FusedLossFunction<Loss>> {
+  /// Forward: the reduced loss of the logits against the target (labels or teacher logits);
+  /// dL/dlogits comes from the same pass and is saved.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits,
                             const at::Tensor& target, const Loss& loss) {
     at::Tensor grad = at::empty_like(logits, at::MemoryFormat::Contiguous);
@@ -389,6 +412,7 @@ struct FusedLossFunction : public torch::autograd::Function<FusedLossFunction<Lo
     return at::scalar_tensor(value, logits.options());
   }
 
+  /// Backward: the saved gradient times the incoming scalar gradient.
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
     const at::Tensor saved = ctx->get_saved_variables()[0];
@@ -495,17 +519,24 @@ using TorchTeacherLossOf =
 /// differentiable with respect to the student: `regula::libtorch::kd_kl(student, teacher,
 /// options)`.
 inline constexpr detail::TorchTeacherLossOf<regula::kd_kl> kd_kl{"regula::libtorch::kd_kl"};
+/// regula::reverse_kl on tensors (student, teacher), differentiable in the student.
 inline constexpr detail::TorchTeacherLossOf<regula::reverse_kl> reverse_kl{
     "regula::libtorch::reverse_kl"};
+/// regula::js on tensors (student, teacher), differentiable in the student.
 inline constexpr detail::TorchTeacherLossOf<regula::js> js{"regula::libtorch::js"};
+/// regula::total_variation on tensors, differentiable in the student.
 inline constexpr detail::TorchTeacherLossOf<regula::total_variation> total_variation{
     "regula::libtorch::total_variation"};
+/// regula::binary_kl on tensors, differentiable in the student.
 inline constexpr detail::TorchTeacherLossOf<regula::binary_kl> binary_kl{
     "regula::libtorch::binary_kl"};
+/// regula::binary_kl_norm on tensors, differentiable in the student.
 inline constexpr detail::TorchTeacherLossOf<regula::binary_kl_norm> binary_kl_norm{
     "regula::libtorch::binary_kl_norm"};
+/// regula::logit_mse on tensors, differentiable in the student.
 inline constexpr detail::TorchTeacherLossOf<regula::logit_mse> logit_mse{
     "regula::libtorch::logit_mse"};
+/// regula::sinkhorn_kd on tensors, differentiable in the student.
 inline constexpr detail::TorchTeacherLoss<detail::SinkhornCall, SinkhornKDOptions> sinkhorn_kd{
     "regula::libtorch::sinkhorn_kd"};
 

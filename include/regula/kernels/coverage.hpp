@@ -1,5 +1,5 @@
 /// @file
-/// Raw-pointer kernel of the pass@N coverage loss over one column of logits (Direct Coverage
+/// Raw-pointer kernel of the pass\@N coverage loss over one column of logits (Direct Coverage
 /// Optimisation, Chen et al., NeurIPS 2025, arXiv 2502.07154), with a scalar reference twin.
 ///
 /// With p = softmax(z)_y: ℓ = −log(1 − (1 − p)^N) and ∂ℓ/∂z = F·(softmax(z) − e_y),

@@ -39,8 +39,11 @@ struct XentTarget {
   const T* weight = nullptr;  ///< w (n values), or null for all ones
   const T* soft = nullptr;    ///< t (n values), or null for all zeros
   std::int64_t label = -1;    ///< y in [0, n), or negative for no hard label
+  /// α, the weight of the soft targets t.
   T alpha = T(0);
+  /// β, every class's uniform target (label smoothing's share).
   T beta = T(0);
+  /// γ, the weight of the hard label.
   T gamma = T(1);
 };
 
@@ -58,11 +61,17 @@ struct XentTarget {
 struct XentTerms {
   /// How L_y is formed from u.
   enum class Label : unsigned char { none, dominant, softmax, stablemax };
+  /// S, the normalizer's sum over the classes.
   double S = 1.0;
+  /// a = n·β, the factor of log S.
   double a = 0.0;
+  /// lin = β·Σ log s_j.
   double lin = 0.0;
+  /// γ, the factor of L_y.
   double gamma = 0.0;
+  /// The argument L_y is formed from (R/s_y, z_y − m or z_y; see Label).
   double u = 0.0;
+  /// Which label form the sample has.
   Label kind = Label::none;
 };
 

@@ -29,6 +29,8 @@ inline constexpr std::size_t streaming_bytes = std::size_t{16} << 20;
 
 /// Elements per tile, and Philox blocks per tile.
 inline constexpr std::size_t dropout_tile = 128;
+/// Philox blocks per tile of the dropout kernels: the unit of their parallel and SIMD split, whose
+/// mask bits do not depend on either.
 inline constexpr std::size_t dropout_tile_blocks = 16;
 /// Random bits per element; the keep probability is quantized to multiples of 2⁻¹⁶.
 inline constexpr int dropout_bits = 16;
@@ -36,9 +38,13 @@ inline constexpr int dropout_bits = 16;
 /// Where a dropout call's bits come from: Philox key, subsequence, first block of tile 0,
 /// and the keep threshold in [0, 2¹⁶].
 struct DropoutDraw {
+  /// The Philox key of the stream's seed.
   PhiloxKey key;
+  /// The stream's subsequence.
   std::uint64_t subsequence;
+  /// The first Philox block of this draw.
   std::uint64_t first_block;
+  /// The keep threshold in [0, 2¹⁶]: an element is kept when its 16-bit draw is below it.
   std::uint32_t keep_threshold;
 };
 
@@ -353,9 +359,13 @@ void scale_add_reference(const T* x, std::size_t n, T f, const T* r, T* y) noexc
 /// per-element mask reader of the structured layers (ChannelDropout, DropPath, AlphaDropout's
 /// tests).
 struct KeepBits {
+  /// The draw the mask comes from.
   DropoutDraw draw;
+  /// The tile whose keep bits are cached (none yet).
   std::uint64_t tile = ~std::uint64_t{0};
+  /// The cached keep bits of that tile.
   std::uint64_t keep[2] = {0, 0};
+  /// Whether element e is kept.
   [[nodiscard]] bool operator()(std::uint64_t e) noexcept {
     const std::uint64_t t = e / dropout_tile;
     if (t != tile) {

@@ -83,6 +83,7 @@ class DoubleAccumulator {
   using DB = xsimd::batch<double, A>;
 
  public:
+  /// Adds a batch to the running sum.
   REGULA_ALWAYS_INLINE void add(const xsimd::batch<T, A>& x) noexcept {
     if constexpr (std::is_same_v<T, double>) {
       lo_ += x;
@@ -149,6 +150,7 @@ class CompensatedAccumulator {
   using DB = xsimd::batch<double, A>;
 
  public:
+  /// Adds a batch to the running sum.
   REGULA_ALWAYS_INLINE void add(const DB& x) noexcept {
     const DB t = s_ + x;
     const DB bp = t - s_;

@@ -21,7 +21,9 @@ namespace regula {
 
 /// Options of AlphaDropout: `p` is the probability of dropping an element (PyTorch's meaning).
 struct AlphaDropoutOptions {
+  /// The drop rate, in [0, 1].
   double p = 0.5;
+  /// Sets `p` (chainable).
   AlphaDropoutOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
 };
 
@@ -43,7 +45,9 @@ class AlphaDropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::AlphaDropout<T>: T must be float or double");
 
  public:
+  /// The element type.
   using Scalar = T;
+  /// What forward returns (or fills) and backward takes.
   using Context = RandomContext;
   /// −λα of SELU, as in ATen.
   static constexpr double alpha_prime = -1.7580993408473766;
@@ -64,15 +68,20 @@ class AlphaDropout : public TrainingFlag {
     }
   }
 
+  /// The options it was built with.
   [[nodiscard]] const AlphaDropoutOptions& options() const noexcept { return options_; }
+  /// The rate in effect: p quantized to the masks' 16-bit threshold t, 1 − t/65536.
   [[nodiscard]] double effective_p() const noexcept {
     return 1.0 - static_cast<double>(threshold_) / 65536.0;
   }
   /// The affine constants a, b and the value of a dropped element a·α′ + b.
   [[nodiscard]] T a() const noexcept { return a_; }
+  /// The affine constant b.
   [[nodiscard]] T b() const noexcept { return b_; }
+  /// The value of a dropped element, a·α′ + b.
   [[nodiscard]] T dropped_value() const noexcept { return dropped_; }
 
+  /// Forward of x into y, drawing from stream; returns the context backward takes.
   [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
     Context ctx;
     forward(x, y, stream, ctx);

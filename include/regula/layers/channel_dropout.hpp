@@ -30,9 +30,13 @@ struct ChannelDropoutOptions {
   double p = 0.5;
   /// C, the number of channels; it must divide the feature count of x.
   Index channels = 1;
+  /// Whether channels are the slow (channel-major) or the fast index of a sample's features.
   ChannelLayout layout = ChannelLayout::channel_major;
+  /// Sets `p` (chainable).
   ChannelDropoutOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
+  /// Sets `channels` (chainable).
   ChannelDropoutOptions& with_channels(Index v) noexcept { return detail::set(*this, channels, v); }
+  /// Sets `layout` (chainable).
   ChannelDropoutOptions& with_layout(ChannelLayout v) noexcept {
     return detail::set(*this, layout, v);
   }
@@ -54,7 +58,9 @@ class ChannelDropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::ChannelDropout<T>: T must be float or double");
 
  public:
+  /// The element type.
   using Scalar = T;
+  /// What forward returns (or fills) and backward takes.
   using Context = RandomContext;
 
   /// @throws regula::invalid_argument if p ∉ [0, 1] or channels < 1.
@@ -66,9 +72,13 @@ class ChannelDropout : public TrainingFlag {
     scale_ = detail::keep_scale<T>(threshold_);
   }
 
+  /// The options it was built with.
   [[nodiscard]] const ChannelDropoutOptions& options() const noexcept { return options_; }
+  /// The factor of kept elements, 1/(1 − p).
   [[nodiscard]] T scale() const noexcept { return scale_; }
 
+  /// y = x ⊙ mask/(1 − p) with one mask bit per (channel, sample); returns the context for
+  /// backward.
   [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
     Context ctx;
     forward(x, y, stream, ctx);

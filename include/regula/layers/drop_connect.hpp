@@ -23,6 +23,7 @@ namespace regula {
 struct DropConnectOptions {
   /// Probability of dropping a weight, in [0, 1] (mlpack's default 0.5).
   double p = 0.5;
+  /// Sets `p` (chainable).
   DropConnectOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
 };
 
@@ -31,8 +32,12 @@ struct DropConnectOptions {
 /// reusable: the panel is sized on the first call.
 template <class T>
 struct DropConnectContext {
+  /// The mask's draw.
   RandomContext random;
-  Index in = 0, out = 0, batch = 0;
+  Index in = 0;     ///< the layer's input size
+  Index out = 0;    ///< its output size
+  Index batch = 0;  ///< the batch of the forward
+  /// Scratch for the masked weight panel (kept to avoid allocation).
   Matrix<T> panel;
 };
 
@@ -58,7 +63,9 @@ class DropConnect : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::DropConnect<T>: T must be float or double");
 
  public:
+  /// The element type.
   using Scalar = T;
+  /// What forward returns (or fills) and backward takes.
   using Context = DropConnectContext<T>;
   /// Weight columns per masked panel.
   static constexpr Index panel = 64;
@@ -70,7 +77,9 @@ class DropConnect : public TrainingFlag {
     scale_ = detail::keep_scale<T>(threshold_);
   }
 
+  /// The options it was built with.
   [[nodiscard]] const DropConnectOptions& options() const noexcept { return options_; }
+  /// The factor of kept elements, 1/(1 − p).
   [[nodiscard]] T scale() const noexcept { return scale_; }
 
   /// y = ((M ⊙ W)/(1 − p)) x + b in training, W x + b in eval.

@@ -25,8 +25,11 @@ enum class DropPathMode : std::uint8_t { row, batch };
 struct DropPathOptions {
   /// Probability of dropping the branch, in [0, 1] (timm's drop_prob; default 0.1).
   double p = 0.1;
+  /// One draw per sample (row, the default) or one for the whole batch.
   DropPathMode mode = DropPathMode::row;
+  /// Sets `p` (chainable).
   DropPathOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
+  /// Sets `mode` (chainable).
   DropPathOptions& with_mode(DropPathMode v) noexcept { return detail::set(*this, mode, v); }
 };
 
@@ -48,7 +51,9 @@ class DropPath : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::DropPath<T>: T must be float or double");
 
  public:
+  /// The element type.
   using Scalar = T;
+  /// What forward returns (or fills) and backward takes.
   using Context = RandomContext;
 
   /// @throws regula::invalid_argument if p ∉ [0, 1].
@@ -58,7 +63,9 @@ class DropPath : public TrainingFlag {
     scale_ = detail::keep_scale<T>(threshold_);
   }
 
+  /// The options it was built with.
   [[nodiscard]] const DropPathOptions& options() const noexcept { return options_; }
+  /// The factor of kept elements, 1/(1 − p).
   [[nodiscard]] T scale() const noexcept { return scale_; }
 
   /// y = f ⊙ m/(1 − p). y may be `branch` itself.
@@ -68,6 +75,7 @@ class DropPath : public TrainingFlag {
     forward(branch, y, stream, ctx);
     return ctx;
   }
+  /// y = branch ⊙ keep/(1 − p) per sample, into a context reused across calls.
   void forward(const MatrixCRef<T>& branch, MatrixRef<T> y, Stream& stream, Context& ctx) const {
     detail::check_output("regula::DropPath", "branch", branch, "y", y);
     draw(branch, stream, ctx);

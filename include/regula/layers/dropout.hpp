@@ -27,7 +27,9 @@ struct DropoutOptions {
   /// Keep a 1-bit mask in the context (n/8 bytes) instead of recomputing it in backward. Both
   /// give bit-identical gradients; recomputation stores nothing and costs one Philox pass.
   bool store_mask = false;
+  /// Sets `p` (chainable).
   DropoutOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
+  /// Sets `store_mask` (chainable).
   DropoutOptions& with_store_mask(bool v) noexcept { return detail::set(*this, store_mask, v); }
 };
 
@@ -42,10 +44,13 @@ class DropoutContext {
 
   DropoutContext() = default;
 
+  /// How forward treated its input (see Mode).
   [[nodiscard]] Mode mode() const noexcept { return mode_; }
   /// Stream position of the first block the forward call used.
   [[nodiscard]] const Stream& stream() const noexcept { return stream_; }
+  /// Rows of the forward's input.
   [[nodiscard]] Index rows() const noexcept { return rows_; }
+  /// Columns of the forward's input.
   [[nodiscard]] Index cols() const noexcept { return cols_; }
   /// Keep threshold t: an element is kept when its 16-bit draw is below t.
   [[nodiscard]] std::uint32_t keep_threshold() const noexcept { return keep_threshold_; }
@@ -131,7 +136,9 @@ class Dropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::Dropout<T>: T must be float or double");
 
  public:
+  /// The element type.
   using Scalar = T;
+  /// What forward returns (or fills) and backward takes.
   using Context = DropoutContext;
 
   /// @throws regula::invalid_argument if p is not in [0, 1] (NaN included).
@@ -141,6 +148,7 @@ class Dropout : public TrainingFlag {
     scale_ = detail::keep_scale<T>(keep_threshold_);
   }
 
+  /// The options it was built with.
   [[nodiscard]] const DropoutOptions& options() const noexcept { return options_; }
   /// The drop probability actually used: 1 − round((1 − p)·2¹⁶)/2¹⁶.
   [[nodiscard]] double effective_p() const noexcept {

@@ -22,6 +22,7 @@ namespace regula {
 struct GaussianDropoutOptions {
   /// In [0, 1); the noise variance is α = p/(1 − p). Default 0.5 (α = 1).
   double p = 0.5;
+  /// Sets `p` (chainable).
   GaussianDropoutOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
 };
 
@@ -41,7 +42,9 @@ class GaussianDropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::GaussianDropout<T>: T must be float or double");
 
  public:
+  /// The element type.
   using Scalar = T;
+  /// What forward returns (or fills) and backward takes.
   using Context = RandomContext;
 
   /// @throws regula::invalid_argument if p ∉ [0, 1).
@@ -50,6 +53,7 @@ class GaussianDropout : public TrainingFlag {
     sigma_ = std::sqrt(options.p / (1.0 - options.p));
   }
 
+  /// The options it was built with.
   [[nodiscard]] const GaussianDropoutOptions& options() const noexcept { return options_; }
   /// The standard deviation √(p/(1 − p)) of the multiplier.
   [[nodiscard]] double stddev() const noexcept { return sigma_; }
@@ -61,6 +65,7 @@ class GaussianDropout : public TrainingFlag {
     forward(x, y, stream, ctx);
     return ctx;
   }
+  /// y = x ⊙ ξ, ξ ~ N(1, p/(1 − p)), into a context reused across calls.
   void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
     detail::check_output("regula::GaussianDropout", "x", x, "y", y);
     // No mask: the multiplier is N(1, σ²), identity where nothing is drawn (eval, p = 0).

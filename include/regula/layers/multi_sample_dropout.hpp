@@ -39,14 +39,19 @@ struct MultiSampleDropoutOptions {
   double p = 0.5;
   /// Optional per-sample drop probabilities p₁..p_M (e.g. 0.1, …, 0.5).
   std::vector<double> rates = {};
+  /// How the M copies' losses combine (mean of losses or loss of the mean logits).
   MultiSampleReduction reduction = MultiSampleReduction::mean_of_losses;
+  /// Sets `samples` (chainable).
   MultiSampleDropoutOptions& with_samples(Index v) noexcept {
     return detail::set(*this, samples, v);
   }
+  /// Sets `p` (chainable).
   MultiSampleDropoutOptions& with_p(double v) noexcept { return detail::set(*this, p, v); }
+  /// Sets `rates` (chainable).
   MultiSampleDropoutOptions& with_rates(std::vector<double> v) noexcept {
     return detail::set(*this, rates, std::move(v));
   }
+  /// Sets `reduction` (chainable).
   MultiSampleDropoutOptions& with_reduction(MultiSampleReduction v) noexcept {
     return detail::set(*this, reduction, v);
   }
@@ -70,6 +75,7 @@ class MultiSampleDropoutContext {
   [[nodiscard]] T loss() const noexcept { return loss_; }
   /// The dropout context of sample m (its mask is recomputed from it).
   [[nodiscard]] const DropoutContext& sample(std::size_t m) const noexcept { return drops_[m]; }
+  /// Whether the forward that filled the context was a training one.
   [[nodiscard]] bool training() const noexcept { return training_; }
   /// True between a forward call that completed and the backward call that consumed it.
   [[nodiscard]] bool ready() const noexcept { return filled_ && !consumed_; }
@@ -146,7 +152,9 @@ class MultiSampleDropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::MultiSampleDropout<T, Loss>: T must be float or double");
 
  public:
+  /// The element type.
   using Scalar = T;
+  /// What forward returns (or fills) and backward takes.
   using Context = MultiSampleDropoutContext<T>;
   /// Class indices, one per sample.
   /// The labels' view (core/labels.hpp): any int32 or int64 vector, or a std::vector, no copy.
@@ -173,8 +181,11 @@ class MultiSampleDropout : public TrainingFlag {
     }
   }
 
+  /// The options it was built with.
   [[nodiscard]] const MultiSampleDropoutOptions& options() const noexcept { return options_; }
+  /// The number of dropout copies M.
   [[nodiscard]] Index samples() const noexcept { return options_.samples; }
+  /// The loss applied to each copy.
   [[nodiscard]] const Loss& loss() const noexcept { return loss_; }
   /// The dropout layer of sample m (its effective rate and scale).
   [[nodiscard]] const Dropout<T>& dropout(std::size_t m) const noexcept { return drops_[m]; }

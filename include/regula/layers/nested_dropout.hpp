@@ -37,11 +37,14 @@ enum class NestedIndexMode : std::uint8_t { per_sample, per_batch };
 
 /// The prior p(b) over the number of kept units b ∈ {1, …, K}. Build it with the factories.
 struct NestedPrior {
+  /// The family of the prior over the truncation index.
   enum class Kind : std::uint8_t { geometric, half_gaussian, uniform, custom };
+  /// This prior's family.
   Kind kind = Kind::geometric;
   double rho = 0.9;     ///< geometric: P(b = k) = ρᵏ⁻¹(1 − ρ), ρ ∈ (0, 1)
   double mu = 0.0;      ///< half-Gaussian centre
   double sigma = 10.0;  ///< half-Gaussian width, > 0
+  /// What happens to mass beyond the last unit.
   NestedTail tail = NestedTail::clamp;
   std::vector<double> pmf;  ///< custom: pmf[k − 1] ∝ P(b = k), nonnegative, finite, not all 0
 
@@ -87,10 +90,13 @@ struct NestedDropoutOptions {
   NestedPrior prior = {};
   /// One index per sample (default) or one per batch.
   NestedIndexMode mode = NestedIndexMode::per_sample;
+  /// Sets `units` (chainable).
   NestedDropoutOptions& with_units(Index v) noexcept { return detail::set(*this, units, v); }
+  /// Sets `prior` (chainable).
   NestedDropoutOptions& with_prior(NestedPrior v) noexcept {
     return detail::set(*this, prior, std::move(v));
   }
+  /// Sets `mode` (chainable).
   NestedDropoutOptions& with_mode(NestedIndexMode v) noexcept {
     return detail::set(*this, mode, v);
   }
@@ -104,9 +110,13 @@ class NestedDropoutContext {
   NestedDropoutContext() = default;
   /// False when forward ran in eval mode (the identity).
   [[nodiscard]] bool random() const noexcept { return random_; }
+  /// The stream the index was drawn from.
   [[nodiscard]] const Stream& stream() const noexcept { return stream_; }
+  /// Rows of the forward's input.
   [[nodiscard]] Index rows() const noexcept { return rows_; }
+  /// Columns of the forward's input.
   [[nodiscard]] Index cols() const noexcept { return cols_; }
+  /// Whether one index serves the whole batch.
   [[nodiscard]] bool per_batch() const noexcept { return per_batch_; }
   /// b for sample `col`: units 0..b−1 (0-based rows) were kept. K in eval mode.
   [[nodiscard]] Index kept(Index col) const noexcept {
@@ -149,7 +159,9 @@ class NestedDropout : public TrainingFlag {
   static_assert(is_scalar_v<T>, "regula::NestedDropout<T>: T must be float or double");
 
  public:
+  /// The element type.
   using Scalar = T;
+  /// What forward returns (or fills) and backward takes.
   using Context = NestedDropoutContext;
 
   /// @throws regula::invalid_argument if units < 1 (or ≠ pmf.size() for a custom prior),
@@ -229,6 +241,7 @@ class NestedDropout : public TrainingFlag {
     cdf_[K - 1] = 1.0;
   }
 
+  /// The options it was built with.
   [[nodiscard]] const NestedDropoutOptions& options() const noexcept { return options_; }
   /// K.
   [[nodiscard]] Index units() const noexcept { return options_.units; }
@@ -383,6 +396,7 @@ class NestedSweeper {
 
   /// f, the number of leading units frozen so far.
   [[nodiscard]] Index frozen() const noexcept { return frozen_; }
+  /// Whether every unit is frozen.
   [[nodiscard]] bool done() const noexcept { return frozen_ == units_; }
   /// Consecutive converged observations of unit f + 1 so far.
   [[nodiscard]] int streak() const noexcept { return streak_; }

@@ -20,12 +20,15 @@ namespace regula {
 struct RandomContext {
   /// How forward treated its input.
   using Mode = DrawMode;
+  /// How forward treated its input (identity in eval mode).
   Mode mode = Mode::identity;
   /// Stream position of the first block the forward call used.
   Stream stream{0};
   /// Keep threshold t of Bernoulli masks (kept when a 16-bit draw is below t); 0 when unused.
   std::uint32_t keep_threshold = 0;
+  /// Rows of the forward's input.
   Index rows = 0;
+  /// Columns of the forward's input.
   Index cols = 0;
 
   /// The draw descriptor of the dropout kernels at the recorded position.

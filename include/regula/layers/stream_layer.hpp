@@ -26,8 +26,11 @@ enum class DrawMode : std::uint8_t {
 /// forward and backward are const, so one layer object serves many threads once the flag is set.
 class TrainingFlag {
  public:
+  /// Training mode (on) or evaluation mode (off), as torch::nn::Module::train.
   void train(bool on = true) noexcept { training_ = on; }
+  /// Evaluation mode: forward is the identity.
   void eval() noexcept { training_ = false; }
+  /// Whether the layer is in training mode.
   [[nodiscard]] bool is_training() const noexcept { return training_; }
 
  protected:

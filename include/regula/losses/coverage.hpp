@@ -1,5 +1,5 @@
 /// @file
-/// The pass@N coverage loss (Direct Coverage Optimisation; Chen, Raventós, Cheng, Ganguli,
+/// The pass\@N coverage loss (Direct Coverage Optimisation; Chen, Raventós, Cheng, Ganguli,
 /// Druckmann, NeurIPS 2025, https://arxiv.org/abs/2502.07154): a cross-entropy variant that
 /// stops pushing samples the model already gets right with high probability.
 #ifndef REGULA_LOSSES_COVERAGE_HPP
@@ -23,8 +23,9 @@ namespace regula {
 /// Options of the coverage loss: N, and the reduction and ignore_index of every loss over
 /// labels (detail::LabelLossOptions; `mean` over the samples that are not ignored).
 struct CoverageLossOptions : detail::LabelLossOptions<CoverageLossOptions> {
-  /// N ≥ 1: the number of attempts of pass@N. N = 1 is cross-entropy.
+  /// N ≥ 1: the number of attempts of pass\@N. N = 1 is cross-entropy.
   double N = 1.0;
+  /// Sets `N` (chainable).
   CoverageLossOptions& with_N(double v) noexcept { return detail::set(*this, N, v); }
 };
 
@@ -95,7 +96,7 @@ T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef
 
 }  // namespace detail
 
-/// The reduced pass@N coverage loss over softmax. Per sample, with p = softmax(z)_y:
+/// The reduced pass\@N coverage loss over softmax. Per sample, with p = softmax(z)_y:
 ///
 ///   ℓ = −log(1 − (1 − p)^N),   ∂ℓ/∂z = F·(softmax(z) − e_y),
 ///   F = N·p·(1 − p)^(N−1) / (1 − (1 − p)^N) ∈ (0, 1],

@@ -32,6 +32,7 @@ struct CrossEntropyOptions : detail::LabelLossOptions<CrossEntropyOptions> {
   /// ε in [0, 1]: the target becomes (1 − ε)·target + ε/C (PyTorch's `label_smoothing`).
   double label_smoothing = 0.0;
 
+  /// Sets `label_smoothing` (chainable).
   CrossEntropyOptions& with_label_smoothing(double eps) noexcept {
     return detail::set(*this, label_smoothing, eps);
   }
@@ -258,7 +259,9 @@ class CrossEntropyLoss {
   static_assert(is_scalar_v<T>, "regula::CrossEntropyLoss<T>: T must be float or double");
 
  public:
+  /// The element type.
   using Scalar = T;
+  /// The normalizer (softmax or StableMax) of this loss.
   static constexpr Normalizer normalizer = Norm;
 
   /// @throws regula::invalid_argument if label_smoothing is not in [0, 1], or a weight is
@@ -269,6 +272,7 @@ class CrossEntropyLoss {
     detail::check_weight(who_, weight_.data(), weight_.size());
   }
 
+  /// The options it was built with.
   [[nodiscard]] const CrossEntropyOptions& options() const noexcept { return options_; }
   /// The class weights (empty when none).
   [[nodiscard]] const Vector<T>& weight() const noexcept { return weight_; }
@@ -516,9 +520,11 @@ void stablemax_cross_entropy_per_sample(const Eigen::MatrixBase<D>& logits,
 /// ```
 template <Normalizer Norm = Normalizer::softmax>
 struct PerSampleCrossEntropy {
+  /// The options of every call.
   CrossEntropyOptions options{};
 
   template <class T>
+  /// Per-sample losses and their gradient dlogits (MultiSampleDropout's loss callback).
   void operator()(const MatrixCRef<T>& logits, const LabelsCRef& labels, VectorRef<T> per_sample,
                   MatrixRef<T> dlogits) const {
     cross_entropy_per_sample<Norm>(logits, labels, per_sample, dlogits, options);

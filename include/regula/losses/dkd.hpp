@@ -61,7 +61,9 @@ struct DKDOptions : detail::DistillationOptions<DKDOptions> {
   /// β, the weight of NCKD; finite in the loss's scalar type.
   double beta = 8.0;
 
+  /// Sets `alpha` (chainable).
   DKDOptions& with_alpha(double a) noexcept { return detail::set(*this, alpha, a); }
+  /// Sets `beta` (chainable).
   DKDOptions& with_beta(double b) noexcept { return detail::set(*this, beta, b); }
 };
 

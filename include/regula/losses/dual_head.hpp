@@ -44,16 +44,22 @@ struct DualHeadOptions {
   /// Project head 2's feature gradient off head 1's where they conflict (see combine).
   bool align = false;
 
+  /// Sets `weight1` (chainable).
   DualHeadOptions& with_weight1(double g) noexcept { return detail::set(*this, weight1, g); }
+  /// Sets `weight2` (chainable).
   DualHeadOptions& with_weight2(double a) noexcept { return detail::set(*this, weight2, a); }
+  /// Sets `align` (chainable).
   DualHeadOptions& with_align(bool on) noexcept { return detail::set(*this, align, on); }
 };
 
 /// The losses of one dual-head step: total = γ·loss1 + α·loss2.
 template <class T>
 struct DualHeadLosses {
+  /// weight1·loss1 + weight2·loss2.
   T total;
+  /// The first head's loss.
   T loss1;
+  /// The second head's loss.
   T loss2;
 };
 
@@ -111,6 +117,7 @@ class DualHeadKD {
     detail::check_finite_in<T>("regula::DualHeadKD", "weight2", options_.weight2);
   }
 
+  /// The options it was built with.
   [[nodiscard]] const DualHeadOptions& options() const noexcept { return options_; }
 
   /// Runs loss1 on head 1's logits and loss2 on head 2's, writes γ·∂L₁/∂z⁽¹⁾ to dhead1 and

@@ -41,8 +41,10 @@ namespace regula {
 /// Options of logit_mse: only the reduction (default `mean`, as `F.mse_loss`), a plain struct
 /// with a chainable setter like every options struct.
 struct LogitMSEOptions {
+  /// The reduction of the per-sample losses.
   Reduction reduction = Reduction::mean;
 
+  /// Sets `reduction` (chainable).
   LogitMSEOptions& with_reduction(Reduction r) noexcept { return detail::set(*this, reduction, r); }
 };
 

@@ -121,12 +121,17 @@ struct SinkhornKDOptions {
   /// How the gradient goes through the iterations (see the file comment).
   SinkhornGradMode grad_mode = SinkhornGradMode::unrolled;
 
+  /// Sets `temperature` (chainable).
   SinkhornKDOptions& with_temperature(double t) noexcept {
     return detail::set(*this, temperature, t);
   }
+  /// Sets `epsilon` (chainable).
   SinkhornKDOptions& with_epsilon(double e) noexcept { return detail::set(*this, epsilon, e); }
+  /// Sets `iterations` (chainable).
   SinkhornKDOptions& with_iterations(int n) noexcept { return detail::set(*this, iterations, n); }
+  /// Sets `lambda` (chainable).
   SinkhornKDOptions& with_lambda(double l) noexcept { return detail::set(*this, lambda, l); }
+  /// Sets `grad_mode` (chainable).
   SinkhornKDOptions& with_grad_mode(SinkhornGradMode m) noexcept {
     return detail::set(*this, grad_mode, m);
   }

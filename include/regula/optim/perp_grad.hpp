@@ -29,10 +29,13 @@ struct PerpGradOptions {
   /// epsilon of the scalar type: below that, g⊥ is the rounding noise of g itself); g⊥ is then
   /// set to 0 instead of being rescaled (the official code would blow the noise up to ‖g‖).
   double parallel_tol = 1e-12;
+  /// Sets `preserve_norm` (chainable).
   PerpGradOptions& with_preserve_norm(bool v) noexcept {
     return detail::set(*this, preserve_norm, v);
   }
+  /// Sets `eps` (chainable).
   PerpGradOptions& with_eps(double v) noexcept { return detail::set(*this, eps, v); }
+  /// Sets `parallel_tol` (chainable).
   PerpGradOptions& with_parallel_tol(double v) noexcept {
     return detail::set(*this, parallel_tol, v);
   }

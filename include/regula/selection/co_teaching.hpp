@@ -23,9 +23,11 @@ template <class T>
 struct CoTeachingResult {
   /// L¹ = mean of ℓ¹ over the samples net 2 selected (net 1's training loss), and L² likewise.
   T loss1 = T(0);
+  /// L², net 2's training loss (mean of ℓ² over the samples net 1 selected).
   T loss2 = T(0);
   /// |S²| and |S¹|: how many samples each network trains on.
   std::size_t kept1 = 0;
+  /// |S¹|: how many samples net 2 trains on.
   std::size_t kept2 = 0;
 };
 
@@ -172,10 +174,13 @@ struct CoTeachingPlusOptions {
   /// Epochs of plain Co-teaching before disagreement filtering starts (MNIST 0, CIFAR-10 20,
   /// CIFAR-100 5 in the paper's code).
   double init_epochs = 0;
+  /// What to train on when the two networks agree on every sample.
   EmptyDisagreement empty = EmptyDisagreement::all_samples;
+  /// Sets `init_epochs` (chainable).
   CoTeachingPlusOptions& with_init_epochs(double v) noexcept {
     return detail::set(*this, init_epochs, v);
   }
+  /// Sets `empty` (chainable).
   CoTeachingPlusOptions& with_empty(EmptyDisagreement v) noexcept {
     return detail::set(*this, empty, v);
   }

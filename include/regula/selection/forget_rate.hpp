@@ -19,10 +19,13 @@ struct ForgetRateOptions {
   double ramp_epochs = 10;
   /// c, the exponent of the ramp, > 0 (1 is linear; the paper's ablation uses 0.5, 1, 2).
   double exponent = 1;
+  /// Sets `tau` (chainable).
   ForgetRateOptions& with_tau(double v) noexcept { return detail::set(*this, tau, v); }
+  /// Sets `ramp_epochs` (chainable).
   ForgetRateOptions& with_ramp_epochs(double v) noexcept {
     return detail::set(*this, ramp_epochs, v);
   }
+  /// Sets `exponent` (chainable).
   ForgetRateOptions& with_exponent(double v) noexcept { return detail::set(*this, exponent, v); }
 };
 

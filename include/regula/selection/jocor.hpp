@@ -52,6 +52,7 @@ struct JoCoROptions {
   /// README reports λ ≈ 0.9 best on CIFAR-10 (symmetric 20/50%, asymmetric 40%), 0.65 at 80%
   /// noise and 0.85 on CIFAR-100.
   double lambda = 0.1;
+  /// Sets `lambda` (chainable).
   JoCoROptions& with_lambda(double v) noexcept { return detail::set(*this, lambda, v); }
 };
 

@@ -31,13 +31,17 @@ enum class LabelNoise {
 
 /// Specification of the noise.
 struct LabelNoiseOptions {
+  /// The noise model.
   LabelNoise kind = LabelNoise::symmetric_exclusive;
   /// The corruption probability, in [0, 1] (unused for `transition`).
   double rate = 0.5;
   /// Seed of the noise's own stream (subsequence 0): the same seed gives the same labels.
   std::uint64_t seed = 0;
+  /// Sets `kind` (chainable).
   LabelNoiseOptions& with_kind(LabelNoise v) noexcept { return detail::set(*this, kind, v); }
+  /// Sets `rate` (chainable).
   LabelNoiseOptions& with_rate(double v) noexcept { return detail::set(*this, rate, v); }
+  /// Sets `seed` (chainable).
   LabelNoiseOptions& with_seed(std::uint64_t v) noexcept { return detail::set(*this, seed, v); }
 };
 
