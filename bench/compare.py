@@ -9,11 +9,14 @@ Anchor scripts live in bench/anchors/<group>.py and print JSON lines
 {"group", "case", "impl", "seconds"}.
 """
 import argparse
+import csv
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -71,8 +74,19 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--csv", action="store_true")
     ap.add_argument("--quick", action="store_true", help="short runs, no repetitions")
+    ap.add_argument("--plot", metavar="PNG", help="also draw the ratios into PNG (gnuplot)")
+    ap.add_argument("--plot-from", metavar="CSV",
+                    help="draw a saved --csv output into --plot's PNG instead of running")
     ap.add_argument("groups", nargs="*")
     a = ap.parse_args()
+    if a.plot_from:
+        if not a.plot:
+            ap.error("--plot-from needs --plot PNG")
+        with open(a.plot_from) as f:
+            table = [(r["group"], r["case"], float(r["regula_seconds"]), r["reference"],
+                      float(r["reference_seconds"]), float(r["ratio"])) for r in csv.DictReader(f)]
+        plot(table, a.plot)
+        return
     groups = [] if (not a.groups or "all" in a.groups) else a.groups
     rows = run_benchmarks(a.build, groups, a.quick)
     anchor_groups = groups or sorted({r["group"] for r in rows} |
@@ -89,6 +103,8 @@ def main():
             if ref["group"] == r["group"] and ref["case"] == r["case"] and ref["impl"] != "regula":
                 table.append((r["group"], r["case"], r["seconds"], ref["impl"], ref["seconds"],
                               ref["seconds"] / r["seconds"]))
+    if a.plot:
+        plot(table, a.plot)
     if a.csv:
         print("group,case,regula_seconds,reference,reference_seconds,ratio")
         for t in table:
@@ -98,6 +114,57 @@ def main():
         print("|---|---|---:|---|---:|---:|")
         for t in table:
             print(f"| {t[0]} | {t[1]} | {fmt(t[2])} | {t[3]} | {fmt(t[4])} | {t[5]:.3g} |")
+
+
+# References that are physical limits (the fraction of the limit reached, at most about 1) and
+# those that are other implementations (how many times faster regula is).
+LIMITS = ("memcpy", "exp", "fma_peak", "gemm_floor")
+
+
+def is_limit(reference):
+    return any(reference.startswith(l) for l in LIMITS)
+
+
+def plot(table, png):
+    """One horizontal bar per (group, case, reference), log-scaled ratio, grouped by group:
+    limits in one colour (the fraction of the limit reached), anchors in another (the speed-up
+    over them); the line at 1 is parity. gnuplot (Debian's gnuplot-nox) draws it."""
+    if shutil.which("gnuplot") is None:
+        sys.exit("--plot needs gnuplot: apt-get install gnuplot-nox")
+    if not table:
+        sys.exit("--plot: no rows to draw")
+    rows = sorted(table, key=lambda t: (t[0], t[1], not is_limit(t[3]), t[3]))
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "ratios.dat")
+        with open(data, "w") as f:
+            for i, t in enumerate(rows):
+                label = f"{t[0]}: {t[1]} / {t[3]}".replace('"', "'")
+                f.write(f'{i} {t[5]:.6g} {1 if is_limit(t[3]) else 2} "{label}"\n')
+        height = max(400, 22 * len(rows) + 120)
+        ratios = [t[5] for t in rows if t[5] > 0]
+        lo, hi = min(ratios + [1.0]) / 2, max(ratios + [1.0]) * 2
+        script = f"""
+set terminal pngcairo noenhanced size 1400,{height} font ",10"
+set output "{os.path.abspath(png)}"
+set title "regula: time ratios (reference time / regula time), one thread"
+set logscale x 10
+set xlabel "ratio (log scale): below 1 against a limit = fraction of it reached; above 1 against an anchor = times faster"
+set ytics nomirror
+set yrange [-1:{len(rows)}]
+set xrange [{lo:.3g}:{hi:.3g}]
+set grid xtics
+set style fill solid 0.8
+set key outside top center horizontal
+set arrow from 1, graph 0 to 1, graph 1 nohead dashtype 2 lc rgb "black"
+bar = 0.35
+plot "{data}" using (($3 == 1) ? $2 : 1/0):1:({lo:.3g}):($2):($1 - bar):($1 + bar):ytic(4) with boxxyerror lc rgb "#1b9e77" title "physical limit (memcpy, exp row, FMA peak)", \\
+     "{data}" using (($3 == 2) ? $2 : 1/0):1:({lo:.3g}):($2):($1 - bar):($1 + bar) with boxxyerror lc rgb "#d95f02" title "anchor (PyTorch, POT, official code, naive loop)"
+"""
+        gp = os.path.join(tmp, "plot.gp")
+        with open(gp, "w") as f:
+            f.write(script)
+        subprocess.run(["gnuplot", gp], check=True)
+    print(f"# plot: {png} ({len(rows)} ratios)", file=sys.stderr)
 
 
 def fmt(seconds):

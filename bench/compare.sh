@@ -2,7 +2,7 @@
 # Runs regula's benchmarks and the anchor scripts for the named groups in one go and prints a
 # table of ratios (see bench/README.md).
 #
-#   bench/compare.sh [--csv] [--quick] GROUP...      GROUP: dropout, ..., or all
+#   bench/compare.sh [--csv] [--quick] [--plot PNG] GROUP...   GROUP: dropout, ..., or all
 #
 # Builds the release preset if needed. One thread throughout (OMP_NUM_THREADS=1, torch 1 thread).
 set -euo pipefail
