@@ -411,4 +411,36 @@ TEMPLATE_TEST_CASE("dkd: gradient coefficients past the largest T take the long-
   }
 }
 
+// Fuzz finding dkd-wide-terms-underflow (input regressions/kd/dkd-double-reduced-gradient-zero-
+// terms-1e-71): at T = 1e20 with α = β = 1e300 a gradient coefficient (gs·k·β = 1e320) passes the
+// largest double, so the column took the long-double path for its gradient and for its terms too;
+// there the terms of a teacher that is the student shifted by 0.02275 (1e-71 each: k·z is 1e-19)
+// drown in the long-double log-softmaxes' roundings and came out 0, and the reduced loss with a
+// gradient was 0 where the loss alone is 1.2e270. The terms now stay the normal path's.
+TEST_CASE("dkd: a column whose gradient coefficients overflow keeps its loss (T = 1e20)",
+          "[losses][dkd][extreme]") {
+  const double tiny = std::numeric_limits<double>::denorm_min();
+  Mat<double> z = Mat<double>::Constant(5, 5, tiny), v = Mat<double>::Constant(5, 5, -0.02275);
+  for (Index j = 0; j < 5; ++j) {
+    z(4, j) = -22.75;
+    v(4, j) = -22.77275;
+  }
+  Labels y(5);
+  y << 0, 1, 2, 3, 4;
+  const auto opt =
+      DKDOptions{}.with_temperature(1e20).with_alpha(1e300).with_beta(1e300).with_reduction(
+          Reduction::sum);
+  regula::Vector<double> losses(5);
+  regula::dkd_per_sample(z, v, y, losses, opt);
+  const double alone = regula::dkd(z, v, y, opt);
+  CHECK(alone == Approx(losses.sum()).epsilon(1e-12));
+  CHECK(alone > 1e269);  // not trivial
+  Mat<double> dz(5, 5);
+  CHECK(regula::dkd(z, v, y, dz, opt) == Approx(alone).epsilon(1e-12));
+  CHECK(dz.allFinite());
+  regula::Vector<double> with_grad(5);
+  regula::dkd_per_sample(z, v, y, with_grad, dz, opt);
+  for (Index j = 0; j < 5; ++j) CHECK(with_grad[j] == Approx(losses[j]).epsilon(1e-12));
+}
+
 }  // namespace

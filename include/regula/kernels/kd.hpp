@@ -1540,10 +1540,17 @@ template <class T>
 REGULA_ALWAYS_INLINE DkdTerms dkd_finite(const T* z, const T* v, std::size_t n, std::size_t t, T k,
                                          T alpha, T beta, T gs, T* dz, DkdTerms r,
                                          bool grad_ok) noexcept {
-  if (REGULA_LIKELY(std::isfinite(r.tckd) && std::isfinite(r.nckd) && grad_ok)) return r;
-  return recompute_wide(z, v, n, r, &dkd_wide_terms<T>, t, static_cast<wide>(k),
-                        static_cast<wide>(alpha), static_cast<wide>(beta), static_cast<wide>(gs),
-                        dz);
+  const bool terms_ok = std::isfinite(r.tckd) && std::isfinite(r.nckd);
+  if (REGULA_LIKELY(terms_ok && grad_ok)) return r;
+  const DkdTerms w =
+      recompute_wide(z, v, n, r, &dkd_wide_terms<T>, t, static_cast<wide>(k),
+                     static_cast<wide>(alpha), static_cast<wide>(beta), static_cast<wide>(gs), dz);
+  // Where only a gradient coefficient passed the largest T, the normal path's terms are finite
+  // and keep their relative accuracy (formed from the logits' differences), which the wide
+  // log-softmaxes lose for terms below their ε: the wide path gave TCKD = NCKD = 0 for a column
+  // whose terms are 1e-71 at T = 1e20 (fuzz finding dkd-wide-terms-underflow). Only dz is taken
+  // from it then.
+  return terms_ok ? r : w;
 }
 
 }  // namespace detail
