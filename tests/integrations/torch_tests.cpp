@@ -251,3 +251,70 @@ TEST_CASE("ChannelDropout refuses inputs it cannot split into channels",
   CHECK(torch::equal(k * (1 - k), torch::zeros_like(k)));
   CHECK_THROWS_AS(regula::libtorch::ChannelDropout(1.5), regula::invalid_argument);
 }
+
+// Parity with the torch layers regula's modules replace. The masks come from different
+// generators, so the check is statistical on large inputs: the same structure (whole channels,
+// the same kept values) and the same moments, within a few standard errors.
+TEST_CASE("ChannelDropout matches torch::nn::Dropout2d's semantics on N x C x H x W",
+          "[torch][channel_dropout][parity]") {
+  torch::manual_seed(3);
+  const at::Tensor x = torch::rand({256, 16, 4, 4}).add_(0.5);  // no zero inputs
+  regula::libtorch::ChannelDropout ours(0.3, regula::Stream(21));
+  torch::nn::Dropout2d theirs(torch::nn::Dropout2dOptions(0.3));
+  for (const at::Tensor& y : {ours->forward(x), theirs->forward(x)}) {
+    // Whole channels: each (sample, channel) is all zero or all kept, kept ones are x/(1 − p).
+    const at::Tensor kept = (y != 0).to(at::kDouble).reshape({256, 16, 16}).mean({2});
+    CHECK(torch::equal(kept * (1 - kept), torch::zeros_like(kept)));
+    const at::Tensor k = (y != 0);
+    // (rtol 1e-4: regula's scale is 1/(1 − p) of p quantized to 2⁻¹⁶, 4e-6 away here.)
+    CHECK(torch::allclose(y.masked_select(k), x.masked_select(k) / 0.7, 1e-4, 0));
+    // 4096 channels: the dropped fraction 0.3 ± 4.5 standard errors (0.0072 each).
+    CHECK(std::abs(1.0 - kept.mean().item<double>() - 0.3) < 0.033);
+  }
+  ours->eval();
+  theirs->eval();
+  CHECK(torch::equal(ours->forward(x), x));
+  CHECK(torch::equal(theirs->forward(x), x));
+}
+
+TEMPLATE_TEST_CASE("AlphaDropout matches torch::nn::AlphaDropout and the layer, bit for bit",
+                   "[torch][alpha_dropout]", float, double) {
+  using T = TestType;
+  const auto opts = torch::TensorOptions().dtype(dtype<T>());
+  torch::manual_seed(5);
+  at::Tensor x = torch::randn({512, 64}, opts).requires_grad_(true);
+  regula::libtorch::AlphaDropout drop(0.2, regula::Stream(13));
+  CHECK(drop->layer().options().p == 0.2);
+  at::Tensor y = drop->forward(x);
+  const at::Tensor dy = torch::randn({512, 64}, opts);
+  y.backward(dy);
+  // The direct layer on the same stream: the same bits, forward and backward.
+  regula::AlphaDropout<T> layer(regula::AlphaDropoutOptions{0.2});
+  regula::Stream s(13);
+  regula::Matrix<T> ry(64, 512), rdx(64, 512);
+  const at::Tensor xd = x.detach();
+  const auto ctx = layer.forward(regula::libtorch::view<T>(xd), ry, s);
+  layer.backward(regula::libtorch::view<T>(dy), ctx, rdx);
+  CHECK(s == drop->stream());
+  const at::Tensor yd = y.detach().contiguous(), g = x.grad().contiguous();
+  CHECK(regula::libtorch::view<T>(yd) == ry);
+  CHECK(regula::libtorch::view<T>(g) == rdx);
+  // PyTorch's layer on the same input: standard-normal input stays mean 0, variance 1 in both
+  // (32768 values: mean within 4.5 standard errors, 0.025; variance within 0.05), and a dropped
+  // element takes the same value a·α′ + b in both.
+  torch::nn::AlphaDropout theirs(torch::nn::AlphaDropoutOptions(0.2));
+  const at::Tensor yt = theirs->forward(xd);
+  for (const at::Tensor& out : {yd, yt}) {
+    CHECK(std::abs(out.mean().item<double>()) < 0.025);
+    CHECK(std::abs(out.var().item<double>() - 1.0) < 0.05);
+  }
+  const double dropped = static_cast<double>(layer.dropped_value());
+  // (1e-4: regula quantizes p to 2⁻¹⁶, which moves a and b by about 1e-5.)
+  const at::Tensor mode_count = (yt - dropped).abs().lt(1e-4).to(at::kDouble).mean();
+  CHECK(std::abs(mode_count.item<double>() - 0.2) < 0.01);  // 20% of torch's outputs are it
+  // Eval mode: the identity in both.
+  drop->eval();
+  CHECK(torch::equal(drop->forward(xd), xd));
+  theirs->eval();
+  CHECK(torch::equal(theirs->forward(xd), xd));
+}

@@ -1,4 +1,6 @@
 // Sweep rows of the libtorch integration (integrations/torch.hpp), built with REGULA_WITH_TORCH.
+#include <cmath>
+
 #include <torch/torch.h>
 
 #include "regula/integrations/torch.hpp"
@@ -139,6 +141,8 @@ void replay_rows() {
     rejects({"p"}, [] { lt::GaussianDropout g(GaussianDropoutOptions{1.0}); });
     rejects({"channels"}, [] { lt::ChannelDropout c(ChannelDropoutOptions{0.5, 0}); });
     rejects({"p"}, [] { lt::DropPath p(DropPathOptions{-1}); });
+    rejects({"p"}, [] { lt::AlphaDropout a(1.5); });
+    rejects({"p"}, [] { lt::GaussianDropout g(std::nan("")); });
   });
   add_row({r + "forward/1"}, "an integer, non-contiguous or mis-shaped x rejected naming x", [] {
     lt::NestedDropout n(NestedDropoutOptions{6});
@@ -163,6 +167,32 @@ void replay_rows() {
             CHECK(same(lt::view<T>(y.detach()), ry));
             CHECK(same(lt::view<T>(x.grad()), rdx));
           });
+}
+
+void context_rows() {
+  add_row(
+      {"regula::libtorch::ContextFunction::forward/6",
+       "regula::libtorch::ContextFunction::backward/2"},
+      "AlphaDropout's module: forward and autograd backward equal the layer's, from its context",
+      [] {
+        lt::AlphaDropout a(0.3, Stream(4));
+        at::Tensor x = randn(5, 6, 2, true);
+        at::Tensor y = a->forward(x);
+        const at::Tensor dy = randn(5, 6, 3);
+        y.backward(dy);
+        Stream direct(4);
+        M ry(6, 5), rdx(6, 5);
+        const auto ctx = a->layer().forward(lt::view<T>(x.detach()), ry, direct);
+        a->layer().backward(lt::view<T>(dy), ctx, rdx);
+        CHECK(a->stream() == direct);
+        CHECK(same(lt::view<T>(y.detach()), ry));
+        CHECK(same(lt::view<T>(x.grad()), rdx));
+        // Not the forward replayed on dy, which would add the shift b.
+        M shifted(6, 5);
+        Stream again(4);
+        (void)a->layer().forward(lt::view<T>(dy), shifted, again);
+        CHECK_FALSE(same(lt::view<T>(x.grad()), shifted));
+      });
 }
 
 void channel_dropout_rows() {
@@ -348,6 +378,7 @@ void register_rows() {
   dropout_rows();
   replay_rows();
   channel_dropout_rows();
+  context_rows();
   loss_rows();
 }
 

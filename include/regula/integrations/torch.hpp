@@ -15,12 +15,14 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include <torch/torch.h>
 
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/stream.hpp"
+#include "regula/layers/alpha_dropout.hpp"
 #include "regula/layers/channel_dropout.hpp"
 #include "regula/layers/drop_path.hpp"
 #include "regula/layers/dropout.hpp"
@@ -239,7 +241,78 @@ struct ReplayFunction : public torch::autograd::Function<ReplayFunction> {
   }
 };
 
+/// The autograd function behind the modules of the dropout family whose forward is affine in x
+/// (AlphaDropout: y = a·(x ⊙ m) + (a·α′ + b)·(1 − m)), so that replaying forward on dy would add
+/// the shift: forward saves the layer's RandomContext (mode, stream position, keep threshold,
+/// shape: a few integers, no mask), backward rebuilds it and runs the layer's own backward
+/// (dx = a·m ⊙ dy). The layer must outlive the backward pass (the modules own theirs).
+struct ContextFunction : public torch::autograd::Function<ContextFunction> {
+  /// Runs the layer's forward on contiguous buffers and returns its context.
+  using Forward = RandomContext (*)(const void* layer, const at::Tensor& in, at::Tensor& out,
+                                    Stream& stream);
+  /// Runs the layer's backward of dy with a context into dx.
+  using Backward = void (*)(const void* layer, const at::Tensor& dy, const RandomContext& ctx,
+                            at::Tensor& dx);
+
+  /// Forward: the layer's output; its context is saved for backward.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const void* layer, Forward run_forward, Backward run_backward,
+                            Stream* stream) {
+    at::Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
+    const RandomContext rc = run_forward(layer, x, y, *stream);
+    // Addresses travel as integers: AutogradContext stores IValues only.
+    const std::int64_t layer_address = reinterpret_cast<std::intptr_t>(layer);
+    const std::int64_t backward_address = reinterpret_cast<std::intptr_t>(run_backward);
+    ctx->saved_data["layer"] = layer_address;
+    ctx->saved_data["backward"] = backward_address;
+    ctx->saved_data["mode"] = static_cast<std::int64_t>(rc.mode);
+    ctx->saved_data["seed"] = static_cast<std::int64_t>(rc.stream.seed());
+    ctx->saved_data["subsequence"] = static_cast<std::int64_t>(rc.stream.subsequence());
+    ctx->saved_data["offset"] = static_cast<std::int64_t>(rc.stream.offset());
+    ctx->saved_data["threshold"] = static_cast<std::int64_t>(rc.keep_threshold);
+    ctx->saved_data["rows"] = static_cast<std::int64_t>(rc.rows);
+    ctx->saved_data["cols"] = static_cast<std::int64_t>(rc.cols);
+    return y;
+  }
+
+  /// Backward: the layer's backward of dy with the rebuilt context.
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto& d = ctx->saved_data;
+    const std::intptr_t layer_address = d.at("layer").toInt();
+    const std::intptr_t backward_address = d.at("backward").toInt();
+    const auto* layer = reinterpret_cast<const void*>(layer_address);
+    const auto run_backward = reinterpret_cast<Backward>(backward_address);
+    RandomContext rc;
+    rc.mode = static_cast<RandomContext::Mode>(d.at("mode").toInt());
+    rc.stream = Stream(static_cast<std::uint64_t>(d.at("seed").toInt()),
+                       static_cast<std::uint64_t>(d.at("subsequence").toInt()),
+                       static_cast<std::uint64_t>(d.at("offset").toInt()));
+    rc.keep_threshold = static_cast<std::uint32_t>(d.at("threshold").toInt());
+    rc.rows = d.at("rows").toInt();  // Index is int64_t
+    rc.cols = d.at("cols").toInt();
+    const at::Tensor dy = grad[0].contiguous();
+    at::Tensor dx = at::empty_like(dy, at::MemoryFormat::Contiguous);
+    run_backward(layer, dy, rc, dx);
+    return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 namespace detail {
+
+/// ContextFunction's runners for a layer of type L on the views of the tensors.
+template <class L, class T>
+RandomContext context_forward(const void* layer, const at::Tensor& in, at::Tensor& out,
+                              Stream& stream) {
+  const auto xv = view<T>(in, "x");  // checked before the y made from it
+  return static_cast<const L*>(layer)->forward(xv, mutable_view<T>(out, "y"), stream);
+}
+template <class L, class T>
+void context_backward(const void* layer, const at::Tensor& dy, const RandomContext& ctx,
+                      at::Tensor& dx) {
+  const auto dyv = view<T>(dy, "dy");
+  static_cast<const L*>(layer)->backward(dyv, ctx, mutable_view<T>(dx, "dx"));
+}
 
 /// ReplayFunction's runner for a layer of type L: y = L::forward(x) on the views of in and out.
 template <class L, class T>
@@ -255,12 +328,21 @@ void replay_forward(const void* layer, const at::Tensor& in, at::Tensor& out, St
 /// its input. It owns one float and one double instance of the layer (built from the same
 /// options) and its stream; train()/eval() switch it; tensors are (batch, features…) as in
 /// view().
-template <template <class> class Layer, class Options>
+///
+/// `Affine`: the layer's forward is affine, not linear, in x (AlphaDropout); the module then runs
+/// through ContextFunction (the layer's own backward from its saved context) instead of
+/// ReplayFunction.
+template <template <class> class Layer, class Options, bool Affine = false>
 class ReplayLayerImpl : public torch::nn::Module {
  public:
   /// A module for the layer built from `options`, drawing from `stream`.
   explicit ReplayLayerImpl(Options options, Stream stream = Stream(0))
       : float_(options), double_(options), stream_(stream) {}
+  /// torch::nn's constructor shape for the layers with a rate: `AlphaDropout(0.5)`, the other
+  /// options at their defaults.
+  template <class O = Options, class = decltype(std::declval<O&>().with_p(0.5))>
+  explicit ReplayLayerImpl(double p, Stream stream = Stream(0))
+      : ReplayLayerImpl(O{}.with_p(p), stream) {}
 
   /// The layer in training mode, x itself in eval mode; differentiable.
   at::Tensor forward(const at::Tensor& x) {
@@ -269,10 +351,10 @@ class ReplayLayerImpl : public torch::nn::Module {
     double_.train(training);
     if (x.scalar_type() == at::kDouble) {
       detail::check_tensor<double>("regula::libtorch module", "x", x);
-      return ReplayFunction::apply(x, static_cast<const void*>(&double_), &run<double>, &stream_);
+      return apply<double>(x, &double_);
     }
     detail::check_tensor<float>("regula::libtorch module", "x", x);
-    return ReplayFunction::apply(x, static_cast<const void*>(&float_), &run<float>, &stream_);
+    return apply<float>(x, &float_);
   }
 
   /// The stream the next forward draws from.
@@ -282,8 +364,15 @@ class ReplayLayerImpl : public torch::nn::Module {
 
  private:
   template <class T>
-  static void run(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream) {
-    detail::replay_forward<Layer<T>, T>(layer, in, out, stream);
+  at::Tensor apply(const at::Tensor& x, const Layer<T>* layer) {
+    if constexpr (Affine) {
+      return ContextFunction::apply(x, static_cast<const void*>(layer),
+                                    &detail::context_forward<Layer<T>, T>,
+                                    &detail::context_backward<Layer<T>, T>, &stream_);
+    } else {
+      return ReplayFunction::apply(x, static_cast<const void*>(layer),
+                                   &detail::replay_forward<Layer<T>, T>, &stream_);
+    }
   }
 
   Layer<float> float_;
@@ -295,6 +384,11 @@ class ReplayLayerImpl : public torch::nn::Module {
 using NestedDropoutImpl = ReplayLayerImpl<regula::NestedDropout, NestedDropoutOptions>;
 /// The module holder of regula's NestedDropout.
 TORCH_MODULE(NestedDropout);
+/// regula::AlphaDropout as a module (torch::nn::AlphaDropout's semantics: SELU-preserving
+/// dropout, identity in eval mode); its gradient is the layer's own backward.
+using AlphaDropoutImpl = ReplayLayerImpl<regula::AlphaDropout, AlphaDropoutOptions, true>;
+/// The module holder of regula's AlphaDropout.
+TORCH_MODULE(AlphaDropout);
 /// regula::GaussianDropout as a module.
 using GaussianDropoutImpl = ReplayLayerImpl<regula::GaussianDropout, GaussianDropoutOptions>;
 /// The module holder of regula's GaussianDropout.
