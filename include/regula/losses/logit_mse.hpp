@@ -82,6 +82,26 @@ void mean_std(const T* x, std::size_t n, F& mean, F& sd) noexcept {
 /// The eps of the standardization (the authors' code and torchdistill).
 inline constexpr double logit_std_eps = 1e-7;
 
+/// The standardization's gradient correction, in A: dcol_i = x_i − mean x − coef·(z_i − mz),
+/// coef = ⟨x, z − mz⟩/(s·(n − 1)·sd) (0 for a constant column), s = sd + eps, where x_i =
+/// x(i) = g'_i/s. The two passes call x(i) twice, so that a caller may recompute it rather than
+/// store it.
+template <class A, class T, class X>
+void standardization_correction(const T* zc, std::size_t n, A mz, A sd, X&& x, T* dcol) noexcept {
+  A sum = 0, dot = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const A xi = x(i);
+    sum += xi;
+    dot += xi * (static_cast<A>(zc[i]) - mz);
+  }
+  const A mean_x = sum / static_cast<A>(n);
+  const A s = sd + static_cast<A>(logit_std_eps);
+  const A coef = sd > 0 ? dot / (s * static_cast<A>(n - 1) * sd) : A(0);
+  for (std::size_t i = 0; i < n; ++i) {
+    dcol[i] = static_cast<T>(x(i) - mean_x - coef * (static_cast<A>(zc[i]) - mz));
+  }
+}
+
 /// logit_std_kd on one column in long double, from the T logits: the standardization, the KL
 /// (kernels::detail::wide_kl, whose terms are non-negative and formed without cancellation where
 /// the standardized columns nearly agree) and the gradient, p − q by
@@ -107,18 +127,9 @@ REGULA_KD_COLD double logit_std_kd_wide(const T* zc, const T* vc, std::size_t n,
     // x_i = gs·(k/s)·(p_i − q_i), recomputed in each of the two passes rather than stored (no
     // buffer for a column of any length).
     const W c = static_cast<W>(gs) * k / sz;
-    const auto x = [&](std::size_t i) { return c * kd::wide_exp_difference(lp(zc[i]), lq(vc[i])); };
-    W sum = 0, dot = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const W xi = x(i);
-      sum += xi;
-      dot += xi * (static_cast<W>(zc[i]) - mz);
-    }
-    const W mean_g = sum / static_cast<W>(n);
-    const W coef = sdz > 0 ? dot / (sz * static_cast<W>(n - 1) * sdz) : W(0);
-    for (std::size_t i = 0; i < n; ++i) {
-      dcol[i] = static_cast<T>(x(i) - mean_g - coef * (static_cast<W>(zc[i]) - mz));
-    }
+    standardization_correction<W>(
+        zc, n, mz, sdz,
+        [&](std::size_t i) { return c * kd::wide_exp_difference(lp(zc[i]), lq(vc[i])); }, dcol);
   }
   return static_cast<double>(d < 0 ? W(0) : d);  // NaN stays NaN
 }
@@ -192,19 +203,11 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
                                                   static_cast<T>(kinv / sv), gs, dcol,
                                                   n <= kd_stack_classes ? buf : nullptr);
         if (dcol != nullptr) {
-          // dcol = g'/s; subtract its mean and the part through the std (in A, see there).
-          A sum = 0, dot = 0;
-          for (std::size_t i = 0; i < n; ++i) {
-            sum += static_cast<A>(dcol[i]);
-            dot += static_cast<A>(dcol[i]) * (static_cast<A>(zc[i]) - mza);
-          }
-          const A mean_g = sum / static_cast<A>(n);
-          const A sza = sdza + static_cast<A>(logit_std_eps);
-          const A coef = sdza > 0 ? dot / (sza * static_cast<A>(n - 1) * sdza) : A(0);
-          for (std::size_t i = 0; i < n; ++i) {
-            dcol[i] = static_cast<T>(static_cast<A>(dcol[i]) - mean_g -
-                                     coef * (static_cast<A>(zc[i]) - mza));
-          }
+          // dcol = g'/s; subtract its mean and the part through the std (in A, see there). Each
+          // x(i) is read before its own element is overwritten (the second pass reads i, then
+          // writes i).
+          standardization_correction<A>(
+              zc, n, mza, sdza, [dcol](std::size_t i) { return static_cast<A>(dcol[i]); }, dcol);
         }
         return d;
       });
