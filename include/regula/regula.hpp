@@ -25,6 +25,7 @@
 #include "regula/layers/drop_connect.hpp"
 #include "regula/layers/drop_path.hpp"
 #include "regula/layers/dropout.hpp"
+#include "regula/layers/feature_alpha_dropout.hpp"
 #include "regula/layers/gaussian_dropout.hpp"
 #include "regula/layers/multi_sample_dropout.hpp"
 #include "regula/layers/nested_dropout.hpp"

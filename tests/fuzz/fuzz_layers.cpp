@@ -1,7 +1,7 @@
-// Fuzz harness of the layers: Dropout, GaussianDropout, AlphaDropout, ChannelDropout, DropPath,
-// DropConnect, NestedDropout and MultiSampleDropout — forward, backward, eval mode, in-place and
-// strided calls, outputs that overlap their input, and one context reused by a sequence of
-// forward calls of different shapes and modes before its backward.
+// Fuzz harness of the layers: Dropout, GaussianDropout, AlphaDropout, FeatureAlphaDropout,
+// ChannelDropout, DropPath, DropConnect, NestedDropout and MultiSampleDropout — forward, backward,
+// eval mode, in-place and strided calls, outputs that overlap their input, and one context reused
+// by a sequence of forward calls of different shapes and modes before its backward.
 //
 // Invariants: dropout values in {0·x, x·scale} with the mask of backward equal to forward's
 // (backward of dy = x reproduces y bit for bit); eval is the identity; the stream advances by
@@ -20,6 +20,7 @@
 #include "regula/layers/drop_connect.hpp"
 #include "regula/layers/drop_path.hpp"
 #include "regula/layers/dropout.hpp"
+#include "regula/layers/feature_alpha_dropout.hpp"
 #include "regula/layers/gaussian_dropout.hpp"
 #include "regula/layers/multi_sample_dropout.hpp"
 #include "regula/layers/nested_dropout.hpp"
@@ -229,8 +230,65 @@ void run_elementwise(fuzz::Input& in, const char* what, Layer& layer, Index rows
   } else {
     (void)fuzz::call(what, Expect::accept, [&] { layer.backward(x, ctx, dx); });
   }
-  if constexpr (!std::is_same_v<Layer, AlphaDropout<T>>)
+  if constexpr (!std::is_same_v<Layer, AlphaDropout<T>> &&
+                !std::is_same_v<Layer, FeatureAlphaDropout<T>>)
     check_equal("backward(dy = x) == forward", dx, y);
+}
+
+/// FeatureAlphaDropout with drop rate p (valid: AlphaDropout accepted it) on a channel count and
+/// layout from the input: the elementwise contract, then every value against its channel's keep
+/// bit (a·x + b with a·x rounded first, or a·(0·x) + a·α′ + b) and backward(ones) = a·m.
+template <class T>
+void run_feature_alpha(fuzz::Input& in, Palette pal, double p, Index rows, Index cols) {
+  FeatureAlphaDropoutOptions opt{
+      p, static_cast<Index>(in.u8() % 5),
+      in.flag() ? ChannelLayout::channel_major : ChannelLayout::channel_last};
+  if (!fuzz::call("FeatureAlphaDropout()", fuzz::expect(opt.channels >= 1), [&] {
+        const FeatureAlphaDropout<T> probe(opt);
+        (void)probe;
+      }))
+    return;
+  FeatureAlphaDropout<T> layer(opt);
+  if (in.u8() % 5 == 0) layer.eval();
+  if (rows % opt.channels != 0) {
+    Matrix<T> x = Matrix<T>::Zero(rows, cols), y(rows, cols);
+    Stream s(1);
+    (void)fuzz::call("FeatureAlphaDropout", Expect::reject, [&] { (void)layer.forward(x, y, s); });
+    REGULA_FUZZ_CHECK(s == Stream(1), "FeatureAlphaDropout: a refused call advanced the stream");
+    return;
+  }
+  run_elementwise<T>(in, "FeatureAlphaDropout", layer, rows, cols, pal, Expect::accept, false);
+  const Matrix<T> x = fuzz::make_matrix<T>(in, rows, cols, pal);
+  Matrix<T> y(rows, cols), f(rows, cols);
+  Stream s(in.u64());
+  const RandomContext ctx = layer.forward(x, y, s);
+  layer.backward(Matrix<T>::Ones(rows, cols), ctx, f);
+  const Index C = opt.channels, S = rows / C;
+  for (Index n = 0; n < cols; ++n)
+    for (Index c = 0; c < C; ++c)
+      for (Index sp = 0; sp < S; ++sp) {
+        const Index i = opt.layout == ChannelLayout::channel_major ? c * S + sp : sp * C + c;
+        const T xv = x(i, n);
+        T want = xv, grad = T(1);
+        if (ctx.mode == DrawMode::zero) {
+          want = xv * T(0);
+          grad = T(0);
+        } else if (ctx.mode == DrawMode::random) {
+          const bool kept = layer.kept(ctx, c, n);
+          volatile T ax = layer.a() * xv;  // rounded before b is added
+          want = kept ? ax + layer.b() : layer.a() * (xv * T(0)) + layer.dropped_value();
+          grad = kept ? layer.a() : T(0);
+        }
+        REGULA_FUZZ_CHECK(same_bits(y(i, n), want),
+                          "FeatureAlphaDropout: y(%lld, %lld) = %.9g, want %.9g (channel %lld)",
+                          static_cast<long long>(i), static_cast<long long>(n),
+                          static_cast<double>(y(i, n)), static_cast<double>(want),
+                          static_cast<long long>(c));
+        REGULA_FUZZ_CHECK(f(i, n) == grad,
+                          "FeatureAlphaDropout: backward(ones)(%lld, %lld) = %.9g, want %.9g",
+                          static_cast<long long>(i), static_cast<long long>(n),
+                          static_cast<double>(f(i, n)), static_cast<double>(grad));
+      }
 }
 
 template <class T>
@@ -727,6 +785,9 @@ void run(fuzz::Input& in) {
       AlphaDropout<T> layer(opt);
       if (in.u8() % 5 == 0) layer.eval();
       run_elementwise<T>(in, "AlphaDropout", layer, rows, cols, pal, Expect::accept, true);
+      // FeatureAlphaDropout reads the bytes after AlphaDropout's, so that the inputs written
+      // before it existed replay as they did.
+      run_feature_alpha<T>(in, pal, p, rows, cols);
       break;
     }
     case 3: {

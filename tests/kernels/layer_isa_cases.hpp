@@ -20,6 +20,7 @@
 #include "regula/layers/drop_connect.hpp"
 #include "regula/layers/drop_path.hpp"
 #include "regula/layers/dropout.hpp"
+#include "regula/layers/feature_alpha_dropout.hpp"
 #include "regula/layers/gaussian_dropout.hpp"
 #include "regula/layers/multi_sample_dropout.hpp"
 #include "regula/layers/nested_dropout.hpp"
@@ -73,12 +74,13 @@ Matrix<T> inputs(Index rows, Index cols, std::uint32_t salt) {
 }
 
 /// Hashes of the elementwise layers' outputs on fixed inputs: 37 × 29 elements (whole four-tile
-/// steps, single tiles and ragged column ends; 36 rows of 6 channels for ChannelDropout), as a
+/// steps, single tiles and ragged column ends; 36 rows of 6 channels for ChannelDropout and
+/// FeatureAlphaDropout), as a
 /// block of a larger matrix so columns are not adjacent.
 template <class T>
 std::uint64_t elementwise_hash(const char* layer) {
   const std::string name(layer);
-  const Index R = name == "ChannelDropout" ? 36 : 37, C = 29;
+  const Index R = name == "ChannelDropout" || name == "FeatureAlphaDropout" ? 36 : 37, C = 29;
   Matrix<T> xbig = inputs<T>(R + 3, C, 11);
   const auto x = xbig.topRows(R);
   const Matrix<T> r = inputs<T>(R, C, 5);
@@ -96,6 +98,10 @@ std::uint64_t elementwise_hash(const char* layer) {
     d.backward(dy, ctx, dx);
   } else if (name == "ChannelDropout") {
     const ChannelDropout<T> d(ChannelDropoutOptions{0.3, 6, ChannelLayout::channel_last});
+    const auto ctx = d.forward(x, y, s);
+    d.backward(dy, ctx, dx);
+  } else if (name == "FeatureAlphaDropout") {
+    const FeatureAlphaDropout<T> d(FeatureAlphaDropoutOptions{0.2, 6});
     const auto ctx = d.forward(x, y, s);
     d.backward(dy, ctx, dx);
   } else if (name == "DropPath") {
@@ -158,6 +164,7 @@ inline constexpr IsaExpected isa_expected[] = {
     {"Dropout", 0x8C84A0F6EE43CA16ULL, 0xB81E47C709DB3039ULL},
     {"AlphaDropout", 0x5B2BEA08A66E9FB1ULL, 0x72769659D308DC03ULL},
     {"ChannelDropout", 0x9044067F7467CB04ULL, 0x5A0B295821DD409DULL},
+    {"FeatureAlphaDropout", 0x408A2345D8E64120ULL, 0x351EC50EBB7F0EDBULL},
     {"DropPath", 0x62A54AD0208F47CDULL, 0xA5048F710787072DULL},
     {"NestedDropout", 0x918A822C07A050EDULL, 0xAA41F4C75674A576ULL},
 };

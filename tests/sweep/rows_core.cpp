@@ -2,6 +2,7 @@
 // optim/.
 #include <atomic>
 #include <sstream>
+#include <type_traits>
 
 #include "sweep/sweep.hpp"
 #include <regula/activations/softmax.hpp>
@@ -17,6 +18,7 @@
 #include <regula/layers/drop_connect.hpp>
 #include <regula/layers/drop_path.hpp>
 #include <regula/layers/dropout.hpp>
+#include <regula/layers/feature_alpha_dropout.hpp>
 #include <regula/layers/gaussian_dropout.hpp>
 #include <regula/layers/multi_sample_dropout.hpp>
 #include <regula/layers/nested_dropout.hpp>
@@ -437,6 +439,7 @@ void options_rows() {
        "regula::ChannelDropoutOptions::with_layout/1", "regula::DropPathOptions::with_p/1",
        "regula::DropPathOptions::with_mode/1"},
       "the setters of the structured layers' options set their fields", [] {
+        static_assert(std::is_same_v<FeatureAlphaDropoutOptions, ChannelDropoutOptions>);
         const auto c = ChannelDropoutOptions{}.with_p(0.25).with_channels(3).with_layout(
             ChannelLayout::channel_last);
         CHECK(c.p == 0.25);

@@ -5,6 +5,7 @@
 #include <regula/layers/drop_connect.hpp>
 #include <regula/layers/drop_path.hpp>
 #include <regula/layers/dropout.hpp>
+#include <regula/layers/feature_alpha_dropout.hpp>
 #include <regula/layers/gaussian_dropout.hpp>
 #include <regula/layers/multi_sample_dropout.hpp>
 #include <regula/layers/nested_dropout.hpp>
@@ -391,6 +392,49 @@ void structured_rows() {
         for (Index ch = 0; ch < 3; ++ch) CHECK(l.kept(ctx, ch, n) == (y(3 + ch, n) != 0.0F));
       }
     });
+  }
+  {
+    using F = FeatureAlphaDropout<T>;
+    const std::string c = "regula::FeatureAlphaDropout";
+    for (double p : {-0.5, 1.5, nan}) {
+      add_row({c + "::FeatureAlphaDropout/1"}, "p = " + std::to_string(p) + " rejected", [p] {
+        rejects({"p"}, [&] { F a(FeatureAlphaDropoutOptions{p, 2}); });
+      });
+    }
+    add_row({c + "::FeatureAlphaDropout/1"}, "channels = 0 rejected", [] {
+      rejects({"channels"}, [&] { F a(FeatureAlphaDropoutOptions{0.5, 0}); });
+    });
+    add_row({c + "::forward/3"}, "channels not dividing the feature count rejected", [] {
+      const F l(FeatureAlphaDropoutOptions{0.5, 4});
+      const M x = normal<T>(6, 3);
+      M y(6, 3);
+      Stream st(1);
+      rejects({"channels"}, [&] { (void)l.forward(x, y, st); });
+      CHECK(st.offset() == 0);
+    });
+    Spec<F> spec{c, [] { return F(FeatureAlphaDropoutOptions{0.3, 3}); }};
+    spec.nan_everywhere = false;  // a dropped channel is a·α′ + b whatever x was, as in PyTorch
+    elementwise_rows(spec);
+    train_eval_rows<F>(c, [] { return F(FeatureAlphaDropoutOptions{0.3, 3}); });
+    add_row({c + "::options/0", c + "::effective_p/0", c + "::a/0", c + "::b/0",
+             c + "::dropped_value/0", c + "::kept/3"},
+            "accessors: kept() matches the output, a dropped channel is a*alpha' + b", [] {
+              const F l(FeatureAlphaDropoutOptions{0.25, 3, ChannelLayout::channel_last});
+              CHECK(l.options().channels == 3);
+              CHECK(l.effective_p() == 0.25);
+              const AlphaDropout<T> ref(AlphaDropoutOptions{0.25});
+              CHECK(l.a() == ref.a());
+              CHECK(l.b() == ref.b());
+              CHECK(l.dropped_value() == ref.dropped_value());
+              const M x = M::Constant(6, 7, 1.0F);
+              M y(6, 7);
+              Stream st(2);
+              const auto ctx = l.forward(x, y, st);
+              for (Index n = 0; n < 7; ++n) {
+                for (Index ch = 0; ch < 3; ++ch)
+                  CHECK(l.kept(ctx, ch, n) == (y(3 + ch, n) != l.dropped_value()));
+              }
+            });
   }
   {
     using P = DropPath<T>;

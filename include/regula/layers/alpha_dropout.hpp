@@ -19,6 +19,34 @@
 
 namespace regula {
 
+namespace detail {
+
+/// The affine constants of alpha dropout at keep threshold t (q = t/2¹⁶ kept, p = 1 − q):
+/// a = (q(1 + p·α′²))^(−1/2), b = −a·α′·p and the dropped value a·α′ + b, with α′ = −λα of SELU.
+/// Each product is rounded before its sum, so the constants are the same bits on every ISA.
+/// Shared by AlphaDropout and FeatureAlphaDropout.
+template <class T>
+struct AlphaConstants {
+  /// −λα of SELU, as in ATen.
+  static constexpr double alpha_prime = -1.7580993408473766;
+  T a = T(1);        ///< the factor of every element
+  T b = T(0);        ///< the shift of kept elements
+  T dropped = T(0);  ///< the value of dropped elements, a·α′ + b
+
+  explicit AlphaConstants(std::uint32_t threshold) noexcept {
+    if (threshold == 0) return;  // p = 1: the fixed mode gives 0·x, the constants are unused
+    const double q = static_cast<double>(threshold) / 65536.0;
+    const double pe = 1.0 - q;
+    const double ad = 1.0 / std::sqrt(q * (1.0 + simd::opaque(pe * alpha_prime * alpha_prime)));
+    const double bd = -ad * alpha_prime * pe;
+    a = static_cast<T>(ad);
+    b = static_cast<T>(bd);
+    dropped = static_cast<T>(simd::opaque(ad * alpha_prime) + bd);
+  }
+};
+
+}  // namespace detail
+
 /// Options of AlphaDropout: `p` is the probability of dropping an element (PyTorch's meaning).
 struct AlphaDropoutOptions {
   /// The drop rate, in [0, 1].
@@ -50,23 +78,13 @@ class AlphaDropout : public TrainingFlag {
   /// What forward returns (or fills) and backward takes.
   using Context = RandomContext;
   /// −λα of SELU, as in ATen.
-  static constexpr double alpha_prime = -1.7580993408473766;
+  static constexpr double alpha_prime = detail::AlphaConstants<T>::alpha_prime;
 
   /// @throws regula::invalid_argument if p ∉ [0, 1].
-  explicit AlphaDropout(AlphaDropoutOptions options = {}) : options_(options) {
-    detail::check_probability("regula::AlphaDropout", "p", options.p);
-    threshold_ = detail::keep_threshold(options.p);
-    const double q = static_cast<double>(threshold_) / 65536.0;
-    const double pe = 1.0 - q;
-    if (threshold_ > 0) {
-      // Products rounded before each sum, so the constants are the same bits on every ISA.
-      const double a = 1.0 / std::sqrt(q * (1.0 + simd::opaque(pe * alpha_prime * alpha_prime)));
-      const double b = -a * alpha_prime * pe;
-      a_ = static_cast<T>(a);
-      b_ = static_cast<T>(b);
-      dropped_ = static_cast<T>(simd::opaque(a * alpha_prime) + b);
-    }
-  }
+  explicit AlphaDropout(AlphaDropoutOptions options = {})
+      : options_(options),
+        threshold_(detail::checked_keep_threshold("regula::AlphaDropout", options.p)),
+        k_(threshold_) {}
 
   /// The options it was built with.
   [[nodiscard]] const AlphaDropoutOptions& options() const noexcept { return options_; }
@@ -75,11 +93,11 @@ class AlphaDropout : public TrainingFlag {
     return 1.0 - static_cast<double>(threshold_) / 65536.0;
   }
   /// The affine constants a, b and the value of a dropped element a·α′ + b.
-  [[nodiscard]] T a() const noexcept { return a_; }
+  [[nodiscard]] T a() const noexcept { return k_.a; }
   /// The affine constant b.
-  [[nodiscard]] T b() const noexcept { return b_; }
+  [[nodiscard]] T b() const noexcept { return k_.b; }
   /// The value of a dropped element, a·α′ + b.
-  [[nodiscard]] T dropped_value() const noexcept { return dropped_; }
+  [[nodiscard]] T dropped_value() const noexcept { return k_.dropped; }
 
   /// Forward of x into y, drawing from stream; returns the context backward takes.
   [[nodiscard]] Context forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream) const {
@@ -98,7 +116,7 @@ class AlphaDropout : public TrainingFlag {
     const auto rows = static_cast<std::size_t>(x.rows());
     for (Index j = 0; j < x.cols(); ++j) {
       kernels::alpha_dropout_segment(d, static_cast<std::size_t>(j) * rows, rows, x.col(j).data(),
-                                     a_, b_, dropped_, y.col(j).data());
+                                     k_.a, k_.b, k_.dropped, y.col(j).data());
     }
   }
 
@@ -113,17 +131,15 @@ class AlphaDropout : public TrainingFlag {
     const auto d = ctx.draw();
     const auto rows = static_cast<std::size_t>(dy.rows());
     for (Index j = 0; j < dy.cols(); ++j) {
-      kernels::dropout_segment<T>(d, static_cast<std::size_t>(j) * rows, rows, dy.col(j).data(), a_,
-                                  dx.col(j).data(), nullptr);
+      kernels::dropout_segment<T>(d, static_cast<std::size_t>(j) * rows, rows, dy.col(j).data(),
+                                  k_.a, dx.col(j).data(), nullptr);
     }
   }
 
  private:
   AlphaDropoutOptions options_;
-  std::uint32_t threshold_ = 0;
-  T a_ = T(1);
-  T b_ = T(0);
-  T dropped_ = T(0);
+  std::uint32_t threshold_;
+  detail::AlphaConstants<T> k_;
 };
 
 }  // namespace regula

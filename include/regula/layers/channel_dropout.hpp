@@ -24,6 +24,52 @@ enum class ChannelLayout : std::uint8_t {
   channel_last    ///< feature s·C + c: the channels of one position are contiguous (NHWC, Keras)
 };
 
+namespace detail {
+
+/// Throws unless C ≥ 1.
+inline void check_channels(const char* who, Index channels) {
+  REGULA_EXPECTS(channels >= 1, who, "channels must be at least 1, got ", channels);
+}
+
+/// Throws unless C divides the feature count (rows) of the matrix called `name`.
+inline void check_channel_rows(const char* who, Index channels, const char* name, Index rows) {
+  REGULA_EXPECTS(rows % channels == 0, who, "channels (", channels,
+                 ") must divide the feature count of ", name, ", got ", rows, " features");
+}
+
+/// The walk of the channel-structured layers: for every sample n and channel c, the keep bit
+/// n·C + c of the draw (Dropout's bit layout on C·B elements), then out[i] = op(kept, in[i]) for
+/// the S = rows/C features i of channel c in the given layout. out may be in.
+template <class T, class Op>
+void for_each_channel(const kernels::DropoutDraw& draw, Index channels, ChannelLayout layout,
+                      const MatrixCRef<T>& in, MatrixRef<T>& out, Op op) noexcept {
+  const auto C = static_cast<std::size_t>(channels);
+  const auto S = static_cast<std::size_t>(in.rows()) / C;
+  kernels::KeepBits bits{draw};
+  for (Index n = 0; n < in.cols(); ++n) {
+    const T* xp = in.col(n).data();
+    T* yp = out.col(n).data();
+    for (std::size_t c = 0; c < C; ++c) {
+      const bool kept = bits(static_cast<std::uint64_t>(n) * C + c);
+      if (layout == ChannelLayout::channel_major) {
+        for (std::size_t s = 0; s < S; ++s) yp[c * S + s] = op(kept, xp[c * S + s]);
+      } else {
+        for (std::size_t s = 0; s < S; ++s) yp[s * C + c] = op(kept, xp[s * C + c]);
+      }
+    }
+  }
+}
+
+/// Whether channel c of sample n was kept by the forward call of ctx (C channels).
+[[nodiscard]] inline bool channel_kept(const RandomContext& ctx, Index channels, Index c,
+                                       Index n) noexcept {
+  if (ctx.mode != RandomContext::Mode::random) return ctx.mode == RandomContext::Mode::identity;
+  kernels::KeepBits bits{ctx.draw()};
+  return bits(static_cast<std::uint64_t>(n * channels + c));
+}
+
+}  // namespace detail
+
 /// Options of ChannelDropout.
 struct ChannelDropoutOptions {
   /// Probability of dropping a channel of a sample, in [0, 1] (default 0.5, as PyTorch).
@@ -66,8 +112,7 @@ class ChannelDropout : public TrainingFlag {
   /// @throws regula::invalid_argument if p ∉ [0, 1] or channels < 1.
   explicit ChannelDropout(ChannelDropoutOptions options = {}) : options_(options) {
     detail::check_probability("regula::ChannelDropout", "p", options.p);
-    REGULA_EXPECTS(options.channels >= 1, "regula::ChannelDropout",
-                   "channels must be at least 1, got ", options.channels);
+    detail::check_channels("regula::ChannelDropout", options.channels);
     threshold_ = detail::keep_threshold(options.p);
     scale_ = detail::keep_scale<T>(threshold_);
   }
@@ -87,9 +132,7 @@ class ChannelDropout : public TrainingFlag {
   /// @throws regula::invalid_argument if channels does not divide x.rows(), y's shape differs from
   ///         x's or y partly overlaps x.
   void forward(const MatrixCRef<T>& x, MatrixRef<T> y, Stream& stream, Context& ctx) const {
-    REGULA_EXPECTS(x.rows() % options_.channels == 0, "regula::ChannelDropout", "channels (",
-                   options_.channels, ") must divide the feature count of x, got ", x.rows(),
-                   " features");
+    detail::check_channel_rows("regula::ChannelDropout", options_.channels, "x", x.rows());
     detail::check_output("regula::ChannelDropout", "x", x, "y", y);
     ctx.begin(x.rows(), x.cols(), stream, threshold_, draw_mode(threshold_));
     if (detail::apply_fixed_mode(ctx.mode, x, y)) return;
@@ -105,36 +148,22 @@ class ChannelDropout : public TrainingFlag {
     constexpr const char* who = "regula::ChannelDropout::backward";
     detail::check_backward(who, dy, "dx", dx, ctx.rows, ctx.cols, ctx.mode, ctx.keep_threshold,
                            threshold_);
-    REGULA_EXPECTS(dy.rows() % options_.channels == 0, who, "channels (", options_.channels,
-                   ") must divide the feature count of dy, got ", dy.rows(), " features");
+    detail::check_channel_rows(who, options_.channels, "dy", dy.rows());
     if (detail::apply_fixed_mode(ctx.mode, dy, dx)) return;
     apply(ctx, dy, dx);
   }
 
   /// Whether channel c of sample n was kept by the forward call of ctx.
   [[nodiscard]] bool kept(const Context& ctx, Index c, Index n) const noexcept {
-    if (ctx.mode != Context::Mode::random) return ctx.mode == Context::Mode::identity;
-    kernels::KeepBits bits{ctx.draw()};
-    return bits(static_cast<std::uint64_t>(n * options_.channels + c));
+    return detail::channel_kept(ctx, options_.channels, c, n);
   }
 
  private:
   void apply(const Context& ctx, const MatrixCRef<T>& x, MatrixRef<T>& y) const noexcept {
-    const auto C = static_cast<std::size_t>(options_.channels);
-    const auto S = static_cast<std::size_t>(x.rows()) / C;
-    kernels::KeepBits bits{ctx.draw()};
-    for (Index n = 0; n < x.cols(); ++n) {
-      const T* xp = x.col(n).data();
-      T* yp = y.col(n).data();
-      for (std::size_t c = 0; c < C; ++c) {
-        const T f = bits(static_cast<std::uint64_t>(n) * C + c) ? scale_ : T(0);
-        if (options_.layout == ChannelLayout::channel_major) {
-          for (std::size_t s = 0; s < S; ++s) yp[c * S + s] = xp[c * S + s] * f;
-        } else {
-          for (std::size_t s = 0; s < S; ++s) yp[s * C + c] = xp[s * C + c] * f;
-        }
-      }
-    }
+    const T scale = scale_;
+    detail::for_each_channel(
+        ctx.draw(), options_.channels, options_.layout, x, y,
+        [scale](bool kept, T v) noexcept { return v * (kept ? scale : T(0)); });
   }
 
   ChannelDropoutOptions options_;

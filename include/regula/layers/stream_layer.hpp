@@ -60,6 +60,12 @@ inline void check_probability(const char* who, const char* param, double p,
   return static_cast<std::uint32_t>(std::nearbyint((1.0 - p) * 65536.0));
 }
 
+/// check_probability(who, "p", p), then keep_threshold(p): for member initializers.
+[[nodiscard]] inline std::uint32_t checked_keep_threshold(const char* who, double p) {
+  check_probability(who, "p", p);
+  return keep_threshold(p);
+}
+
 /// The factor of kept elements for keep threshold t: 2¹⁶/t rounded to T, 0 for t = 0.
 template <class T>
 [[nodiscard]] T keep_scale(std::uint32_t t) noexcept {
