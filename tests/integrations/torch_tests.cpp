@@ -318,3 +318,198 @@ TEMPLATE_TEST_CASE("AlphaDropout matches torch::nn::AlphaDropout and the layer, 
   theirs->eval();
   CHECK(torch::equal(theirs->forward(xd), xd));
 }
+
+TEMPLATE_TEST_CASE("FeatureAlphaDropout(p) matches torch::nn::FeatureAlphaDropout and the layer",
+                   "[torch][feature_alpha_dropout]", float, double) {
+  using T = TestType;
+  const auto opts = torch::TensorOptions().dtype(dtype<T>());
+  torch::manual_seed(6);
+  // 256 samples of 32 channels of 4 × 4: 8192 channel draws.
+  at::Tensor x = torch::randn({256, 32, 4, 4}, opts).requires_grad_(true);
+  regula::libtorch::FeatureAlphaDropout drop(0.2, regula::Stream(17));
+  CHECK(drop->infers_channels());
+  at::Tensor y = drop->forward(x);
+  const at::Tensor dy = torch::randn({256, 32, 4, 4}, opts);
+  y.backward(dy);
+  // The direct layer with C = size(1) on the same stream: the same bits, forward and backward.
+  const regula::FeatureAlphaDropout<T> layer(
+      regula::FeatureAlphaDropoutOptions{}.with_p(0.2).with_channels(32));
+  regula::Stream s(17);
+  regula::Matrix<T> ry(512, 256), rdx(512, 256);
+  const at::Tensor xd = x.detach();
+  const auto ctx = layer.forward(regula::libtorch::view<T>(xd), ry, s);
+  layer.backward(regula::libtorch::view<T>(dy), ctx, rdx);
+  CHECK(s == drop->stream());
+  const at::Tensor yd = y.detach().contiguous(), g = x.grad().contiguous();
+  CHECK(regula::libtorch::view<T>(yd) == ry);
+  CHECK(regula::libtorch::view<T>(g) == rdx);
+  // PyTorch's layer on the same input: in both, about 20% of channels are the constant a·α′ + b at
+  // all 16 positions (8192 draws: ±4.5 standard errors, 0.02), any other channel has at most one
+  // position that near it (a kept x within 1e-4/a of α′: a few in 2 million), and standard-normal
+  // input stays mean 0, variance 1.
+  torch::nn::FeatureAlphaDropout theirs(torch::nn::FeatureAlphaDropoutOptions(0.2));
+  const at::Tensor yt = theirs->forward(xd);
+  const double dropped = static_cast<double>(layer.dropped_value());
+  for (const at::Tensor& out : {yd, yt}) {
+    const at::Tensor constant =
+        (out - dropped).abs().lt(1e-4).to(at::kDouble);  // 1e-4: quantized p
+    const at::Tensor per_channel = constant.mean({2, 3});
+    const at::Tensor whole = per_channel.eq(1).to(at::kDouble);
+    CHECK(torch::logical_or(per_channel.eq(1), per_channel.le(1.0 / 16)).all().item<bool>());
+    CHECK(std::abs(whole.mean().item<double>() - 0.2) < 0.02);
+    CHECK(std::abs(out.mean().item<double>()) < 0.03);
+    CHECK(std::abs(out.var().item<double>() - 1.0) < 0.05);
+  }
+  // Eval: the identity in both.
+  drop->eval();
+  theirs->eval();
+  CHECK(torch::equal(drop->forward(xd), xd));
+  CHECK(torch::equal(theirs->forward(xd), xd));
+  // A fixed channel count refuses an input with another size(1).
+  regula::libtorch::FeatureAlphaDropout fixed(
+      regula::FeatureAlphaDropoutOptions{}.with_p(0.2).with_channels(8));
+  CHECK_THROWS_WITH(
+      fixed->forward(xd),
+      Catch::Matchers::Contains(
+          "regula::libtorch::FeatureAlphaDropout: x must have size(1) = channels (8)"));
+}
+
+TEMPLATE_TEST_CASE("DropConnect module equals regula's DropConnect, and torch::nn::Linear in eval",
+                   "[torch][drop_connect]", float, double) {
+  using T = TestType;
+  const auto opts = torch::TensorOptions().dtype(dtype<T>());
+  torch::manual_seed(7);
+  regula::libtorch::DropConnect dc(20, 7, 0.4, regula::Stream(9));
+  dc->to(dtype<T>());
+  CHECK(dc->weight.sizes() == at::IntArrayRef({7, 20}));
+  CHECK(dc->weight.stride(0) == 1);  // regula's column-major out x in matrix, no copy
+  // Linear's initialization bound 1/sqrt(in).
+  CHECK(dc->weight.abs().max().item<double>() <= 1.0 / std::sqrt(20.0));
+  CHECK(dc->bias.abs().max().item<double>() <= 1.0 / std::sqrt(20.0));
+  at::Tensor x = torch::randn({13, 20}, opts).requires_grad_(true);
+  at::Tensor y = dc->forward(x);
+  CHECK(y.sizes() == at::IntArrayRef({13, 7}));
+  const at::Tensor dy = torch::randn({13, 7}, opts);
+  y.backward(dy);
+  // The direct layer on the parameters' memory and the same stream: the same bits.
+  const regula::DropConnect<T> layer(regula::DropConnectOptions{0.4});
+  const at::Tensor wt = dc->weight.detach().t();  // (in, out) contiguous: regula's out x in
+  const auto W = regula::libtorch::view<T>(wt);
+  const Eigen::Map<const regula::Vector<T>> b(dc->bias.data_ptr<T>(), 7);
+  regula::Stream s(9);
+  regula::DropConnectContext<T> c;
+  regula::Matrix<T> ry(7, 13), rdx(20, 13), rdw(7, 20);
+  regula::Vector<T> rdb(7);
+  const at::Tensor xd = x.detach();
+  layer.forward(regula::libtorch::view<T>(xd), W, b, ry, s, c);
+  layer.backward(regula::libtorch::view<T>(xd), W, regula::libtorch::view<T>(dy), c, rdx, rdw, rdb);
+  CHECK(s == dc->stream());
+  const at::Tensor yd = y.detach().contiguous();
+  CHECK(regula::libtorch::view<T>(yd) == ry);
+  const at::Tensor gx = x.grad().contiguous(), gwt = dc->weight.grad().t().contiguous();
+  CHECK(regula::libtorch::view<T>(gx) == rdx);
+  CHECK(regula::libtorch::view<T>(gwt) == rdw);
+  CHECK(Eigen::Map<const regula::Vector<T>>(dc->bias.grad().data_ptr<T>(), 7) == rdb);
+  // Some weights were dropped: the training output is not Linear's.
+  torch::nn::Linear lin(torch::nn::LinearOptions(20, 7));
+  lin->to(dtype<T>());
+  {
+    torch::NoGradGuard guard;
+    lin->weight.copy_(dc->weight);
+    lin->bias.copy_(dc->bias);
+  }
+  const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  CHECK_FALSE(torch::allclose(y.detach(), lin->forward(xd), tol, tol));
+  // Eval: the mean network, torch::nn::Linear with the same parameters (the products' rounding
+  // apart), over leading dimensions too; and Linear's gradients.
+  dc->eval();
+  dc->zero_grad();
+  const at::Tensor x3 = torch::randn({2, 5, 20}, opts);
+  CHECK(dc->forward(x3).sizes() == at::IntArrayRef({2, 5, 7}));
+  CHECK(torch::allclose(dc->forward(x3), lin->forward(x3), tol, tol));
+  at::Tensor xe = xd.clone().requires_grad_(true), xl = xd.clone().requires_grad_(true);
+  dc->forward(xe).backward(dy);
+  lin->forward(xl).backward(dy);
+  CHECK(torch::allclose(xe.grad(), xl.grad(), tol, tol));
+  CHECK(torch::allclose(dc->weight.grad(), lin->weight.grad(), tol, tol));
+  CHECK(torch::allclose(dc->bias.grad(), lin->bias.grad(), tol, tol));
+  // Without a bias; and bad inputs named.
+  regula::libtorch::DropConnect nb(20, 7, 0.4, regula::Stream(9), false);
+  CHECK_FALSE(nb->bias.defined());
+  nb->to(dtype<T>());
+  at::Tensor xn = xd.clone().requires_grad_(true);
+  nb->forward(xn).sum().backward();
+  CHECK(xn.grad().defined());
+  CHECK_THROWS_WITH(nb->forward(torch::randn({3, 19}, opts)),
+                    Catch::Matchers::Contains("x must be a non-empty (..., in_features = 20)"));
+  CHECK_THROWS_WITH(regula::libtorch::DropConnect(20, 7, 1.5),
+                    Catch::Matchers::Contains("p must be in [0, 1], got 1.5"));
+  CHECK_THROWS_WITH(regula::libtorch::DropConnect(0, 7),
+                    Catch::Matchers::Contains("in_features must be at least 1, got 0"));
+}
+
+TEMPLATE_TEST_CASE(
+    "MultiSampleDropout module equals regula's layer; in eval, Linear + cross_entropy",
+    "[torch][multi_sample_dropout]", float, double) {
+  using T = TestType;
+  const auto opts = torch::TensorOptions().dtype(dtype<T>());
+  torch::manual_seed(8);
+  const auto options = regula::MultiSampleDropoutOptions{}.with_samples(4).with_p(0.3);
+  regula::libtorch::MultiSampleDropout msd(24, 10, options, regula::Stream(21));
+  msd->to(dtype<T>());
+  CHECK(msd->weight.sizes() == at::IntArrayRef({10, 24}));
+  at::Tensor h = torch::randn({16, 24}, opts).requires_grad_(true);
+  const at::Tensor labels = torch::randint(0, 10, {16}, torch::TensorOptions().dtype(at::kLong));
+  at::Tensor L = msd->forward(h, labels);
+  (L * 3.0).backward();  // an incoming gradient of 3
+  // The direct layer on the parameters' memory and the same stream: the same bits.
+  const regula::MultiSampleDropout<T, regula::PerSampleCrossEntropy<>> layer(options);
+  typename regula::MultiSampleDropout<T, regula::PerSampleCrossEntropy<>>::Context c;
+  const at::Tensor wt = msd->weight.detach().t();
+  const auto W = regula::libtorch::view<T>(wt);
+  const Eigen::Map<const regula::Vector<T>> b(msd->bias.data_ptr<T>(), 10);
+  regula::Stream s(21);
+  const at::Tensor hd = h.detach();
+  const T ref = layer.forward(regula::libtorch::view<T>(hd), W, b,
+                              regula::libtorch::labels_view(labels), s, c);
+  regula::Matrix<T> rdh(24, 16), rdw(10, 24);
+  regula::Vector<T> rdb(10);
+  layer.backward(W, c, rdh, rdw, rdb);
+  CHECK(s == msd->stream());
+  CHECK(L.item<T>() == ref);
+  const at::Tensor gh = h.grad().contiguous(), gwt = msd->weight.grad().t().contiguous();
+  CHECK(regula::libtorch::view<T>(gh) == (rdh * T(3)).eval());
+  CHECK(regula::libtorch::view<T>(gwt) == (rdw * T(3)).eval());
+  CHECK(Eigen::Map<const regula::Vector<T>>(msd->bias.grad().data_ptr<T>(), 10) ==
+        (rdb * T(3)).eval());
+  // Eval: the head once, torch::nn::Linear + cross_entropy with the same parameters.
+  msd->eval();
+  msd->zero_grad();
+  at::Tensor he = hd.clone().requires_grad_(true), ht = hd.clone().requires_grad_(true);
+  at::Tensor le = msd->forward(he, labels);
+  at::Tensor lt = torch::nn::functional::cross_entropy(msd->logits(ht), labels);
+  const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  CHECK(std::abs(le.item<double>() - lt.item<double>()) <= tol * lt.item<double>());
+  le.backward();
+  const at::Tensor gw_eval = msd->weight.grad().clone(), gb_eval = msd->bias.grad().clone();
+  msd->zero_grad();
+  lt.backward();
+  CHECK(torch::allclose(he.grad(), ht.grad(), tol, tol));
+  CHECK(torch::allclose(gw_eval, msd->weight.grad(), tol, tol));
+  CHECK(torch::allclose(gb_eval, msd->bias.grad(), tol, tol));
+  // One context per module: a backward after a later forward is refused, not silently wrong.
+  msd->train();
+  at::Tensor h1 = hd.clone().requires_grad_(true);
+  at::Tensor first = msd->forward(h1, labels);
+  at::Tensor second = msd->forward(hd, labels);
+  CHECK_THROWS_WITH(first.backward(),
+                    Catch::Matchers::Contains("another forward of this module ran after the one"));
+  (void)second;
+  CHECK_THROWS_WITH(msd->forward(torch::randn({16, 23}, opts), labels),
+                    Catch::Matchers::Contains("h must be a (batch, in_features = 24) tensor"));
+  CHECK_THROWS_WITH(msd->forward(hd, labels.to(at::kInt)),
+                    Catch::Matchers::Contains("labels must be a contiguous 1-D CPU int64 tensor"));
+  CHECK_THROWS_WITH(regula::libtorch::MultiSampleDropout(
+                        24, 10, regula::MultiSampleDropoutOptions{}.with_samples(0)),
+                    Catch::Matchers::Contains("samples (M) must be at least 1, got 0"));
+}

@@ -196,8 +196,8 @@ void context_rows() {
 }
 
 void channel_dropout_rows() {
-  const std::string c = "regula::libtorch::ChannelDropoutImpl::";
-  add_row({c + "ChannelDropoutImpl/2", c + "options/0", c + "infers_channels/0"},
+  const std::string c = "regula::libtorch::ChannelLayerImpl::";
+  add_row({c + "ChannelLayerImpl/2", c + "options/0", c + "infers_channels/0"},
           "p out of range and no channels rejected when the module is built", [] {
             rejects({"p"}, [] { lt::ChannelDropout d(1.5); });
             rejects({"channels"}, [] { lt::ChannelDropout d(ChannelDropoutOptions{0.5, 0}); });
@@ -372,6 +372,128 @@ void loss_rows() {
   });
 }
 
+void feature_alpha_rows() {
+  const std::string c = "regula::libtorch::ChannelLayerImpl::";
+  add_row({c + "ChannelLayerImpl/2", c + "forward/1"},
+          "FeatureAlphaDropout's module: bad options and inputs rejected naming them", [] {
+            rejects({"p"}, [] { lt::FeatureAlphaDropout d(-0.5); });
+            rejects({"channels"}, [] {
+              lt::FeatureAlphaDropout d(FeatureAlphaDropoutOptions{0.5, 0});
+            });
+            lt::FeatureAlphaDropout inferred(0.5);
+            rejects({"x"}, [&] { (void)inferred->forward(torch::ones({6})); });
+            lt::FeatureAlphaDropout fixed(FeatureAlphaDropoutOptions{0.5, 4});
+            rejects({"x"}, [&] { (void)fixed->forward(torch::ones({2, 3, 4})); });
+          });
+  add_row({c + "forward/1", c + "stream/0", "regula::libtorch::ContextFunction::forward/6"},
+          "FeatureAlphaDropout's module equals the layer with C = size(1), from its context", [] {
+            lt::FeatureAlphaDropout d(0.5, Stream(6));
+            at::Tensor x = torch::randn({6, 4, 3}).requires_grad_(true);
+            at::Tensor y = d->forward(x);
+            const at::Tensor dy = torch::randn({6, 4, 3});
+            y.backward(dy);
+            FeatureAlphaDropout<float> layer(FeatureAlphaDropoutOptions{0.5, 4});
+            Stream direct(6);
+            M ry(12, 6), rdx(12, 6);
+            const auto ctx = layer.forward(lt::view<float>(x.detach()), ry, direct);
+            layer.backward(lt::view<float>(dy), ctx, rdx);
+            CHECK(d->stream() == direct);
+            CHECK(lt::view<float>(y.detach()) == ry);
+            CHECK(lt::view<float>(x.grad()) == rdx);
+          });
+}
+
+void drop_connect_rows() {
+  const std::string c = "regula::libtorch::DropConnectImpl::";
+  const std::string f = "regula::libtorch::DropConnectFunction::";
+  add_row({c + "DropConnectImpl/5"}, "p out of range and empty sizes rejected naming them", [] {
+    rejects({"p"}, [] { lt::DropConnect d(4, 3, 1.5); });
+    rejects({"p"}, [] { lt::DropConnect d(4, 3, DropConnectOptions{std::nan("")}); });
+    rejects({"in_features"}, [] { lt::DropConnect d(0, 3); });
+    rejects({"out_features"}, [] { lt::DropConnect d(4, 0); });
+  });
+  add_row({c + "forward/1"}, "x of another width, dtype or empty rejected naming x", [] {
+    lt::DropConnect d(4, 3);
+    rejects({"x"}, [&] { (void)d->forward(randn(5, 3)); });
+    rejects({"x"}, [&] { (void)d->forward(torch::ones({5, 4}, i64)); });
+    rejects({"x"}, [&] { (void)d->forward(torch::ones({0, 4})); });
+    rejects({"x"}, [&] { (void)d->forward(at::Tensor()); });
+  });
+  add_row({c + "forward/1", c + "layer/0", c + "stream/0", f + "forward/6", f + "backward/2"},
+          "forward and autograd backward equal the layer on the parameters and the stream", [] {
+            lt::DropConnect d(6, 4, 0.5, Stream(3));
+            at::Tensor x = randn(5, 6, 2, true);
+            at::Tensor y = d->forward(x);
+            const at::Tensor dy = randn(5, 4, 3);
+            y.backward(dy);
+            const at::Tensor wt = d->weight.detach().t();
+            const Eigen::Map<const Vector<T>> b(d->bias.data_ptr<T>(), 4);
+            DropConnectContext<T> ctx;
+            Stream direct(3);
+            M ry(4, 5), rdx(6, 5), rdw(4, 6);
+            Vector<T> rdb(4);
+            d->layer().forward(lt::view<T>(x.detach()), lt::view<T>(wt), b, ry, direct, ctx);
+            d->layer().backward(lt::view<T>(x.detach()), lt::view<T>(wt), lt::view<T>(dy), ctx, rdx,
+                                rdw, rdb);
+            CHECK(d->stream() == direct);
+            CHECK(same(lt::view<T>(y.detach()), ry));
+            CHECK(same(lt::view<T>(x.grad()), rdx));
+            CHECK(same(lt::view<T>(d->weight.grad().t().contiguous()), rdw));
+            CHECK(Eigen::Map<const Vector<T>>(d->bias.grad().data_ptr<T>(), 4) == rdb);
+          });
+}
+
+void multi_sample_rows() {
+  const std::string c = "regula::libtorch::MultiSampleDropoutImpl::";
+  const std::string f = "regula::libtorch::MultiSampleDropoutFunction::";
+  add_row({c + "MultiSampleDropoutImpl/5"}, "bad options and sizes rejected naming them", [] {
+    rejects({"samples"},
+            [] { lt::MultiSampleDropout m(4, 3, MultiSampleDropoutOptions{}.with_samples(0)); });
+    rejects({"p"}, [] { lt::MultiSampleDropout m(4, 3, MultiSampleDropoutOptions{}.with_p(2)); });
+    rejects({"in_features"}, [] { lt::MultiSampleDropout m(0, 3); });
+    rejects({"classes"}, [] { lt::MultiSampleDropout m(4, 0); });
+    rejects({"label_smoothing"}, [] {
+      lt::MultiSampleDropout m(4, 3, MultiSampleDropoutOptions{}, Stream(0),
+                               CrossEntropyOptions{}.with_label_smoothing(2));
+    });
+  });
+  add_row({c + "forward/2"}, "h of another shape or dtype and bad labels rejected naming them", [] {
+    lt::MultiSampleDropout m(4, 3);
+    const at::Tensor y = labels_tensor(5, 3);
+    rejects({"h"}, [&] { (void)m->forward(randn(5, 3), y); });
+    rejects({"h"}, [&] { (void)m->forward(torch::ones({5, 4}, torch::kFloat64), y); });
+    rejects({"labels"}, [&] { (void)m->forward(randn(5, 4), y.to(torch::kFloat32)); });
+    rejects({"labels"}, [&] { (void)m->forward(randn(5, 4), labels_tensor(4, 3)); });
+    rejects({"labels"}, [&] { (void)m->forward(randn(5, 4), labels_tensor(5, 3) + 3); });
+  });
+  add_row({c + "forward/2", c + "layer/0", c + "stream/0", c + "logits/1", f + "forward/7",
+           f + "backward/2"},
+          "forward and backward equal the layer; a stale backward is refused", [] {
+            lt::MultiSampleDropout m(6, 3, MultiSampleDropoutOptions{}.with_samples(3), Stream(11));
+            at::Tensor h = randn(5, 6, 2, true);
+            const at::Tensor y = labels_tensor(5, 3);
+            at::Tensor L = m->forward(h, y);
+            L.backward();
+            const at::Tensor wt = m->weight.detach().t();
+            const Eigen::Map<const Vector<T>> b(m->bias.data_ptr<T>(), 3);
+            MultiSampleDropout<T, PerSampleCrossEntropy<>>::Context ctx;
+            Stream direct(11);
+            const T ref = m->layer().forward(lt::view<T>(h.detach()), lt::view<T>(wt), b,
+                                             lt::labels_view(y), direct, ctx);
+            M rdh(6, 5), rdw(3, 6);
+            Vector<T> rdb(3);
+            m->layer().backward(lt::view<T>(wt), ctx, rdh, rdw, rdb);
+            CHECK(m->stream() == direct);
+            CHECK(L.item<T>() == ref);
+            CHECK(same(lt::view<T>(h.grad()), rdh));
+            CHECK(same(lt::view<T>(m->weight.grad().t().contiguous()), rdw));
+            CHECK(m->logits(h.detach()).sizes() == at::IntArrayRef({5, 3}));
+            at::Tensor first = m->forward(h, y);
+            (void)m->forward(h, y);
+            rejects({"backward"}, [&] { first.backward(); });
+          });
+}
+
 void register_rows() {
   covers("torch");
   adapter_rows();
@@ -379,6 +501,9 @@ void register_rows() {
   replay_rows();
   channel_dropout_rows();
   context_rows();
+  feature_alpha_rows();
+  drop_connect_rows();
+  multi_sample_rows();
   loss_rows();
 }
 

@@ -9,6 +9,7 @@
 #ifndef REGULA_INTEGRATIONS_TORCH_HPP
 #define REGULA_INTEGRATIONS_TORCH_HPP
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -24,9 +26,12 @@
 #include "regula/core/stream.hpp"
 #include "regula/layers/alpha_dropout.hpp"
 #include "regula/layers/channel_dropout.hpp"
+#include "regula/layers/drop_connect.hpp"
 #include "regula/layers/drop_path.hpp"
 #include "regula/layers/dropout.hpp"
+#include "regula/layers/feature_alpha_dropout.hpp"
 #include "regula/layers/gaussian_dropout.hpp"
+#include "regula/layers/multi_sample_dropout.hpp"
 #include "regula/layers/nested_dropout.hpp"
 #include "regula/losses/binary_kl.hpp"
 #include "regula/losses/cross_entropy.hpp"
@@ -322,6 +327,18 @@ void replay_forward(const void* layer, const at::Tensor& in, at::Tensor& out, St
   (void)l.forward(xv, mutable_view<T>(out, "y"), stream);
 }
 
+/// The layer on x, differentiable: through ReplayFunction when its forward is linear in x,
+/// through ContextFunction (its own backward from the saved context) when it is affine.
+template <bool Affine, class L, class T>
+at::Tensor apply_layer(const at::Tensor& x, const L* layer, Stream* stream) {
+  if constexpr (Affine) {
+    return ContextFunction::apply(x, static_cast<const void*>(layer), &context_forward<L, T>,
+                                  &context_backward<L, T>, stream);
+  } else {
+    return ReplayFunction::apply(x, static_cast<const void*>(layer), &replay_forward<L, T>, stream);
+  }
+}
+
 }  // namespace detail
 
 /// A `torch::nn::Module` around a regula layer of the dropout family whose forward is linear in
@@ -351,10 +368,10 @@ class ReplayLayerImpl : public torch::nn::Module {
     double_.train(training);
     if (x.scalar_type() == at::kDouble) {
       detail::check_tensor<double>("regula::libtorch module", "x", x);
-      return apply<double>(x, &double_);
+      return detail::apply_layer<Affine, Layer<double>, double>(x, &double_, &stream_);
     }
     detail::check_tensor<float>("regula::libtorch module", "x", x);
-    return apply<float>(x, &float_);
+    return detail::apply_layer<Affine, Layer<float>, float>(x, &float_, &stream_);
   }
 
   /// The stream the next forward draws from.
@@ -363,18 +380,6 @@ class ReplayLayerImpl : public torch::nn::Module {
   [[nodiscard]] const Layer<float>& layer() const noexcept { return float_; }
 
  private:
-  template <class T>
-  at::Tensor apply(const at::Tensor& x, const Layer<T>* layer) {
-    if constexpr (Affine) {
-      return ContextFunction::apply(x, static_cast<const void*>(layer),
-                                    &detail::context_forward<Layer<T>, T>,
-                                    &detail::context_backward<Layer<T>, T>, &stream_);
-    } else {
-      return ReplayFunction::apply(x, static_cast<const void*>(layer),
-                                   &detail::replay_forward<Layer<T>, T>, &stream_);
-    }
-  }
-
   Layer<float> float_;
   Layer<double> double_;
   Stream stream_;
@@ -393,29 +398,44 @@ TORCH_MODULE(AlphaDropout);
 using GaussianDropoutImpl = ReplayLayerImpl<regula::GaussianDropout, GaussianDropoutOptions>;
 /// The module holder of regula's GaussianDropout.
 TORCH_MODULE(GaussianDropout);
-/// regula::ChannelDropout as a module, with torch::nn::Dropout2d's constructor shape:
-/// `ChannelDropout(p)` zeroes whole channels of an N × C × … tensor, C taken from size(1) of each
-/// input (as Dropout2d and Dropout3d do; a layer per channel count is kept, so a backward may
-/// follow a forward of another shape). `ChannelDropout(ChannelDropoutOptions)` fixes C and the
-/// layout instead: an input of three or more dimensions must then have size(1) = C (refused
-/// otherwise), and a 2-D (batch, features) input is split into C channels of features/C.
-class ChannelDropoutImpl : public torch::nn::Module {
+namespace detail {
+
+/// The name a channel-structured module gives in its errors.
+template <template <class> class Layer>
+constexpr const char* channel_module_name() noexcept {
+  return std::is_same_v<Layer<float>, regula::ChannelDropout<float>>
+             ? "regula::libtorch::ChannelDropout"
+             : "regula::libtorch::FeatureAlphaDropout";
+}
+
+}  // namespace detail
+
+/// A `torch::nn::Module` around a channel-structured layer (ChannelDropout, FeatureAlphaDropout),
+/// with torch::nn::Dropout2d's and FeatureAlphaDropout's constructor shape: `Module(p)` drops
+/// whole channels of an N × C × … tensor, C taken from size(1) of each input (as torch's layers
+/// do; a layer per channel count is kept, so a backward may follow a forward of another shape).
+/// `Module(ChannelDropoutOptions)` fixes C and the layout instead: an input of three or more
+/// dimensions must then have size(1) = C (refused otherwise), and a 2-D (batch, features) input is
+/// split into C channels of features/C. `Affine`: the layer's forward is affine in x
+/// (FeatureAlphaDropout), so its backward is the layer's own from the saved context.
+template <template <class> class Layer, bool Affine>
+class ChannelLayerImpl : public torch::nn::Module {
  public:
   /// Channels from each input's size(1).
   /// @throws regula::invalid_argument if p ∉ [0, 1].
-  explicit ChannelDropoutImpl(double p = 0.5, Stream stream = Stream(0))
-      : ChannelDropoutImpl(ChannelDropoutOptions{}.with_p(p), stream, true) {}
+  explicit ChannelLayerImpl(double p = 0.5, Stream stream = Stream(0))
+      : ChannelLayerImpl(ChannelDropoutOptions{}.with_p(p), stream, true) {}
   /// A fixed channel count and layout.
   /// @throws regula::invalid_argument if p ∉ [0, 1] or channels < 1.
-  explicit ChannelDropoutImpl(ChannelDropoutOptions options, Stream stream = Stream(0))
-      : ChannelDropoutImpl(options, stream, false) {}
+  explicit ChannelLayerImpl(ChannelDropoutOptions options, Stream stream = Stream(0))
+      : ChannelLayerImpl(options, stream, false) {}
 
-  /// y = x with each channel of each sample kept (scaled by 1/(1 − p)) or zeroed; autograd
-  /// backward replays the same mask. x: float or double, contiguous, (batch, …).
+  /// The layer on x in training mode (each channel of each sample kept or dropped as a whole), x
+  /// itself in eval mode; differentiable. x: float or double, contiguous, (batch, …).
   /// @throws regula::invalid_argument on a tensor view() refuses, an input with fewer than two
   ///         dimensions (channels inferred) or whose size(1) is not the fixed channel count.
   at::Tensor forward(const at::Tensor& x) {
-    constexpr const char* who = "regula::libtorch::ChannelDropout";
+    constexpr const char* who = detail::channel_module_name<Layer>();
     Index channels = options_.channels;
     if (infer_) {
       REGULA_EXPECTS(x.defined() && x.dim() >= 2, who,
@@ -433,10 +453,10 @@ class ChannelDropoutImpl : public torch::nn::Module {
     l.d.train(training);
     if (x.defined() && x.scalar_type() == at::kDouble) {
       detail::check_tensor<double>(who, "x", x);
-      return ReplayFunction::apply(x, static_cast<const void*>(&l.d), &run<double>, &stream_);
+      return detail::apply_layer<Affine, Layer<double>, double>(x, &l.d, &stream_);
     }
     detail::check_tensor<float>(who, "x", x);
-    return ReplayFunction::apply(x, static_cast<const void*>(&l.f), &run<float>, &stream_);
+    return detail::apply_layer<Affine, Layer<float>, float>(x, &l.f, &stream_);
   }
 
   /// The stream the next forward draws from.
@@ -449,11 +469,11 @@ class ChannelDropoutImpl : public torch::nn::Module {
  private:
   struct Layers {
     explicit Layers(const ChannelDropoutOptions& o) : f(o), d(o) {}
-    regula::ChannelDropout<float> f;
-    regula::ChannelDropout<double> d;
+    Layer<float> f;
+    Layer<double> d;
   };
 
-  ChannelDropoutImpl(ChannelDropoutOptions options, Stream stream, bool infer)
+  ChannelLayerImpl(ChannelDropoutOptions options, Stream stream, bool infer)
       : options_(options), infer_(infer), stream_(stream) {
     (void)layers(options.channels);  // checks the options now, not at the first forward
   }
@@ -465,22 +485,398 @@ class ChannelDropoutImpl : public torch::nn::Module {
     return *slot;
   }
 
-  template <class T>
-  static void run(const void* layer, const at::Tensor& in, at::Tensor& out, Stream& stream) {
-    detail::replay_forward<regula::ChannelDropout<T>, T>(layer, in, out, stream);
-  }
-
   ChannelDropoutOptions options_;
   bool infer_;
   std::map<Index, std::unique_ptr<Layers>> layers_;  // stable addresses for pending backwards
   Stream stream_;
 };
-/// The module holder of ChannelDropoutImpl (as torch::nn::Dropout2d).
+
+/// regula::ChannelDropout as a module (torch::nn::Dropout2d/3d: channels zeroed, the rest scaled
+/// by 1/(1 − p)).
+using ChannelDropoutImpl = ChannelLayerImpl<regula::ChannelDropout, false>;
+/// The module holder of regula's ChannelDropout (as torch::nn::Dropout2d).
 TORCH_MODULE(ChannelDropout);
+/// regula::FeatureAlphaDropout as a module (torch::nn::FeatureAlphaDropout: alpha dropout of whole
+/// channels, identity in eval mode).
+using FeatureAlphaDropoutImpl = ChannelLayerImpl<regula::FeatureAlphaDropout, true>;
+/// The module holder of regula's FeatureAlphaDropout (as torch::nn::FeatureAlphaDropout).
+TORCH_MODULE(FeatureAlphaDropout);
 /// regula::DropPath as a module, applied to a residual branch.
 using DropPathImpl = ReplayLayerImpl<regula::DropPath, DropPathOptions>;
 /// The module holder of regula's DropPath (stochastic depth).
 TORCH_MODULE(DropPath);
+
+namespace detail {
+
+/// A read-only view of a contiguous 1-D CPU tensor of T as a vector (a bias), no copy.
+template <class T>
+[[nodiscard]] Eigen::Map<const Vector<T>> vector_view(const char* who, const at::Tensor& t,
+                                                      const char* name, Index size) {
+  check_tensor<T>(who, name, t);
+  REGULA_EXPECTS(t.dim() == 1 && t.size(0) == size, who, name, " must be a 1-D tensor of ", size,
+                 " entries, got ", describe(t));
+  return {t.data_ptr<T>(), size};
+}
+
+/// A writable vector view of a 1-D tensor created by the caller.
+template <class T>
+[[nodiscard]] Eigen::Map<Vector<T>> mutable_vector_view(at::Tensor& t) {
+  return {t.data_ptr<T>(), t.numel()};
+}
+
+/// The (out, in) weight of a torch::nn::Linear-shaped module as regula's out × in column-major
+/// matrix: `weight.t()` made contiguous, which is the parameter's own memory when it keeps the
+/// layout the modules create (strides (1, out)) and a copy otherwise.
+inline at::Tensor column_major_weight(const at::Tensor& weight) { return weight.t().contiguous(); }
+
+/// An (out, in) parameter stored column-major (strides (1, out)), so that regula's out × in
+/// matrix is its memory: torch::nn::Linear's shape, regula's layout.
+inline at::Tensor column_major_parameter(std::int64_t out, std::int64_t in) {
+  return torch::empty({in, out}).t();
+}
+
+/// torch::nn::Linear's initialization of (weight, bias): Kaiming-uniform with a = √5 (bound
+/// 1/√in) and bias U(−1/√in, 1/√in).
+inline void linear_init(at::Tensor& weight, at::Tensor& bias) {
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (bias.defined()) {
+    const double bound =
+        weight.size(1) > 0 ? 1.0 / std::sqrt(static_cast<double>(weight.size(1))) : 0.0;
+    torch::nn::init::uniform_(bias, -bound, bound);
+  }
+}
+
+/// The float and double DropConnect layers of one module (built from the same options).
+struct DropConnectLayers {
+  regula::DropConnect<float> f;
+  regula::DropConnect<double> d;
+};
+
+}  // namespace detail
+
+/// The autograd function behind the DropConnect module: y = ((M ⊙ W)/(1 − p)) x + b on
+/// (batch, in) × (out, in) tensors. Forward saves x, the column-major weight and the mask's
+/// RandomContext (no mask); backward regenerates the mask and writes dx, dW and db with
+/// regula::DropConnect::backward.
+struct DropConnectFunction : public torch::autograd::Function<DropConnectFunction> {
+  /// Forward: y (batch, out) from x (batch, in), weight (out, in) and bias (out, or empty for
+  /// none).
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& weight, const at::Tensor& bias, const void* layers,
+                            Stream* stream) {
+    const at::Tensor w = detail::column_major_weight(weight);
+    at::Tensor y = at::empty({x.size(0), weight.size(0)}, x.options());
+    const auto& l = *static_cast<const detail::DropConnectLayers*>(layers);
+    const RandomContext rc = x.scalar_type() == at::kDouble
+                                 ? run_forward<double>(l.d, x, w, bias, y, *stream)
+                                 : run_forward<float>(l.f, x, w, bias, y, *stream);
+    ctx->save_for_backward({x, w});
+    auto& d = ctx->saved_data;
+    const std::int64_t layers_address = reinterpret_cast<std::intptr_t>(layers);
+    d["layers"] = layers_address;
+    d["bias"] = bias.numel() > 0;
+    d["mode"] = static_cast<std::int64_t>(rc.mode);
+    d["seed"] = static_cast<std::int64_t>(rc.stream.seed());
+    d["subsequence"] = static_cast<std::int64_t>(rc.stream.subsequence());
+    d["offset"] = static_cast<std::int64_t>(rc.stream.offset());
+    d["threshold"] = static_cast<std::int64_t>(rc.keep_threshold);
+    return y;
+  }
+
+  /// Backward: dx, dW (in the weight's (out, in) shape) and db (when there is a bias).
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& w = saved[1];  // (in, out) contiguous: regula's out × in
+    const auto& d = ctx->saved_data;
+    const std::intptr_t layers_address = d.at("layers").toInt();
+    const auto& l = *reinterpret_cast<const detail::DropConnectLayers*>(layers_address);
+    RandomContext rc;
+    rc.mode = static_cast<RandomContext::Mode>(d.at("mode").toInt());
+    rc.stream = Stream(static_cast<std::uint64_t>(d.at("seed").toInt()),
+                       static_cast<std::uint64_t>(d.at("subsequence").toInt()),
+                       static_cast<std::uint64_t>(d.at("offset").toInt()));
+    rc.keep_threshold = static_cast<std::uint32_t>(d.at("threshold").toInt());
+    rc.rows = w.size(1);
+    rc.cols = w.size(0);
+    const at::Tensor dy = grad[0].contiguous();
+    at::Tensor dx = at::empty_like(x, at::MemoryFormat::Contiguous);
+    at::Tensor dwt = at::empty_like(w, at::MemoryFormat::Contiguous);
+    at::Tensor db = at::empty({w.size(1)}, w.options());
+    if (x.scalar_type() == at::kDouble) {
+      run_backward<double>(l.d, rc, x, w, dy, dx, dwt, db);
+    } else {
+      run_backward<float>(l.f, rc, x, w, dy, dx, dwt, db);
+    }
+    return {dx, dwt.t(), d.at("bias").toBool() ? db : at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+
+ private:
+  template <class T>
+  static RandomContext run_forward(const regula::DropConnect<T>& layer, const at::Tensor& x,
+                                   const at::Tensor& w, const at::Tensor& bias, at::Tensor& y,
+                                   Stream& stream) {
+    constexpr const char* who = "regula::libtorch::DropConnect";
+    const auto xv = view<T>(x, "x");
+    const auto wv = view<T>(w, "weight");
+    DropConnectContext<T> c;
+    if (bias.numel() > 0) {
+      const auto b = detail::vector_view<T>(who, bias, "bias", w.size(1));
+      layer.forward(xv, wv, b, mutable_view<T>(y, "y"), stream, c);
+    } else {
+      const Vector<T> zero = Vector<T>::Zero(w.size(1));
+      layer.forward(xv, wv, zero, mutable_view<T>(y, "y"), stream, c);
+    }
+    return c.random;
+  }
+
+  template <class T>
+  static void run_backward(const regula::DropConnect<T>& layer, const RandomContext& rc,
+                           const at::Tensor& x, const at::Tensor& w, const at::Tensor& dy,
+                           at::Tensor& dx, at::Tensor& dwt, at::Tensor& db) {
+    DropConnectContext<T> c;
+    c.random = rc;
+    c.in = w.size(0);
+    c.out = w.size(1);
+    c.batch = x.size(0);
+    auto dbv = detail::mutable_vector_view<T>(db);
+    layer.backward(view<T>(x, "x"), view<T>(w, "weight"), view<T>(dy, "dy"), c,
+                   mutable_view<T>(dx, "dx"), mutable_view<T>(dwt, "dW"), dbv);
+  }
+};
+
+/// DropConnect (Wan et al., ICML 2013) as a linear module with torch::nn::Linear's shape: weight
+/// (out, in) and bias (out) parameters with Linear's initialization, y = x Wᵀ + b over the last
+/// dimension of x. In training the weights are masked, **one mask per forward call** (the whole
+/// mini-batch), y = x ((M ⊙ W)/(1 − p))ᵀ + b, the mask drawn from the module's stream and
+/// regenerated in backward (never stored); in eval mode y = x Wᵀ + b, the mean network. PyTorch
+/// has no such layer; in eval it is torch::nn::Linear.
+///
+/// The weight is stored column-major (strides (1, out)), which is regula's out × in matrix: the
+/// layer reads the parameter's memory, no copy. A weight replaced by one of another layout is
+/// copied at each forward (same values, same masks).
+class DropConnectImpl : public torch::nn::Module {
+ public:
+  /// An in → out linear layer with drop rate p on its weights.
+  /// @throws regula::invalid_argument if p ∉ [0, 1] or a size is below 1.
+  DropConnectImpl(std::int64_t in_features, std::int64_t out_features, double p = 0.5,
+                  Stream stream = Stream(0), bool with_bias = true)
+      : DropConnectImpl(in_features, out_features, DropConnectOptions{}.with_p(p), stream,
+                        with_bias) {}
+  /// The same with the layer's options.
+  DropConnectImpl(std::int64_t in_features, std::int64_t out_features, DropConnectOptions options,
+                  Stream stream = Stream(0), bool with_bias = true)
+      : layers_(std::make_unique<detail::DropConnectLayers>(detail::DropConnectLayers{
+            regula::DropConnect<float>(options), regula::DropConnect<double>(options)})),
+        stream_(stream) {
+    constexpr const char* who = "regula::libtorch::DropConnect";
+    REGULA_EXPECTS(in_features >= 1, who, "in_features must be at least 1, got ", in_features);
+    REGULA_EXPECTS(out_features >= 1, who, "out_features must be at least 1, got ", out_features);
+    weight =
+        register_parameter("weight", detail::column_major_parameter(out_features, in_features));
+    if (with_bias) bias = register_parameter("bias", torch::empty({out_features}));
+    detail::linear_init(weight, bias);
+  }
+
+  /// y = x Wᵀ + b with masked weights in training; differentiable in x, weight and bias. x: float
+  /// or double of the parameters' dtype, (…, in).
+  /// @throws regula::invalid_argument if x is not a CPU tensor of the parameters' dtype whose last
+  ///         dimension is in_features, or is empty.
+  at::Tensor forward(const at::Tensor& x) {
+    constexpr const char* who = "regula::libtorch::DropConnect";
+    const std::int64_t in = weight.size(1);
+    REGULA_EXPECTS(x.defined() && x.dim() >= 1 && x.size(-1) == in && x.numel() > 0, who,
+                   "x must be a non-empty (..., in_features = ", in, ") tensor, got ",
+                   detail::describe(x));
+    REGULA_EXPECTS(x.scalar_type() == weight.scalar_type(), who,
+                   "x must have the parameters' dtype (", weight.scalar_type(), "), got ",
+                   detail::describe(x));
+    const bool training = is_training();
+    layers_->f.train(training);
+    layers_->d.train(training);
+    const at::Tensor x2 = x.reshape({-1, in}).contiguous();
+    if (x.scalar_type() == at::kDouble) {
+      detail::check_tensor<double>(who, "x", x2);
+    } else {
+      detail::check_tensor<float>(who, "x", x2);
+    }
+    // autograd::Function takes defined tensors only: no bias travels as an empty one.
+    const at::Tensor b = bias.defined() ? bias : at::empty({0}, weight.options());
+    at::Tensor y = DropConnectFunction::apply(x2, weight, b, layers_.get(), &stream_);
+    std::vector<std::int64_t> shape(x.sizes().begin(), x.sizes().end());
+    shape.back() = weight.size(0);
+    return y.reshape(shape);
+  }
+
+  /// The stream the next training forward draws its weight mask from.
+  [[nodiscard]] const Stream& stream() const noexcept { return stream_; }
+  /// The float layer (the double one has the same options).
+  [[nodiscard]] const regula::DropConnect<float>& layer() const noexcept { return layers_->f; }
+
+  /// (out, in), stored column-major.
+  at::Tensor weight;
+  /// (out), or undefined without a bias.
+  at::Tensor bias;
+
+ private:
+  std::unique_ptr<detail::DropConnectLayers> layers_;  // a stable address for pending backwards
+  Stream stream_;
+};
+/// The module holder of DropConnectImpl.
+TORCH_MODULE(DropConnect);
+
+namespace detail {
+
+/// The layers and contexts of one MultiSampleDropout module: the context is reused by every
+/// forward (no allocation after the first), so one forward's backward must run before the next
+/// forward; `generation` counts forwards to refuse a stale backward.
+struct MultiSampleState {
+  using Loss = PerSampleCrossEntropy<>;
+  MultiSampleState(const MultiSampleDropoutOptions& o, const CrossEntropyOptions& ce)
+      : f(o, Loss{ce}), d(o, Loss{ce}) {}
+  regula::MultiSampleDropout<float, Loss> f;
+  regula::MultiSampleDropout<double, Loss> d;
+  MultiSampleDropoutContext<float> cf;
+  MultiSampleDropoutContext<double> cd;
+  std::int64_t generation = 0;
+};
+
+}  // namespace detail
+
+/// The autograd function behind the MultiSampleDropout module: the loss L of the M dropout
+/// samples through the shared head, differentiable in h, weight and bias (regula's fused forward
+/// and backward; the masks are recomputed from the stream, never stored).
+struct MultiSampleDropoutFunction : public torch::autograd::Function<MultiSampleDropoutFunction> {
+  /// Forward: L of h (batch, in) through weight (classes, in) and bias (classes) against labels.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h,
+                            const at::Tensor& weight, const at::Tensor& bias,
+                            const at::Tensor& labels, void* state, Stream* stream) {
+    constexpr const char* who = "regula::libtorch::MultiSampleDropout";
+    auto& s = *static_cast<detail::MultiSampleState*>(state);
+    const at::Tensor w = detail::column_major_weight(weight);
+    const auto y = labels_view(labels, "labels");
+    double loss = 0.0;
+    if (h.scalar_type() == at::kDouble) {
+      const auto hv = view<double>(h, "h");
+      loss =
+          s.d.forward(hv, view<double>(w, "weight"),
+                      detail::vector_view<double>(who, bias, "bias", w.size(1)), y, *stream, s.cd);
+    } else {
+      const auto hv = view<float>(h, "h");
+      loss = static_cast<double>(
+          s.f.forward(hv, view<float>(w, "weight"),
+                      detail::vector_view<float>(who, bias, "bias", w.size(1)), y, *stream, s.cf));
+    }
+    ctx->save_for_backward({h, w});
+    const std::int64_t state_address = reinterpret_cast<std::intptr_t>(state);
+    ctx->saved_data["state"] = state_address;
+    ctx->saved_data["generation"] = ++s.generation;
+    return at::scalar_tensor(loss, h.options());
+  }
+
+  /// Backward: ∂L/∂h, ∂L/∂W, ∂L/∂b times the incoming scalar gradient.
+  /// @throws regula::invalid_argument if another forward of the module ran since this one (its
+  ///         context holds that call now).
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const std::intptr_t state_address = ctx->saved_data["state"].toInt();
+    auto& s = *reinterpret_cast<detail::MultiSampleState*>(state_address);
+    REGULA_EXPECTS(ctx->saved_data["generation"].toInt() == s.generation,
+                   "regula::libtorch::MultiSampleDropout::backward",
+                   "another forward of this module ran after the one being differentiated (the "
+                   "module keeps one context, reused by every forward); run backward before the "
+                   "next forward");
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& h = saved[0];
+    const at::Tensor& w = saved[1];  // (in, classes) contiguous: regula's classes × in
+    at::Tensor dh = at::empty_like(h, at::MemoryFormat::Contiguous);
+    at::Tensor dwt = at::empty_like(w, at::MemoryFormat::Contiguous);
+    at::Tensor db = at::empty({w.size(1)}, w.options());
+    if (h.scalar_type() == at::kDouble) {
+      auto dbv = detail::mutable_vector_view<double>(db);
+      s.d.backward(view<double>(w, "weight"), s.cd, mutable_view<double>(dh, "dh"),
+                   mutable_view<double>(dwt, "dW"), dbv);
+    } else {
+      auto dbv = detail::mutable_vector_view<float>(db);
+      s.f.backward(view<float>(w, "weight"), s.cf, mutable_view<float>(dh, "dh"),
+                   mutable_view<float>(dwt, "dW"), dbv);
+    }
+    const at::Tensor& g = grad[0];
+    return {dh * g, dwt.t() * g, db * g, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+/// Multi-sample dropout (Inoue, 2019) as a module: M dropout samples of the features h through one
+/// shared linear head (weight (classes, in), bias (classes), torch::nn::Linear's shape and
+/// initialization) with the cross-entropy of each sample averaged — dropout, head and loss in one
+/// module, as regula::MultiSampleDropout. `forward(h, labels)` returns the loss, differentiable in
+/// h and the parameters; `logits(h)` is the head without dropout, for prediction. In eval mode
+/// forward is the loss of the head once. Labels: int64 class indices (batch).
+///
+/// The module keeps one context (the fused buffers, reused without allocation after the first
+/// call): the backward of a forward must run before the next forward (a stale backward throws).
+class MultiSampleDropoutImpl : public torch::nn::Module {
+ public:
+  /// An in → classes head with M dropout samples as `options` says, the masks from `stream`, and
+  /// the cross-entropy options `loss` (label smoothing, ignore_index).
+  /// @throws regula::invalid_argument on bad options (MultiSampleDropout's or the loss's) or a size
+  ///         below 1.
+  MultiSampleDropoutImpl(std::int64_t in_features, std::int64_t classes,
+                         MultiSampleDropoutOptions options = {}, Stream stream = Stream(0),
+                         CrossEntropyOptions loss = {})
+      : state_(std::make_unique<detail::MultiSampleState>(options, loss)), stream_(stream) {
+    constexpr const char* who = "regula::libtorch::MultiSampleDropout";
+    REGULA_EXPECTS(in_features >= 1, who, "in_features must be at least 1, got ", in_features);
+    REGULA_EXPECTS(classes >= 1, who, "classes must be at least 1, got ", classes);
+    (void)CrossEntropyLoss<float>(loss);  // checks the loss options now, not at the first forward
+    weight = register_parameter("weight", detail::column_major_parameter(classes, in_features));
+    bias = register_parameter("bias", torch::empty({classes}));
+    detail::linear_init(weight, bias);
+  }
+
+  /// The loss L of the M dropout samples (training) or of the head once (eval); differentiable.
+  /// h: (batch, in) float or double of the parameters' dtype; labels: 1-D int64 (batch).
+  /// @throws regula::invalid_argument on tensors of another dtype, shape or device, labels outside
+  ///         [0, classes), or an empty batch.
+  at::Tensor forward(const at::Tensor& h, const at::Tensor& labels) {
+    constexpr const char* who = "regula::libtorch::MultiSampleDropout";
+    REGULA_EXPECTS(h.defined() && h.dim() == 2 && h.size(1) == weight.size(1), who,
+                   "h must be a (batch, in_features = ", weight.size(1), ") tensor, got ",
+                   detail::describe(h));
+    REGULA_EXPECTS(h.scalar_type() == weight.scalar_type(), who,
+                   "h must have the parameters' dtype (", weight.scalar_type(), "), got ",
+                   detail::describe(h));
+    (void)labels_view(labels, "labels");  // checked before the autograd call
+    const bool training = is_training();
+    state_->f.train(training);
+    state_->d.train(training);
+    return MultiSampleDropoutFunction::apply(h, weight, bias, labels, state_.get(), &stream_);
+  }
+
+  /// The head's logits without dropout, h Wᵀ + b (batch, classes): prediction.
+  at::Tensor logits(const at::Tensor& h) const { return torch::linear(h, weight, bias); }
+
+  /// The stream the next training forward draws its M masks from.
+  [[nodiscard]] const Stream& stream() const noexcept { return stream_; }
+  /// The float layer (the double one has the same options).
+  [[nodiscard]] const regula::MultiSampleDropout<float, PerSampleCrossEntropy<>>& layer()
+      const noexcept {
+    return state_->f;
+  }
+
+  /// (classes, in), stored column-major.
+  at::Tensor weight;
+  /// (classes).
+  at::Tensor bias;
+
+ private:
+  std::unique_ptr<detail::MultiSampleState> state_;  // a stable address for pending backwards
+  Stream stream_;
+};
+/// The module holder of MultiSampleDropoutImpl.
+TORCH_MODULE(MultiSampleDropout);
 
 /// The autograd function behind every fused loss: forward runs regula's loss, which returns the
 /// reduced value and writes dL/dlogits in the same pass; backward scales that saved gradient by
