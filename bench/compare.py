@@ -6,7 +6,8 @@ row of the same group and case (memcpy, exp, naive, pytorch, pot, ...):
 ratio = reference_seconds / regula_seconds, so above 1 regula is faster than the anchor, and
 against a physical limit (memcpy, exp) it is the fraction of the limit reached.
 Anchor scripts live in bench/anchors/<group>.py and print JSON lines
-{"group", "case", "impl", "seconds"}.
+{"group", "case", "impl", "seconds", "spread"}; the spread is (max - min) / median of the
+repetitions, as this script forms it for the Google Benchmark rows.
 """
 import argparse
 import csv
@@ -31,24 +32,37 @@ def run_benchmarks(build, groups, quick):
         if quick:
             args.append("--benchmark_min_time=0.05")
         else:
-            args += ["--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
-                     "--benchmark_min_time=0.2"]
+            args += ["--benchmark_repetitions=5", "--benchmark_min_time=0.2"]
         out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
         data = json.loads(out) if out.strip() else {"benchmarks": []}
+        # Each repetition's time, by name (the aggregates Google Benchmark adds are skipped: the
+        # median and the spread are formed here, as the anchors form theirs).
+        times = {}
         for b in data["benchmarks"]:
-            if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            if b.get("run_type") == "aggregate":
                 continue
             name = b.get("run_name", b["name"])
             if name.endswith("/real_time"):
                 name = name[: -len("/real_time")]
+            scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+            times.setdefault(name, []).append(b["real_time"] * scale)
+        for name, ts in times.items():
             parts = name.split("/")
             if len(parts) < 3:
                 continue
             group, case, impl = parts[0], "/".join(parts[1:-1]), parts[-1]
-            scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
-            rows.append({"group": group, "case": case, "impl": impl,
-                         "seconds": b["real_time"] * scale})
+            seconds, spread = median_spread(ts)
+            rows.append({"group": group, "case": case, "impl": impl, "seconds": seconds,
+                         "spread": spread, "repetitions": len(ts)})
     return rows
+
+
+def median_spread(times):
+    """The median of the repetitions' times and their spread, (max - min) / median."""
+    ts = sorted(times)
+    mid = len(ts) // 2
+    median = ts[mid] if len(ts) % 2 else 0.5 * (ts[mid - 1] + ts[mid])
+    return median, (ts[-1] - ts[0]) / median if median > 0 else 0.0
 
 
 def run_anchors(groups, quick):
@@ -71,22 +85,32 @@ def run_anchors(groups, quick):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
+    ap.add_argument("--build", help="the folder of the bench_* programs (build/release/bench)")
     ap.add_argument("--csv", action="store_true")
     ap.add_argument("--quick", action="store_true", help="short runs, no repetitions")
     ap.add_argument("--plot", metavar="PNG", help="also draw the ratios into PNG (gnuplot)")
     ap.add_argument("--plot-from", metavar="CSV",
                     help="draw a saved --csv output into --plot's PNG instead of running")
+    ap.add_argument("--table-from", metavar="CSV",
+                    help="print a saved --csv output as the Markdown table instead of running")
     ap.add_argument("groups", nargs="*")
     a = ap.parse_args()
-    if a.plot_from:
-        if not a.plot:
+    if a.plot_from or a.table_from:
+        if a.plot_from and not a.plot:
             ap.error("--plot-from needs --plot PNG")
-        with open(a.plot_from) as f:
-            table = [(r["group"], r["case"], float(r["regula_seconds"]), r["reference"],
-                      float(r["reference_seconds"]), float(r["ratio"])) for r in csv.DictReader(f)]
-        plot(table, a.plot)
+        for path in filter(None, (a.plot_from, a.table_from)):
+            with open(path) as f:
+                table = [(r["group"], r["case"], float(r["regula_seconds"]), r["reference"],
+                          float(r["reference_seconds"]), float(r["ratio"]),
+                          float(r.get("regula_spread") or 0), float(r.get("reference_spread") or 0))
+                         for r in csv.DictReader(f)]
+            if path == a.plot_from:
+                plot(table, a.plot)
+            if path == a.table_from:
+                print_markdown(table)
         return
+    if not a.build:
+        ap.error("--build is needed to run the benchmarks")
     groups = [] if (not a.groups or "all" in a.groups) else a.groups
     rows = run_benchmarks(a.build, groups, a.quick)
     anchor_groups = groups or sorted({r["group"] for r in rows} |
@@ -102,18 +126,26 @@ def main():
         for ref in rows:
             if ref["group"] == r["group"] and ref["case"] == r["case"] and ref["impl"] != "regula":
                 table.append((r["group"], r["case"], r["seconds"], ref["impl"], ref["seconds"],
-                              ref["seconds"] / r["seconds"]))
+                              ref["seconds"] / r["seconds"], r.get("spread", 0.0),
+                              ref.get("spread", 0.0)))
     if a.plot:
         plot(table, a.plot)
     if a.csv:
-        print("group,case,regula_seconds,reference,reference_seconds,ratio")
+        print("group,case,regula_seconds,reference,reference_seconds,ratio,"
+              "regula_spread,reference_spread")
         for t in table:
-            print(f"{t[0]},{t[1]},{t[2]:.6e},{t[3]},{t[4]:.6e},{t[5]:.4f}")
+            print(f"{t[0]},{t[1]},{t[2]:.6e},{t[3]},{t[4]:.6e},{t[5]:.4f},{t[6]:.4f},{t[7]:.4f}")
     else:
-        print("| group | case | regula | reference | reference time | ratio |")
-        print("|---|---|---:|---|---:|---:|")
-        for t in table:
-            print(f"| {t[0]} | {t[1]} | {fmt(t[2])} | {t[3]} | {fmt(t[4])} | {t[5]:.3g} |")
+        print_markdown(table)
+
+
+def print_markdown(table):
+    """One row per (regula row, reference): the medians, each with its spread in parentheses."""
+    print("| group | case | regula (spread) | reference | reference time (spread) | ratio |")
+    print("|---|---|---:|---|---:|---:|")
+    for t in table:
+        print(f"| {t[0]} | {t[1]} | {fmt(t[2])} ({100 * t[6]:.0f}%) | {t[3]} | "
+              f"{fmt(t[4])} ({100 * t[7]:.0f}%) | {t[5]:.3g} |")
 
 
 # References that are physical limits (the fraction of the limit reached, at most about 1) and

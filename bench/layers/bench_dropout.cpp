@@ -6,6 +6,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "regula/kernels/dropout.hpp"
 #include "regula/layers/dropout.hpp"
 
 #include "bench_support.hpp"
@@ -58,6 +59,30 @@ void backward(benchmark::State& state, std::size_t n, bool store_mask) {
   set_bytes(state, n);
 }
 
+// Where the forward's time goes: the keep masks alone (Philox4x32-10 and the compares, the
+// tiles_per_step chains interleaved as the forward runs them), written to a 1-bit mask and not
+// applied to any data. Its ratio to the forward's row is the share of the forward that is
+// drawing; the rest is the masked scale, whose cost the backward_bitmask row shows alone.
+void masks_only(benchmark::State& state, std::size_t n) {
+  constexpr std::size_t K = regula::kernels::detail::tiles_per_step;
+  const regula::kernels::DropoutDraw d{regula::philox_key(1), 0, 0, 1U << 15};
+  std::vector<std::uint64_t> mask(regula::kernels::dropout_mask_words(n));
+  const std::size_t tiles = n / regula::kernels::dropout_tile;
+  for (auto _ : state) {
+    for (std::size_t t = 0; t + K <= tiles; t += K) {
+      std::uint64_t keep[K][2];
+      regula::kernels::dropout_tiles_keep<K>(d, t, keep);
+      for (std::size_t k = 0; k < K; ++k) {
+        mask[2 * (t + k)] = keep[k][0];
+        mask[2 * (t + k) + 1] = keep[k][1];
+      }
+    }
+    benchmark::DoNotOptimize(mask.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, n);
+}
+
 int register_all() {
   for (const std::size_t n : {std::size_t{1} << 16, std::size_t{1} << 20, std::size_t{1} << 24}) {
     const std::string size = regula::bench::size_name(n);
@@ -68,6 +93,9 @@ int register_all() {
         regula::bench::memcpy_reference(s, bytes);
       })->UseRealTime();
     }
+    benchmark::RegisterBenchmark(("dropout/forward_" + size + "/masks_only").c_str(),
+                                 [n](benchmark::State& s) { masks_only(s, n); })
+        ->UseRealTime();
     benchmark::RegisterBenchmark(("dropout/forward_" + size + "/regula").c_str(),
                                  [n](benchmark::State& s) { forward(s, n); })
         ->UseRealTime();

@@ -15,6 +15,7 @@
 #include "regula/layers/nested_dropout.hpp"
 
 #include "bench_support.hpp"
+#include "msd_softmax_ce.hpp"
 #include <immintrin.h>
 
 namespace {
@@ -25,21 +26,7 @@ using LabelVec = Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>;
 using Mat = regula::Matrix<float>;
 using Vec = regula::Vector<float>;
 
-// Softmax cross-entropy per sample (log-sum-exp), in MultiSampleDropout's loss concept.
-struct SoftmaxCE {
-  void operator()(const regula::MatrixCRef<float>& z, const regula::LabelView& y,
-                  regula::VectorRef<float> loss, regula::MatrixRef<float> dz) const {
-    for (Index n = 0; n < z.cols(); ++n) {
-      const float mx = z.col(n).maxCoeff();
-      dz.col(n) = (z.col(n).array() - mx).exp();
-      const float sum = dz.col(n).sum();
-      const float lse = mx + std::log(sum);
-      loss(n) = lse - z(y(n), n);
-      dz.col(n) *= 1.0F / sum;
-      dz(y(n), n) -= 1.0F;
-    }
-  }
-};
+using regula::bench::SoftmaxCE;
 
 constexpr Index kM = 8, kB = 256, kK = 512;
 constexpr double kP = 0.5;

@@ -113,11 +113,10 @@ class AlphaDropout : public TrainingFlag {
     if (detail::apply_fixed_mode(ctx.mode, x, y)) return;
     stream.skip(kernels::dropout_blocks(static_cast<std::size_t>(x.size())));
     const auto d = ctx.draw();
-    const auto rows = static_cast<std::size_t>(x.rows());
-    for (Index j = 0; j < x.cols(); ++j) {
-      kernels::alpha_dropout_segment(d, static_cast<std::size_t>(j) * rows, rows, x.col(j).data(),
-                                     k_.a, k_.b, k_.dropped, y.col(j).data());
-    }
+    detail::for_each_element_run(
+        x, y, [&](std::size_t i0, std::size_t len, const T* in, T* out) noexcept {
+          kernels::alpha_dropout_segment(d, i0, len, in, k_.a, k_.b, k_.dropped, out);
+        });
   }
 
   /// dx = a·m ⊙ dy with the forward call's mask (dx = dy after eval, 0·dy for p = 1). dx may be
@@ -129,11 +128,10 @@ class AlphaDropout : public TrainingFlag {
                            ctx.mode, ctx.keep_threshold, threshold_);
     if (detail::apply_fixed_mode(ctx.mode, dy, dx)) return;
     const auto d = ctx.draw();
-    const auto rows = static_cast<std::size_t>(dy.rows());
-    for (Index j = 0; j < dy.cols(); ++j) {
-      kernels::dropout_segment<T>(d, static_cast<std::size_t>(j) * rows, rows, dy.col(j).data(),
-                                  k_.a, dx.col(j).data(), nullptr);
-    }
+    detail::for_each_element_run(
+        dy, dx, [&](std::size_t i0, std::size_t len, const T* in, T* out) noexcept {
+          kernels::dropout_segment<T>(d, i0, len, in, k_.a, out, nullptr);
+        });
   }
 
  private:

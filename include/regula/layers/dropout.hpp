@@ -243,9 +243,9 @@ class Dropout : public TrainingFlag {
     run(ctx.draw(), dy, dx, nullptr, ctx.has_mask() ? ctx.mask().data() : nullptr, scale);
   }
 
-  /// Elements per parallel chunk: a multiple of the 128-element tile, so chunks never share a
-  /// mask word.
-  static constexpr std::size_t chunk = 1U << 16;
+  /// Elements per parallel chunk (detail::element_chunk): a multiple of the 128-element tile, so
+  /// chunks never share a mask word.
+  static constexpr std::size_t chunk = detail::element_chunk;
 
  private:
   static void check_io(const char* in_name, const MatrixCRef<T>& in, const char* out_name,
@@ -258,25 +258,16 @@ class Dropout : public TrainingFlag {
   /// set) unless `stored` provides it.
   static void run(const kernels::DropoutDraw& d, const MatrixCRef<T>& x, MatrixRef<T>& y,
                   std::uint64_t* record, const std::uint64_t* stored, T scale) noexcept {
-    const auto rows = static_cast<std::size_t>(x.rows());
-    const auto n = static_cast<std::size_t>(x.size());
-    const T* xp = x.data();
-    T* yp = y.data();
-    const auto xs = static_cast<std::size_t>(x.outerStride());
-    const auto ys = static_cast<std::size_t>(y.outerStride());
-    const bool flat = x.cols() <= 1 || (xs == rows && ys == rows);
-    const bool streaming = n * sizeof(T) >= kernels::streaming_bytes && xp != yp;
-    auto segment = [&](std::size_t i0, std::size_t len, const T* in, T* out) noexcept {
-      if (stored != nullptr) {
-        kernels::masked_scale_segment(stored, i0, len, in, scale, out, streaming);
-      } else {
-        kernels::dropout_segment(d, i0, len, in, scale, out, record, streaming);
-      }
-    };
-    detail::parallel_column_segments(
-        n, chunk, rows, xs, ys, flat,
-        [&](std::size_t i, std::size_t len, std::size_t xo, std::size_t yo) noexcept {
-          segment(i, len, xp + xo, yp + yo);
+    const bool streaming =
+        static_cast<std::size_t>(x.size()) * sizeof(T) >= kernels::streaming_bytes &&
+        x.data() != y.data();
+    detail::for_each_element_run(
+        x, y, [&](std::size_t i0, std::size_t len, const T* in, T* out) noexcept {
+          if (stored != nullptr) {
+            kernels::masked_scale_segment(stored, i0, len, in, scale, out, streaming);
+          } else {
+            kernels::dropout_segment(d, i0, len, in, scale, out, record, streaming);
+          }
         });
   }
 

@@ -88,11 +88,10 @@ class GaussianDropout : public TrainingFlag {
 
  private:
   void apply(const Context& ctx, const MatrixCRef<T>& x, MatrixRef<T>& y) const noexcept {
-    const auto rows = static_cast<std::size_t>(x.rows());
-    for (Index j = 0; j < x.cols(); ++j) {
-      kernels::gaussian_multiply_segment(ctx.stream, static_cast<std::size_t>(j) * rows, rows,
-                                         x.col(j).data(), sigma_, y.col(j).data());
-    }
+    detail::for_each_element_run(
+        x, y, [&](std::size_t i0, std::size_t len, const T* in, T* out) noexcept {
+          kernels::gaussian_multiply_segment(ctx.stream, i0, len, in, sigma_, out);
+        });
   }
 
   GaussianDropoutOptions options_;

@@ -17,7 +17,6 @@
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/options.hpp"
-#include "regula/core/parallel.hpp"
 #include "regula/core/simd.hpp"
 #include "regula/core/stream.hpp"
 #include "regula/kernels/dropout.hpp"
@@ -350,20 +349,14 @@ class NestedDropout : public TrainingFlag {
 
   static void apply(const Context& ctx, const MatrixCRef<T>& x, MatrixRef<T>& y) noexcept {
     const auto rows = static_cast<std::size_t>(x.rows());
-    const auto cols = static_cast<std::size_t>(x.cols());
-    const std::size_t per_chunk =
-        std::max<std::size_t>(1, (std::size_t{1} << 15) / std::max<std::size_t>(rows, 1));
     const T* xp = x.data();
     T* yp = y.data();
     const auto xs = static_cast<std::size_t>(x.outerStride());
     const auto ys = static_cast<std::size_t>(y.outerStride());
-    parallel_for_chunks(
-        cols, per_chunk, [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
-          for (std::size_t j = begin; j < end; ++j) {
-            const auto keep = static_cast<std::size_t>(ctx.kept(static_cast<Index>(j)));
-            kernels::prefix_keep(xp + j * xs, rows, keep, yp + j * ys);
-          }
-        });
+    detail::for_each_column(x.rows(), x.cols(), [&](std::size_t j) noexcept {
+      const auto keep = static_cast<std::size_t>(ctx.kept(static_cast<Index>(j)));
+      kernels::prefix_keep(xp + j * xs, rows, keep, yp + j * ys);
+    });
   }
 
   NestedDropoutOptions options_;

@@ -7,6 +7,7 @@
 #define REGULA_LAYERS_STREAM_LAYER_HPP
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 #include "regula/core/columns.hpp"
@@ -88,6 +89,30 @@ bool apply_fixed_mode(DrawMode mode, const MatrixCRef<T>& in, MatrixRef<T>& out)
       break;
   }
   return false;
+}
+
+/// Elements per parallel chunk of the layers' element walks: a multiple of the 128-element
+/// dropout tile (two chunks never share a mask word or a Philox tile) and of Gaussian dropout's
+/// 4-element block, so no draw straddles two chunks.
+inline constexpr std::size_t element_chunk = std::size_t{1} << 16;
+
+/// The element walk of a stream-driven layer's call on `in` writing `out` (out may be in): the
+/// call's elements, numbered in column-major order, in fixed chunks of element_chunk run in
+/// parallel (core/parallel.hpp); `seg(i, len, in_i, out_i)` gets each run [i, i + len) of one
+/// column within a chunk, with pointers to element i in `in` and in `out` (a chunk is one run
+/// when both are contiguous). Every element's value depends only on its number, so the result is
+/// bitwise the same for any thread count. `seg` must not throw.
+template <class T, class F>
+void for_each_element_run(const MatrixCRef<T>& in, MatrixRef<T>& out, F&& seg) noexcept {
+  const auto rows = static_cast<std::size_t>(in.rows());
+  const auto is = static_cast<std::size_t>(in.outerStride());
+  const auto os = static_cast<std::size_t>(out.outerStride());
+  const bool flat = in.cols() <= 1 || (is == rows && os == rows);
+  const T* ip = in.data();
+  T* op = out.data();
+  parallel_column_segments(static_cast<std::size_t>(in.size()), element_chunk, rows, is, os, flat,
+                           [&](std::size_t i, std::size_t len, std::size_t io,
+                               std::size_t oo) noexcept { seg(i, len, ip + io, op + oo); });
 }
 
 /// Backward's checks of its arguments against the forward call's context: dy has the forward
