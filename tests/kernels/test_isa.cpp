@@ -4,6 +4,7 @@
 #include "kernels/layer_isa_cases.hpp"
 #include "kernels/simd_cases.hpp"
 #include "kernels/sinkhorn_cases.hpp"
+#include "kernels/xent_cases.hpp"
 
 TEST_CASE("this binary runs on a CPU with its instruction set", "[kernels][isa]") {
   INFO("ISA " << REGULA_TEST_ISA << ", xsimd arch " << regula::default_arch::name());

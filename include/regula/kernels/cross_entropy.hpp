@@ -396,6 +396,122 @@ double stablemax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T g
   return xent_finish(stablemax_xent_hard_terms<T, A>(z, n, y, beta, gamma, g, dz));
 }
 
+/// The widest head the cross-column kernel takes: its n rows of one tile stay in registers.
+inline constexpr std::size_t xent_narrow_classes = 32;
+
+/// Softmax cross-entropy of `count` ≤ W consecutive columns (column k at z + k·zs, n ≤
+/// xent_narrow_classes classes), each with a hard label `labels[k]` in [0, n), no
+/// weights and no smoothing (β = 0): terms[k] are column k's XentTerms as
+/// softmax_xent_hard_terms gives them, and g·∂ℓ/∂z goes to dz (the same layout) when dz is not
+/// null (column k at dz + k·dzs; dz must not overlap z). W = the batch size of T. The strides
+/// only move the scalar transposes, so a block of a wider matrix gives the bits of a copy.
+///
+/// Heads of a few classes are shorter than a SIMD register, so the per-column kernel spends its
+/// time on partial blocks and horizontal sums. Here one lane holds one column: the n rows of the
+/// tile are transposed into batches (row r of every column is one batch), and the maximum, the
+/// exponentials, S, the label's e_y and R = Σ_{j≠y} e_j (in double) are vertical operations. The
+/// per-lane arithmetic is the per-column kernel's (the same dominant-label branch, the label's
+/// element formed from R, one division per column); only the order of the sums differs (S in class
+/// order in T, R in class order in double), so the two agree to a few ulps of S.
+template <class T, class A = default_arch>
+void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
+                            const std::int64_t* labels, T gamma, T g, T* dz, std::size_t dzs,
+                            XentTerms* terms) noexcept {
+  using B = xsimd::batch<T, A>;
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t W = B::size;
+  constexpr std::size_t WD = DB::size;
+  // Lanes past `count` repeat column 0 (their results are dropped). The rows of the tile go
+  // through a transposed buffer, which costs less than a gather per row.
+  alignas(64) T label[W];
+  alignas(64) T in[xent_narrow_classes][W] = {};  // initialised: GCC cannot see rows >= n unread
+  for (std::size_t k = 0; k < W; ++k) {
+    const std::size_t c = k < count ? k : 0;
+    label[k] = static_cast<T>(labels[c]);
+    const T* col = z + c * zs;
+    for (std::size_t r = 0; r < n; ++r) in[r][k] = col[r];
+  }
+  const B y = B::load_aligned(label);
+  B e[xent_narrow_classes];
+  B m = B::load_aligned(in[0]);
+  e[0] = m;
+  for (std::size_t r = 1; r < n; ++r) {
+    e[r] = B::load_aligned(in[r]);
+    m = xsimd::max(m, e[r]);
+  }
+  B S(T(0));
+  B ey(T(0));
+  B zy(T(0));
+  DB R0(0.0);
+  DB R1(0.0);
+  for (std::size_t r = 0; r < n; ++r) {
+    const auto is_y = y == B(static_cast<T>(r));
+    zy = xsimd::select(is_y, e[r], zy);
+    e[r] = xsimd::exp(e[r] - m);
+    S += e[r];
+    ey = xsimd::select(is_y, e[r], ey);
+    const B other = xsimd::select(is_y, B(T(0)), e[r]);
+    if constexpr (std::is_same_v<T, float>) {
+      simd::add_widened(other, R0, R1);
+    } else {
+      R0 += other;
+    }
+  }
+  // The per-column finish, branch-free in double lanes (for float, each half of the lanes
+  // widened exactly): a column's label is dominant or not at random, a branch per lane would be
+  // mispredicted half of the time.
+  alignas(64) double Sd[W], u[W], gs[W], Rv[W], dominant[W];
+  auto finish = [&](const DB& S_, const DB& ey_, const DB& zy_, const DB& m_, const DB& R_,
+                    std::size_t at) noexcept {
+    const auto dom = DB(2.0) * ey_ > S_;
+    const DB sd = xsimd::select(dom, ey_ + R_, S_);
+    const DB r = xsimd::select(dom, R_, S_ - ey_);
+    xsimd::select(dom, R_ / ey_, zy_ - m_).store_aligned(u + at);
+    sd.store_aligned(Sd + at);
+    r.store_aligned(Rv + at);
+    (DB(static_cast<double>(g)) / sd).store_aligned(gs + at);
+    xsimd::select(dom, DB(1.0), DB(0.0)).store_aligned(dominant + at);
+  };
+  if constexpr (std::is_same_v<T, float>) {
+    DB parts[4][2];
+    const B src[4] = {S, ey, zy, m};
+    for (std::size_t q = 0; q < 4; ++q) {
+      parts[q][0] = parts[q][1] = DB(0.0);
+      simd::add_widened(src[q], parts[q][0], parts[q][1]);
+    }
+    finish(parts[0][0], parts[1][0], parts[2][0], parts[3][0], R0, 0);
+    finish(parts[0][1], parts[1][1], parts[2][1], parts[3][1], R1, WD);
+  } else {
+    finish(S, ey, zy, m, R0, 0);
+  }
+  const double gam = static_cast<double>(gamma);
+  alignas(64) T scale[W], dzy[W];
+  for (std::size_t k = 0; k < W; ++k) {
+    scale[k] = static_cast<T>(gs[k] * gam);
+    dzy[k] = static_cast<T>(gs[k] * (0.0 - gam * Rv[k]));
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    XentTerms& t = terms[k];
+    t.S = Sd[k];
+    t.a = 0.0;
+    t.lin = 0.0;
+    t.gamma = gam;
+    t.u = u[k];
+    t.kind = dominant[k] != 0.0 ? XentTerms::Label::dominant : XentTerms::Label::softmax;
+  }
+  if (dz == nullptr) return;
+  const B sb = B::load_aligned(scale);
+  const B yb = B::load_aligned(dzy);
+  // Back to the columns' layout through a transposed buffer.
+  alignas(64) T out[xent_narrow_classes][W] = {};
+  for (std::size_t r = 0; r < n; ++r) {
+    xsimd::select(y == B(static_cast<T>(r)), yb, sb * e[r]).store_aligned(out[r]);
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    for (std::size_t r = 0; r < n; ++r) dz[k * dzs + r] = out[r][k];
+  }
+}
+
 /// The hard-label, unweighted kernel of normalizer Norm, returning the loss's terms.
 template <Normalizer Norm, class T, class A = default_arch>
 REGULA_ALWAYS_INLINE XentTerms xent_hard_terms(const T* z, std::size_t n, std::size_t y, T beta,

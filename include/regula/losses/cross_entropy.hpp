@@ -154,9 +154,20 @@ T run_cross_entropy(const XentCall<T>& call) {
   // 16 columns at a time in SIMD. The sum over columns is parallel_sum_chunks': bitwise the
   // same for any thread count.
   const bool fast = call.labels != nullptr && call.weight == nullptr;
+  // Narrow heads without smoothing take the cross-column kernel, one column per SIMD lane, on
+  // tiles of W consecutive columns of a chunk (so the tiling, like the chunking, depends only on
+  // the shape, never on the layout or the thread count); a tile holding an ignored label goes
+  // column by column.
+  constexpr std::size_t W = xsimd::batch<T, default_arch>::size;
+  const bool narrow = fast && Norm == Normalizer::softmax && proto.beta == T(0) &&
+                      n <= kernels::xent_narrow_classes;
+  const auto zs = static_cast<std::size_t>(z.outerStride());
+  const auto dzs =
+      call.dlogits != nullptr ? static_cast<std::size_t>(call.dlogits->outerStride()) : n;
   const double total =
       parallel_sum_chunks(cols, column_chunk(C), [&](std::size_t begin, std::size_t end) noexcept {
         constexpr std::size_t G = 16;
+        static_assert(W <= G, "a tile fits the batch of pending terms");
         kernels::XentTerms terms[G];
         Index where[G];
         double done[G];
@@ -178,6 +189,26 @@ T run_cross_entropy(const XentCall<T>& call) {
           pending = 0;
         };
         for (std::size_t c = begin; c < end; ++c) {
+          if (narrow) {
+            const std::size_t count = end - c < W ? end - c : W;
+            std::int64_t lab[W];
+            bool all = true;
+            for (std::size_t k = 0; k < count; ++k) {
+              lab[k] = (*call.labels)[static_cast<Index>(c + k)];
+              all = all && lab[k] != opt.ignore_index;
+            }
+            if (all) {
+              if (pending + count > G) flush();
+              T* dz = call.dlogits != nullptr ? call.dlogits->col(static_cast<Index>(c)).data()
+                                              : nullptr;
+              kernels::softmax_xent_hard_tile(z.col(static_cast<Index>(c)).data(), zs, n, count,
+                                              lab, proto.gamma, gt, dz, dzs, terms + pending);
+              for (std::size_t k = 0; k < count; ++k) where[pending++] = static_cast<Index>(c + k);
+              if (pending == G) flush();
+              c += count - 1;
+              continue;
+            }
+          }
           const auto j = static_cast<Index>(c);
           T* dz = call.dlogits != nullptr ? call.dlogits->col(j).data() : nullptr;
           kernels::XentTarget<T> t;
