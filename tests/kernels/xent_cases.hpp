@@ -73,8 +73,8 @@ TEMPLATE_TEST_CASE(
           const regula::kernels::XentTerms col = regula::kernels::softmax_xent_hard_terms<T>(
               zk, n, yk, T(0), gamma, g, dz_col.data() + k * n);
           // Long-double reference: ℓ = log(S/e_y), dz_j = g·e_j/S, dz_y = −g·R/S.
-          long double m = zk[0];
-          for (std::size_t r = 1; r < n; ++r) m = std::max<long double>(m, zk[r]);
+          long double m = static_cast<long double>(zk[0]);
+          for (std::size_t r = 1; r < n; ++r) m = std::max(m, static_cast<long double>(zk[r]));
           long double S = 0, R = 0;
           for (std::size_t r = 0; r < n; ++r) {
             const long double e = std::exp(static_cast<long double>(zk[r]) - m);
@@ -89,11 +89,12 @@ TEMPLATE_TEST_CASE(
           // exp(z − m) has condition number |z − m|: the rounding of z − m alone moves each e_j by
           // |z_j − m|·ε relative, in every implementation.
           long double span = 0;
-          for (std::size_t r = 0; r < n; ++r) span = std::max(span, m - zk[r]);
+          for (std::size_t r = 0; r < n; ++r)
+            span = std::max(span, m - static_cast<long double>(zk[r]));
           const double tol_loss =
               8.0 * (static_cast<double>(n) + static_cast<double>(span)) * static_cast<double>(eps);
           CHECK(std::abs(static_cast<long double>(loss) - loss_ref) <=
-                tol_loss * loss_ref + 1e-300L);
+                static_cast<long double>(tol_loss) * loss_ref + 1e-300L);
           CHECK(std::abs(loss - regula::kernels::xent_finish(col)) <=
                 tol_loss * std::abs(loss) + 1e-300);
           for (std::size_t r = 0; r < n; ++r) {
@@ -104,7 +105,7 @@ TEMPLATE_TEST_CASE(
             const long double floor = static_cast<long double>(std::numeric_limits<T>::min());
             INFO("column " << k << ", class " << r << ": " << d << " vs "
                            << static_cast<double>(ref));
-            const long double cond = 1 + m - zk[r];
+            const long double cond = 1 + m - static_cast<long double>(zk[r]);
             CHECK(std::abs(static_cast<long double>(d) - ref) <=
                   16 * static_cast<long double>(eps) * cond * std::abs(ref) + floor);
             const T dc = dz_col[k * n + r];
