@@ -265,10 +265,9 @@ constexpr Index kMsM = 8, kMsB = 256, kMsK = 512;
 
 // C ≥ 64 takes the stacked path (Eigen's GEMM, parallel); C < 64 the tiled narrow-head path,
 // which runs on the calling thread and is bitwise across thread counts.
-std::function<Kernel()> multisample_kernel(Index kMsC) {
-  return [kMsC] {
+std::function<Kernel()> multisample_kernel(Index C) {
+  return [C] {
     constexpr Index M = kMsM, B = kMsB, K = kMsK;
-    const Index C = kMsC;
     using Layer = regula::MultiSampleDropout<float, SoftmaxCE>;
     struct State {
       Mat h, W, dh = Mat(kMsK, kMsB), dW;
