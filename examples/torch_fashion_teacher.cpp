@@ -15,8 +15,6 @@
 // order of the training file.
 //
 //   torch_fashion_teacher [--epochs 15] [--seed 1] [--out FILE] [--smoke] [--data DIR]
-#include <malloc.h>
-
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -29,15 +27,16 @@
 
 #include "common/data.hpp"
 #include "common/report.hpp"
+#include <malloc.h>
 
 namespace {
 
 struct Teacher : torch::nn::Module {
   explicit Teacher(std::uint64_t seed)
-      : conv1(register_module(
-            "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 32, 3).padding(1)))),
-        conv2(register_module(
-            "conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(32, 64, 3).padding(1)))),
+      : conv1(register_module("conv1",
+                              torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 32, 3).padding(1)))),
+        conv2(register_module("conv2",
+                              torch::nn::Conv2d(torch::nn::Conv2dOptions(32, 64, 3).padding(1)))),
         fc1(register_module("fc1", torch::nn::Linear(64 * 7 * 7, 128))),
         fc2(register_module("fc2", torch::nn::Linear(128, 10))),
         channel_drop(register_module(
@@ -132,12 +131,13 @@ int main(int argc, char** argv) {
       // Cosine decay of the learning rate to 0 over the run.
       const double pi = 3.14159265358979323846;
       const double lr_now = lr * 0.5 * (1.0 + std::cos(pi * static_cast<double>(step) / total));
-      for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr_now);
+      for (auto& g : opt.param_groups())
+        static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr_now);
       const at::Tensor idx =
           torch::from_blob(const_cast<ex::Index*>(order.data()) + s * batch, {batch}, torch::kLong);
       opt.zero_grad();
-      const at::Tensor loss =
-          regula::libtorch::cross_entropy<>(net->forward(x.index_select(0, idx)), y.index_select(0, idx));
+      const at::Tensor loss = regula::libtorch::cross_entropy<>(
+          net->forward(x.index_select(0, idx)), y.index_select(0, idx));
       loss.backward();
       opt.step();
       loss_sum += loss.item<double>();
@@ -161,11 +161,11 @@ int main(int argc, char** argv) {
   }
   const std::int32_t head[4] = {1, static_cast<std::int32_t>(n_all), 10, 0};
   const double accs[2] = {test_acc, val_acc};
-  bool ok = std::fwrite("RGKT", 1, 4, f) == 4 && std::fwrite(head, sizeof head, 1, f) == 1 &&
-            std::fwrite(accs, sizeof accs, 1, f) == 1 &&
-            std::fwrite(logits.data_ptr<float>(), sizeof(float),
-                        static_cast<std::size_t>(logits.numel()),
-                        f) == static_cast<std::size_t>(logits.numel());
+  bool ok =
+      std::fwrite("RGKT", 1, 4, f) == 4 && std::fwrite(head, sizeof head, 1, f) == 1 &&
+      std::fwrite(accs, sizeof accs, 1, f) == 1 &&
+      std::fwrite(logits.data_ptr<float>(), sizeof(float), static_cast<std::size_t>(logits.numel()),
+                  f) == static_cast<std::size_t>(logits.numel());
   ok = std::fclose(f) == 0 && ok;
   if (!ok) {
     std::fprintf(stderr, "torch_fashion_teacher: writing %s failed\n", out.c_str());
