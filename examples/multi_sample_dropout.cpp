@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -155,38 +154,6 @@ Run train(const Config& c, long seed, const Arm& arm, const ex::Dataset& tr,
   return r;
 }
 
-struct Stat {
-  double mean = 0.0, sd = 0.0;
-};
-
-/// Mean and sample standard deviation (n − 1; 0 for one value).
-Stat stat(const std::vector<double>& v) {
-  Stat s;
-  for (const double x : v) s.mean += x;
-  s.mean /= static_cast<double>(v.size());
-  for (const double x : v) s.sd += (x - s.mean) * (x - s.mean);
-  s.sd = v.size() > 1 ? std::sqrt(s.sd / static_cast<double>(v.size() - 1)) : 0.0;
-  return s;
-}
-
-std::vector<long> parse_seeds(const std::string& list) {
-  std::vector<long> seeds;
-  std::stringstream in(list);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    std::size_t used = 0;
-    long s = 0;
-    try {
-      s = std::stol(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size()) return {};
-    seeds.push_back(s);
-  }
-  return seeds;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -203,7 +170,7 @@ int main(int argc, char** argv) {
     c.seeds = {1};
   }
   c.epochs = args.integer("epochs", c.epochs);
-  if (args.has("seeds")) c.seeds = parse_seeds(args.str("seeds", ""));
+  if (args.has("seeds")) c.seeds = ex::parse_integers(args.str("seeds", ""));
   c.samples = args.integer("samples", c.samples);
   c.p = args.num("p", c.p);
   c.every = args.integer("every", c.every);
@@ -277,7 +244,7 @@ int main(int argc, char** argv) {
       for (const std::vector<Run>& arm_runs : runs) {
         std::vector<double> v;
         for (const Run& r : arm_runs) v.push_back(r.curve[i].second);
-        row.push_back(stat(v).mean);
+        row.push_back(ex::stat(v).mean);
       }
       loss_csv.row(row);
     }
@@ -287,7 +254,7 @@ int main(int argc, char** argv) {
       for (const std::vector<Run>& arm_runs : runs) {
         std::vector<double> v;
         for (const Run& r : arm_runs) v.push_back(r.val_error[static_cast<std::size_t>(e)]);
-        row.push_back(stat(v).mean);
+        row.push_back(ex::stat(v).mean);
       }
       err_csv.row(row);
     }
@@ -309,7 +276,7 @@ int main(int argc, char** argv) {
         all = all && r.steps_to[k] >= 0;
         v.push_back(static_cast<double>(r.steps_to[k]));
       }
-      const Stat s = stat(v);
+      const ex::Stat s = ex::stat(v);
       std::printf(" %17s",
                   all ? ex::format("%.0f ± %.0f", s.mean, s.sd).c_str() : "not in every run");
     }
@@ -320,8 +287,8 @@ int main(int argc, char** argv) {
       val_err.push_back(100.0 * r.val_error.back());
       test_err.push_back(100.0 * r.test_error);
     }
-    const Stat ls = stat(last), vs = stat(val_err), ts = stat(test_err);
-    std::printf(" %12.1f %13s %13s %13s\n", stat(secs).mean,
+    const ex::Stat ls = ex::stat(last), vs = ex::stat(val_err), ts = ex::stat(test_err);
+    std::printf(" %12.1f %13s %13s %13s\n", ex::stat(secs).mean,
                 ex::format("%.4f ± %.4f", ls.mean, ls.sd).c_str(),
                 ex::format("%.2f ± %.2f", vs.mean, vs.sd).c_str(),
                 ex::format("%.2f ± %.2f", ts.mean, ts.sd).c_str());

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdlib>
+#include <sstream>
 #include <stdexcept>
 
 #include <Eigen/Core>
@@ -173,6 +174,34 @@ std::string format(const char* fmt, ...) {
   std::vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   return buf;
+}
+
+Stat stat(const std::vector<double>& v) {
+  Stat s;
+  if (v.empty()) return s;
+  for (const double x : v) s.mean += x;
+  s.mean /= static_cast<double>(v.size());
+  for (const double x : v) s.sd += (x - s.mean) * (x - s.mean);
+  s.sd = v.size() > 1 ? std::sqrt(s.sd / static_cast<double>(v.size() - 1)) : 0.0;
+  return s;
+}
+
+std::vector<long> parse_integers(const std::string& list) {
+  std::vector<long> out;
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    std::size_t used = 0;
+    long s = 0;
+    try {
+      s = std::stol(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size()) return {};
+    out.push_back(s);
+  }
+  return out;
 }
 
 }  // namespace ex

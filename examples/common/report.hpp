@@ -70,6 +70,15 @@ void set_threads(int n);
 /// Creates directory `dir` (and its parents) if needed.
 void make_dirs(const std::string& dir);
 
+/// Mean and sample standard deviation (n − 1 in the denominator; sd 0 for one value).
+struct Stat {
+  double mean = 0.0, sd = 0.0;
+};
+Stat stat(const std::vector<double>& v);
+
+/// "1,2,3" → {1, 2, 3}; empty if any item is not an integer.
+std::vector<long> parse_integers(const std::string& list);
+
 /// printf into a std::string.
 std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
