@@ -3,7 +3,10 @@
 // zero-copy adapter, next to plain cross-entropy; prints the same kind of table as noisy_labels.
 //
 //   torch_noisy_labels [--epochs N] [--train N] [--rate R] [--noise symmetric|pair] [--seed S]
-//                      [--smoke] [--parity] [--data DIR]
+//                      [--val-labels clean|noisy] [--smoke] [--parity] [--data DIR]
+//
+// k* is chosen on the last tenth of the training images, with their clean labels by default (Chen
+// et al.'s protocol) or with their noisy ones (--val-labels noisy, the ablation).
 //
 // --parity trains the same MLP with torch::nn::Dropout and with regula's Dropout module (same
 // initialization, same data order, clean labels) and fails if their final test accuracies
@@ -63,7 +66,7 @@ double accuracy(NetT& net, const at::Tensor& x, const at::Tensor& y) {
 }
 
 /// Chen et al.'s budgeted inference: the test accuracy with only the first k* features kept, k*
-/// chosen on the (noisy) validation split as argmax_k (acc_k − 1e-5·k), k = 1..kmax.
+/// chosen on the validation split as argmax_k (acc_k − 1e-5·k), k = 1..kmax.
 template <class NetT>
 std::pair<double, long> nested_accuracy(NetT& net, const at::Tensor& xv, const at::Tensor& yv,
                                         const at::Tensor& xt, const at::Tensor& yt, long kmax) {
@@ -101,7 +104,7 @@ struct Row {
 int main(int argc, char** argv) {
   ex::Args args(argc, argv,
                 "torch_noisy_labels [--epochs N] [--train N] [--rate R] [--noise symmetric|pair] "
-                "[--seed S] [--smoke] [--parity] [--data DIR]");
+                "[--seed S] [--val-labels clean|noisy] [--smoke] [--parity] [--data DIR]");
   const bool smoke = args.flag("smoke");
   const bool parity = args.flag("parity");
   const long epochs = args.integer("epochs", smoke ? 1 : 10);
@@ -110,7 +113,13 @@ int main(int argc, char** argv) {
   const std::string noise = args.str("noise", "symmetric");
   const auto seed = static_cast<std::uint64_t>(args.integer("seed", 1));
   const std::string dir = args.str("data", "");
+  const std::string val_labels = args.str("val-labels", "clean");
   args.finish();
+  if (val_labels != "clean" && val_labels != "noisy") {
+    std::fprintf(stderr, "torch_noisy_labels: --val-labels must be clean or noisy, got %s\n",
+                 val_labels.c_str());
+    return 2;
+  }
   torch::set_num_threads(1);
 
   ex::TrainTest data = ex::load_fashion_mnist(dir, train_n, smoke ? 512 : 10000, smoke ? 512 : 6000,
@@ -157,19 +166,21 @@ int main(int argc, char** argv) {
       seed};
   regula::NoisyLabels noisy = regula::inject_label_noise(data.train.y, 10, lo);
   const at::Tensor y_noisy_all = as_labels(noisy.labels);
-  // The last tenth of the training set, with its noisy labels, is the validation split.
+  // The last tenth of the training set is the validation split for k*: with its clean labels by
+  // default (Chen et al. hold out 10% of the clean training set), or its noisy ones.
   const long n_val = n / 10;
   n -= n_val;
   steps = n / batch;
   const at::Tensor y_noisy = y_noisy_all.narrow(0, 0, n);
-  const at::Tensor x_val = x_train.narrow(0, n, n_val), y_val = y_noisy_all.narrow(0, n, n_val);
+  const at::Tensor x_val = x_train.narrow(0, n, n_val);
+  const at::Tensor y_val =
+      (val_labels == "clean" ? as_labels(data.train.y) : y_noisy_all).narrow(0, n, n_val);
   std::printf(
-      "regula %d.%d.%d in libtorch: %s, %ld train + %ld noisy validation (%s %.0f%%, realized "
-      "%.1f%%), "
-      "%ld test, %ld epochs\n",
+      "regula %d.%d.%d in libtorch: %s, %ld train + %ld validation with %s labels (%s %.0f%%, "
+      "realized %.1f%%), %ld test, %ld epochs\n",
       REGULA_VERSION_MAJOR, REGULA_VERSION_MINOR, REGULA_VERSION_PATCH,
-      data.synthetic ? "SYNTHETIC data" : "Fashion-MNIST", n, n_val, noise.c_str(), 100 * rate,
-      100 * noisy.realized_rate, data.test.size(), epochs);
+      data.synthetic ? "SYNTHETIC data" : "Fashion-MNIST", n, n_val, val_labels.c_str(),
+      noise.c_str(), 100 * rate, 100 * noisy.realized_rate, data.test.size(), epochs);
 
   std::vector<Row> rows;
   const std::vector<ex::Index> order = ex::permutation(n, seed, 7);
