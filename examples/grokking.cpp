@@ -170,6 +170,7 @@ double tiny_rest_fraction(const Mat& z, const ex::Labels& y, bool stablemax) {
 struct TorchInit {
   std::vector<Index> order;  // pair indices a·p + b, the n_train training pairs first
   Index n_train = 0;
+  long seed = 0;             // the torch seed the file was drawn with
   std::vector<Mat> weights;  // the three layers, out × in
 };
 
@@ -191,6 +192,7 @@ TorchInit load_torch_init(const std::string& path, long p, Index width) {
   const Index n = p * p;
   TorchInit t;
   t.n_train = head[2];
+  t.seed = head[4];
   if (t.n_train <= 0 || t.n_train >= n)
     throw std::runtime_error("grokking: bad n_train in " + path);
   std::vector<std::int32_t> idx(static_cast<std::size_t>(n));
@@ -459,12 +461,18 @@ int main(int argc, char** argv) {
     n_train = init.n_train;
   }
   const Split s = make_split(c.p, order, n_train);
+  // With --init the split and weights are torch's draws for the file's seed; --seed still orders
+  // the epochs' permutations.
+  const std::string seeds =
+      c.init.empty() ? ex::format("seed %ld", c.seed)
+                     : ex::format("split and weights of torch seed %ld from %s, shuffle seed %ld",
+                                  init.seed, c.init.c_str(), c.seed);
   std::printf(
       "regula grokking: (a + b) mod %ld, %td train / %td test pairs, MLP %ld-%td-%td-%ld without "
       "biases, "
-      "full-batch AdamW lr %g, weight decay 0, %ld epochs, seed %ld%s%s\n",
+      "full-batch AdamW lr %g, weight decay 0, %ld epochs, %s\n",
       c.p, s.y_train.size(), s.y_test.size(), 2 * c.p, c.width, c.width, c.p, c.lr, c.epochs,
-      c.seed, c.init.empty() ? "" : ", split and weights from ", c.init.c_str());
+      seeds.c_str());
   std::vector<Result> results;
   for (Kind k : {Kind::softmax, Kind::softmax64, Kind::stablemax, Kind::perp_grad}) {
     if (("," + c.runs + ",").find(std::string(",") + name(k) + ",") == std::string::npos) continue;
@@ -472,9 +480,11 @@ int main(int argc, char** argv) {
   }
 
   std::printf(
-      "\n== results == (a + b) mod %ld, %ld epochs, seed %ld (metrics of the last epoch's "
-      "weights)\n",
-      c.p, c.epochs, c.seed);
+      "\n== results == (a + b) mod %ld, %ld epochs, %s (metrics of the last epoch's weights)\n",
+      c.p, c.epochs,
+      c.init.empty()
+          ? ex::format("seed %ld", c.seed).c_str()
+          : ex::format("torch init seed %ld, shuffle seed %ld", init.seed, c.seed).c_str());
   std::printf("  %-10s %10s %10s %10s %10s %14s %14s %14s %9s\n", "run", "train acc", "test acc",
               "best test", "collapse", "train>=99% at", "test>=95% at", "collapse>50%", "seconds");
   for (const Result& r : results) {
