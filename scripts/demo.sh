@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine and runs the main demo (README quick start, first command):
 # installs the dependencies and Fashion-MNIST (dataset-fashion-mnist), builds the release preset's
-# noisy_labels example and trains an MLP five ways on labels with 50% symmetric noise (about
-# 8 minutes on one core; pass --smoke for a 1-second check, or any other noisy_labels flag).
+# noisy_labels example and trains an MLP five ways on labels with 50% symmetric noise (3–5
+# minutes on one core; pass --smoke for a 1-second check, or any other noisy_labels flag).
 # The curves land in noisy_labels_out/ as CSV and, with gnuplot, as PNG.
 set -euo pipefail
 cd "$(dirname "$0")/.."

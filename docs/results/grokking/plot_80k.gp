@@ -20,7 +20,7 @@ plot sm using 1:($8 > 1 ? $8 : 1/0) with lines lw 1.5 title 'StableMax', \
 unset logscale y
 set format y "%g"
 set yrange [0:1.05]
-set key center right
+set key at graph 0.99, graph 0.62 right opaque
 set ylabel 'fraction'
 set xlabel 'epoch'
 plot sm using 1:4 with lines lw 1.5 title 'test accuracy, StableMax', \
@@ -28,3 +28,16 @@ plot sm using 1:4 with lines lw 1.5 title 'test accuracy, StableMax', \
      s64 using 1:4 with lines lw 1.5 title 'test accuracy, softmax float64', \
      s64 using 1:9 with lines lw 1 dt 2 title 'softmax float64: share with non-label mass < 2^{-23}'
 unset multiplot
+
+# Test accuracy of the three StableMax runs with the accurate gradient: two official
+# initializations and our own draw.
+set output 'docs/img/grokking_stablemax_80k_seeds.png'
+set terminal pngcairo size 1000,450 font ",10"
+set title "StableMax, 80,000 epochs, accurate gradient: test accuracy per initialization"
+set key top left
+set yrange [0:1.05]
+set ylabel 'test accuracy'
+set xlabel 'epoch'
+plot sm using 1:4 with lines lw 1.5 title 'official init, seed 42', \
+     'docs/results/grokking/stablemax_80k_init43.csv' using 1:4 with lines lw 1.5 title 'official init, seed 43', \
+     'docs/results/grokking/stablemax_80k_own42.csv' using 1:4 with lines lw 1.5 title 'own init, seed 42'

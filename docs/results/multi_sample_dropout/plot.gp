@@ -10,6 +10,7 @@ set key top right
 set logscale y
 set ylabel 'eval-mode training loss'
 set grid
+set xrange [0:15]
 plot d.'loss_by_step.csv' using ($1/steps_per_epoch):2 with lines lw 1.5 title 'no dropout', \
      '' using ($1/steps_per_epoch):3 with lines lw 1.5 title 'M = 1 (p = 0.5)', \
      '' using ($1/steps_per_epoch):4 with lines lw 1.5 title 'M = 8 (p = 0.5)'

@@ -44,9 +44,11 @@ def main():
         ks = " / ".join(str(int(r[method][4])) for r in runs)
         print(f"| {method} | " + " | ".join(cells) + f" | {ks} |")
     print()
-    print("Per seed, last epoch | last-10:")
+    print("Per seed (in the order of the files):")
     for method in runs[0]:
-        print(f"- {method}: " + ", ".join(f"{r[method][1]:.2f} | {r[method][2]:.2f}" for r in runs))
+        last = " / ".join(f"{r[method][1]:.2f}" for r in runs)
+        last10 = " / ".join(f"{r[method][2]:.2f}" for r in runs)
+        print(f"- {method}: last epoch {last}; last-10 {last10}")
 
 
 if __name__ == "__main__":
