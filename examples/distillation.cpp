@@ -54,7 +54,8 @@ const char* const kUsage =
     "  --epochs N          student epochs (default 20)\n"
     "  --seeds N           reported seeds seed..seed+N-1 (default 5); --seed S (default 1)\n"
     "  --tune-seed S       the seed of the tuning runs (default 100); --no-tune: mdistiller's\n"
-    "                      settings (T 4, α 0.9, β 8, λ 0.8, dual-head T 2) without a search\n"
+    "                      settings (T 4, α 0.9, β 8, λ 0.8, dual-head T 2) without a search;\n"
+    "                      --tune: search even with --smoke\n"
     "  --train N           training images (default 55000); --val N (default 5000); --test N\n"
     "  --few F             share of the training images for the few-labels test (default 0.03;\n"
     "                      0: skip); --few-epochs N (default 100)\n"
@@ -421,6 +422,7 @@ int main(int argc, char** argv) {
   c.seed = args.integer("seed", c.seed);
   c.tune_seed = args.integer("tune-seed", c.tune_seed);
   if (args.flag("no-tune")) c.tune = false;
+  if (args.flag("tune")) c.tune = true;  // e.g. with --smoke, which skips the search
   c.train = args.integer("train", c.train);
   c.val = args.integer("val", c.val);
   c.test = args.integer("test", c.test);
