@@ -31,6 +31,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -44,7 +45,6 @@ namespace {
 
 using ex::Index;
 using ex::Mat;
-using ex::Vec;
 
 const char* const kUsage =
     "usage: distillation [options]\n"
@@ -83,6 +83,9 @@ const char* name(Method m) {
   return "?";
 }
 
+/// DKD's temperature (mdistiller's CIFAR-100 value); not searched.
+constexpr double kDkdTemperature = 4.0;
+
 /// One method's hyper-parameters. `temperature` and `alpha` are KD's (also the KD part of
 /// sinkhorn); `beta` is DKD's; `weight` is SinKD's λ; `dh_temperature` is BinaryKL-Norm's.
 struct Setting {
@@ -97,7 +100,7 @@ std::string describe(const Setting& s) {
     case Method::kd:
       return ex::format("T %g, alpha %g", s.temperature, s.alpha);
     case Method::dkd:
-      return ex::format("T 4, alpha 1, beta %g", s.beta);
+      return ex::format("T %g, alpha 1, beta %g", kDkdTemperature, s.beta);
     case Method::sinkhorn:
       return ex::format("KD (T %g, alpha %g) + %g SinKD", s.temperature, s.alpha, s.weight);
     case Method::dual_head:
@@ -210,7 +213,7 @@ Result train_student(const Config& c, const Setting& st, Index width, long epoch
   ex::Optimizer opt(net, extra, oo);
 
   const auto kd_opt = regula::KDLossOptions{}.with_temperature(st.temperature);
-  const auto dkd_opt = regula::DKDOptions{}.with_beta(st.beta).with_temperature(4.0);
+  const auto dkd_opt = regula::DKDOptions{}.with_beta(st.beta).with_temperature(kDkdTemperature);
   const regula::SinkhornKDOptions sk_opt{};
   regula::SinkhornKDWorkspace<float> sk_ws;
   const auto bkl_opt = regula::KDLossOptions{}.with_temperature(st.dh_temperature);
@@ -323,7 +326,7 @@ std::map<Method, Setting> tune(const Config& c, Index width, const ex::Dataset& 
   std::map<Method, Setting> best;
   for (const Method m : kMethods) best[m].method = m;
   if (!c.tune) return best;
-  const auto search = [&](std::vector<Setting> grid) {
+  const auto search = [&](const std::vector<Setting>& grid) {
     double best_val = -1.0;
     Setting chosen = grid.front();
     for (const Setting& s : grid) {
@@ -341,41 +344,34 @@ std::map<Method, Setting> tune(const Config& c, Index width, const ex::Dataset& 
                 describe(chosen).c_str(), 100.0 * best_val);
     return chosen;
   };
-  std::vector<Setting> grid;
-  for (const double t : {1.0, 2.0, 4.0, 8.0}) {
-    for (const double a : {0.5, 0.9}) {
-      Setting s;
-      s.method = Method::kd;
-      s.temperature = t;
-      s.alpha = a;
-      grid.push_back(s);
+  // `base` with `field` set to each of `values`.
+  const auto vary = [](Setting base, double Setting::*field, std::initializer_list<double> values) {
+    std::vector<Setting> grid;
+    for (const double v : values) {
+      base.*field = v;
+      grid.push_back(base);
     }
-  }
-  best[Method::kd] = search(grid);
-  grid.clear();
-  for (const double b : {0.5, 1.0, 2.0, 4.0, 8.0}) {
+    return grid;
+  };
+  const auto with_method = [](Method m) {
     Setting s;
-    s.method = Method::dkd;
-    s.beta = b;
-    grid.push_back(s);
+    s.method = m;
+    return s;
+  };
+  std::vector<Setting> kd_grid;
+  for (const double t : {1.0, 2.0, 4.0, 8.0}) {
+    Setting s = with_method(Method::kd);
+    s.temperature = t;
+    const std::vector<Setting> g = vary(s, &Setting::alpha, {0.5, 0.9});
+    kd_grid.insert(kd_grid.end(), g.begin(), g.end());
   }
-  best[Method::dkd] = search(grid);
-  grid.clear();
-  for (const double w : {0.1, 0.3, 0.8}) {
-    Setting s = best[Method::kd];
-    s.method = Method::sinkhorn;
-    s.weight = w;
-    grid.push_back(s);
-  }
-  best[Method::sinkhorn] = search(grid);
-  grid.clear();
-  for (const double t : {1.0, 2.0, 4.0}) {
-    Setting s;
-    s.method = Method::dual_head;
-    s.dh_temperature = t;
-    grid.push_back(s);
-  }
-  best[Method::dual_head] = search(grid);
+  best[Method::kd] = search(kd_grid);
+  best[Method::dkd] = search(vary(with_method(Method::dkd), &Setting::beta, {0.5, 1, 2, 4, 8}));
+  Setting sk = best[Method::kd];
+  sk.method = Method::sinkhorn;
+  best[Method::sinkhorn] = search(vary(sk, &Setting::weight, {0.1, 0.3, 0.8}));
+  best[Method::dual_head] =
+      search(vary(with_method(Method::dual_head), &Setting::dh_temperature, {1, 2, 4}));
   return best;
 }
 

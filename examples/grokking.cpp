@@ -465,14 +465,13 @@ int main(int argc, char** argv) {
   // the epochs' permutations.
   const std::string seeds =
       c.init.empty() ? ex::format("seed %ld", c.seed)
-                     : ex::format("split and weights of torch seed %ld from %s, shuffle seed %ld",
-                                  init.seed, c.init.c_str(), c.seed);
+                     : ex::format("torch init seed %ld, shuffle seed %ld", init.seed, c.seed);
   std::printf(
       "regula grokking: (a + b) mod %ld, %td train / %td test pairs, MLP %ld-%td-%td-%ld without "
       "biases, "
-      "full-batch AdamW lr %g, weight decay 0, %ld epochs, %s\n",
+      "full-batch AdamW lr %g, weight decay 0, %ld epochs, %s%s%s\n",
       c.p, s.y_train.size(), s.y_test.size(), 2 * c.p, c.width, c.width, c.p, c.lr, c.epochs,
-      seeds.c_str());
+      seeds.c_str(), c.init.empty() ? "" : ", split and weights from ", c.init.c_str());
   std::vector<Result> results;
   for (Kind k : {Kind::softmax, Kind::softmax64, Kind::stablemax, Kind::perp_grad}) {
     if (("," + c.runs + ",").find(std::string(",") + name(k) + ",") == std::string::npos) continue;
@@ -481,10 +480,7 @@ int main(int argc, char** argv) {
 
   std::printf(
       "\n== results == (a + b) mod %ld, %ld epochs, %s (metrics of the last epoch's weights)\n",
-      c.p, c.epochs,
-      c.init.empty()
-          ? ex::format("seed %ld", c.seed).c_str()
-          : ex::format("torch init seed %ld, shuffle seed %ld", init.seed, c.seed).c_str());
+      c.p, c.epochs, seeds.c_str());
   std::printf("  %-10s %10s %10s %10s %10s %14s %14s %14s %9s\n", "run", "train acc", "test acc",
               "best test", "collapse", "train>=99% at", "test>=95% at", "collapse>50%", "seconds");
   for (const Result& r : results) {

@@ -27,6 +27,7 @@
 
 #include "common/data.hpp"
 #include "common/report.hpp"
+#include "common/torch_data.hpp"
 #include <malloc.h>
 
 namespace {
@@ -56,13 +57,6 @@ struct Teacher : torch::nn::Module {
   regula::libtorch::ChannelDropout channel_drop;
   regula::libtorch::Dropout drop;
 };
-
-/// Images as an N × 1 × 28 × 28 float tensor over the data set's memory (no copy).
-at::Tensor as_images(ex::Dataset& d) { return torch::from_blob(d.x.data(), {d.size(), 1, 28, 28}); }
-
-at::Tensor as_labels(std::vector<std::int64_t>& y) {
-  return torch::from_blob(y.data(), {static_cast<long>(y.size())}, torch::kLong);
-}
 
 /// Eval-mode logits in chunks of 2,000 images.
 at::Tensor logits_of(Teacher& net, const at::Tensor& x) {
@@ -103,8 +97,8 @@ int main(int argc, char** argv) {
 
   ex::TrainTest data = ex::load_fashion_mnist(dir, smoke ? 1024 : 60000, smoke ? 512 : 10000,
                                               smoke ? 1024 : 6000, smoke ? 512 : 2000, seed);
-  const at::Tensor x_all = as_images(data.train), xt = as_images(data.test);
-  const at::Tensor y_all = as_labels(data.train.y), yt = as_labels(data.test.y);
+  const at::Tensor x_all = ex::as_images(data.train), xt = ex::as_images(data.test);
+  const at::Tensor y_all = ex::as_labels(data.train.y), yt = ex::as_labels(data.test.y);
   const long n_all = x_all.size(0);
   if (n_val < 1 || n_val >= n_all) {
     std::fprintf(stderr, "torch_fashion_teacher: --val must be in [1, %ld), got %ld\n", n_all,
@@ -133,8 +127,7 @@ int main(int argc, char** argv) {
       const double lr_now = lr * 0.5 * (1.0 + std::cos(pi * static_cast<double>(step) / total));
       for (auto& g : opt.param_groups())
         static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr_now);
-      const at::Tensor idx =
-          torch::from_blob(const_cast<ex::Index*>(order.data()) + s * batch, {batch}, torch::kLong);
+      const at::Tensor idx = ex::batch_indices(order, s, batch);
       opt.zero_grad();
       const at::Tensor loss = regula::libtorch::cross_entropy<>(
           net->forward(x.index_select(0, idx)), y.index_select(0, idx));

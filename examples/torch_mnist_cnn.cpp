@@ -27,6 +27,7 @@
 
 #include "common/data.hpp"
 #include "common/report.hpp"
+#include "common/torch_data.hpp"
 
 namespace {
 
@@ -77,13 +78,6 @@ struct Net : torch::nn::Module {
   torch::nn::Linear fc1, fc2;
 };
 
-/// Images as an N × 1 × 28 × 28 float tensor over the data set's memory (no copy).
-at::Tensor as_images(ex::Dataset& d) { return torch::from_blob(d.x.data(), {d.size(), 1, 28, 28}); }
-
-at::Tensor as_labels(std::vector<std::int64_t>& y) {
-  return torch::from_blob(y.data(), {static_cast<long>(y.size())}, torch::kLong);
-}
-
 struct Result {
   double accuracy = 0, seconds_per_epoch = 0;
 };
@@ -100,8 +94,7 @@ Result train(const at::Tensor& x, const at::Tensor& y, const at::Tensor& xt, con
   for (long e = 0; e < epochs; ++e) {
     net->train();
     for (long s = 0; s < steps; ++s) {
-      const at::Tensor idx =
-          torch::from_blob(const_cast<ex::Index*>(order.data()) + s * batch, {batch}, torch::kLong);
+      const at::Tensor idx = ex::batch_indices(order, s, batch);
       opt.zero_grad();
       Net<Regula>::loss(net->forward(x.index_select(0, idx)), y.index_select(0, idx)).backward();
       opt.step();
@@ -131,8 +124,8 @@ int main(int argc, char** argv) {
 
   ex::TrainTest data = ex::load_fashion_mnist(dir, train_n, smoke ? 512 : 10000,
                                               smoke ? 1024 : 6000, smoke ? 512 : 2000, seed);
-  const at::Tensor x = as_images(data.train), xt = as_images(data.test);
-  const at::Tensor y = as_labels(data.train.y), yt = as_labels(data.test.y);
+  const at::Tensor x = ex::as_images(data.train), xt = ex::as_images(data.test);
+  const at::Tensor y = ex::as_labels(data.train.y), yt = ex::as_labels(data.test.y);
   const Result t = train<false>(x, y, xt, yt, epochs, seed);
   const Result r = train<true>(x, y, xt, yt, epochs, seed);
   std::printf("== results == %s, %ld train, %ld epochs, one thread\n",

@@ -25,6 +25,7 @@
 
 #include "common/data.hpp"
 #include "common/report.hpp"
+#include "common/torch_data.hpp"
 
 namespace {
 
@@ -49,10 +50,6 @@ struct Net : torch::nn::Module {
 /// the same bytes, no copy.
 at::Tensor as_tensor(ex::Dataset& d) {
   return torch::from_blob(d.x.data(), {d.size(), d.x.rows()});
-}
-
-at::Tensor as_labels(std::vector<std::int64_t>& y) {
-  return torch::from_blob(y.data(), {static_cast<long>(y.size())}, torch::kLong);
 }
 
 template <class NetT>
@@ -125,14 +122,14 @@ int main(int argc, char** argv) {
   ex::TrainTest data = ex::load_fashion_mnist(dir, train_n, smoke ? 512 : 10000, smoke ? 512 : 6000,
                                               smoke ? 256 : 2000, seed);
   const at::Tensor x_train = as_tensor(data.train), x_test = as_tensor(data.test);
-  const at::Tensor y_test = as_labels(data.test.y);
+  const at::Tensor y_test = ex::as_labels(data.test.y);
   const long batch = 128;
   long n = data.train.size();
   long steps = n / batch;
 
   if (parity) {
     // Same MLP, same initialization and data order; only the dropout implementation differs.
-    const at::Tensor y_clean = as_labels(data.train.y);
+    const at::Tensor y_clean = ex::as_labels(data.train.y);
     auto run = [&](auto dropout) {
       torch::manual_seed(static_cast<std::uint64_t>(seed));
       auto net = std::make_shared<Net<decltype(dropout)>>(256, dropout);
@@ -140,8 +137,7 @@ int main(int argc, char** argv) {
       const std::vector<ex::Index> order = ex::permutation(n, seed, 5);
       for (long e = 0; e < epochs; ++e) {
         for (long s = 0; s < steps; ++s) {
-          const at::Tensor idx = torch::from_blob(const_cast<ex::Index*>(order.data()) + s * batch,
-                                                  {batch}, torch::kLong);
+          const at::Tensor idx = ex::batch_indices(order, s, batch);
           opt.zero_grad();
           torch::nn::functional::cross_entropy(net->forward(x_train.index_select(0, idx)),
                                                y_clean.index_select(0, idx))
@@ -165,7 +161,7 @@ int main(int argc, char** argv) {
       noise == "pair" ? regula::LabelNoise::pair : regula::LabelNoise::symmetric_exclusive, rate,
       seed};
   regula::NoisyLabels noisy = regula::inject_label_noise(data.train.y, 10, lo);
-  const at::Tensor y_noisy_all = as_labels(noisy.labels);
+  const at::Tensor y_noisy_all = ex::as_labels(noisy.labels);
   // The last tenth of the training set is the validation split for k*: with its clean labels by
   // default (Chen et al. hold out 10% of the clean training set), or its noisy ones.
   const long n_val = n / 10;
@@ -174,7 +170,7 @@ int main(int argc, char** argv) {
   const at::Tensor y_noisy = y_noisy_all.narrow(0, 0, n);
   const at::Tensor x_val = x_train.narrow(0, n, n_val);
   const at::Tensor y_val =
-      (val_labels == "clean" ? as_labels(data.train.y) : y_noisy_all).narrow(0, n, n_val);
+      (val_labels == "clean" ? ex::as_labels(data.train.y) : y_noisy_all).narrow(0, n, n_val);
   std::printf(
       "regula %d.%d.%d in libtorch: %s, %ld train + %ld validation with %s labels (%s %.0f%%, "
       "realized %.1f%%), %ld test, %ld epochs\n",
@@ -184,10 +180,7 @@ int main(int argc, char** argv) {
 
   std::vector<Row> rows;
   const std::vector<ex::Index> order = ex::permutation(n, seed, 7);
-  auto batch_index = [&](long s) {
-    return torch::from_blob(const_cast<ex::Index*>(order.data()) + s * batch, {batch},
-                            torch::kLong);
-  };
+  auto batch_index = [&](long s) { return ex::batch_indices(order, s, batch); };
 
   {  // Plain cross-entropy (regula's, through the adapter), no regularizer.
     torch::manual_seed(seed);
