@@ -20,7 +20,7 @@ struct Shape {
   std::int64_t batch;
   std::int64_t classes;
 };
-constexpr Shape kShapes[] = {{512, 10}, {512, 1000}, {32, 32000}};
+constexpr Shape kShapes[] = {{512, 10}, {4096, 10}, {512, 1000}, {32, 32000}};
 
 std::string case_name(const char* op, Shape s) {
   return std::string(op) + "_" + std::to_string(s.batch) + "x" + std::to_string(s.classes);

@@ -65,7 +65,7 @@ LOSSES = {"kd_kl": kd_kl, "dkd": dkd, "reverse_kl": reverse_kl, "js": js,
           "total_variation": total_variation, "logit_mse": logit_mse,
           "binary_kl": binary_kl, "binary_kl_norm": binary_kl_norm}
 
-for b, c in ((512, 100), (512, 1000)):
+for b, c in ((512, 10), (512, 100), (512, 1000)):
     z0 = (torch.rand(b, c) * 2 - 1) * 4
     v = (torch.rand(b, c) * 2 - 1) * 4
     y = (torch.arange(b) * 7919) % c

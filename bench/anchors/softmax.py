@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from _common import emit, seconds_per_call
 
-for b, c in ((512, 10), (512, 1000), (32, 32000)):
+for b, c in ((512, 10), (4096, 10), (512, 1000), (32, 32000)):
     shape = f"{b}x{c}"
     z = (torch.rand(b, c, dtype=torch.float32) * 2 - 1) * 4
     y = (torch.arange(b) * 7919) % c

@@ -21,7 +21,7 @@ struct Shape {
   std::int64_t batch;
   std::int64_t classes;
 };
-constexpr Shape kShapes[] = {{512, 10}, {512, 1000}, {32, 32000}};
+constexpr Shape kShapes[] = {{512, 10}, {4096, 10}, {512, 1000}, {32, 32000}};
 
 template <regula::Normalizer Norm>
 void ce_fwd_bwd(benchmark::State& state, Shape s) {

@@ -81,6 +81,112 @@ TEMPLATE_TEST_CASE("KD kernels agree with their scalar references", "[kernels][k
   }
 }
 
+// The cross-column kd_kl and reverse_kl kernels (kd_kl_tile, reverse_kl_tile) against their
+// per-column kernels, per column and element: on
+// tiles of every head width it takes, ragged and strided, with columns that take the direct
+// form (random), the cancellation-free path (teacher = student + tiny noise, confident columns
+// whose top classes agree), the wide fallback (logits spanning past the largest T) and NaN.
+// Columns that fall back get the per-column kernel's own bits; direct ones agree to a few ulps.
+template <class T, bool Reverse>
+void check_kd_tile() {
+  namespace k = regula::kernels;
+  constexpr std::size_t W = regula::simd::width<T>;
+  const T M = std::numeric_limits<T>::max();
+  const double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
+  for (const std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{10},
+                              std::size_t{17}, std::size_t{32}}) {
+    for (const std::size_t count : {std::size_t{1}, std::size_t{5}, W}) {
+      if (count > W) continue;
+      const std::size_t s = n + 3;  // strided: three rows of padding per column
+      std::vector<T> z(s * count, T(-5)), v(s * count, T(-5));
+      for (std::size_t c = 0; c < count; ++c) {
+        const auto zc = data<T>(n, static_cast<unsigned>(3 * c + 1), 6.0);
+        const auto vc = data<T>(n, static_cast<unsigned>(3 * c + 2), 6.0);
+        for (std::size_t r = 0; r < n; ++r) {
+          T zr = zc[r], vr = vc[r];
+          switch (c % 5) {
+            case 1:  // nearly equal: the cancellation-free path
+              vr = zr + T(1e-3) * vc[r];
+              break;
+            case 2:  // confident, top classes agree
+              if (r == 0) zr = vr = T(25);
+              break;
+            case 3:  // past the largest T: the wide fallback
+              if (r < 2 && n >= 2) zr = r == 0 ? M : -M;
+              break;
+            case 4:  // NaN in the teacher
+              if (r == n / 2) vr = std::numeric_limits<T>::quiet_NaN();
+              break;
+            default:
+              break;
+          }
+          z[c * s + r] = zr;
+          v[c * s + r] = vr;
+        }
+      }
+      CAPTURE(n, count);
+      const T kk = T(0.5), gs = T(0.75);
+      std::vector<T> dz(s * count, T(7)), dcol(n), scratch(n);
+      double d[64], d_nodz[64];
+      if constexpr (Reverse) {
+        k::reverse_kl_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, dz.data(), s, d);
+        k::reverse_kl_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, static_cast<T*>(nullptr),
+                              s, d_nodz);
+      } else {
+        k::kd_kl_tile<T>(z.data(), s, v.data(), s, n, count, kk, kk, gs, dz.data(), s, d);
+        k::kd_kl_tile<T>(z.data(), s, v.data(), s, n, count, kk, kk, gs, static_cast<T*>(nullptr),
+                         s, d_nodz);
+      }
+      for (std::size_t c = 0; c < count; ++c) {
+        CAPTURE(c);
+        const double dc = Reverse ? k::reverse_kl_column<T>(z.data() + c * s, v.data() + c * s, n,
+                                                            kk, gs, dcol.data())
+                                  : k::kd_kl_column<T>(z.data() + c * s, v.data() + c * s, n, kk,
+                                                       kk, gs, dcol.data(), scratch.data());
+        if (std::isnan(dc)) {
+          CHECK(std::isnan(d[c]));
+          CHECK(std::isnan(d_nodz[c]));
+          continue;
+        }
+        CHECK(d[c] == d_nodz[c]);  // the same with or without the gradient
+        CHECK(d[c] >= 0.0);
+        CHECK(std::abs(d[c] - dc) <= 64 * eps * dc + 1e-300);
+        // Each gradient element gs·k·(p − q) on the scale of its two terms.
+        double sz = 0, sv = 0, mz = -std::numeric_limits<double>::infinity(), mv = mz;
+        for (std::size_t r = 0; r < n; ++r) {
+          mz = std::max(mz, static_cast<double>(z[c * s + r]));
+          mv = std::max(mv, static_cast<double>(v[c * s + r]));
+        }
+        for (std::size_t r = 0; r < n; ++r) {
+          sz += std::exp(static_cast<double>(kk) * (static_cast<double>(z[c * s + r]) - mz));
+          sv += std::exp(static_cast<double>(kk) * (static_cast<double>(v[c * s + r]) - mv));
+        }
+        for (std::size_t r = 0; r < n; ++r) {
+          const double p =
+              std::exp(static_cast<double>(kk) * (static_cast<double>(z[c * s + r]) - mz)) / sz;
+          const double q =
+              std::exp(static_cast<double>(kk) * (static_cast<double>(v[c * s + r]) - mv)) / sv;
+          // kd_kl: gs·k·(p − q); reverse KL: gs·k·p·(r − D), r = log p − log q, whose terms are
+          // of the size p·(|r| + D + 1).
+          const double lr = p > 0 && q > 0 ? std::abs(std::log(p / q)) : 0.0;
+          const double size = Reverse ? p * (lr + dc + 1.0) : p + q;
+          const double scale = static_cast<double>(gs * kk) * (std::isfinite(size) ? size : 1.0);
+          INFO("row " << r << ": " << dz[c * s + r] << " vs " << dcol[r]);
+          CHECK(std::abs(static_cast<double>(dz[c * s + r]) - static_cast<double>(dcol[r])) <=
+                64 * eps * scale + static_cast<double>(std::numeric_limits<T>::min()));
+        }
+        for (std::size_t r = n; r < s; ++r) CHECK(dz[c * s + r] == T(7));  // padding untouched
+      }
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("The cross-column kd_kl and reverse_kl kernels match the per-column ones",
+                   "[kernels][kd]", float, double) {
+  check_kd_tile<TestType, false>();
+  check_kd_tile<TestType, true>();
+}
+
 }  // namespace regula::test::kd_kernels
 
 namespace regula::test::kd_kernels {

@@ -1,7 +1,8 @@
-// The cross-column softmax cross-entropy kernel (softmax_xent_hard_tile) against the per-column
-// kernel and a long-double reference, per element, for every head width it takes and ragged
-// tiles, in the random, confident and collapsed regimes. Compiled for each instruction set by
-// test_isa.cpp and for the default one by test_cross_entropy.cpp.
+// The cross-column cross-entropy kernels (softmax_xent_hard_tile, stablemax_xent_hard_tile)
+// against the per-column kernels and a long-double reference, per element, for every head width
+// they take and ragged tiles, in the random, confident and collapsed regimes. Compiled for each
+// instruction set by test_isa.cpp and for the default one by test_cross_entropy.cpp.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -40,11 +41,51 @@ std::vector<T> logits(std::size_t n, std::size_t cols, int regime,
 
 }  // namespace xent_cases
 
-TEMPLATE_TEST_CASE(
-    "The cross-column softmax cross-entropy kernel matches the per-column one and a "
-    "long-double reference per element",
-    "[kernels][cross_entropy][simd]", float, double) {
-  using T = TestType;
+namespace xent_cases {
+
+// Long-double reference of one column: ℓ = log1p(R/s_y) and g·∂ℓ/∂z (softmax: s = e^{z−m},
+// ∂ℓ/∂z_j = p_j; StableMax: ∂ℓ/∂z_j = r_j·s_j/S = min(s_j, 1)²/S), the label's element −g·r_y·R/S.
+template <regula::Normalizer Norm, class T>
+long double reference(const T* z, std::size_t n, std::size_t y, T g, long double* dz) {
+  using L = long double;
+  L m = static_cast<L>(z[0]);
+  for (std::size_t r = 1; r < n; ++r) m = std::max(m, static_cast<L>(z[r]));
+  std::vector<L> s(n);
+  L S = 0, R = 0;
+  for (std::size_t r = 0; r < n; ++r) {
+    const L x = static_cast<L>(z[r]);
+    if constexpr (Norm == regula::Normalizer::softmax) {
+      s[r] = std::exp(x - m);
+    } else {
+      s[r] = x >= 0 ? 1 + x : 1 / (1 - x);
+    }
+    S += s[r];
+    if (r != y) R += s[r];
+  }
+  for (std::size_t r = 0; r < n; ++r) {
+    const L x = static_cast<L>(z[r]);
+    const L rr = Norm == regula::Normalizer::softmax ? L(1) : 1 / (1 + std::abs(x));
+    dz[r] = r == y ? -static_cast<L>(g) * rr * R / S : static_cast<L>(g) * rr * s[r] / S;
+  }
+  return std::log1p(R / s[y]);
+}
+
+// The relative condition of the normalizer's element r: |z_r − m| for softmax's exp(z − m) (the
+// rounding of z − m alone moves e_r that much, in every implementation), at most 1 for s(z).
+template <regula::Normalizer Norm, class T>
+long double condition(const T* z, std::size_t n, std::size_t r) {
+  if constexpr (Norm == regula::Normalizer::softmax) {
+    long double m = static_cast<long double>(z[0]);
+    for (std::size_t k = 1; k < n; ++k) m = std::max(m, static_cast<long double>(z[k]));
+    return m - static_cast<long double>(z[r]);
+  } else {
+    return 1;
+  }
+}
+
+template <regula::Normalizer Norm, class T>
+void check_tile() {
+  using regula::kernels::XentTerms;
   constexpr std::size_t W = xsimd::batch<T, regula::default_arch>::size;
   const T eps = std::numeric_limits<T>::epsilon();
   const T g = T(1) / T(3);
@@ -57,40 +98,28 @@ TEMPLATE_TEST_CASE(
         INFO("n " << n << ", count " << count << ", regime " << regime << ", W " << W);
         std::vector<std::int64_t> y(count);
         for (std::size_t k = 0; k < count; ++k) y[k] = static_cast<std::int64_t>((k * 7 + 3) % n);
-        const auto z = xent_cases::logits<T>(n, count, regime, y);
+        const auto z = logits<T>(n, count, regime, y);
         // One column past the tile holds a sentinel: the kernel writes `count` columns only.
         std::vector<T> dz(n * (count + 1), T(-7)), dz_col(n * count);
-        regula::kernels::XentTerms terms[16];
-        regula::kernels::softmax_xent_hard_tile<T>(z.data(), n, n, count, y.data(), gamma, g,
-                                                   dz.data(), n, terms);
-        regula::kernels::XentTerms no_dz[16];
-        regula::kernels::softmax_xent_hard_tile<T>(z.data(), n, n, count, y.data(), gamma, g,
-                                                   static_cast<T*>(nullptr), n, no_dz);
+        XentTerms terms[16];
+        regula::kernels::xent_hard_tile<Norm, T>(z.data(), n, n, count, y.data(), gamma, g,
+                                                 dz.data(), n, terms);
+        XentTerms no_dz[16];
+        regula::kernels::xent_hard_tile<Norm, T>(z.data(), n, n, count, y.data(), gamma, g,
+                                                 static_cast<T*>(nullptr), n, no_dz);
         for (std::size_t r = 0; r < n; ++r) CHECK(dz[count * n + r] == T(-7));
+        std::vector<long double> ref(n);
         for (std::size_t k = 0; k < count; ++k) {
           const T* zk = z.data() + k * n;
           const auto yk = static_cast<std::size_t>(y[k]);
-          const regula::kernels::XentTerms col = regula::kernels::softmax_xent_hard_terms<T>(
-              zk, n, yk, T(0), gamma, g, dz_col.data() + k * n);
-          // Long-double reference: ℓ = log(S/e_y), dz_j = g·e_j/S, dz_y = −g·R/S.
-          long double m = static_cast<long double>(zk[0]);
-          for (std::size_t r = 1; r < n; ++r) m = std::max(m, static_cast<long double>(zk[r]));
-          long double S = 0, R = 0;
-          for (std::size_t r = 0; r < n; ++r) {
-            const long double e = std::exp(static_cast<long double>(zk[r]) - m);
-            S += e;
-            if (r != yk) R += e;
-          }
-          const long double ey = std::exp(static_cast<long double>(zk[yk]) - m);
-          const long double loss_ref = std::log1p(R / ey);
+          const XentTerms col = regula::kernels::xent_hard_terms<Norm, T>(zk, n, yk, T(0), gamma, g,
+                                                                          dz_col.data() + k * n);
+          const long double loss_ref = reference<Norm>(zk, n, yk, g, ref.data());
           const double loss = regula::kernels::xent_finish(terms[k]);
           CHECK(loss == regula::kernels::xent_finish(no_dz[k]));  // the same with or without dz
           CHECK(terms[k].kind == col.kind);
-          // exp(z − m) has condition number |z − m|: the rounding of z − m alone moves each e_j by
-          // |z_j − m|·ε relative, in every implementation.
           long double span = 0;
-          for (std::size_t r = 0; r < n; ++r)
-            span = std::max(span, m - static_cast<long double>(zk[r]));
+          for (std::size_t r = 0; r < n; ++r) span = std::max(span, condition<Norm>(zk, n, r));
           const double tol_loss =
               8.0 * (static_cast<double>(n) + static_cast<double>(span)) * static_cast<double>(eps);
           CHECK(std::abs(static_cast<long double>(loss) - loss_ref) <=
@@ -98,16 +127,13 @@ TEMPLATE_TEST_CASE(
           CHECK(std::abs(loss - regula::kernels::xent_finish(col)) <=
                 tol_loss * std::abs(loss) + 1e-300);
           for (std::size_t r = 0; r < n; ++r) {
-            const long double ref = r == yk ? -static_cast<long double>(g) * R / S
-                                            : static_cast<long double>(g) *
-                                                  std::exp(static_cast<long double>(zk[r]) - m) / S;
             const T d = dz[k * n + r];
             const long double floor = static_cast<long double>(std::numeric_limits<T>::min());
             INFO("column " << k << ", class " << r << ": " << d << " vs "
-                           << static_cast<double>(ref));
-            const long double cond = 1 + m - static_cast<long double>(zk[r]);
-            CHECK(std::abs(static_cast<long double>(d) - ref) <=
-                  16 * static_cast<long double>(eps) * cond * std::abs(ref) + floor);
+                           << static_cast<double>(ref[r]));
+            const long double cond = 1 + condition<Norm>(zk, n, r);
+            CHECK(std::abs(static_cast<long double>(d) - ref[r]) <=
+                  16 * static_cast<long double>(eps) * cond * std::abs(ref[r]) + floor);
             const T dc = dz_col[k * n + r];
             CHECK(std::abs(d - dc) <= T(32) * eps * std::abs(dc) + std::numeric_limits<T>::min());
           }
@@ -115,4 +141,20 @@ TEMPLATE_TEST_CASE(
       }
     }
   }
+}
+
+}  // namespace xent_cases
+
+TEMPLATE_TEST_CASE(
+    "The cross-column softmax cross-entropy kernel matches the per-column one and a "
+    "long-double reference per element",
+    "[kernels][cross_entropy][simd]", float, double) {
+  xent_cases::check_tile<regula::Normalizer::softmax, TestType>();
+}
+
+TEMPLATE_TEST_CASE(
+    "The cross-column StableMax cross-entropy kernel matches the per-column one and a "
+    "long-double reference per element",
+    "[kernels][cross_entropy][stablemax][simd]", float, double) {
+  xent_cases::check_tile<regula::Normalizer::stablemax, TestType>();
 }

@@ -31,11 +31,9 @@ void softmax(const Eigen::MatrixBase<D>& z, MatrixRef<typename D::Scalar> y) {
   static_assert(is_scalar_v<T>, "regula::softmax: the scalar type must be float or double");
   const MatrixCRef<T> zr(z.derived());
   detail::check_output("regula::softmax", "z", zr, "y", y);
-  const auto n = static_cast<std::size_t>(zr.rows());
-  detail::for_each_column(zr.rows(), zr.cols(), [&](std::size_t c) noexcept {
-    const auto j = static_cast<Index>(c);
-    kernels::softmax_column(zr.col(j).data(), n, y.col(j).data());
-  });
+  detail::map_columns(
+      kernels::tile_rows, [](auto... a) noexcept { kernels::softmax_tile<T>(a...); },
+      [](auto... a) noexcept { kernels::softmax_column<T>(a...); }, y, zr);
 }
 
 /// softmax(z) in a new matrix.
@@ -62,11 +60,9 @@ void softmax_backward(const Eigen::MatrixBase<D1>& y, const Eigen::MatrixBase<D2
   detail::check_same_shape("regula::softmax_backward", "dy", dyr, "y", yr);
   detail::check_output("regula::softmax_backward", "dy", dyr, "dz", dz);
   detail::check_output("regula::softmax_backward", "y", yr, "dz", dz);
-  const auto n = static_cast<std::size_t>(yr.rows());
-  detail::for_each_column(yr.rows(), yr.cols(), [&](std::size_t c) noexcept {
-    const auto j = static_cast<Index>(c);
-    kernels::softmax_backward_column(yr.col(j).data(), dyr.col(j).data(), n, dz.col(j).data());
-  });
+  detail::map_columns(
+      kernels::tile_rows, [](auto... a) noexcept { kernels::softmax_backward_tile<T>(a...); },
+      [](auto... a) noexcept { kernels::softmax_backward_column<T>(a...); }, dz, yr, dyr);
 }
 
 /// y = log_softmax(z) per column: y_ij = (z_ij − m_j) − log Σ_k exp(z_kj − m_j), m_j the column
@@ -78,11 +74,9 @@ void log_softmax(const Eigen::MatrixBase<D>& z, MatrixRef<typename D::Scalar> y)
   static_assert(is_scalar_v<T>, "regula::log_softmax: the scalar type must be float or double");
   const MatrixCRef<T> zr(z.derived());
   detail::check_output("regula::log_softmax", "z", zr, "y", y);
-  const auto n = static_cast<std::size_t>(zr.rows());
-  detail::for_each_column(zr.rows(), zr.cols(), [&](std::size_t c) noexcept {
-    const auto j = static_cast<Index>(c);
-    kernels::log_softmax_column(zr.col(j).data(), n, y.col(j).data());
-  });
+  detail::map_columns(
+      kernels::tile_rows, [](auto... a) noexcept { kernels::log_softmax_tile<T>(a...); },
+      [](auto... a) noexcept { kernels::log_softmax_column<T>(a...); }, y, zr);
 }
 
 /// log_softmax(z) in a new matrix.
@@ -107,11 +101,9 @@ void log_softmax_backward(const Eigen::MatrixBase<D1>& y, const Eigen::MatrixBas
   detail::check_same_shape("regula::log_softmax_backward", "dy", dyr, "y", yr);
   detail::check_output("regula::log_softmax_backward", "dy", dyr, "dz", dz);
   detail::check_output("regula::log_softmax_backward", "y", yr, "dz", dz);
-  const auto n = static_cast<std::size_t>(yr.rows());
-  detail::for_each_column(yr.rows(), yr.cols(), [&](std::size_t c) noexcept {
-    const auto j = static_cast<Index>(c);
-    kernels::log_softmax_backward_column(yr.col(j).data(), dyr.col(j).data(), n, dz.col(j).data());
-  });
+  detail::map_columns(
+      kernels::tile_rows, [](auto... a) noexcept { kernels::log_softmax_backward_tile<T>(a...); },
+      [](auto... a) noexcept { kernels::log_softmax_backward_column<T>(a...); }, dz, yr, dyr);
 }
 
 }  // namespace regula

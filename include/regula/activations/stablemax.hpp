@@ -32,11 +32,9 @@ void stablemax(const Eigen::MatrixBase<D>& z, MatrixRef<typename D::Scalar> y) {
   static_assert(is_scalar_v<T>, "regula::stablemax: the scalar type must be float or double");
   const MatrixCRef<T> zr(z.derived());
   detail::check_output("regula::stablemax", "z", zr, "y", y);
-  const auto n = static_cast<std::size_t>(zr.rows());
-  detail::for_each_column(zr.rows(), zr.cols(), [&](std::size_t c) noexcept {
-    const auto j = static_cast<Index>(c);
-    kernels::stablemax_column(zr.col(j).data(), n, y.col(j).data());
-  });
+  detail::map_columns(
+      kernels::tile_rows, [](auto... a) noexcept { kernels::stablemax_tile<T>(a...); },
+      [](auto... a) noexcept { kernels::stablemax_column<T>(a...); }, y, zr);
 }
 
 /// StableMax(z) in a new matrix.
@@ -55,11 +53,9 @@ void log_stablemax(const Eigen::MatrixBase<D>& z, MatrixRef<typename D::Scalar> 
   static_assert(is_scalar_v<T>, "regula::log_stablemax: the scalar type must be float or double");
   const MatrixCRef<T> zr(z.derived());
   detail::check_output("regula::log_stablemax", "z", zr, "y", y);
-  const auto n = static_cast<std::size_t>(zr.rows());
-  detail::for_each_column(zr.rows(), zr.cols(), [&](std::size_t c) noexcept {
-    const auto j = static_cast<Index>(c);
-    kernels::log_stablemax_column(zr.col(j).data(), n, y.col(j).data());
-  });
+  detail::map_columns(
+      kernels::tile_rows, [](auto... a) noexcept { kernels::log_stablemax_tile<T>(a...); },
+      [](auto... a) noexcept { kernels::log_stablemax_column<T>(a...); }, y, zr);
 }
 
 /// log StableMax(z) in a new matrix.
@@ -87,17 +83,17 @@ void stablemax_backward_impl(const char* who, const Eigen::MatrixBase<D1>& z,
   check_output(who, "dy", dyr, "dz", dz);
   check_output(who, "y", yr, "dz", dz);
   check_output(who, "z", zr, "dz", dz);
-  const auto n = static_cast<std::size_t>(zr.rows());
-  for_each_column(zr.rows(), zr.cols(), [&](std::size_t c) noexcept {
-    const auto j = static_cast<Index>(c);
-    if constexpr (Log) {
-      kernels::log_stablemax_backward_column(zr.col(j).data(), yr.col(j).data(), dyr.col(j).data(),
-                                             n, dz.col(j).data());
-    } else {
-      kernels::stablemax_backward_column(zr.col(j).data(), yr.col(j).data(), dyr.col(j).data(), n,
-                                         dz.col(j).data());
-    }
-  });
+  if constexpr (Log) {
+    map_columns(
+        kernels::tile_rows,
+        [](auto... a) noexcept { kernels::log_stablemax_backward_tile<T>(a...); },
+        [](auto... a) noexcept { kernels::log_stablemax_backward_column<T>(a...); }, dz, zr, yr,
+        dyr);
+  } else {
+    map_columns(
+        kernels::tile_rows, [](auto... a) noexcept { kernels::stablemax_backward_tile<T>(a...); },
+        [](auto... a) noexcept { kernels::stablemax_backward_column<T>(a...); }, dz, zr, yr, dyr);
+  }
 }
 
 }  // namespace detail

@@ -5,10 +5,12 @@
 #define REGULA_CORE_COLUMNS_HPP
 
 #include <cstddef>
+#include <tuple>
 
 #include "regula/core/error.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/parallel.hpp"
+#include "regula/core/simd.hpp"
 
 namespace regula::detail {
 
@@ -45,6 +47,52 @@ void for_each_column(Index rows, Index cols, F&& f) noexcept {
                       [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
                         for (std::size_t c = begin; c < end; ++c) f(c);
                       });
+}
+
+/// The loop of for_each_column for kernels with a cross-column twin (kernels/tile.hpp): when
+/// the columns have 1 to `narrow` rows, calls tile(col, count) on runs of count ≤ width
+/// consecutive columns of a chunk, else column(col) for every column. The cross-column kernels'
+/// lanes are independent, so a column's result does not depend on the run it falls in.
+template <class Tile, class Column>
+void for_each_column_tile(Index rows, Index cols, std::size_t width, std::size_t narrow,
+                          Tile&& tile, Column&& column) noexcept {
+  const bool tiled = rows >= 1 && static_cast<std::size_t>(rows) <= narrow;
+  parallel_for_chunks(static_cast<std::size_t>(cols), column_chunk(rows),
+                      [&](std::size_t, std::size_t begin, std::size_t end) noexcept {
+                        for (std::size_t c = begin; c < end;) {
+                          if (!tiled) {
+                            column(c++);
+                            continue;
+                          }
+                          const std::size_t count = end - c < width ? end - c : width;
+                          tile(c, count);
+                          c += count;
+                        }
+                      });
+}
+
+/// out = f(in...) column by column for a kernel with a cross-column twin: on heads of 1 to
+/// `narrow` rows, tile(in_0, in_0 stride, ..., n, count, out, out stride) on runs of up to W =
+/// simd::width<T> consecutive columns (for_each_column_tile), else column(in_0, ..., n, out) per
+/// column; every pointer is the run's first column. The kernels of the activations have these
+/// argument orders (kernels/softmax.hpp, kernels/stablemax.hpp).
+template <class T, class Tile, class Column, class... In>
+void map_columns(std::size_t narrow, Tile&& tile, Column&& column, MatrixRef<T>& out,
+                 const In&... in) noexcept {
+  const auto n = static_cast<std::size_t>(out.rows());
+  const auto os = static_cast<std::size_t>(out.outerStride());
+  for_each_column_tile(
+      out.rows(), out.cols(), simd::width<T>, narrow,
+      [&](std::size_t c, std::size_t count) noexcept {
+        const auto j = static_cast<Index>(c);
+        std::apply([&](auto... a) noexcept { tile(a..., n, count, out.col(j).data(), os); },
+                   std::tuple_cat(std::make_tuple(in.col(j).data(),
+                                                  static_cast<std::size_t>(in.outerStride()))...));
+      },
+      [&](std::size_t c) noexcept {
+        const auto j = static_cast<Index>(c);
+        column(in.col(j).data()..., n, out.col(j).data());
+      });
 }
 
 /// Walks the n elements of a column-major pair x, y (`rows` per column, outer strides xs, ys)

@@ -177,6 +177,38 @@ REGULA_ALWAYS_INLINE void store_stream(T* p, const xsimd::batch<T, A>& v,
 }
 #endif
 
+// times_pow2: p·2^n for float lanes, n integral in [−150, 129] (as float and as int32 lanes) and
+// p in [1/2, 2), with the one rounding of an exact product, so that subnormal and overflowing
+// results are right. Generic: n added to p's exponent field when every lane's result is
+// normal (|n| ≤ 125), else two exact powers of two, 2^⌊n/2⌋·2^(n−⌊n/2⌋); AVX-512: vscalefps.
+// Every overload gives the same bits.
+
+template <class A>
+REGULA_ALWAYS_INLINE xsimd::batch<float, A> times_pow2(const xsimd::batch<float, A>& p,
+                                                       const xsimd::batch<float, A>& n,
+                                                       const xsimd::batch<std::int32_t, A>& ni,
+                                                       requires_arch<xsimd::generic>) noexcept {
+  using B = xsimd::batch<float, A>;
+  using I = xsimd::batch<std::int32_t, A>;
+  if (REGULA_LIKELY(xsimd::all(xsimd::abs(n) <= B(125.0f)))) {
+    return xsimd::bitwise_cast<B>(xsimd::bitwise_cast<I>(p) + (ni << 23));
+  }
+  const I n1 = ni >> 1;
+  const I n2 = ni - n1;
+  return (p * xsimd::bitwise_cast<B>((n1 + I(127)) << 23)) *
+         xsimd::bitwise_cast<B>((n2 + I(127)) << 23);
+}
+
+#if XSIMD_WITH_AVX512F
+template <class A>
+REGULA_ALWAYS_INLINE xsimd::batch<float, A> times_pow2(const xsimd::batch<float, A>& p,
+                                                       const xsimd::batch<float, A>& n,
+                                                       const xsimd::batch<std::int32_t, A>&,
+                                                       requires_arch<xsimd::avx512f>) noexcept {
+  return _mm512_scalef_ps(p, n);
+}
+#endif
+
 // to_bits: bit i is lane i of a mask of 32-bit lanes.
 
 template <class T, class A>
@@ -415,6 +447,16 @@ REGULA_ALWAYS_INLINE V opaque(V v) noexcept {
 template <class T, class A>
 REGULA_ALWAYS_INLINE xsimd::batch<T, A> opaque(const xsimd::batch<T, A>& v) noexcept {
   return xsimd::batch<T, A>(opaque(static_cast<typename xsimd::batch<T, A>::register_type>(v)));
+}
+
+/// p·2^n for float lanes, n integral in [−150, 129] given as float n and int32 ni, p in [1/2, 2):
+/// the exact product rounded once (subnormal and infinite results included), the same bits on
+/// every instruction set.
+template <class A>
+REGULA_ALWAYS_INLINE xsimd::batch<float, A> times_pow2(
+    const xsimd::batch<float, A>& p, const xsimd::batch<float, A>& n,
+    const xsimd::batch<std::int32_t, A>& ni) noexcept {
+  return detail::times_pow2(p, n, ni, A{});
 }
 
 /// Lane-wise unsigned minimum of 32-bit lanes.

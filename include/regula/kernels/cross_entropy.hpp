@@ -27,9 +27,11 @@
 
 #include "regula/core/normalizer.hpp"
 #include "regula/core/simd.hpp"
+#include "regula/kernels/exp_log.hpp"
 #include "regula/kernels/reduce.hpp"
 #include "regula/kernels/softmax.hpp"
 #include "regula/kernels/stablemax.hpp"
+#include "regula/kernels/tile.hpp"
 
 namespace regula::kernels {
 
@@ -115,7 +117,7 @@ inline double xent_finish(const XentTerms& t) noexcept {
   return l < 0.0 ? 0.0 : l;
 }
 
-/// loss[k] = ℓ of terms[k] for k < count ≤ 16, the logarithms taken in SIMD (xsimd::log and
+/// loss[k] = ℓ of terms[k] for k < count ≤ 16, the logarithms taken in SIMD (log_batch and
 /// xsimd::log1p in double, about 1 ulp). The lanes are independent: a column's loss does not
 /// depend on its neighbours.
 template <class A = default_arch>
@@ -129,7 +131,7 @@ void xent_finish_batch(const XentTerms* terms, std::size_t count, double* loss) 
     u[k] = k < count ? terms[k].u : 0.0;
   }
   for (std::size_t k = 0; k < G && k < count + WD - 1; k += WD) {
-    xsimd::log(DB::load_aligned(S + k)).store_aligned(S + k);
+    log_batch(DB::load_aligned(S + k)).store_aligned(S + k);
     xsimd::log1p(xsimd::abs(DB::load_aligned(u + k))).store_aligned(u + k);
   }
   for (std::size_t k = 0; k < count; ++k) {
@@ -163,7 +165,7 @@ XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T be
     std::size_t i = 0;
     for (; i + W <= n; i += W) {
       const B d = B::load_unaligned(z + i) - mb;
-      const B e = xsimd::exp(d);
+      const B e = exp_batch(d);
       if (dz != nullptr) e.store_unaligned(dz + i);
       s0 += e;
       dacc.add(d);
@@ -171,7 +173,7 @@ XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T be
     if (i < n) {
       const std::size_t k = n - i;
       const B d = load_tail<T, A>(z + i, k, -std::numeric_limits<T>::infinity()) - mb;
-      const B e = xsimd::exp(d);
+      const B e = exp_batch(d);
       if (dz != nullptr) store_tail(e, dz + i, k);
       s0 += e;
       dacc.add(xsimd::select(tail_mask<T, A>(k), d, B(T(0))));
@@ -182,7 +184,7 @@ XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T be
     S = sum_exp<T, A>(z, n, m, dz);
   }
   // e_y as the SIMD pass computes it, so that the loss has the same bits with or without dz.
-  const T ey = dz != nullptr ? dz[y] : detail::first_lane(xsimd::exp(B(zy) - B(m)));
+  const T ey = dz != nullptr ? dz[y] : detail::first_lane(exp_batch(B(zy) - B(m)));
   XentTerms terms;
   terms.a = static_cast<double>(n) * static_cast<double>(beta);
   terms.lin = static_cast<double>(beta) * sum_d;
@@ -195,7 +197,7 @@ XentTerms softmax_xent_hard_terms(const T* z, std::size_t n, std::size_t y, T be
     R = dz != nullptr ? sum_in_double_except<T, A>(dz, n, y)
                       : sum_mapped_in_double_except<T, A>(
                             z, n, y, -std::numeric_limits<T>::infinity(),
-                            [&mb](const B& x) noexcept { return xsimd::exp(x - mb); });
+                            [&mb](const B& x) noexcept { return exp_batch(x - mb); });
     Sd = static_cast<double>(ey) + R;
     terms.kind = XentTerms::Label::dominant;
     terms.u = R / static_cast<double>(ey);
@@ -396,8 +398,37 @@ double stablemax_xent_hard(const T* z, std::size_t n, std::size_t y, T beta, T g
   return xent_finish(stablemax_xent_hard_terms<T, A>(z, n, y, beta, gamma, g, dz));
 }
 
-/// The widest head the cross-column kernel takes: its n rows of one tile stay in registers.
-inline constexpr std::size_t xent_narrow_classes = 32;
+/// The widest head the cross-column cross-entropy kernels take (kernels/tile.hpp).
+inline constexpr std::size_t xent_narrow_classes = tile_rows;
+
+namespace detail {
+
+/// The labels of a tile's columns as a batch of T (lanes past `count` take column 0's).
+template <class T, class A>
+REGULA_ALWAYS_INLINE xsimd::batch<T, A> tile_labels(const std::int64_t* labels,
+                                                    std::size_t count) noexcept {
+  using B = xsimd::batch<T, A>;
+  alignas(64) T t[B::size];
+  for (std::size_t k = 0; k < B::size; ++k) t[k] = static_cast<T>(labels[k < count ? k : 0]);
+  return B::load_aligned(t);
+}
+
+/// terms[k] for k < count (β = 0: no smoothing terms) from per-lane S, u and the label's form.
+REGULA_ALWAYS_INLINE void xent_tile_terms(const double* S, const double* u, const double* dominant,
+                                          std::size_t count, double gamma, XentTerms::Label other,
+                                          XentTerms* terms) noexcept {
+  for (std::size_t k = 0; k < count; ++k) {
+    XentTerms& t = terms[k];
+    t.S = S[k];
+    t.a = 0.0;
+    t.lin = 0.0;
+    t.gamma = gamma;
+    t.u = u[k];
+    t.kind = dominant[k] != 0.0 ? XentTerms::Label::dominant : other;
+  }
+}
+
+}  // namespace detail
 
 /// Softmax cross-entropy of `count` ≤ W consecutive columns (column k at z + k·zs, n ≤
 /// xent_narrow_classes classes), each with a hard label `labels[k]` in [0, n), no
@@ -406,13 +437,13 @@ inline constexpr std::size_t xent_narrow_classes = 32;
 /// null (column k at dz + k·dzs; dz must not overlap z). W = the batch size of T. The strides
 /// only move the scalar transposes, so a block of a wider matrix gives the bits of a copy.
 ///
-/// Heads of a few classes are shorter than a SIMD register, so the per-column kernel spends its
-/// time on partial blocks and horizontal sums. Here one lane holds one column: the n rows of the
-/// tile are transposed into batches (row r of every column is one batch), and the maximum, the
-/// exponentials, S, the label's e_y and R = Σ_{j≠y} e_j (in double) are vertical operations. The
-/// per-lane arithmetic is the per-column kernel's (the same dominant-label branch, the label's
-/// element formed from R, one division per column); only the order of the sums differs (S in class
-/// order in T, R in class order in double), so the two agree to a few ulps of S.
+/// One lane holds one column (kernels/tile.hpp): the maximum, the exponentials, S, the label's
+/// e_y and R = Σ_{j≠y} e_j (in double) are vertical operations. The per-lane arithmetic is the
+/// per-column kernel's (the same dominant-label branch, the label's element formed from R, one
+/// division per column), branch-free in double lanes (a column's label is dominant or not at
+/// random, so a branch per lane would be mispredicted half of the time); only the order of the
+/// sums differs (S in class order in T, R in class order in double), so the two agree to a few
+/// ulps of S.
 template <class T, class A = default_arch>
 void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
                             const std::int64_t* labels, T gamma, T g, T* dz, std::size_t dzs,
@@ -421,94 +452,128 @@ void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size
   using DB = xsimd::batch<double, A>;
   constexpr std::size_t W = B::size;
   constexpr std::size_t WD = DB::size;
-  // Lanes past `count` repeat column 0 (their results are dropped). The rows of the tile go
-  // through a transposed buffer, which costs less than a gather per row.
-  alignas(64) T label[W];
-  alignas(64) T in[xent_narrow_classes][W] = {};  // initialised: GCC cannot see rows >= n unread
-  for (std::size_t k = 0; k < W; ++k) {
-    const std::size_t c = k < count ? k : 0;
-    label[k] = static_cast<T>(labels[c]);
-    const T* col = z + c * zs;
-    for (std::size_t r = 0; r < n; ++r) in[r][k] = col[r];
-  }
-  const B y = B::load_aligned(label);
-  B e[xent_narrow_classes];
-  B m = B::load_aligned(in[0]);
+  const ColumnTile<T, A> tile(z, zs, n, count);
+  const B y = detail::tile_labels<T, A>(labels, count);
+  B e[tile_rows];
+  B m = tile.row(0);
   e[0] = m;
   for (std::size_t r = 1; r < n; ++r) {
-    e[r] = B::load_aligned(in[r]);
+    e[r] = tile.row(r);
     m = xsimd::max(m, e[r]);
   }
   B S(T(0));
   B ey(T(0));
   B zy(T(0));
-  DB R0(0.0);
-  DB R1(0.0);
+  LaneSums<T, A> R;
   for (std::size_t r = 0; r < n; ++r) {
     const auto is_y = y == B(static_cast<T>(r));
     zy = xsimd::select(is_y, e[r], zy);
-    e[r] = xsimd::exp(e[r] - m);
+    e[r] = exp_batch(e[r] - m);
     S += e[r];
     ey = xsimd::select(is_y, e[r], ey);
-    const B other = xsimd::select(is_y, B(T(0)), e[r]);
-    if constexpr (std::is_same_v<T, float>) {
-      simd::add_widened(other, R0, R1);
-    } else {
-      R0 += other;
-    }
+    R.add(xsimd::select(is_y, B(T(0)), e[r]));
   }
-  // The per-column finish, branch-free in double lanes (for float, each half of the lanes
-  // widened exactly): a column's label is dominant or not at random, a branch per lane would be
-  // mispredicted half of the time.
-  alignas(64) double Sd[W], u[W], gs[W], Rv[W], dominant[W];
-  auto finish = [&](const DB& S_, const DB& ey_, const DB& zy_, const DB& m_, const DB& R_,
-                    std::size_t at) noexcept {
-    const auto dom = DB(2.0) * ey_ > S_;
-    const DB sd = xsimd::select(dom, ey_ + R_, S_);
-    const DB r = xsimd::select(dom, R_, S_ - ey_);
-    xsimd::select(dom, R_ / ey_, zy_ - m_).store_aligned(u + at);
-    sd.store_aligned(Sd + at);
-    r.store_aligned(Rv + at);
-    (DB(static_cast<double>(g)) / sd).store_aligned(gs + at);
-    xsimd::select(dom, DB(1.0), DB(0.0)).store_aligned(dominant + at);
-  };
-  if constexpr (std::is_same_v<T, float>) {
-    DB parts[4][2];
-    const B src[4] = {S, ey, zy, m};
-    for (std::size_t q = 0; q < 4; ++q) {
-      parts[q][0] = parts[q][1] = DB(0.0);
-      simd::add_widened(src[q], parts[q][0], parts[q][1]);
-    }
-    finish(parts[0][0], parts[1][0], parts[2][0], parts[3][0], R0, 0);
-    finish(parts[0][1], parts[1][1], parts[2][1], parts[3][1], R1, WD);
-  } else {
-    finish(S, ey, zy, m, R0, 0);
-  }
+  alignas(64) double Sd[W], eyd[W], ud[W], Rd[W], dom[W], scale_d[W], dzy_d[W];
+  widen_lanes(S, Sd);
+  widen_lanes(ey, eyd);
+  widen_lanes(zy - m, ud);
+  R.store(Rd);
   const double gam = static_cast<double>(gamma);
-  alignas(64) T scale[W], dzy[W];
-  for (std::size_t k = 0; k < W; ++k) {
-    scale[k] = static_cast<T>(gs[k] * gam);
-    dzy[k] = static_cast<T>(gs[k] * (0.0 - gam * Rv[k]));
+  const DB gd(static_cast<double>(g));
+  for (std::size_t q = 0; q < W; q += WD) {
+    const DB S_ = DB::load_aligned(Sd + q);
+    const DB ey_ = DB::load_aligned(eyd + q);
+    const DB R_ = DB::load_aligned(Rd + q);
+    const auto d = DB(2.0) * ey_ > S_;
+    const DB sd = xsimd::select(d, ey_ + R_, S_);
+    const DB gs = gd / sd;
+    xsimd::select(d, R_ / ey_, DB::load_aligned(ud + q)).store_aligned(ud + q);
+    sd.store_aligned(Sd + q);
+    xsimd::select(d, DB(1.0), DB(0.0)).store_aligned(dom + q);
+    (gs * DB(gam)).store_aligned(scale_d + q);
+    (gs * (DB(0.0) - DB(gam) * xsimd::select(d, R_, S_ - ey_))).store_aligned(dzy_d + q);
   }
-  for (std::size_t k = 0; k < count; ++k) {
-    XentTerms& t = terms[k];
-    t.S = Sd[k];
-    t.a = 0.0;
-    t.lin = 0.0;
-    t.gamma = gam;
-    t.u = u[k];
-    t.kind = dominant[k] != 0.0 ? XentTerms::Label::dominant : XentTerms::Label::softmax;
-  }
+  detail::xent_tile_terms(Sd, ud, dom, count, gam, XentTerms::Label::softmax, terms);
   if (dz == nullptr) return;
-  const B sb = B::load_aligned(scale);
-  const B yb = B::load_aligned(dzy);
-  // Back to the columns' layout through a transposed buffer.
-  alignas(64) T out[xent_narrow_classes][W] = {};
+  const B sb = narrow_lanes<T, A>(scale_d);
+  const B yb = narrow_lanes<T, A>(dzy_d);
+  for (std::size_t r = 0; r < n; ++r)
+    e[r] = xsimd::select(y == B(static_cast<T>(r)), yb, sb * e[r]);
+  store_tile(e, n, count, dz, dzs);
+}
+
+/// StableMax cross-entropy of `count` ≤ W consecutive columns, the cross-column twin of
+/// stablemax_xent_hard_terms for hard labels without weights or smoothing (the layout and the
+/// contract of softmax_xent_hard_tile). One lane holds one column: s(z) with the fast
+/// reciprocal, S and R = Σ_{j≠y} s_j in double, the label's s_y and z_y, then the per-column
+/// finish in double lanes (the same dominant-label branch, the label's element
+/// g·(−γ·r_y·R)/S). Only the order of the double sums differs from the per-column kernel.
+template <class T, class A = default_arch>
+void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
+                              const std::int64_t* labels, T gamma, T g, T* dz, std::size_t dzs,
+                              XentTerms* terms) noexcept {
+  using B = xsimd::batch<T, A>;
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t W = B::size;
+  constexpr std::size_t WD = DB::size;
+  const ColumnTile<T, A> tile(z, zs, n, count);
+  const B y = detail::tile_labels<T, A>(labels, count);
+  B s[tile_rows];
+  B sy(T(0));
+  B zy(T(0));
+  LaneSums<T, A> S, R;
   for (std::size_t r = 0; r < n; ++r) {
-    xsimd::select(y == B(static_cast<T>(r)), yb, sb * e[r]).store_aligned(out[r]);
+    const B x = tile.row(r);
+    const auto is_y = y == B(static_cast<T>(r));
+    zy = xsimd::select(is_y, x, zy);
+    s[r] = detail::stablemax_s_fast(x);
+    sy = xsimd::select(is_y, s[r], sy);
+    S.add(s[r]);
+    R.add(xsimd::select(is_y, B(T(0)), s[r]));
   }
-  for (std::size_t k = 0; k < count; ++k) {
-    for (std::size_t r = 0; r < n; ++r) dz[k * dzs + r] = out[r][k];
+  alignas(64) double Sd[W], syd[W], ud[W], Rd[W], dom[W], scale_d[W], dzy_d[W];
+  S.store(Sd);
+  R.store(Rd);
+  widen_lanes(sy, syd);
+  widen_lanes(zy, ud);
+  const double gam = static_cast<double>(gamma);
+  const DB gd(static_cast<double>(g));
+  const DB gg(static_cast<double>(g) * gam);
+  for (std::size_t q = 0; q < W; q += WD) {
+    const DB S_ = DB::load_aligned(Sd + q);
+    const DB sy_ = DB::load_aligned(syd + q);
+    const DB R_ = DB::load_aligned(Rd + q);
+    const DB zy_ = DB::load_aligned(ud + q);
+    const auto d = DB(2.0) * sy_ > S_;
+    xsimd::select(d, R_ / sy_, zy_).store_aligned(ud + q);
+    xsimd::select(d, DB(1.0), DB(0.0)).store_aligned(dom + q);
+    (gg / S_).store_aligned(scale_d + q);
+    const DB ry = DB(1.0) / (DB(1.0) + xsimd::abs(zy_));
+    (gd * (DB(0.0) - DB(gam) * ry * xsimd::select(d, R_, S_ - sy_)) / S_).store_aligned(dzy_d + q);
+  }
+  detail::xent_tile_terms(Sd, ud, dom, count, gam, XentTerms::Label::stablemax, terms);
+  if (dz == nullptr) return;
+  const B sb = narrow_lanes<T, A>(scale_d);
+  const B yb = narrow_lanes<T, A>(dzy_d);
+  const B one(T(1));
+  // s·r = min(s, 1)², as in the per-column kernel.
+  for (std::size_t r = 0; r < n; ++r) {
+    const B v = xsimd::min(s[r], one);
+    s[r] = xsimd::select(y == B(static_cast<T>(r)), yb, sb * v * v);
+  }
+  store_tile(s, n, count, dz, dzs);
+}
+
+/// The cross-column kernel of normalizer Norm (softmax_xent_hard_tile or
+/// stablemax_xent_hard_tile).
+template <Normalizer Norm, class T, class A = default_arch>
+REGULA_ALWAYS_INLINE void xent_hard_tile(const T* z, std::size_t zs, std::size_t n,
+                                         std::size_t count, const std::int64_t* labels, T gamma,
+                                         T g, T* dz, std::size_t dzs, XentTerms* terms) noexcept {
+  if constexpr (Norm == Normalizer::softmax) {
+    softmax_xent_hard_tile<T, A>(z, zs, n, count, labels, gamma, g, dz, dzs, terms);
+  } else {
+    stablemax_xent_hard_tile<T, A>(z, zs, n, count, labels, gamma, g, dz, dzs, terms);
   }
 }
 
@@ -616,7 +681,7 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
   for (; i + W <= n; i += W) {
     const B d0 = B::load_unaligned(z + i) - mb;
     const B d = xsimd::select(d0 == ninf, lowest, d0);  // NaN stays NaN
-    const B e = xsimd::exp(d);
+    const B e = exp_batch(d);
     if (dz != nullptr) e.store_unaligned(dz + i);
     sacc.add(e);
     const B q = detail::xent_q<T, A>(t, i);

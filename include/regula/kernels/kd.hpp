@@ -39,7 +39,9 @@
 #include <type_traits>
 
 #include "regula/core/simd.hpp"
+#include "regula/kernels/exp_log.hpp"
 #include "regula/kernels/softmax.hpp"
+#include "regula/kernels/tile.hpp"
 
 namespace regula::kernels {
 
@@ -331,7 +333,7 @@ REGULA_ALWAYS_INLINE void combine(const T* ez, const T* fv, const T* v, std::siz
     for (; i < hi; ++i) dz[i] = c1 * ez[i] - c2 * fv[i];
   } else {
     for (; i + W <= hi; i += W) {
-      const B f = xsimd::exp((B::load_unaligned(v + i) - mvb) * kvb);
+      const B f = exp_batch((B::load_unaligned(v + i) - mvb) * kvb);
       xsimd::fms(c1b, B::load_unaligned(ez + i), c2b * f).store_unaligned(dz + i);
     }
     for (; i < hi; ++i) dz[i] = c1 * ez[i] - c2 * std::exp((v[i] - mv) * kv);
@@ -525,8 +527,8 @@ REGULA_ALWAYS_INLINE void fused_exp(const T* z, const T* v, std::size_t lo, std:
     const B zi = B::load_unaligned(z + i), vi = B::load_unaligned(v + i);
     const B x = (zi - mzb) * kzb;
     const B y = (vi - mvb) * kvb;
-    const B e = xsimd::exp(x);
-    const B f = xsimd::exp(y);
+    const B e = exp_batch(x);
+    const B f = exp_batch(y);
     if (ez != nullptr) e.store_unaligned(ez + i);
     if (fv != nullptr) f.store_unaligned(fv + i);
     sz += e;
@@ -575,6 +577,16 @@ void fused_exp_reference(const T* z, const T* v, std::size_t lo, std::size_t hi,
   }
 }
 
+/// direct_is_accurate for sums of n terms that run in `lanes` SIMD lanes (1: serially, as in
+/// the cross-column kernels, where one lane holds one column).
+template <class T>
+inline bool direct_is_accurate_in(double d, double mag, std::size_t n, std::size_t lanes) noexcept {
+  if constexpr (std::is_same_v<T, double>) return false;
+  // 256·d ≥ (√(n/lanes) + 4)·mag without the square root (per column, it is not free).
+  const double r = 256.0 * d - 4.0 * mag;
+  return r >= 0.0 && r * r >= static_cast<double>(n) / static_cast<double>(lanes) * mag * mag;
+}
+
 /// Whether a divergence d computed by the direct pass from terms of total size `mag` (the
 /// weighted Σ|y − x| over the weights' sum, plus 2 for the two log-sum-exps) is accurate: its
 /// rounding, estimated as (√(n/W) + 4) roundings of T over mag for sums in W lanes, at most
@@ -585,11 +597,7 @@ void fused_exp_reference(const T* z, const T* v, std::size_t lo, std::size_t hi,
 /// accurate to its own budget, is not smooth enough for finite differences at 1e-6.
 template <class T, class A>
 inline bool direct_is_accurate(double d, double mag, std::size_t n) noexcept {
-  if constexpr (std::is_same_v<T, double>) return false;
-  constexpr double W = static_cast<double>(xsimd::batch<T, A>::size);
-  // 256·d ≥ (√(n/W) + 4)·mag without the square root (per column, it is not free).
-  const double r = 256.0 * d - 4.0 * mag;
-  return r >= 0.0 && r * r >= static_cast<double>(n) / W * mag * mag;
+  return direct_is_accurate_in<T>(d, mag, n, xsimd::batch<T, A>::size);
 }
 
 /// What a divergence pass accumulates per element besides its sums (see kl_batch).
@@ -707,8 +715,8 @@ REGULA_ALWAYS_INLINE void kl_batch(const T* z, const T* v, std::size_t m, T mz, 
   const B u = kl_u(zi, vi, x, mz, mv, kz, kv, Joint);
   const B one(T(1)), big(kl_direct_above<T>);
   const auto direct = u > big;  // false for NaN, which then flows through exp
-  e = keep_first(xsimd::exp(x), m);
-  const B E = xsimd::exp(xsimd::select(direct, big, u));
+  e = keep_first(exp_batch(x), m);
+  const B E = exp_batch(xsimd::select(direct, big, u));
   const B au = xsimd::abs(u);
   const auto small = au < B(kl_series_below<T>);
   const B ph = u * u * expm1_tail_series(u);
@@ -723,7 +731,7 @@ REGULA_ALWAYS_INLINE void kl_batch(const T* z, const T* v, std::size_t m, T mz, 
     eh = e * xsimd::select(small, xsimd::fms(u, t, ph), large);
   }
   if (xsimd::any(direct)) {
-    const B fd = keep_first(xsimd::exp((vi - B(mv)) * B(kv)), m);
+    const B fd = keep_first(exp_batch((vi - B(mv)) * B(kv)), m);
     f = xsimd::select(direct, fd, f);
     w = xsimd::select(direct, fd - e, w);
     if constexpr (Term == KlTerm::expm1_tail) {
@@ -1080,6 +1088,107 @@ double kd_kl_column_reference(const T* z, const T* v, std::size_t n, T kz, T kv,
       detail::kd_kl_column_reference_body<T>(z, v, n, kz, kv, gs, dz, scratch));
 }
 
+namespace detail {
+
+/// The direct pass of fused_exp over a tile, one column per lane (kernels/tile.hpp): the column
+/// maxima, e = exp(x), f = exp(y) with x = (z − mz)·kz, y = (v − mv)·kv, and in class order
+/// Σ e, Σ f, Σ w·y, Σ w·x with w = f (TeacherWeighted) or e; then, per lane in double, the sums
+/// (S of the weights, and the weighted Σ w·(y − x) over it, `cross`) and the size of the terms
+/// (`mag`, as ExpSums::mag), for the kernels' accuracy test.
+template <class T, class A, bool TeacherWeighted>
+struct FusedTile {
+  using B = xsimd::batch<T, A>;
+  using DB = xsimd::batch<double, A>;
+  static constexpr std::size_t W = B::size;
+  B mz, mv;
+  B e[tile_rows], f[tile_rows];
+  B sz = B(T(0));  // parentheses: braces would take xsimd's initializer-list constructor
+  B sv = B(T(0));
+  alignas(64) double szd[W], svd[W], cross[W], mag[W];
+
+  FusedTile(const ColumnTile<T, A>& zt, const ColumnTile<T, A>& vt, std::size_t n, T kz,
+            T kv) noexcept
+      : mz(zt.row(0)), mv(vt.row(0)) {
+    for (std::size_t r = 1; r < n; ++r) {
+      mz = xsimd::max(mz, zt.row(r));
+      mv = xsimd::max(mv, vt.row(r));
+    }
+    const B kzb(kz), kvb(kv);
+    B wy(T(0)), wx(T(0));
+    for (std::size_t r = 0; r < n; ++r) {
+      const B x = (zt.row(r) - mz) * kzb;
+      const B y = (vt.row(r) - mv) * kvb;
+      e[r] = exp_batch(x);
+      f[r] = exp_batch(y);
+      sz += e[r];
+      sv += f[r];
+      const B w = TeacherWeighted ? f[r] : e[r];
+      wy = xsimd::fma(w, y, wy);
+      wx = xsimd::fma(w, x, wx);
+    }
+    widen_lanes(sz, szd);
+    widen_lanes(sv, svd);
+    widen_lanes(wy, cross);
+    widen_lanes(wx, mag);
+    for (std::size_t q = 0; q < W; q += DB::size) {
+      const DB sw = DB::load_aligned((TeacherWeighted ? svd : szd) + q);
+      const DB wyq = DB::load_aligned(cross + q);
+      const DB wxq = DB::load_aligned(mag + q);
+      ((wyq - wxq) / sw).store_aligned(cross + q);
+      ((xsimd::abs(wyq) + xsimd::abs(wxq)) / sw + DB(2.0)).store_aligned(mag + q);
+    }
+  }
+};
+
+}  // namespace detail
+
+/// kd_kl_column over `count` ≤ W consecutive columns of n ≤ tile_rows classes (kernels/tile.hpp;
+/// column k of z at z + k·zs, of v at v + k·vs, of dz at dz + k·dzs when dz is not null):
+/// d[k] = column k's divergence. One lane holds one column and runs the direct form (the fused
+/// exponentials, their sums in class order); a lane whose rounding estimate fails
+/// (direct_is_accurate_in with one lane) or whose result is not finite is recomputed by
+/// kd_kl_column, which takes the cancellation-free path or the wide fallback as it would. So
+/// every column gets the per-column kernel's accuracy contract; where both take the direct form
+/// they agree to a few ulps (the sums' order differs). Double, whose direct form is never
+/// accurate enough (direct_is_accurate), goes column by column. dz must not overlap z or v.
+template <class T, class A = default_arch>
+void kd_kl_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+                std::size_t count, T kz, T kv, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+  using B = xsimd::batch<T, A>;
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t W = B::size;
+  alignas(64) T scratch[tile_rows];
+  auto column = [&](std::size_t k) noexcept {
+    d[k] = kd_kl_column<T, A>(z + k * zs, v + k * vs, n, kz, kv, gs,
+                              dz != nullptr ? dz + k * dzs : nullptr, scratch);
+  };
+  if constexpr (std::is_same_v<T, double>) {
+    for (std::size_t k = 0; k < count; ++k) column(k);
+    return;
+  }
+  const ColumnTile<T, A> zt(z, zs, n, count);
+  const ColumnTile<T, A> vt(v, vs, n, count);
+  detail::FusedTile<T, A, true> t(zt, vt, n, kz, kv);
+  // D = Σ q·(y − x) + log Σ e^x − log Σ e^y.
+  alignas(64) double dd[W];
+  for (std::size_t q = 0; q < W; q += DB::size) {
+    (DB::load_aligned(t.cross + q) + log_batch(DB::load_aligned(t.szd + q)) -
+     log_batch(DB::load_aligned(t.svd + q)))
+        .store_aligned(dd + q);
+  }
+  if (dz != nullptr) {
+    const B c = B(gs * kz);
+    const B c1 = c / t.sz;
+    const B c2 = c / t.sv;
+    for (std::size_t r = 0; r < n; ++r) t.e[r] = xsimd::fms(c1, t.e[r], c2 * t.f[r]);
+    store_tile(t.e, n, count, dz, dzs);
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    d[k] = dd[k];
+    if (!std::isfinite(d[k]) || !detail::direct_is_accurate_in<T>(d[k], t.mag[k], n, 1)) column(k);
+  }
+}
+
 /// Reverse KL on one column: D = KL(p ‖ q) = Σ_c p_c (log p_c − log q_c), p = softmax(k·z),
 /// q = softmax(k·v); gradient gs·k·p_c·(r_c − D) with r_c = log p_c − log q_c.
 ///
@@ -1256,6 +1365,61 @@ double reverse_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T
   bool grad_ok = true;
   const double d = detail::reverse_kl_column_reference_body<T>(z, v, n, k, gs, dz, grad_ok);
   return detail::reverse_kl_finite(z, v, n, k, gs, dz, d, grad_ok);
+}
+
+/// reverse_kl_column over a tile (the layout and contract of kd_kl_tile): each lane runs the
+/// direct form and, where p_ρ < ½ (Σ e > 2), the direct gradient gs·k·p·(Σ p·u − u); a lane whose
+/// rounding estimate fails or whose result is not finite is recomputed by reverse_kl_column, and
+/// a lane whose gradient is formed around the student's top class (p_ρ ≥ ½) takes its gradient
+/// from reverse_kl_column and keeps its own loss, so that the loss is the same with or without
+/// dz.
+template <class T, class A = default_arch>
+void reverse_kl_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+                     std::size_t count, T k, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+  using B = xsimd::batch<T, A>;
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t W = B::size;
+  auto column = [&](std::size_t c) noexcept {
+    d[c] = reverse_kl_column<T, A>(z + c * zs, v + c * vs, n, k, gs,
+                                   dz != nullptr ? dz + c * dzs : nullptr);
+  };
+  if constexpr (std::is_same_v<T, double>) {
+    for (std::size_t c = 0; c < count; ++c) column(c);
+    return;
+  }
+  const ColumnTile<T, A> zt(z, zs, n, count);
+  const ColumnTile<T, A> vt(v, vs, n, count);
+  detail::FusedTile<T, A, false> t(zt, vt, n, k, k);
+  // D = Σ p·(x − y) − log Σ e^x + log Σ e^y.
+  alignas(64) double dd[W], c2d[W];
+  for (std::size_t q = 0; q < W; q += DB::size) {
+    const DB sq = DB::load_aligned(t.szd + q);
+    (DB(0.0) - DB::load_aligned(t.cross + q) - log_batch(sq) +
+     log_batch(DB::load_aligned(t.svd + q)))
+        .store_aligned(dd + q);
+    (DB(static_cast<double>(gs) * static_cast<double>(k)) / sq).store_aligned(c2d + q);
+  }
+  if (dz != nullptr) {
+    // As reverse_kl_column's direct branch: c·e·(off − u) as (2c)·e·(off/2 − u/2).
+    const B c2 = B(T(2)) * narrow_lanes<T, A>(c2d);
+    const B off = B(T(0.5)) * narrow_lanes<T, A>(t.cross);
+    const B kh(T(0.5) * k);
+    for (std::size_t r = 0; r < n; ++r) {
+      const B u = (vt.row(r) - t.mv) * kh - (zt.row(r) - t.mz) * kh;
+      t.e[r] = c2 * t.e[r] * (off - u);
+    }
+    store_tile(t.e, n, count, dz, dzs);
+  }
+  for (std::size_t c = 0; c < count; ++c) {
+    d[c] = dd[c];
+    if (!std::isfinite(d[c]) || !detail::direct_is_accurate_in<T>(d[c], t.mag[c], n, 1)) {
+      column(c);
+    } else if (dz != nullptr && !(t.szd[c] > 2.0)) {
+      // The loss stays the lane's (the same with or without dz); the gradient, formed around
+      // the reference class, comes from the per-column kernel.
+      (void)reverse_kl_column<T, A>(z + c * zs, v + c * vs, n, k, gs, dz + c * dzs);
+    }
+  }
 }
 
 /// The two parts of DKD on one column (each without T² or weights).
@@ -1587,8 +1751,8 @@ REGULA_ALWAYS_INLINE void exp_sums(const T* z, const T* v, std::size_t n, T mz, 
   B sz(T(0)), sv(T(0));
   std::size_t i = 0;
   for (; i + W <= n; i += W) {
-    const B e = xsimd::exp((B::load_unaligned(z + i) - mzb) * kb);
-    const B f = xsimd::exp((B::load_unaligned(v + i) - mvb) * kb);
+    const B e = exp_batch((B::load_unaligned(z + i) - mzb) * kb);
+    const B f = exp_batch((B::load_unaligned(v + i) - mvb) * kb);
     if (ez != nullptr) e.store_unaligned(ez + i);
     if (fv != nullptr) f.store_unaligned(fv + i);
     sz += e;
@@ -1638,7 +1802,7 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
   if (dz != nullptr && sz <= T(2)) {
     const std::size_t top = find_first<T, A>(z, n, mz);
     const B zt(z[top]), vt(v[top]);
-    const B et = xsimd::exp((zt - mzb) * kb), ft = xsimd::exp((vt - mvb) * kb);
+    const B et = exp_batch((zt - mzb) * kb), ft = exp_batch((vt - mvb) * kb);
     B lt;
     elem(et * iszb, ft * isvb, xsimd::fms((zt - vt) - mzvb, kb, dlb), lt, gref);
   }
@@ -1646,8 +1810,8 @@ REGULA_ALWAYS_INLINE double pq_column(const T* z, const T* v, std::size_t n, T k
   for (std::size_t i = 0; i < n; i += W) {
     const std::size_t m = n - i;
     const B zi = load_n<B>(z + i, m, mz), vi = load_n<B>(v + i, m, mv);
-    const B e = dz != nullptr ? load_n<B>(dz + i, m, T(0)) : xsimd::exp((zi - mzb) * kb);
-    const B f = fv != nullptr ? load_n<B>(fv + i, m, T(0)) : xsimd::exp((vi - mvb) * kb);
+    const B e = dz != nullptr ? load_n<B>(dz + i, m, T(0)) : exp_batch((zi - mzb) * kb);
+    const B f = fv != nullptr ? load_n<B>(fv + i, m, T(0)) : exp_batch((vi - mvb) * kb);
     const B p = e * iszb;
     B l, g;
     // d from the logits' difference: exact-ish where z ≈ v (the maxima are close then too).
@@ -1717,7 +1881,7 @@ struct JsElem {
                                               y2, B(T(1) / T(45))),
                                    y2, B(T(-1) / T(12))),
                         y2, B(T(0.5)));
-    const B tp = xsimd::select(small, lc - y, xsimd::log(one + T(0.5) * em));
+    const B tp = xsimd::select(small, lc - y, log_batch(one + T(0.5) * em));
     const B u = ra * ra;
     const B poly =
         xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(xsimd::fma(u, B(T(1) / T(66)), B(T(1) / T(45))),
@@ -1906,9 +2070,9 @@ REGULA_ALWAYS_INLINE double tv_column_body(const T* z, const T* v, std::size_t n
   // with `zeroed` (the sums) p and q are zero past m, the gradient stores only m lanes.
   const auto terms = [&](std::size_t i, std::size_t m, B& p, B& diff, auto zeroed) noexcept {
     const B e = dz != nullptr ? detail::load_n<B>(dz + i, m, T(0))
-                              : xsimd::exp((detail::load_n<B>(z + i, m, mz) - mzb) * kb);
+                              : exp_batch((detail::load_n<B>(z + i, m, mz) - mzb) * kb);
     const B f = fv != nullptr ? detail::load_n<B>(fv + i, m, T(0))
-                              : xsimd::exp((detail::load_n<B>(v + i, m, mv) - mvb) * kb);
+                              : exp_batch((detail::load_n<B>(v + i, m, mv) - mvb) * kb);
     if constexpr (decltype(zeroed)::value) {
       p = detail::keep_first(e * iszb, m);
       diff = p - detail::keep_first(f * isvb, m);
@@ -2016,7 +2180,7 @@ REGULA_ALWAYS_INLINE void binary_kl_near(const B& delta, const B& ad, const M& f
   const B u = sb * xsimd::expm1(delta);
   const B w = one + u;
   const B iw = one / w;
-  const B l1pu = xsimd::log(w) + (u - (w - one)) * iw;  // log1p(u) from the rounded 1 + u
+  const B l1pu = log_batch(w) + (u - (w - one)) * iw;  // log1p(u) from the rounded 1 + u
   // Cumulants of Bern(σ): κ₂ = v, κ₃ = v·c, κ₄ = v(1 − 6v), κ₅ = v·c(1 − 12v),
   // κ₆ = v(1 − 30v + 120v²), κ₇ = v·c(1 − 60v + 360v²), v = σ(1 − σ), c = 1 − 2σ.
   const B v = sb * sbc, c = sbc - sb;
@@ -2044,18 +2208,18 @@ REGULA_ALWAYS_INLINE void binary_kl_batch(const B& a, const B& b, const B& d, B&
   const B delta = xsimd::select(flip, -d, d);
   const B ad = xsimd::abs(delta);
   const auto fast = (ad <= sixteen) && (bs >= B(T(-64)));
-  const B eb = xsimd::exp(-bs);
+  const B eb = exp_batch(-bs);
   const B sb = one / (one + eb);  // σ(b) ≤ ½
   binary_kl_near(delta, ad, flip, sb, eb * sb, l, g);
   if (xsimd::all(fast)) return;
-  const B ep = xsimd::exp(bs);  // e^b ≤ 1
+  const B ep = exp_batch(bs);  // e^b ≤ 1
   const B ip = one / (one + ep);
   const B s = ep * ip;  // σ(b) for any b ≤ 0; ip = σ(−b)
   B lnear, gnear;
   binary_kl_near(delta, ad, flip, s, ip, lnear, gnear);
   // |δ| > 16: a turned as b; sp(a) = a⁺ + log1p(e^{−|a|}), sp(−a) = log1p(e^{−|a|}) for a > 0.
   const B as = xsimd::select(flip, -a, a);
-  const B ea = xsimd::exp(-xsimd::abs(as));
+  const B ea = exp_batch(-xsimd::abs(as));
   const B la = xsimd::log1p(ea), lb = xsimd::log1p(ep);  // lb = sp(b)
   const auto apos = as > zero;
   const B l2 = xsimd::select(apos, as + la, la) - lb;

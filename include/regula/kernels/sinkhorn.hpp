@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "regula/core/simd.hpp"
+#include "regula/kernels/exp_log.hpp"
 #include "regula/kernels/kd.hpp"
 #include "regula/kernels/reduce.hpp"
 
@@ -48,7 +49,7 @@ void sinkhorn_scaled_half(const T* k, std::size_t n, const T* in, bool in_is_pot
   for (; i + W <= n; i += W) {
     const B sb = B::load_unaligned(out + i);
     (B(T(1)) / sb).store_unaligned(scaling + i);
-    (-xsimd::log(sb)).store_unaligned(out + i);
+    (-log_batch(sb)).store_unaligned(out + i);
   }
   for (; i < n; ++i) {
     scaling[i] = T(1) / out[i];
@@ -76,8 +77,8 @@ void neg_lse_rows(const T* w, std::size_t ldw, std::size_t m, const T* pot, std:
     // A NaN term may be skipped by max; exp(NaN − mx) brings it back into the sum.
     const B mb = xsimd::select(mx == ninf, B(T(0)), mx);
     B sum(T(0));
-    for (std::size_t j = 0; j < n; ++j) sum += xsimd::exp(row(j) - mb);
-    detail::store_n(out + i, left, B(-(mb + xsimd::log(sum))));
+    for (std::size_t j = 0; j < n; ++j) sum += exp_batch(row(j) - mb);
+    detail::store_n(out + i, left, B(-(mb + log_batch(sum))));
   }
 }
 
@@ -223,7 +224,7 @@ void sinkhorn_plan_column(const T* w, const T* f, T gj, T ie, std::size_t n, T* 
   std::size_t i = 0;
   for (; i + W <= n; i += W) {
     const B wi = B::load_unaligned(w + i);
-    const B q = xsimd::exp(xsimd::fnma(wi, ieb, B::load_unaligned(f + i) + gjb));
+    const B q = exp_batch(xsimd::fnma(wi, ieb, B::load_unaligned(f + i) + gjb));
     q.store_unaligned(p + i);
     xsimd::fma(q, wi, B::load_unaligned(rowsum + i)).store_unaligned(rowsum + i);
   }
@@ -244,7 +245,7 @@ void sinkhorn_col_adjoint(const T* w, const T* f, T gj, T ie, T gb, std::size_t 
   std::size_t i = 0;
   for (; i + W <= n; i += W) {
     const B q =
-        xsimd::exp(xsimd::fnma(B::load_unaligned(w + i), ieb, B::load_unaligned(f + i) + gjb));
+        exp_batch(xsimd::fnma(B::load_unaligned(w + i), ieb, B::load_unaligned(f + i) + gjb));
     xsimd::fma(ab, q, B::load_unaligned(wb + i)).store_unaligned(wb + i);
     xsimd::fnma(gbb, q, B::load_unaligned(fbar + i)).store_unaligned(fbar + i);
   }
@@ -267,7 +268,7 @@ T sinkhorn_row_adjoint(const T* w, const T* f, T gj, T ie, const T* fbar, std::s
   std::size_t i = 0;
   for (; i + W <= n; i += W) {
     const B r =
-        xsimd::exp(xsimd::fnma(B::load_unaligned(w + i), ieb, B::load_unaligned(f + i) + gjb));
+        exp_batch(xsimd::fnma(B::load_unaligned(w + i), ieb, B::load_unaligned(f + i) + gjb));
     const B fr = B::load_unaligned(fbar + i) * r;
     xsimd::fma(ieb, fr, B::load_unaligned(wb + i)).store_unaligned(wb + i);
     acc += fr;

@@ -16,7 +16,9 @@
 #include <limits>
 
 #include "regula/core/simd.hpp"
+#include "regula/kernels/exp_log.hpp"
 #include "regula/kernels/reduce.hpp"
+#include "regula/kernels/tile.hpp"
 
 namespace regula::kernels {
 
@@ -60,29 +62,28 @@ REGULA_ALWAYS_INLINE T sum_exp(const T* z, std::size_t n, T m, T* e) noexcept {
   std::size_t i = 0;
   if (e != nullptr) {
     for (; i + 2 * W <= n; i += 2 * W) {
-      const B e0 = xsimd::exp(B::load_unaligned(z + i) - mb);
-      const B e1 = xsimd::exp(B::load_unaligned(z + i + W) - mb);
+      const B e0 = exp_batch(B::load_unaligned(z + i) - mb);
+      const B e1 = exp_batch(B::load_unaligned(z + i + W) - mb);
       e0.store_unaligned(e + i);
       e1.store_unaligned(e + i + W);
       s0 += e0;
       s1 += e1;
     }
     for (; i + W <= n; i += W) {
-      const B e0 = xsimd::exp(B::load_unaligned(z + i) - mb);
+      const B e0 = exp_batch(B::load_unaligned(z + i) - mb);
       e0.store_unaligned(e + i);
       s0 += e0;
     }
   } else {
     for (; i + 2 * W <= n; i += 2 * W) {
-      s0 += xsimd::exp(B::load_unaligned(z + i) - mb);
-      s1 += xsimd::exp(B::load_unaligned(z + i + W) - mb);
+      s0 += exp_batch(B::load_unaligned(z + i) - mb);
+      s1 += exp_batch(B::load_unaligned(z + i + W) - mb);
     }
-    for (; i + W <= n; i += W) s0 += xsimd::exp(B::load_unaligned(z + i) - mb);
+    for (; i + W <= n; i += W) s0 += exp_batch(B::load_unaligned(z + i) - mb);
   }
   if (i < n) {
     // The partial last block in SIMD, padded with −inf (exp(−inf − m) = 0).
-    const B e0 =
-        xsimd::exp(load_tail<T, A>(z + i, n - i, -std::numeric_limits<T>::infinity()) - mb);
+    const B e0 = exp_batch(load_tail<T, A>(z + i, n - i, -std::numeric_limits<T>::infinity()) - mb);
     if (e != nullptr) store_tail(e0, e + i, n - i);
     s1 += e0;
   }
@@ -193,7 +194,7 @@ void log_softmax_backward_column(const T* y, const T* dy, std::size_t n, T* dz) 
   for (; i < n; ++i) sum += dy[i];
   const B sb(sum);
   for (i = 0; i + W <= n; i += W) {
-    xsimd::fnma(xsimd::exp(B::load_unaligned(y + i)), sb, B::load_unaligned(dy + i))
+    xsimd::fnma(exp_batch(B::load_unaligned(y + i)), sb, B::load_unaligned(dy + i))
         .store_unaligned(dz + i);
   }
   for (; i < n; ++i) dz[i] = dy[i] - std::exp(y[i]) * sum;
@@ -205,6 +206,79 @@ void log_softmax_backward_column_reference(const T* y, const T* dy, std::size_t 
   T sum = T(0);
   for (std::size_t i = 0; i < n; ++i) sum += dy[i];
   for (std::size_t i = 0; i < n; ++i) dz[i] = dy[i] - std::exp(y[i]) * sum;
+}
+
+// The cross-column kernels (kernels/tile.hpp): the column kernels above over `count` ≤ W
+// consecutive columns of n ≤ tile_rows values, one column per lane (column k of an input at
+// x + k·xs, of the output at y + k·ys; an output may be an input with the same layout, as every
+// input is read before the output is written). The per-lane arithmetic is the column kernel's;
+// the sums run in class order instead of SIMD blocks, and log S is log_batch's, so the two
+// agree to a few ulps.
+
+/// softmax_column over a tile.
+template <class T, class A = default_arch>
+void softmax_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count, T* y,
+                  std::size_t ys) noexcept {
+  using B = xsimd::batch<T, A>;
+  const ColumnTile<T, A> tile(z, zs, n, count);
+  B e[tile_rows];
+  B m = tile.row(0);
+  for (std::size_t r = 1; r < n; ++r) m = xsimd::max(m, tile.row(r));
+  B S(T(0));
+  for (std::size_t r = 0; r < n; ++r) {
+    e[r] = exp_batch(tile.row(r) - m);
+    S += e[r];
+  }
+  const B inv = B(T(1)) / S;
+  for (std::size_t r = 0; r < n; ++r) e[r] *= inv;
+  store_tile(e, n, count, y, ys);
+}
+
+/// log_softmax_column over a tile.
+template <class T, class A = default_arch>
+void log_softmax_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count, T* y,
+                      std::size_t ys) noexcept {
+  using B = xsimd::batch<T, A>;
+  const ColumnTile<T, A> tile(z, zs, n, count);
+  B d[tile_rows];
+  B m = tile.row(0);
+  for (std::size_t r = 1; r < n; ++r) m = xsimd::max(m, tile.row(r));
+  B S(T(0));
+  for (std::size_t r = 0; r < n; ++r) {
+    d[r] = tile.row(r) - m;
+    S += exp_batch(d[r]);
+  }
+  const B ls = log_batch(S);
+  for (std::size_t r = 0; r < n; ++r) d[r] -= ls;
+  store_tile(d, n, count, y, ys);
+}
+
+/// softmax_backward_column over a tile (y, dy and dz with their own strides).
+template <class T, class A = default_arch>
+void softmax_backward_tile(const T* y, std::size_t ys, const T* dy, std::size_t dys, std::size_t n,
+                           std::size_t count, T* dz, std::size_t dzs) noexcept {
+  using B = xsimd::batch<T, A>;
+  const ColumnTile<T, A> yt(y, ys, n, count);
+  const ColumnTile<T, A> dyt(dy, dys, n, count);
+  B dot(T(0));
+  for (std::size_t r = 0; r < n; ++r) dot = xsimd::fma(yt.row(r), dyt.row(r), dot);
+  B out[tile_rows];
+  for (std::size_t r = 0; r < n; ++r) out[r] = yt.row(r) * (dyt.row(r) - dot);
+  store_tile(out, n, count, dz, dzs);
+}
+
+/// log_softmax_backward_column over a tile.
+template <class T, class A = default_arch>
+void log_softmax_backward_tile(const T* y, std::size_t ys, const T* dy, std::size_t dys,
+                               std::size_t n, std::size_t count, T* dz, std::size_t dzs) noexcept {
+  using B = xsimd::batch<T, A>;
+  const ColumnTile<T, A> yt(y, ys, n, count);
+  const ColumnTile<T, A> dyt(dy, dys, n, count);
+  B sum(T(0));
+  for (std::size_t r = 0; r < n; ++r) sum += dyt.row(r);
+  B out[tile_rows];
+  for (std::size_t r = 0; r < n; ++r) out[r] = xsimd::fnma(exp_batch(yt.row(r)), sum, dyt.row(r));
+  store_tile(out, n, count, dz, dzs);
 }
 
 }  // namespace regula::kernels

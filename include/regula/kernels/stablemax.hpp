@@ -19,7 +19,9 @@
 #include <type_traits>
 
 #include "regula/core/simd.hpp"
+#include "regula/kernels/exp_log.hpp"
 #include "regula/kernels/reduce.hpp"
+#include "regula/kernels/tile.hpp"
 
 namespace regula::kernels {
 
@@ -207,7 +209,7 @@ void log_stablemax_backward_column(const T* z, const T* y, const T* dy, std::siz
   const B one(T(1));
   for (i = 0; i + W <= n; i += W) {
     const B r = one / (one + xsimd::abs(B::load_unaligned(z + i)));
-    (r * xsimd::fnma(xsimd::exp(B::load_unaligned(y + i)), sb, B::load_unaligned(dy + i)))
+    (r * xsimd::fnma(exp_batch(B::load_unaligned(y + i)), sb, B::load_unaligned(dy + i)))
         .store_unaligned(dz + i);
   }
   for (; i < n; ++i) dz[i] = stablemax_r(z[i]) * (dy[i] - std::exp(y[i]) * s);
@@ -221,6 +223,103 @@ void log_stablemax_backward_column_reference(const T* z, const T* y, const T* dy
   for (std::size_t i = 0; i < n; ++i) sum += static_cast<double>(dy[i]);
   const T s = static_cast<T>(sum);
   for (std::size_t i = 0; i < n; ++i) dz[i] = stablemax_r(z[i]) * (dy[i] - std::exp(y[i]) * s);
+}
+
+// The cross-column kernels (kernels/tile.hpp): the column kernels above over `count` ≤ W
+// consecutive columns of n ≤ tile_rows values, one column per lane, with the layout and aliasing
+// contract of softmax_tile. The per-lane arithmetic is the column kernel's; the double sums run
+// in class order instead of SIMD blocks, and log S is log_batch's, so the two agree to a few
+// ulps.
+
+/// stablemax_column over a tile.
+template <class T, class A = default_arch>
+void stablemax_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count, T* y,
+                    std::size_t ys) noexcept {
+  using B = xsimd::batch<T, A>;
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t W = B::size;
+  const ColumnTile<T, A> tile(z, zs, n, count);
+  B s[tile_rows];
+  LaneSums<T, A> S;
+  for (std::size_t r = 0; r < n; ++r) {
+    s[r] = stablemax_s(tile.row(r));
+    S.add(s[r]);
+  }
+  alignas(64) double inv[W];
+  S.store(inv);
+  for (std::size_t q = 0; q < W; q += DB::size)
+    (DB(1.0) / DB::load_aligned(inv + q)).store_aligned(inv + q);
+  const B ib = narrow_lanes<T, A>(inv);
+  for (std::size_t r = 0; r < n; ++r) s[r] *= ib;
+  store_tile(s, n, count, y, ys);
+}
+
+/// log_stablemax_column over a tile.
+template <class T, class A = default_arch>
+void log_stablemax_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count, T* y,
+                        std::size_t ys) noexcept {
+  using B = xsimd::batch<T, A>;
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t W = B::size;
+  const ColumnTile<T, A> tile(z, zs, n, count);
+  LaneSums<T, A> S;
+  for (std::size_t r = 0; r < n; ++r) S.add(stablemax_s(tile.row(r)));
+  alignas(64) double ls[W];
+  S.store(ls);
+  for (std::size_t q = 0; q < W; q += DB::size)
+    log_batch(DB::load_aligned(ls + q)).store_aligned(ls + q);
+  const B lb = narrow_lanes<T, A>(ls);
+  B out[tile_rows];
+  for (std::size_t r = 0; r < n; ++r) out[r] = stablemax_log_s(tile.row(r)) - lb;
+  store_tile(out, n, count, y, ys);
+}
+
+/// stablemax_backward_column over a tile (z, y, dy and dz with their own strides).
+template <class T, class A = default_arch>
+void stablemax_backward_tile(const T* z, std::size_t zs, const T* y, std::size_t ys, const T* dy,
+                             std::size_t dys, std::size_t n, std::size_t count, T* dz,
+                             std::size_t dzs) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const ColumnTile<T, A> zt(z, zs, n, count);
+  const ColumnTile<T, A> yt(y, ys, n, count);
+  const ColumnTile<T, A> dyt(dy, dys, n, count);
+  LaneSums<T, A> dot;
+  for (std::size_t r = 0; r < n; ++r) dot.add(yt.row(r) * dyt.row(r));
+  alignas(64) double d[W];
+  dot.store(d);
+  const B db = narrow_lanes<T, A>(d);
+  const B one(T(1));
+  B out[tile_rows];
+  for (std::size_t r = 0; r < n; ++r) {
+    const B rr = one / (one + xsimd::abs(zt.row(r)));
+    out[r] = rr * yt.row(r) * (dyt.row(r) - db);
+  }
+  store_tile(out, n, count, dz, dzs);
+}
+
+/// log_stablemax_backward_column over a tile.
+template <class T, class A = default_arch>
+void log_stablemax_backward_tile(const T* z, std::size_t zs, const T* y, std::size_t ys,
+                                 const T* dy, std::size_t dys, std::size_t n, std::size_t count,
+                                 T* dz, std::size_t dzs) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  const ColumnTile<T, A> zt(z, zs, n, count);
+  const ColumnTile<T, A> yt(y, ys, n, count);
+  const ColumnTile<T, A> dyt(dy, dys, n, count);
+  LaneSums<T, A> sum;
+  for (std::size_t r = 0; r < n; ++r) sum.add(dyt.row(r));
+  alignas(64) double d[W];
+  sum.store(d);
+  const B sb = narrow_lanes<T, A>(d);
+  const B one(T(1));
+  B out[tile_rows];
+  for (std::size_t r = 0; r < n; ++r) {
+    const B rr = one / (one + xsimd::abs(zt.row(r)));
+    out[r] = rr * xsimd::fnma(exp_batch(yt.row(r)), sb, dyt.row(r));
+  }
+  store_tile(out, n, count, dz, dzs);
 }
 
 }  // namespace regula::kernels

@@ -159,8 +159,7 @@ T run_cross_entropy(const XentCall<T>& call) {
   // the shape, never on the layout or the thread count); a tile holding an ignored label goes
   // column by column.
   constexpr std::size_t W = xsimd::batch<T, default_arch>::size;
-  const bool narrow = fast && Norm == Normalizer::softmax && proto.beta == T(0) &&
-                      n <= kernels::xent_narrow_classes;
+  const bool narrow = fast && proto.beta == T(0) && n <= kernels::xent_narrow_classes;
   const auto zs = static_cast<std::size_t>(z.outerStride());
   const auto dzs =
       call.dlogits != nullptr ? static_cast<std::size_t>(call.dlogits->outerStride()) : n;
@@ -201,8 +200,8 @@ T run_cross_entropy(const XentCall<T>& call) {
               if (pending + count > G) flush();
               T* dz = call.dlogits != nullptr ? call.dlogits->col(static_cast<Index>(c)).data()
                                               : nullptr;
-              kernels::softmax_xent_hard_tile(z.col(static_cast<Index>(c)).data(), zs, n, count,
-                                              lab, proto.gamma, gt, dz, dzs, terms + pending);
+              kernels::xent_hard_tile<Norm>(z.col(static_cast<Index>(c)).data(), zs, n, count, lab,
+                                            proto.gamma, gt, dz, dzs, terms + pending);
               for (std::size_t k = 0; k < count; ++k) where[pending++] = static_cast<Index>(c + k);
               if (pending == G) flush();
               c += count - 1;

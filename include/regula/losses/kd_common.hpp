@@ -21,6 +21,8 @@
 #include "regula/core/options.hpp"
 #include "regula/core/parallel.hpp"
 #include "regula/core/reduction.hpp"
+#include "regula/core/simd.hpp"
+#include "regula/kernels/tile.hpp"
 
 namespace regula {
 
@@ -161,6 +163,33 @@ double run_kd_columns(Index classes, Index batch, double scale, double factor, V
                              });
 }
 
+/// run_kd_columns for a cross-column kernel `tile(c, count, gs, d)` that writes the divergences
+/// of the `count` columns from c to d[0..count) (kernels/tile.hpp): the same chunks, the same
+/// order of the sums, so the reduction is bitwise as independent of the thread count.
+template <class T, class Tile>
+double run_kd_tiles(Index classes, Index batch, double scale, double factor, VectorRef<T>* losses,
+                    Tile&& tile) {
+  const T gs = static_cast<T>(scale * factor);
+  constexpr std::size_t W = simd::width<T>;
+  return parallel_sum_chunks(static_cast<std::size_t>(batch), column_chunk(classes),
+                             [&](std::size_t begin, std::size_t end) noexcept {
+                               double acc = 0.0;
+                               double d[W];
+                               for (std::size_t c = begin; c < end;) {
+                                 const std::size_t count = end - c < W ? end - c : W;
+                                 tile(c, count, gs, d);
+                                 for (std::size_t k = 0; k < count; ++k) {
+                                   const double l = factor * d[k];
+                                   const auto j = static_cast<Index>(c + k);
+                                   if (losses != nullptr) (*losses)[j] = static_cast<T>(l);
+                                   acc += l;
+                                 }
+                                 c += count;
+                               }
+                               return acc;
+                             });
+}
+
 /// Columns at most this long keep the teacher's exponentials in a stack buffer between passes
 /// (longer columns recompute them).
 inline constexpr std::size_t kd_stack_classes = 2048;
@@ -180,12 +209,26 @@ T run_temperature_loss(const char* who, const MatrixCRef<T>& z, const MatrixCRef
   const double scale = per_sample ? 1.0 : reduction_scale(who, opt.reduction, z.rows(), z.cols());
   const T k = static_cast<T>(1.0 / opt.temperature);
   const auto n = static_cast<std::size_t>(z.rows());
-  const double total = run_kd_columns<T>(
-      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
-        alignas(64) T buf[kd_stack_classes];
-        return Loss::column(z.col(j).data(), v.col(j).data(), n, k, gs, dcol,
-                            n <= kd_stack_classes ? buf : nullptr);
-      });
+  double total;
+  if (Loss::has_tile && n <= kernels::tile_rows) {
+    // Narrow heads: the cross-column kernel, one column per SIMD lane.
+    const auto zs = static_cast<std::size_t>(z.outerStride());
+    const auto vs = static_cast<std::size_t>(v.outerStride());
+    const auto dzs = dz != nullptr ? static_cast<std::size_t>(dz->outerStride()) : n;
+    total = run_kd_tiles<T>(z.rows(), z.cols(), scale, opt.factor(), losses,
+                            [&](std::size_t c, std::size_t count, T gs, double* d) noexcept {
+                              const auto j = static_cast<Index>(c);
+                              Loss::tile(z.col(j).data(), zs, v.col(j).data(), vs, n, count, k, gs,
+                                         dz != nullptr ? dz->col(j).data() : nullptr, dzs, d);
+                            });
+  } else {
+    total = run_kd_columns<T>(z.rows(), z.cols(), scale, opt.factor(), losses, dz,
+                              [&](Index j, T gs, T* dcol) noexcept {
+                                alignas(64) T buf[kd_stack_classes];
+                                return Loss::column(z.col(j).data(), v.col(j).data(), n, k, gs,
+                                                    dcol, n <= kd_stack_classes ? buf : nullptr);
+                              });
+  }
   return static_cast<T>(per_sample ? total : total * scale);
 }
 
@@ -193,6 +236,12 @@ T run_temperature_loss(const char* who, const MatrixCRef<T>& z, const MatrixCRef
 template <class Loss>
 struct TemperatureLoss {
   using Options = KDLossOptions;
+  /// Whether Loss has a cross-column kernel `tile` for narrow heads (see run_temperature_loss);
+  /// a binding that has one hides this with true.
+  static constexpr bool has_tile = false;
+  template <class T>
+  static void tile(const T*, std::size_t, const T*, std::size_t, std::size_t, std::size_t, T, T, T*,
+                   std::size_t, double*) noexcept {}
   template <class T>
   static T run(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const Options& opt,
                VectorRef<T>* losses, MatrixRef<T>* dz, bool per_sample) {

@@ -34,6 +34,12 @@ struct ReverseKl : TemperatureLoss<ReverseKl> {
     (void)buf;
     return kernels::reverse_kl_column<T>(z, v, n, k, gs, dz);
   }
+  static constexpr bool has_tile = true;
+  template <class T>
+  static void tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+                   std::size_t count, T k, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+    kernels::reverse_kl_tile<T>(z, zs, v, vs, n, count, k, gs, dz, dzs, d);
+  }
 };
 
 }  // namespace detail
