@@ -4,8 +4,8 @@
 // core; run it for each instruction set:
 //
 //   for f in -march=native "-mavx2 -mfma" -msse2; do
-//     g++ -std=c++17 -O3 $f -DNDEBUG -Iinclude -Itests scripts/check_exp_log.cpp -o /tmp/check_exp_log &&
-//     /tmp/check_exp_log
+//     g++ -std=c++17 -O3 $f -DNDEBUG -Iinclude -Itests scripts/check_exp_log.cpp -o /tmp/cel
+//     /tmp/cel
 //   done
 //
 // Prints, per function, the worst distance and where, and how many inputs are more than 1 ulp
@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "regula/kernels/exp_log.hpp"
+
 #include "support/ulps.hpp"
 
 namespace {

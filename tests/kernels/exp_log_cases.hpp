@@ -11,9 +11,8 @@
 
 #include "regula/kernels/exp_log.hpp"
 
-#include "support/ulps.hpp"
-
 #include "support/catch.hpp"
+#include "support/ulps.hpp"
 
 namespace exp_log_cases {
 
