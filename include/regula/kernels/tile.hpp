@@ -26,10 +26,14 @@ inline constexpr std::size_t tile_rows = 32;
 /// rows[r]. Lanes past `count` repeat column 0, so they compute finite values that are dropped.
 template <class T, class A = default_arch>
 struct ColumnTile {
+  /// The batch type of a row.
   using B = xsimd::batch<T, A>;
+  /// Columns per tile, the batch size.
   static constexpr std::size_t W = B::size;
-  alignas(64) T rows[tile_rows][W] = {};  // initialised: GCC cannot see rows >= n unread
+  /// rows[r][k] = row r of column k (initialised: GCC cannot see rows >= n unread).
+  alignas(64) T rows[tile_rows][W] = {};
 
+  /// Transposes `count` columns at z, z + zs, ... (n rows each) into rows.
   ColumnTile(const T* z, std::size_t zs, std::size_t n, std::size_t count) noexcept {
     for (std::size_t k = 0; k < W; ++k) {
       const T* col = z + (k < count ? k : 0) * zs;
@@ -59,16 +63,23 @@ REGULA_ALWAYS_INLINE void store_tile(const xsimd::batch<T, A>* out, std::size_t 
 /// and high halves of the lanes are widened exactly into two double batches.
 template <class T, class A = default_arch>
 struct LaneSums {
+  /// The batch type of the values added.
   using B = xsimd::batch<T, A>;
+  /// The double batch type of the sums.
   using DB = xsimd::batch<double, A>;
+  /// Lanes, the batch size of T.
   static constexpr std::size_t W = B::size;
+  /// Double batches per batch of T: 2 for float, 1 for double.
   static constexpr std::size_t halves = std::is_same_v<T, float> ? 2 : 1;
+  /// The sums: lanes [q·W/halves, (q + 1)·W/halves) in h[q].
   DB h[halves];
 
+  /// All sums 0.
   LaneSums() noexcept {
     for (auto& x : h) x = DB(0.0);
   }
 
+  /// Adds lane k of x to sum k, exactly widened.
   REGULA_ALWAYS_INLINE void add(const B& x) noexcept {
     if constexpr (std::is_same_v<T, float>) {
       simd::add_widened(x, h[0], h[1]);
