@@ -81,14 +81,15 @@ TEMPLATE_TEST_CASE("KD kernels agree with their scalar references", "[kernels][k
   }
 }
 
-// The cross-column kd_kl and reverse_kl kernels (kd_kl_tile, reverse_kl_tile) against their
-// per-column kernels, per column and element: on
+// The cross-column kd_kl, reverse_kl and TV kernels (kd_kl_tile, reverse_kl_tile, tv_tile)
+// against their per-column kernels, per column and element: on
 // tiles of every head width it takes, ragged and strided, with columns that take the direct
 // form (random), the cancellation-free path (teacher = student + tiny noise, confident columns
 // whose top classes agree), the wide fallback (logits spanning past the largest T) and NaN.
 // Columns that fall back get the per-column kernel's own bits; direct ones agree to a few ulps.
-template <class T, bool Reverse>
+template <class T, int Mode>  // 0 kd_kl, 1 reverse_kl, 2 total variation
 void check_kd_tile() {
+  constexpr bool Reverse = Mode == 1;
   namespace k = regula::kernels;
   constexpr std::size_t W = regula::simd::width<T>;
   const T M = std::numeric_limits<T>::max();
@@ -128,7 +129,11 @@ void check_kd_tile() {
       const T kk = T(0.5), gs = T(0.75);
       std::vector<T> dz(s * count, T(7)), dcol(n), scratch(n);
       double d[64], d_nodz[64];
-      if constexpr (Reverse) {
+      if constexpr (Mode == 2) {
+        k::tv_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, dz.data(), s, d);
+        k::tv_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, static_cast<T*>(nullptr), s,
+                      d_nodz);
+      } else if constexpr (Reverse) {
         k::reverse_kl_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, dz.data(), s, d);
         k::reverse_kl_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, static_cast<T*>(nullptr),
                               s, d_nodz);
@@ -139,10 +144,16 @@ void check_kd_tile() {
       }
       for (std::size_t c = 0; c < count; ++c) {
         CAPTURE(c);
-        const double dc = Reverse ? k::reverse_kl_column<T>(z.data() + c * s, v.data() + c * s, n,
-                                                            kk, gs, dcol.data())
-                                  : k::kd_kl_column<T>(z.data() + c * s, v.data() + c * s, n, kk,
-                                                       kk, gs, dcol.data(), scratch.data());
+        double dc;
+        if constexpr (Mode == 2) {
+          dc = k::tv_column<T>(z.data() + c * s, v.data() + c * s, n, kk, gs, dcol.data(),
+                               scratch.data());
+        } else if constexpr (Reverse) {
+          dc = k::reverse_kl_column<T>(z.data() + c * s, v.data() + c * s, n, kk, gs, dcol.data());
+        } else {
+          dc = k::kd_kl_column<T>(z.data() + c * s, v.data() + c * s, n, kk, kk, gs, dcol.data(),
+                                  scratch.data());
+        }
         if (std::isnan(dc)) {
           CHECK(std::isnan(d[c]));
           CHECK(std::isnan(d_nodz[c]));
@@ -181,10 +192,11 @@ void check_kd_tile() {
   }
 }
 
-TEMPLATE_TEST_CASE("The cross-column kd_kl and reverse_kl kernels match the per-column ones",
+TEMPLATE_TEST_CASE("The cross-column kd_kl, reverse_kl and TV kernels match the per-column ones",
                    "[kernels][kd]", float, double) {
-  check_kd_tile<TestType, false>();
-  check_kd_tile<TestType, true>();
+  check_kd_tile<TestType, 0>();
+  check_kd_tile<TestType, 1>();
+  check_kd_tile<TestType, 2>();
 }
 
 }  // namespace regula::test::kd_kernels

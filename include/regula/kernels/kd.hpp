@@ -2100,6 +2100,60 @@ double tv_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* scr
                                 static_cast<detail::wide>(gs), dz);
 }
 
+/// tv_column over a tile (the layout and contract of kd_kl_tile): each lane forms p and p − q from
+/// the fused exponentials, D = ½ Σ|p − q| and the masses of p where p − q is positive, negative
+/// or zero, in class order, and the (sub)gradient gs·k·p·(s − ⟨p, s⟩) from them, as tv_column's
+/// direct path; a lane whose rounding test fails or whose result is not finite is recomputed by
+/// tv_column.
+template <class T, class A = default_arch>
+void tv_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+             std::size_t count, T k, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+  using B = xsimd::batch<T, A>;
+  constexpr std::size_t W = B::size;
+  alignas(64) T scratch[tile_rows];
+  auto column = [&](std::size_t c) noexcept {
+    d[c] = tv_column<T, A>(z + c * zs, v + c * vs, n, k, gs, dz != nullptr ? dz + c * dzs : nullptr,
+                           scratch);
+  };
+  if constexpr (std::is_same_v<T, double>) {
+    for (std::size_t c = 0; c < count; ++c) column(c);
+    return;
+  }
+  const ColumnTile<T, A> zt(z, zs, n, count);
+  const ColumnTile<T, A> vt(v, vs, n, count);
+  detail::FusedTile<T, A, false> t(zt, vt, n, k, k);
+  const B zero(T(0));
+  const B isz = B(T(1)) / t.sz, isv = B(T(1)) / t.sv;
+  B diff[tile_rows];
+  B l(T(0)), pos(T(0)), neg(T(0)), tie(T(0));
+  for (std::size_t r = 0; r < n; ++r) {
+    t.e[r] *= isz;  // p
+    diff[r] = t.e[r] - t.f[r] * isv;
+    l += xsimd::abs(diff[r]);
+    pos += xsimd::select(diff[r] > zero, t.e[r], zero);
+    neg += xsimd::select(diff[r] < zero, t.e[r], zero);
+    tie += xsimd::select(diff[r] == zero, t.e[r], zero);
+    tie += diff[r] * T(0);  // a NaN difference makes every coefficient NaN
+  }
+  alignas(64) T lt[W];
+  l.store_aligned(lt);
+  if (dz != nullptr) {
+    const B cpos = neg + B(T(0.5)) * tie, cneg = -(pos + B(T(0.5)) * tie);
+    const B czero = B(T(0.5)) * (neg - pos);
+    const B c(gs * k);
+    for (std::size_t r = 0; r < n; ++r) {
+      const B coef = xsimd::select(diff[r] > zero, cpos,
+                                   xsimd::select(diff[r] < zero, cneg, czero + diff[r] * T(0)));
+      t.e[r] = c * t.e[r] * coef;
+    }
+    store_tile(t.e, n, count, dz, dzs);
+  }
+  for (std::size_t c = 0; c < count; ++c) {
+    d[c] = 0.5 * static_cast<double>(lt[c]);
+    if (!std::isfinite(d[c]) || !detail::direct_is_accurate_in<T>(d[c], 2.0, n, 1)) column(c);
+  }
+}
+
 /// Scalar reference of tv_column, per element in double, and tv_column's fallback.
 template <class T>
 double tv_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {

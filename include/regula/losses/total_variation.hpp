@@ -31,6 +31,12 @@ struct TotalVariation : TemperatureLoss<TotalVariation> {
   static double column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* buf) noexcept {
     return kernels::tv_column<T>(z, v, n, k, gs, dz, buf);
   }
+  static constexpr bool has_tile = true;
+  template <class T>
+  static void tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+                   std::size_t count, T k, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+    kernels::tv_tile<T>(z, zs, v, vs, n, count, k, gs, dz, dzs, d);
+  }
 };
 
 }  // namespace detail
