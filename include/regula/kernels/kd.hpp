@@ -1090,12 +1090,16 @@ double kd_kl_column_reference(const T* z, const T* v, std::size_t n, T kz, T kv,
 
 namespace detail {
 
+/// Which weights w a FusedTile's cross sums take: the teacher's f (KL(q ‖ p)), the student's e
+/// (KL(p ‖ q)), or none (TV, which needs only e, f and their sums).
+enum class TileWeights : unsigned char { teacher, student, none };
+
 /// The direct pass of fused_exp over a tile, one column per lane (kernels/tile.hpp): the column
 /// maxima, e = exp(x), f = exp(y) with x = (z − mz)·kz, y = (v − mv)·kv, and in class order
-/// Σ e, Σ f, Σ w·y, Σ w·x with w = f (TeacherWeighted) or e; then, per lane in double, the sums
-/// (S of the weights, and the weighted Σ w·(y − x) over it, `cross`) and the size of the terms
-/// (`mag`, as ExpSums::mag), for the kernels' accuracy test.
-template <class T, class A, bool TeacherWeighted>
+/// Σ e, Σ f and, unless Weights is none, Σ w·y, Σ w·x; then, per lane in double, the sums (S of
+/// the weights, and the weighted Σ w·(y − x) over it, `cross`) and the size of the terms (`mag`,
+/// as ExpSums::mag), for the kernels' accuracy test.
+template <class T, class A, TileWeights Weights>
 struct FusedTile {
   using B = xsimd::batch<T, A>;
   using DB = xsimd::batch<double, A>;
@@ -1122,16 +1126,19 @@ struct FusedTile {
       f[r] = exp_batch(y);
       sz += e[r];
       sv += f[r];
-      const B w = TeacherWeighted ? f[r] : e[r];
-      wy = xsimd::fma(w, y, wy);
-      wx = xsimd::fma(w, x, wx);
+      if constexpr (Weights != TileWeights::none) {
+        const B w = Weights == TileWeights::teacher ? f[r] : e[r];
+        wy = xsimd::fma(w, y, wy);
+        wx = xsimd::fma(w, x, wx);
+      }
     }
+    if constexpr (Weights == TileWeights::none) return;
     widen_lanes(sz, szd);
     widen_lanes(sv, svd);
     widen_lanes(wy, cross);
     widen_lanes(wx, mag);
     for (std::size_t q = 0; q < W; q += DB::size) {
-      const DB sw = DB::load_aligned((TeacherWeighted ? svd : szd) + q);
+      const DB sw = DB::load_aligned((Weights == TileWeights::teacher ? svd : szd) + q);
       const DB wyq = DB::load_aligned(cross + q);
       const DB wxq = DB::load_aligned(mag + q);
       ((wyq - wxq) / sw).store_aligned(cross + q);
@@ -1168,7 +1175,7 @@ void kd_kl_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::siz
   }
   const ColumnTile<T, A> zt(z, zs, n, count);
   const ColumnTile<T, A> vt(v, vs, n, count);
-  detail::FusedTile<T, A, true> t(zt, vt, n, kz, kv);
+  detail::FusedTile<T, A, detail::TileWeights::teacher> t(zt, vt, n, kz, kv);
   // D = Σ q·(y − x) + log Σ e^x − log Σ e^y.
   alignas(64) double dd[W];
   for (std::size_t q = 0; q < W; q += DB::size) {
@@ -1389,7 +1396,7 @@ void reverse_kl_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std
   }
   const ColumnTile<T, A> zt(z, zs, n, count);
   const ColumnTile<T, A> vt(v, vs, n, count);
-  detail::FusedTile<T, A, false> t(zt, vt, n, k, k);
+  detail::FusedTile<T, A, detail::TileWeights::student> t(zt, vt, n, k, k);
   // D = Σ p·(x − y) − log Σ e^x + log Σ e^y.
   alignas(64) double dd[W], c2d[W];
   for (std::size_t q = 0; q < W; q += DB::size) {
@@ -2121,7 +2128,7 @@ void tv_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t
   }
   const ColumnTile<T, A> zt(z, zs, n, count);
   const ColumnTile<T, A> vt(v, vs, n, count);
-  detail::FusedTile<T, A, false> t(zt, vt, n, k, k);
+  detail::FusedTile<T, A, detail::TileWeights::none> t(zt, vt, n, k, k);
   const B zero(T(0));
   const B isz = B(T(1)) / t.sz, isv = B(T(1)) / t.sv;
   B diff[tile_rows];
