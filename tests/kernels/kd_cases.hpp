@@ -81,15 +81,20 @@ TEMPLATE_TEST_CASE("KD kernels agree with their scalar references", "[kernels][k
   }
 }
 
-// The cross-column kd_kl, reverse_kl and TV kernels (kd_kl_tile, reverse_kl_tile, tv_tile)
-// against their per-column kernels, per column and element: on
+// The cross-column KD kernels (kd_kl_tile, reverse_kl_tile, tv_tile, js_tile, binary_kl_tile,
+// binary_kl_norm_tile, logit_mse_tile) against their per-column kernels, per column and
+// element: on
 // tiles of every head width it takes, ragged and strided, with columns that take the direct
 // form (random), the cancellation-free path (teacher = student + tiny noise, confident columns
 // whose top classes agree), the wide fallback (logits spanning past the largest T) and NaN.
-// Columns that fall back get the per-column kernel's own bits; direct ones agree to a few ulps.
-template <class T, int Mode>  // 0 kd_kl, 1 reverse_kl, 2 total variation
+// Columns that fall back get the per-column kernel's own bits; direct ones agree to a few ulps,
+// and the gradients of the per-class sums (BinaryKL, BinaryKL-Norm, logit MSE) bit for bit.
+// Modes: 0 kd_kl, 1 reverse_kl, 2 total variation, 3 JS, 4 BinaryKL, 5 BinaryKL-Norm,
+// 6 logit MSE.
+template <class T, int Mode>
 void check_kd_tile() {
-  constexpr bool Reverse = Mode == 1;
+  constexpr bool Reverse = Mode == 1 || Mode == 3;  // gradient terms of the size p·(|r| + D + 1)
+  constexpr bool Elementwise = Mode >= 4;
   namespace k = regula::kernels;
   constexpr std::size_t W = regula::simd::width<T>;
   const T M = std::numeric_limits<T>::max();
@@ -129,11 +134,24 @@ void check_kd_tile() {
       const T kk = T(0.5), gs = T(0.75);
       std::vector<T> dz(s * count, T(7)), dcol(n), scratch(n);
       double d[64], d_nodz[64];
-      if constexpr (Mode == 2) {
+      T* const none = nullptr;
+      if constexpr (Mode == 6) {
+        k::logit_mse_tile<T>(z.data(), s, v.data(), s, n, count, gs, dz.data(), s, d);
+        k::logit_mse_tile<T>(z.data(), s, v.data(), s, n, count, gs, none, s, d_nodz);
+      } else if constexpr (Mode == 5) {
+        k::binary_kl_norm_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, dz.data(), s, d);
+        k::binary_kl_norm_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, none, s, d_nodz);
+      } else if constexpr (Mode == 4) {
+        k::binary_kl_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, dz.data(), s, d);
+        k::binary_kl_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, none, s, d_nodz);
+      } else if constexpr (Mode == 3) {
+        k::js_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, dz.data(), s, d);
+        k::js_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, none, s, d_nodz);
+      } else if constexpr (Mode == 2) {
         k::tv_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, dz.data(), s, d);
         k::tv_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, static_cast<T*>(nullptr), s,
                       d_nodz);
-      } else if constexpr (Reverse) {
+      } else if constexpr (Mode == 1) {
         k::reverse_kl_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, dz.data(), s, d);
         k::reverse_kl_tile<T>(z.data(), s, v.data(), s, n, count, kk, gs, static_cast<T*>(nullptr),
                               s, d_nodz);
@@ -145,10 +163,20 @@ void check_kd_tile() {
       for (std::size_t c = 0; c < count; ++c) {
         CAPTURE(c);
         double dc;
-        if constexpr (Mode == 2) {
+        const T* zc = z.data() + c * s;
+        const T* vc = v.data() + c * s;
+        if constexpr (Mode == 6) {
+          dc = k::logit_mse_column<T>(zc, vc, n, gs, dcol.data());
+        } else if constexpr (Mode == 5) {
+          dc = k::binary_kl_norm_column<T>(zc, vc, n, kk, gs, dcol.data());
+        } else if constexpr (Mode == 4) {
+          dc = k::binary_kl_column<T>(zc, vc, n, kk, gs, dcol.data());
+        } else if constexpr (Mode == 3) {
+          dc = k::js_column<T>(zc, vc, n, kk, gs, dcol.data(), scratch.data());
+        } else if constexpr (Mode == 2) {
           dc = k::tv_column<T>(z.data() + c * s, v.data() + c * s, n, kk, gs, dcol.data(),
                                scratch.data());
-        } else if constexpr (Reverse) {
+        } else if constexpr (Mode == 1) {
           dc = k::reverse_kl_column<T>(z.data() + c * s, v.data() + c * s, n, kk, gs, dcol.data());
         } else {
           dc = k::kd_kl_column<T>(z.data() + c * s, v.data() + c * s, n, kk, kk, gs, dcol.data(),
@@ -161,7 +189,19 @@ void check_kd_tile() {
         }
         CHECK(d[c] == d_nodz[c]);  // the same with or without the gradient
         CHECK(d[c] >= 0.0);
+        if (std::isinf(dc)) {  // logit MSE past the largest T: +inf, as the column's
+          CHECK(d[c] == dc);
+          continue;
+        }
         CHECK(std::abs(d[c] - dc) <= 64 * eps * dc + 1e-300);
+        if constexpr (Elementwise) {
+          for (std::size_t r = 0; r < n; ++r) {
+            INFO("row " << r);
+            CHECK(dz[c * s + r] == dcol[r]);
+          }
+          for (std::size_t r = n; r < s; ++r) CHECK(dz[c * s + r] == T(7));
+          continue;
+        }
         // Each gradient element gs·k·(p − q) on the scale of its two terms.
         double sz = 0, sv = 0, mz = -std::numeric_limits<double>::infinity(), mv = mz;
         for (std::size_t r = 0; r < n; ++r) {
@@ -192,11 +232,97 @@ void check_kd_tile() {
   }
 }
 
-TEMPLATE_TEST_CASE("The cross-column kd_kl, reverse_kl and TV kernels match the per-column ones",
-                   "[kernels][kd]", float, double) {
+// The cross-column DKD kernel (dkd_tile) against dkd_column, per column and element, on the
+// regimes of check_kd_tile, with targets on every row: TCKD, NCKD and every gradient element
+// each to a few ulps of its own size.
+template <class T>
+void check_dkd_tile() {
+  namespace k = regula::kernels;
+  constexpr std::size_t W = regula::simd::width<T>;
+  const T M = std::numeric_limits<T>::max();
+  const double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
+  for (const std::size_t n :
+       {std::size_t{2}, std::size_t{3}, std::size_t{10}, std::size_t{17}, std::size_t{32}}) {
+    for (const std::size_t count : {std::size_t{1}, std::size_t{5}, W}) {
+      if (count > W) continue;
+      const std::size_t s = n + 2;
+      std::vector<T> z(s * count, T(-5)), v(s * count, T(-5));
+      std::vector<std::int64_t> t(count);
+      for (std::size_t c = 0; c < count; ++c) {
+        t[c] = static_cast<std::int64_t>((3 * c + 1) % n);
+        const auto zc = data<T>(n, static_cast<unsigned>(5 * c + 1), 6.0);
+        const auto vc = data<T>(n, static_cast<unsigned>(5 * c + 2), 6.0);
+        for (std::size_t r = 0; r < n; ++r) {
+          T zr = zc[r], vr = vc[r];
+          const bool target = static_cast<std::int64_t>(r) == t[c];
+          switch (c % 6) {
+            case 1:  // nearly equal: the cancellation-free path
+              vr = zr + T(1e-3) * vc[r];
+              break;
+            case 2:  // confident on the target, student and teacher agree
+              if (target) zr = vr = T(25);
+              break;
+            case 3:  // past the largest T: the wide fallback
+              if (r < 2) zr = r == 0 ? M : -M;
+              break;
+            case 4:  // NaN in the teacher
+              if (r == n / 2) vr = std::numeric_limits<T>::quiet_NaN();
+              break;
+            case 5:  // confident on a non-target class
+              if (!target && r == (static_cast<std::size_t>(t[c]) + 1) % n) zr = vr = T(20);
+              break;
+            default:
+              break;
+          }
+          z[c * s + r] = zr;
+          v[c * s + r] = vr;
+        }
+      }
+      CAPTURE(n, count);
+      const T kk = T(0.5), alpha = T(1), beta = T(8), gs = T(0.75);
+      std::vector<T> dz(s * count, T(7)), dcol(n), scratch(n);
+      k::DkdTerms r[64], r_nodz[64];
+      k::dkd_tile<T>(z.data(), s, v.data(), s, n, count, t.data(), kk, alpha, beta, gs, dz.data(),
+                     s, r);
+      k::dkd_tile<T>(z.data(), s, v.data(), s, n, count, t.data(), kk, alpha, beta, gs,
+                     static_cast<T*>(nullptr), s, r_nodz);
+      for (std::size_t c = 0; c < count; ++c) {
+        CAPTURE(c);
+        const auto tc = static_cast<std::size_t>(t[c]);
+        const k::DkdTerms rc = k::dkd_column<T>(z.data() + c * s, v.data() + c * s, n, tc, kk,
+                                                alpha, beta, gs, dcol.data(), scratch.data());
+        if (std::isnan(rc.tckd) || std::isnan(rc.nckd)) {
+          CHECK((std::isnan(r[c].tckd) || std::isnan(r[c].nckd)));
+          continue;
+        }
+        CHECK(r[c].tckd == r_nodz[c].tckd);
+        CHECK(r[c].nckd == r_nodz[c].nckd);
+        CHECK(r[c].tckd >= 0.0);
+        CHECK(r[c].nckd >= 0.0);
+        CHECK(std::abs(r[c].tckd - rc.tckd) <= 64 * eps * rc.tckd + 1e-300);
+        CHECK(std::abs(r[c].nckd - rc.nckd) <= 64 * eps * rc.nckd + 1e-300);
+        for (std::size_t row = 0; row < n; ++row) {
+          INFO("row " << row << ": " << dz[c * s + row] << " vs " << dcol[row]);
+          const double dc = static_cast<double>(dcol[row]);
+          CHECK(std::abs(static_cast<double>(dz[c * s + row]) - dc) <=
+                64 * eps * std::abs(dc) + static_cast<double>(std::numeric_limits<T>::min()));
+        }
+        for (std::size_t row = n; row < s; ++row) CHECK(dz[c * s + row] == T(7));
+      }
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("The cross-column KD kernels match the per-column ones", "[kernels][kd]", float,
+                   double) {
   check_kd_tile<TestType, 0>();
   check_kd_tile<TestType, 1>();
   check_kd_tile<TestType, 2>();
+  check_kd_tile<TestType, 3>();
+  check_kd_tile<TestType, 4>();
+  check_kd_tile<TestType, 5>();
+  check_kd_tile<TestType, 6>();
+  check_dkd_tile<TestType>();
 }
 
 }  // namespace regula::test::kd_kernels

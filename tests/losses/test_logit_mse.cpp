@@ -1,4 +1,8 @@
 #define EIGEN_RUNTIME_NO_MALLOC
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
 #include "regula/losses/logit_mse.hpp"
 
 #include "kd_support.hpp"
@@ -191,6 +195,89 @@ TEMPLATE_TEST_CASE("logit_std_kd: a NaN or infinite logit gives NaN, also where 
       CHECK(std::isnan(losses[0]));
       CHECK(dz.col(0).array().isNaN().all());
       CHECK(losses[1] == Approx(0.0).margin(1e-12));  // the other column: equal, loss ~0
+    }
+  }
+}
+
+// The cross-column kernel of logit_std_kd (float, C ≤ 32) against its per-column kernel, per
+// column and element, on ragged and strided tiles whose columns take the normal path (random),
+// the long-double paths (a standardized student nearly equal to its teacher; logits spanning
+// past the largest float), a constant student (std 0) and NaN: the loss to a few ulps and every
+// gradient element against itself or 1e-3 of its column's largest (tests/accuracy's judge).
+TEST_CASE("logit_std_kd's cross-column kernel matches the per-column one",
+          "[losses][logit_std_kd]") {
+  namespace d = regula::detail;
+  constexpr std::size_t W = regula::simd::width<float>;
+  const float M = std::numeric_limits<float>::max();
+  const double eps = std::numeric_limits<float>::epsilon();
+  const double kinv = 0.25;
+  const float gs = 0.75f;
+  for (const std::size_t n :
+       {std::size_t{2}, std::size_t{3}, std::size_t{10}, std::size_t{17}, std::size_t{32}}) {
+    const double root = std::sqrt(static_cast<double>(n - 1));
+    const double safe = static_cast<double>(M) / 4.0;
+    for (const std::size_t count : {std::size_t{1}, std::size_t{5}, W}) {
+      if (count > W) continue;  // a tile holds at most W columns
+      const std::size_t s = n + 3;
+      std::vector<float> z(s * count, -5.0f), v(s * count, -5.0f);
+      std::uint64_t st = 0x9E3779B97F4A7C15ULL * (n + 11 * count);
+      auto uniform = [&st]() {
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        return static_cast<float>(static_cast<double>(st >> 11) * 0x1.0p-53 * 8.0 - 4.0);
+      };
+      for (std::size_t c = 0; c < count; ++c) {
+        for (std::size_t r = 0; r < n; ++r) {
+          float zr = uniform(), vr = uniform();
+          switch (c % 6) {
+            case 1:  // standardized student ≈ teacher: the agreement path
+              vr = 3.0f * zr + 2.0f + 1e-6f * vr;
+              break;
+            case 2:  // constant student
+              zr = 1.5f;
+              break;
+            case 3:  // past the largest float
+              if (r < 2) zr = r == 0 ? M : -M;
+              break;
+            case 4:  // NaN in the teacher
+              if (r == n / 2) vr = std::numeric_limits<float>::quiet_NaN();
+              break;
+            default:
+              break;
+          }
+          z[c * s + r] = zr;
+          v[c * s + r] = vr;
+        }
+      }
+      CAPTURE(n, count);
+      std::vector<float> dz(s * count, 7.0f), dz_none(s * count, 7.0f), dcol(n);
+      double dt[64], dt_none[64];
+      d::logit_std_kd_tile(z.data(), s, v.data(), s, n, count, kinv, gs, dz.data(), s, dt, root,
+                           safe);
+      d::logit_std_kd_tile(z.data(), s, v.data(), s, n, count, kinv, gs,
+                           static_cast<float*>(nullptr), s, dt_none, root, safe);
+      for (std::size_t c = 0; c < count; ++c) {
+        CAPTURE(c);
+        const double dc = d::logit_std_kd_column<float>(z.data() + c * s, v.data() + c * s, n, kinv,
+                                                        gs, dcol.data(), root, safe);
+        if (std::isnan(dc)) {
+          CHECK(std::isnan(dt[c]));
+          CHECK(std::isnan(dt_none[c]));
+          continue;
+        }
+        CHECK(dt[c] == dt_none[c]);
+        CHECK(dt[c] >= 0.0);
+        CHECK(std::abs(dt[c] - dc) <= 64.0 * eps * dc + 1e-300);
+        double top = 0.0;
+        for (std::size_t r = 0; r < n; ++r)
+          top = std::max(top, std::abs(static_cast<double>(dcol[r])));
+        for (std::size_t r = 0; r < n; ++r) {
+          CAPTURE(r, dz[c * s + r], dcol[r]);
+          const double e = static_cast<double>(dcol[r]);
+          CHECK(std::abs(static_cast<double>(dz[c * s + r]) - e) <=
+                64.0 * eps * std::max(std::abs(e), 1e-3 * top));
+        }
+        for (std::size_t r = n; r < s; ++r) CHECK(dz[c * s + r] == 7.0f);
+      }
     }
   }
 }

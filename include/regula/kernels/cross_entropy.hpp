@@ -413,15 +413,17 @@ REGULA_ALWAYS_INLINE xsimd::batch<T, A> tile_labels(const std::int64_t* labels,
   return B::load_aligned(t);
 }
 
-/// terms[k] for k < count (β = 0: no smoothing terms) from per-lane S, u and the label's form.
+/// terms[k] for k < count from per-lane S, u, the label's form and, with smoothing (β ≠ 0),
+/// the per-lane sums of log s_j (`sum_log_s`, null when β = 0).
 REGULA_ALWAYS_INLINE void xent_tile_terms(const double* S, const double* u, const double* dominant,
-                                          std::size_t count, double gamma, XentTerms::Label other,
-                                          XentTerms* terms) noexcept {
+                                          std::size_t count, std::size_t n, double beta,
+                                          const double* sum_log_s, double gamma,
+                                          XentTerms::Label other, XentTerms* terms) noexcept {
   for (std::size_t k = 0; k < count; ++k) {
     XentTerms& t = terms[k];
     t.S = S[k];
-    t.a = 0.0;
-    t.lin = 0.0;
+    t.a = static_cast<double>(n) * beta;
+    t.lin = sum_log_s != nullptr ? beta * sum_log_s[k] : 0.0;
     t.gamma = gamma;
     t.u = u[k];
     t.kind = dominant[k] != 0.0 ? XentTerms::Label::dominant : other;
@@ -431,9 +433,9 @@ REGULA_ALWAYS_INLINE void xent_tile_terms(const double* S, const double* u, cons
 }  // namespace detail
 
 /// Softmax cross-entropy of `count` ≤ W consecutive columns (column k at z + k·zs, n ≤
-/// xent_narrow_classes classes), each with a hard label `labels[k]` in [0, n), no
-/// weights and no smoothing (β = 0): terms[k] are column k's XentTerms as
-/// softmax_xent_hard_terms gives them, and g·∂ℓ/∂z goes to dz (the same layout) when dz is not
+/// xent_narrow_classes classes), each with a hard label `labels[k]` in [0, n), no weights,
+/// target q = β·1 + γ·e_y (β = ε/n with label smoothing ε): terms[k] are column k's XentTerms
+/// as softmax_xent_hard_terms gives them, and g·∂ℓ/∂z goes to dz (the same layout) when dz is not
 /// null (column k at dz + k·dzs; dz must not overlap z). W = the batch size of T. The strides
 /// only move the scalar transposes, so a block of a wider matrix gives the bits of a copy.
 ///
@@ -442,12 +444,12 @@ REGULA_ALWAYS_INLINE void xent_tile_terms(const double* S, const double* u, cons
 /// per-column kernel's (the same dominant-label branch, the label's element formed from R, one
 /// division per column), branch-free in double lanes (a column's label is dominant or not at
 /// random, so a branch per lane would be mispredicted half of the time); only the order of the
-/// sums differs (S in class order in T, R in class order in double), so the two agree to a few
-/// ulps of S.
+/// sums differs (S in class order in T, R and, with smoothing, Σ (z_j − m) in class order in
+/// double), so the two agree to a few ulps of S.
 template <class T, class A = default_arch>
 void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
-                            const std::int64_t* labels, T gamma, T g, T* dz, std::size_t dzs,
-                            XentTerms* terms) noexcept {
+                            const std::int64_t* labels, T beta, T gamma, T g, T* dz,
+                            std::size_t dzs, XentTerms* terms) noexcept {
   using B = xsimd::batch<T, A>;
   using DB = xsimd::batch<double, A>;
   constexpr std::size_t W = B::size;
@@ -461,24 +463,30 @@ void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size
     e[r] = tile.row(r);
     m = xsimd::max(m, e[r]);
   }
+  const bool smooth = beta != T(0);
   B S(T(0));
   B ey(T(0));
   B zy(T(0));
-  LaneSums<T, A> R;
+  LaneSums<T, A> R, D;  // D: Σ (z_j − m), only with smoothing
   for (std::size_t r = 0; r < n; ++r) {
     const auto is_y = y == B(static_cast<T>(r));
     zy = xsimd::select(is_y, e[r], zy);
-    e[r] = exp_batch(e[r] - m);
+    const B d = e[r] - m;
+    if (smooth) D.add(d);
+    e[r] = exp_batch(d);
     S += e[r];
     ey = xsimd::select(is_y, e[r], ey);
     R.add(xsimd::select(is_y, B(T(0)), e[r]));
   }
-  alignas(64) double Sd[W], eyd[W], ud[W], Rd[W], dom[W], scale_d[W], dzy_d[W];
+  alignas(64) double Sd[W], eyd[W], ud[W], Rd[W], Dd[W], dom[W], scale_d[W], dzy_d[W];
   widen_lanes(S, Sd);
   widen_lanes(ey, eyd);
   widen_lanes(zy - m, ud);
   R.store(Rd);
+  if (smooth) D.store(Dd);
   const double gam = static_cast<double>(gamma);
+  const double bd = static_cast<double>(beta);
+  const double a = static_cast<double>(n) * bd;  // as the per-column kernel's terms.a
   const DB gd(static_cast<double>(g));
   for (std::size_t q = 0; q < W; q += WD) {
     const DB S_ = DB::load_aligned(Sd + q);
@@ -490,38 +498,45 @@ void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size
     xsimd::select(d, R_ / ey_, DB::load_aligned(ud + q)).store_aligned(ud + q);
     sd.store_aligned(Sd + q);
     xsimd::select(d, DB(1.0), DB(0.0)).store_aligned(dom + q);
-    (gs * DB(gam)).store_aligned(scale_d + q);
-    (gs * (DB(0.0) - DB(gam) * xsimd::select(d, R_, S_ - ey_))).store_aligned(dzy_d + q);
+    (gs * DB(a + gam)).store_aligned(scale_d + q);
+    // g·((n − 1)·β·e_y − (β + γ)·R)/S; with β = 0 exactly the unsmoothed g·(−γ·R)/S.
+    (gs *
+     (DB(static_cast<double>(n - 1) * bd) * ey_ - DB(bd + gam) * xsimd::select(d, R_, S_ - ey_)))
+        .store_aligned(dzy_d + q);
   }
-  detail::xent_tile_terms(Sd, ud, dom, count, gam, XentTerms::Label::softmax, terms);
+  detail::xent_tile_terms(Sd, ud, dom, count, n, bd, smooth ? Dd : nullptr, gam,
+                          XentTerms::Label::softmax, terms);
   if (dz == nullptr) return;
   const B sb = narrow_lanes<T, A>(scale_d);
   const B yb = narrow_lanes<T, A>(dzy_d);
+  const B gbb(g * beta);
   for (std::size_t r = 0; r < n; ++r)
-    e[r] = xsimd::select(y == B(static_cast<T>(r)), yb, sb * e[r]);
+    e[r] = xsimd::select(y == B(static_cast<T>(r)), yb, xsimd::fms(sb, e[r], gbb));
   store_tile(e, n, count, dz, dzs);
 }
 
 /// StableMax cross-entropy of `count` ≤ W consecutive columns, the cross-column twin of
-/// stablemax_xent_hard_terms for hard labels without weights or smoothing (the layout and the
-/// contract of softmax_xent_hard_tile). One lane holds one column: s(z) with the fast
-/// reciprocal, S and R = Σ_{j≠y} s_j in double, the label's s_y and z_y, then the per-column
-/// finish in double lanes (the same dominant-label branch, the label's element
-/// g·(−γ·r_y·R)/S). Only the order of the double sums differs from the per-column kernel.
+/// stablemax_xent_hard_terms for hard labels without weights, target q = β·1 + γ·e_y (the
+/// layout and the contract of softmax_xent_hard_tile). One lane holds one column: s(z) with the
+/// fast reciprocal, S and R = Σ_{j≠y} s_j (and Σ log s_j with smoothing) in double, the label's
+/// s_y and z_y, then the per-column finish in double lanes (the same dominant-label branch, the
+/// label's element g·r_y·((n − 1)·β·s_y − (β + γ)·R)/S). Only the order of the double sums
+/// differs from the per-column kernel.
 template <class T, class A = default_arch>
 void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
-                              const std::int64_t* labels, T gamma, T g, T* dz, std::size_t dzs,
-                              XentTerms* terms) noexcept {
+                              const std::int64_t* labels, T beta, T gamma, T g, T* dz,
+                              std::size_t dzs, XentTerms* terms) noexcept {
   using B = xsimd::batch<T, A>;
   using DB = xsimd::batch<double, A>;
   constexpr std::size_t W = B::size;
   constexpr std::size_t WD = DB::size;
   const ColumnTile<T, A> tile(z, zs, n, count);
   const B y = detail::tile_labels<T, A>(labels, count);
+  const bool smooth = beta != T(0);
   B s[tile_rows];
   B sy(T(0));
   B zy(T(0));
-  LaneSums<T, A> S, R;
+  LaneSums<T, A> S, R, L;  // L: Σ log s_j, only with smoothing
   for (std::size_t r = 0; r < n; ++r) {
     const B x = tile.row(r);
     const auto is_y = y == B(static_cast<T>(r));
@@ -530,15 +545,22 @@ void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::si
     sy = xsimd::select(is_y, s[r], sy);
     S.add(s[r]);
     R.add(xsimd::select(is_y, B(T(0)), s[r]));
+    if (smooth) {
+      const B l = xsimd::log1p(xsimd::abs(x));
+      L.add(xsimd::select(x >= B(T(0)), l, -l));
+    }
   }
-  alignas(64) double Sd[W], syd[W], ud[W], Rd[W], dom[W], scale_d[W], dzy_d[W];
+  alignas(64) double Sd[W], syd[W], ud[W], Rd[W], Ld[W], dom[W], scale_d[W], dzy_d[W];
   S.store(Sd);
   R.store(Rd);
+  if (smooth) L.store(Ld);
   widen_lanes(sy, syd);
   widen_lanes(zy, ud);
   const double gam = static_cast<double>(gamma);
+  const double bd = static_cast<double>(beta);
+  const double a = static_cast<double>(n) * bd;  // as the per-column kernel's terms.a
   const DB gd(static_cast<double>(g));
-  const DB gg(static_cast<double>(g) * gam);
+  const DB gg(static_cast<double>(g) * (a + gam));
   for (std::size_t q = 0; q < W; q += WD) {
     const DB S_ = DB::load_aligned(Sd + q);
     const DB sy_ = DB::load_aligned(syd + q);
@@ -549,17 +571,27 @@ void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::si
     xsimd::select(d, DB(1.0), DB(0.0)).store_aligned(dom + q);
     (gg / S_).store_aligned(scale_d + q);
     const DB ry = DB(1.0) / (DB(1.0) + xsimd::abs(zy_));
-    (gd * (DB(0.0) - DB(gam) * ry * xsimd::select(d, R_, S_ - sy_)) / S_).store_aligned(dzy_d + q);
+    const DB rs = xsimd::select(zy_ >= DB(0.0), DB(1.0), ry * ry);  // r_y·s_y
+    // With β = 0 exactly the unsmoothed g·(−γ·r_y·R)/S.
+    (gd *
+     (DB(static_cast<double>(n - 1) * bd) * rs -
+      DB(bd + gam) * ry * xsimd::select(d, R_, S_ - sy_)) /
+     S_)
+        .store_aligned(dzy_d + q);
   }
-  detail::xent_tile_terms(Sd, ud, dom, count, gam, XentTerms::Label::stablemax, terms);
+  detail::xent_tile_terms(Sd, ud, dom, count, n, bd, smooth ? Ld : nullptr, gam,
+                          XentTerms::Label::stablemax, terms);
   if (dz == nullptr) return;
   const B sb = narrow_lanes<T, A>(scale_d);
   const B yb = narrow_lanes<T, A>(dzy_d);
   const B one(T(1));
-  // s·r = min(s, 1)², as in the per-column kernel.
+  const B gbb(g * beta);
+  // s·r = min(s, 1)², as in the per-column kernel; minus g·β·r with smoothing.
   for (std::size_t r = 0; r < n; ++r) {
     const B v = xsimd::min(s[r], one);
-    s[r] = xsimd::select(y == B(static_cast<T>(r)), yb, sb * v * v);
+    const B x =
+        smooth ? xsimd::fms(sb * v, v, gbb * (one / (one + xsimd::abs(tile.row(r))))) : sb * v * v;
+    s[r] = xsimd::select(y == B(static_cast<T>(r)), yb, x);
   }
   store_tile(s, n, count, dz, dzs);
 }
@@ -568,12 +600,13 @@ void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::si
 /// stablemax_xent_hard_tile).
 template <Normalizer Norm, class T, class A = default_arch>
 REGULA_ALWAYS_INLINE void xent_hard_tile(const T* z, std::size_t zs, std::size_t n,
-                                         std::size_t count, const std::int64_t* labels, T gamma,
-                                         T g, T* dz, std::size_t dzs, XentTerms* terms) noexcept {
+                                         std::size_t count, const std::int64_t* labels, T beta,
+                                         T gamma, T g, T* dz, std::size_t dzs,
+                                         XentTerms* terms) noexcept {
   if constexpr (Norm == Normalizer::softmax) {
-    softmax_xent_hard_tile<T, A>(z, zs, n, count, labels, gamma, g, dz, dzs, terms);
+    softmax_xent_hard_tile<T, A>(z, zs, n, count, labels, beta, gamma, g, dz, dzs, terms);
   } else {
-    stablemax_xent_hard_tile<T, A>(z, zs, n, count, labels, gamma, g, dz, dzs, terms);
+    stablemax_xent_hard_tile<T, A>(z, zs, n, count, labels, beta, gamma, g, dz, dzs, terms);
   }
 }
 

@@ -1110,14 +1110,14 @@ struct FusedTile {
   B sv = B(T(0));
   alignas(64) double szd[W], svd[W], cross[W], mag[W];
 
-  FusedTile(const ColumnTile<T, A>& zt, const ColumnTile<T, A>& vt, std::size_t n, T kz,
-            T kv) noexcept
+  /// kz and kv per lane (one temperature factor per column).
+  FusedTile(const ColumnTile<T, A>& zt, const ColumnTile<T, A>& vt, std::size_t n, const B& kzb,
+            const B& kvb) noexcept
       : mz(zt.row(0)), mv(vt.row(0)) {
     for (std::size_t r = 1; r < n; ++r) {
       mz = xsimd::max(mz, zt.row(r));
       mv = xsimd::max(mv, vt.row(r));
     }
-    const B kzb(kz), kvb(kv);
     B wy(T(0)), wx(T(0));
     for (std::size_t r = 0; r < n; ++r) {
       const B x = (zt.row(r) - mz) * kzb;
@@ -1149,6 +1149,49 @@ struct FusedTile {
 
 }  // namespace detail
 
+namespace detail {
+
+/// kd_kl_tile's lanes with a temperature factor per lane (kzb, kvb; kz[c], kv[c] the scalars of
+/// lane c, for its per-column recomputation): logit_std_kd runs every column at its own
+/// temperature T·std.
+template <class T, class A>
+REGULA_ALWAYS_INLINE void kd_kl_tile_lanes(const T* z, std::size_t zs, const T* v, std::size_t vs,
+                                           std::size_t n, std::size_t count,
+                                           const xsimd::batch<T, A>& kzb,
+                                           const xsimd::batch<T, A>& kvb, const T* kz, const T* kv,
+                                           T gs, T* dz, std::size_t dzs, double* d) noexcept {
+  using B = xsimd::batch<T, A>;
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t W = B::size;
+  alignas(64) T scratch[tile_rows];
+  const ColumnTile<T, A> zt(z, zs, n, count);
+  const ColumnTile<T, A> vt(v, vs, n, count);
+  FusedTile<T, A, TileWeights::teacher> t(zt, vt, n, kzb, kvb);
+  // D = Σ q·(y − x) + log Σ e^x − log Σ e^y.
+  alignas(64) double dd[W];
+  for (std::size_t q = 0; q < W; q += DB::size) {
+    (DB::load_aligned(t.cross + q) + log_batch(DB::load_aligned(t.szd + q)) -
+     log_batch(DB::load_aligned(t.svd + q)))
+        .store_aligned(dd + q);
+  }
+  if (dz != nullptr) {
+    const B c = B(gs) * kzb;
+    const B c1 = c / t.sz;
+    const B c2 = c / t.sv;
+    for (std::size_t r = 0; r < n; ++r) t.e[r] = xsimd::fms(c1, t.e[r], c2 * t.f[r]);
+    store_tile(t.e, n, count, dz, dzs);
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    d[k] = dd[k];
+    if (!std::isfinite(d[k]) || !direct_is_accurate_in<T>(d[k], t.mag[k], n, 1)) {
+      d[k] = kd_kl_column<T, A>(z + k * zs, v + k * vs, n, kz[k], kv[k], gs,
+                                dz != nullptr ? dz + k * dzs : nullptr, scratch);
+    }
+  }
+}
+
+}  // namespace detail
+
 /// kd_kl_column over `count` ≤ W consecutive columns of n ≤ tile_rows classes (kernels/tile.hpp;
 /// column k of z at z + k·zs, of v at v + k·vs, of dz at dz + k·dzs when dz is not null):
 /// d[k] = column k's divergence. One lane holds one column and runs the direct form (the fused
@@ -1162,38 +1205,21 @@ template <class T, class A = default_arch>
 void kd_kl_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
                 std::size_t count, T kz, T kv, T gs, T* dz, std::size_t dzs, double* d) noexcept {
   using B = xsimd::batch<T, A>;
-  using DB = xsimd::batch<double, A>;
   constexpr std::size_t W = B::size;
-  alignas(64) T scratch[tile_rows];
-  auto column = [&](std::size_t k) noexcept {
-    d[k] = kd_kl_column<T, A>(z + k * zs, v + k * vs, n, kz, kv, gs,
-                              dz != nullptr ? dz + k * dzs : nullptr, scratch);
-  };
   if constexpr (std::is_same_v<T, double>) {
-    for (std::size_t k = 0; k < count; ++k) column(k);
+    alignas(64) T scratch[tile_rows];
+    for (std::size_t k = 0; k < count; ++k) {
+      d[k] = kd_kl_column<T, A>(z + k * zs, v + k * vs, n, kz, kv, gs,
+                                dz != nullptr ? dz + k * dzs : nullptr, scratch);
+    }
     return;
   }
-  const ColumnTile<T, A> zt(z, zs, n, count);
-  const ColumnTile<T, A> vt(v, vs, n, count);
-  detail::FusedTile<T, A, detail::TileWeights::teacher> t(zt, vt, n, kz, kv);
-  // D = Σ q·(y − x) + log Σ e^x − log Σ e^y.
-  alignas(64) double dd[W];
-  for (std::size_t q = 0; q < W; q += DB::size) {
-    (DB::load_aligned(t.cross + q) + log_batch(DB::load_aligned(t.szd + q)) -
-     log_batch(DB::load_aligned(t.svd + q)))
-        .store_aligned(dd + q);
+  T kzs[W], kvs[W];
+  for (std::size_t k = 0; k < W; ++k) {
+    kzs[k] = kz;
+    kvs[k] = kv;
   }
-  if (dz != nullptr) {
-    const B c = B(gs * kz);
-    const B c1 = c / t.sz;
-    const B c2 = c / t.sv;
-    for (std::size_t r = 0; r < n; ++r) t.e[r] = xsimd::fms(c1, t.e[r], c2 * t.f[r]);
-    store_tile(t.e, n, count, dz, dzs);
-  }
-  for (std::size_t k = 0; k < count; ++k) {
-    d[k] = dd[k];
-    if (!std::isfinite(d[k]) || !detail::direct_is_accurate_in<T>(d[k], t.mag[k], n, 1)) column(k);
-  }
+  detail::kd_kl_tile_lanes<T, A>(z, zs, v, vs, n, count, B(kz), B(kv), kzs, kvs, gs, dz, dzs, d);
 }
 
 /// Reverse KL on one column: D = KL(p ‖ q) = Σ_c p_c (log p_c − log q_c), p = softmax(k·z),
@@ -1396,7 +1422,7 @@ void reverse_kl_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std
   }
   const ColumnTile<T, A> zt(z, zs, n, count);
   const ColumnTile<T, A> vt(v, vs, n, count);
-  detail::FusedTile<T, A, detail::TileWeights::student> t(zt, vt, n, k, k);
+  detail::FusedTile<T, A, detail::TileWeights::student> t(zt, vt, n, B(k), B(k));
   // D = Σ p·(x − y) − log Σ e^x + log Σ e^y.
   alignas(64) double dd[W], c2d[W];
   for (std::size_t q = 0; q < W; q += DB::size) {
@@ -1745,6 +1771,128 @@ DkdTerms dkd_column_reference(const T* z, const T* v, std::size_t n, std::size_t
   return detail::dkd_finite(z, v, n, t, k, alpha, beta, gs, dz, r, grad_ok);
 }
 
+/// dkd_column over `count` ≤ W consecutive columns of n ≤ tile_rows classes (the layout of
+/// kd_kl_tile; column k's target class is targets[k] < n): r[k] = column k's terms, and the
+/// gradient in dz when not null. One lane holds one column and runs dkd_column's direct form:
+/// the non-target maxima, the fused exponentials of the non-target classes and their sums in
+/// class order (the target's row masked out), then detail::dkd_direct's finish in double lanes.
+/// A lane whose rounding test fails (detail::direct_is_accurate_in with one lane), whose terms
+/// or gradient coefficients are not finite is recomputed by dkd_column, which takes its
+/// cancellation-free path or its wide fallback as it would: every column keeps dkd_column's
+/// accuracy contract, and where both take the direct form they agree to a few ulps. Double,
+/// whose direct form is never accurate enough, goes column by column. dz must not overlap z or v.
+template <class T, class A = default_arch>
+void dkd_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+              std::size_t count, const std::int64_t* targets, T k, T alpha, T beta, T gs, T* dz,
+              std::size_t dzs, DkdTerms* r) noexcept {
+  using B = xsimd::batch<T, A>;
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t W = B::size;
+  constexpr std::size_t WD = DB::size;
+  alignas(64) T scratch[tile_rows];
+  auto column = [&](std::size_t c) noexcept {
+    r[c] = dkd_column<T, A>(z + c * zs, v + c * vs, n, static_cast<std::size_t>(targets[c]), k,
+                            alpha, beta, gs, dz != nullptr ? dz + c * dzs : nullptr, scratch);
+  };
+  if constexpr (std::is_same_v<T, double>) {
+    for (std::size_t c = 0; c < count; ++c) column(c);
+    return;
+  }
+  const ColumnTile<T, A> zt(z, zs, n, count);
+  const ColumnTile<T, A> vt(v, vs, n, count);
+  alignas(64) T tl[W];
+  for (std::size_t c = 0; c < W; ++c) tl[c] = static_cast<T>(targets[c < count ? c : 0]);
+  const B tb = B::load_aligned(tl);
+  const B ninf(-std::numeric_limits<T>::infinity());
+  // The non-target maxima and the target's logits.
+  B mz = ninf, mv = ninf, zt_t = B(T(0)), vt_t = B(T(0));
+  for (std::size_t row = 0; row < n; ++row) {
+    const auto is_t = tb == B(static_cast<T>(row));
+    mz = xsimd::select(is_t, mz, xsimd::max(mz, zt.row(row)));
+    mv = xsimd::select(is_t, mv, xsimd::max(mv, vt.row(row)));
+    zt_t = xsimd::select(is_t, zt.row(row), zt_t);
+    vt_t = xsimd::select(is_t, vt.row(row), vt_t);
+  }
+  const B kb(k), zero(T(0));
+  B e[tile_rows], f[tile_rows];
+  B sz = zero, sv = zero, wy = zero, wx = zero;
+  for (std::size_t row = 0; row < n; ++row) {
+    const auto is_t = tb == B(static_cast<T>(row));
+    const B x = (zt.row(row) - mz) * kb;
+    const B y = (vt.row(row) - mv) * kb;
+    e[row] = xsimd::select(is_t, zero, exp_batch(x));
+    f[row] = xsimd::select(is_t, zero, exp_batch(y));
+    sz += e[row];
+    sv += f[row];
+    wy = xsimd::fma(f[row], xsimd::select(is_t, zero, y), wy);
+    wx = xsimd::fma(f[row], xsimd::select(is_t, zero, x), wx);
+  }
+  alignas(64) double xtd[W], ytd[W], szd[W], svd[W], wyd[W], wxd[W], dd[W], tck[W], nck[W], test[W],
+      size[W];
+  widen_lanes(B((zt_t - mz) * kb), xtd);
+  widen_lanes(B((vt_t - mv) * kb), ytd);
+  widen_lanes(sz, szd);
+  widen_lanes(sv, svd);
+  widen_lanes(wy, wyd);
+  widen_lanes(wx, wxd);
+  const double ulps = std::numeric_limits<double>::epsilon() /
+                      static_cast<double>(std::numeric_limits<T>::epsilon());
+  const DB wa(std::abs(static_cast<double>(alpha))), wb(std::abs(static_cast<double>(beta)));
+  const DB two(2.0);
+  auto logaddexp = [&](const DB& a, const DB& b) noexcept {
+    return xsimd::max(a, b) + xsimd::log1p(exp_batch(DB(0.0) - xsimd::abs(a - b)));
+  };
+  for (std::size_t q = 0; q < W; q += WD) {
+    // detail::dkd_direct in double lanes.
+    const DB xt = DB::load_aligned(xtd + q), yt = DB::load_aligned(ytd + q);
+    const DB sv_ = DB::load_aligned(svd + q);
+    const DB lsz = log_batch(DB::load_aligned(szd + q)), lsv = log_batch(sv_);
+    const DB wyq = DB::load_aligned(wyd + q), wxq = DB::load_aligned(wxd + q);
+    const DB lz = logaddexp(xt, lsz), lv = logaddexp(yt, lsv);
+    const DB lpt = xt - lz, l1pt = lsz - lz, lqt = yt - lv, l1qt = lsv - lv;
+    const DB qt = exp_batch(lqt), q1t = exp_batch(l1qt), pt = exp_batch(lpt);
+    const DB tckd = qt * (lqt - lpt) + q1t * (l1qt - l1pt);
+    const DB nckd = (wyq - wxq) / sv_ + lsz - lsv;
+    const DB mag_t =
+        two * (xsimd::abs(qt - pt) + qt * q1t * xsimd::abs((lqt - l1qt) - (lpt - l1pt))) +
+        DB(ulps) * (qt * xsimd::abs(lqt - lpt) + q1t * xsimd::abs(l1qt - l1pt));
+    const DB mag_n = (xsimd::abs(wyq) + xsimd::abs(wxq)) / sv_ + two;
+    tckd.store_aligned(tck + q);
+    nckd.store_aligned(nck + q);
+    (pt - qt).store_aligned(dd + q);
+    (wa * tckd + wb * nckd).store_aligned(test + q);
+    (wa * mag_t + wb * mag_n).store_aligned(size + q);
+  }
+  bool grad_ok[W];
+  for (std::size_t c = 0; c < W; ++c) grad_ok[c] = true;
+  if (dz != nullptr) {
+    const B d = narrow_lanes<T, A>(dd);
+    const B c1 = B(gs * k) * (B(beta) - B(alpha) * d) / sz;
+    const B c2 = B(gs * k * beta) / sv;
+    const B ct(gs * k * alpha);
+    for (std::size_t row = 0; row < n; ++row) {
+      e[row] =
+          xsimd::select(tb == B(static_cast<T>(row)), ct * d, xsimd::fms(c1, e[row], c2 * f[row]));
+    }
+    store_tile(e, n, count, dz, dzs);
+    alignas(64) T c1t[W], c2t[W];
+    c1.store_aligned(c1t);
+    c2.store_aligned(c2t);
+    for (std::size_t c = 0; c < W; ++c) grad_ok[c] = std::isfinite(c1t[c]) && std::isfinite(c2t[c]);
+    if (!std::isfinite(gs * k * alpha)) {
+      for (std::size_t c = 0; c < W; ++c) grad_ok[c] = false;
+    }
+  }
+  for (std::size_t c = 0; c < count; ++c) {
+    r[c].tckd = tck[c];
+    r[c].nckd = nck[c];
+    if (!grad_ok[c] || !std::isfinite(tck[c]) || !std::isfinite(nck[c]) ||
+        !detail::direct_is_accurate_in<T>(test[c], size[c], n, 1)) {
+      column(c);
+    }
+  }
+}
+
 namespace detail {
 
 /// Σ exp(x) and Σ exp(y) over n values, x = (z − mz)·k, y = (v − mv)·k; stores exp(x) to ez
@@ -1948,6 +2096,108 @@ double js_column_reference(const T* z, const T* v, std::size_t n, T k, T gs, T* 
 
 namespace detail {
 
+/// detail::pq_column over a tile (the layout and contract of kd_kl_tile), one column per lane:
+/// the maxima, the exponentials and their sums, d = log p − log q from the logits' difference,
+/// `elem`'s ℓ and g in class order, g relative to the student's top class where that class holds
+/// at least half the mass (as pq_column), and the gradient gs·k·(p·(g − g_ρ) − ⟨p, g − g_ρ⟩·p).
+/// A lane whose result is not finite is recomputed by `column(c)` (the per-column kernel and its
+/// wide fallback). Every lane computes what pq_column computes, with the sums in another order.
+template <class T, class A, class Elem, class Column>
+REGULA_ALWAYS_INLINE void pq_tile(const T* z, std::size_t zs, const T* v, std::size_t vs,
+                                  std::size_t n, std::size_t count, T k, T gs, T* dz,
+                                  std::size_t dzs, double* d, Elem&& elem,
+                                  Column&& column) noexcept {
+  using B = xsimd::batch<T, A>;
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t W = B::size;
+  const ColumnTile<T, A> zt(z, zs, n, count);
+  const ColumnTile<T, A> vt(v, vs, n, count);
+  const B kb(k);
+  B mz = zt.row(0), mv = vt.row(0);
+  for (std::size_t r = 1; r < n; ++r) {
+    mz = xsimd::max(mz, zt.row(r));
+    mv = xsimd::max(mv, vt.row(r));
+  }
+  B e[tile_rows], f[tile_rows];
+  B sz = B(T(0)), sv = B(T(0));
+  for (std::size_t r = 0; r < n; ++r) {
+    e[r] = exp_batch((zt.row(r) - mz) * kb);
+    f[r] = exp_batch((vt.row(r) - mv) * kb);
+    sz += e[r];
+    sv += f[r];
+  }
+  // dl = log Σ e − log Σ f in double, rounded to T, as pq_column's.
+  B dl;
+  if constexpr (std::is_same_v<T, double>) {
+    dl = log_batch(sz) - log_batch(sv);
+  } else {
+    alignas(64) double lz[W], lv[W];
+    widen_lanes(sz, lz);
+    widen_lanes(sv, lv);
+    for (std::size_t q = 0; q < W; q += DB::size) {
+      (log_batch(DB::load_aligned(lz + q)) - log_batch(DB::load_aligned(lv + q)))
+          .store_aligned(lz + q);
+    }
+    dl = narrow_lanes<T, A>(lz);
+  }
+  const B isz = B(T(1)) / sz, isv = B(T(1)) / sv, mzv = mz - mv;
+  B gref = B(T(0));
+  if (dz != nullptr) {
+    // The student's top class ρ of each lane (its first maximum), whose g is the reference
+    // where p_ρ ≥ ½.
+    B ztop = zt.row(0), vtop = vt.row(0);
+    auto found = zt.row(0) == mz;
+    for (std::size_t r = 1; r < n; ++r) {
+      const auto here = !found && (zt.row(r) == mz);
+      ztop = xsimd::select(here, zt.row(r), ztop);
+      vtop = xsimd::select(here, vt.row(r), vtop);
+      found = found || here;
+    }
+    B lt, gt;
+    elem(exp_batch((ztop - mz) * kb) * isz, exp_batch((vtop - mv) * kb) * isv,
+         xsimd::fms((ztop - vtop) - mzv, kb, dl), lt, gt);
+    gref = xsimd::select(sz <= B(T(2)), gt, B(T(0)));
+  }
+  B lacc = B(T(0)), dacc = B(T(0));
+  for (std::size_t r = 0; r < n; ++r) {
+    const B p = e[r] * isz;
+    B l, g;
+    elem(p, f[r] * isv, xsimd::fms((zt.row(r) - vt.row(r)) - mzv, kb, dl), l, g);
+    lacc += l;
+    f[r] = p * (g - gref);  // p·g, kept for the gradient
+    dacc += f[r];
+  }
+  if (dz != nullptr) {
+    const B c1(gs * k);
+    const B c2 = c1 * dacc * isz;
+    for (std::size_t r = 0; r < n; ++r) e[r] = xsimd::fms(c1, f[r], c2 * e[r]);
+    store_tile(e, n, count, dz, dzs);
+  }
+  widen_lanes(lacc, d);
+  for (std::size_t c = 0; c < count; ++c) {
+    if (!std::isfinite(d[c])) column(c);
+  }
+}
+
+}  // namespace detail
+
+/// js_column over a tile (the layout and contract of kd_kl_tile; float and double): each lane
+/// computes what js_column computes (detail::pq_tile with js_column's per-class terms), so every
+/// column keeps js_column's accuracy, to a few ulps of it (the sums run in another order); a
+/// lane whose result is not finite is recomputed by js_column.
+template <class T, class A = default_arch>
+void js_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+             std::size_t count, T k, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+  alignas(64) T scratch[tile_rows];
+  detail::pq_tile<T, A>(z, zs, v, vs, n, count, k, gs, dz, dzs, d,
+                        detail::JsElem<xsimd::batch<T, A>>{}, [&](std::size_t c) noexcept {
+                          d[c] = js_column<T, A>(z + c * zs, v + c * vs, n, k, gs,
+                                                 dz != nullptr ? dz + c * dzs : nullptr, scratch);
+                        });
+}
+
+namespace detail {
+
 /// TV's sums over a column's terms(i, m, p, p − q, jc) (p zero past m): returns D = ½Σ|p − q|
 /// and sets the student's masses where p > q, p < q and p = q (a NaN difference makes them NaN).
 template <class T, class A, class Terms, class J>
@@ -2128,7 +2378,7 @@ void tv_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t
   }
   const ColumnTile<T, A> zt(z, zs, n, count);
   const ColumnTile<T, A> vt(v, vs, n, count);
-  detail::FusedTile<T, A, detail::TileWeights::none> t(zt, vt, n, k, k);
+  detail::FusedTile<T, A, detail::TileWeights::none> t(zt, vt, n, B(k), B(k));
   const B zero(T(0));
   const B isz = B(T(1)) / t.sz, isv = B(T(1)) / t.sv;
   B diff[tile_rows];
@@ -2379,6 +2629,27 @@ double binary_kl_column_reference(const T* z, const T* v, std::size_t n, T k, T 
                                 static_cast<detail::wide>(k), static_cast<detail::wide>(gs), dz);
 }
 
+namespace detail {
+
+/// One batch of BinaryKL-Norm's terms at u (binary_kl_norm_column): lc = log cosh u and
+/// th = tanh u.
+template <class B>
+REGULA_ALWAYS_INLINE void binary_kl_norm_batch(const B& u, B& lc, B& th) noexcept {
+  using T = typename B::value_type;
+  const B one(T(1)), two(T(2)), zero(T(0));
+  const B big(std::is_same_v<T, float> ? T(9) : T(19));
+  const B ln2(T(0.69314718055994530942));
+  const B au = xsimd::abs(u);
+  const auto large = au > big;  // false for NaN, which then flows through expm1
+  const B t = xsimd::expm1(xsimd::select(large, big, au));
+  const B w = t * (t + two);  // e^{2|u|} − 1
+  lc = xsimd::select(large, au - ln2, xsimd::log1p(t * t / (two * (one + t))));
+  const B ta = xsimd::select(large, one, w / (w + two));
+  th = xsimd::select(u < zero, -ta, ta);
+}
+
+}  // namespace detail
+
 /// BinaryKL-Norm (DHKD) on one column: D = Σ_c log cosh(u_c), u = k·(z − v)/2, i.e. DHKD's
 /// Bernoulli KL of σ(k·(z − v)) from ½ before its clamp; gradient gs·(k/2)·tanh(u). SIMD in T:
 /// with t = expm1(|u|), log cosh u = log1p(t²/(2(1 + t))) and tanh|u| = t(t + 2)/(t(t + 2) + 2),
@@ -2390,23 +2661,15 @@ template <class T, class A = default_arch>
 double binary_kl_norm_column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
-  const B hb(T(0.5) * k), ghb(gs * T(0.5) * k), one(T(1)), two(T(2)), zero(T(0));
-  const B big(std::is_same_v<T, float> ? T(9) : T(19));
-  const B ln2(T(0.69314718055994530942));
+  const B hb(T(0.5) * k), ghb(gs * T(0.5) * k);
   B acc(T(0));
   for (std::size_t i = 0; i < n; i += W) {
     const std::size_t m = n - i;
     const B u = hb * (detail::load_n<B>(z + i, m, T(0)) - detail::load_n<B>(v + i, m, T(0)));
-    const B au = xsimd::abs(u);
-    const auto large = au > big;  // false for NaN, which then flows through expm1
-    const B t = xsimd::expm1(xsimd::select(large, big, au));
-    const B w = t * (t + two);  // e^{2|u|} − 1
-    const B lc = xsimd::select(large, au - ln2, xsimd::log1p(t * t / (two * (one + t))));
+    B lc, th;
+    detail::binary_kl_norm_batch(u, lc, th);
     acc += detail::keep_first(lc, m);
-    if (dz != nullptr) {
-      const B th = xsimd::select(large, one, w / (w + two));
-      detail::store_n(dz + i, m, B(ghb * xsimd::select(u < zero, -th, th)));
-    }
+    if (dz != nullptr) detail::store_n(dz + i, m, B(ghb * th));
   }
   return detail::finite_or_wide(z, v, n, static_cast<double>(hsum(acc)),
                                 &detail::binary_kl_norm_wide<T>, static_cast<detail::wide>(k),
@@ -2429,6 +2692,93 @@ double binary_kl_norm_column_reference(const T* z, const T* v, std::size_t n, T 
   }
   return detail::finite_or_wide(z, v, n, s, &detail::binary_kl_norm_wide<T>,
                                 static_cast<detail::wide>(k), static_cast<detail::wide>(gs), dz);
+}
+
+namespace detail {
+
+/// The cross-column kernels of the losses that are sums of per-class terms (BinaryKL,
+/// BinaryKL-Norm, logit MSE) over a tile (the layout of kd_kl_tile; float and double): lane c's
+/// loss d[c] = Σ_r ℓ_r in class order and its gradient g_r, from `elem(z_r, v_r, ℓ, g)` on the
+/// rows, the same per-element operations as the per-column kernel: every gradient element is
+/// the per-column kernel's, bit for bit, and the loss agrees to a few ulps (another order of
+/// the sum). A lane whose loss is not finite is recomputed by `column(c)`.
+template <class T, class A, class Elem, class Column>
+REGULA_ALWAYS_INLINE void sum_tile(const T* z, std::size_t zs, const T* v, std::size_t vs,
+                                   std::size_t n, std::size_t count, T* dz, std::size_t dzs,
+                                   double* d, Elem&& elem, Column&& column) noexcept {
+  using B = xsimd::batch<T, A>;
+  const ColumnTile<T, A> zt(z, zs, n, count);
+  const ColumnTile<T, A> vt(v, vs, n, count);
+  B g[tile_rows];
+  B acc = B(T(0));
+  for (std::size_t r = 0; r < n; ++r) {
+    B l;
+    elem(zt.row(r), vt.row(r), l, g[r]);
+    acc += l;
+  }
+  if (dz != nullptr) store_tile(g, n, count, dz, dzs);
+  widen_lanes(acc, d);
+  for (std::size_t c = 0; c < count; ++c) {
+    if (!std::isfinite(d[c])) column(c);
+  }
+}
+
+}  // namespace detail
+
+/// binary_kl_column over a tile (detail::sum_tile): gradients bitwise binary_kl_column's.
+template <class T, class A = default_arch>
+void binary_kl_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+                    std::size_t count, T k, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+  using B = xsimd::batch<T, A>;
+  const B kb(k), gkb(gs * k);
+  detail::sum_tile<T, A>(
+      z, zs, v, vs, n, count, dz, dzs, d,
+      [&](const B& zi, const B& vi, B& l, B& g) noexcept {
+        detail::binary_kl_batch(zi * kb, vi * kb, (zi - vi) * kb, l, g);
+        g = gkb * g;
+      },
+      [&](std::size_t c) noexcept {
+        d[c] = binary_kl_column<T, A>(z + c * zs, v + c * vs, n, k, gs,
+                                      dz != nullptr ? dz + c * dzs : nullptr);
+      });
+}
+
+/// binary_kl_norm_column over a tile (detail::sum_tile): gradients bitwise
+/// binary_kl_norm_column's.
+template <class T, class A = default_arch>
+void binary_kl_norm_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+                         std::size_t count, T k, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+  using B = xsimd::batch<T, A>;
+  const B hb(T(0.5) * k), ghb(gs * T(0.5) * k);
+  detail::sum_tile<T, A>(
+      z, zs, v, vs, n, count, dz, dzs, d,
+      [&](const B& zi, const B& vi, B& l, B& g) noexcept {
+        detail::binary_kl_norm_batch(B(hb * (zi - vi)), l, g);
+        g = ghb * g;
+      },
+      [&](std::size_t c) noexcept {
+        d[c] = binary_kl_norm_column<T, A>(z + c * zs, v + c * vs, n, k, gs,
+                                           dz != nullptr ? dz + c * dzs : nullptr);
+      });
+}
+
+/// logit_mse_column over a tile (detail::sum_tile): gradients bitwise logit_mse_column's.
+template <class T, class A = default_arch>
+void logit_mse_tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+                    std::size_t count, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+  using B = xsimd::batch<T, A>;
+  const B g2(gs * T(2));
+  detail::sum_tile<T, A>(
+      z, zs, v, vs, n, count, dz, dzs, d,
+      [&](const B& zi, const B& vi, B& l, B& g) noexcept {
+        const B e = zi - vi;
+        l = e * e;
+        g = g2 * e;
+      },
+      [&](std::size_t c) noexcept {
+        d[c] = logit_mse_column<T, A>(z + c * zs, v + c * vs, n, gs,
+                                      dz != nullptr ? dz + c * dzs : nullptr);
+      });
 }
 
 }  // namespace regula::kernels

@@ -43,6 +43,12 @@ struct BinaryKl : TemperatureLoss<BinaryKl> {
     (void)buf;
     return kernels::binary_kl_column<T>(z, v, n, k, gs, dz);
   }
+  static constexpr bool has_tile = true;
+  template <class T>
+  static void tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+                   std::size_t count, T k, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+    kernels::binary_kl_tile<T>(z, zs, v, vs, n, count, k, gs, dz, dzs, d);
+  }
 };
 
 /// binary_kl_norm's column kernel, bound to the distillation driver (run_temperature_loss).
@@ -53,6 +59,12 @@ struct BinaryKlNorm : TemperatureLoss<BinaryKlNorm> {
   static double column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* buf) noexcept {
     (void)buf;
     return kernels::binary_kl_norm_column<T>(z, v, n, k, gs, dz);
+  }
+  static constexpr bool has_tile = true;
+  template <class T>
+  static void tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+                   std::size_t count, T k, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+    kernels::binary_kl_norm_tile<T>(z, zs, v, vs, n, count, k, gs, dz, dzs, d);
   }
 };
 

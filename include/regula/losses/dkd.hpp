@@ -115,22 +115,46 @@ T run_dkd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v, const
   const T a = static_cast<T>(opt.alpha);
   const T b = static_cast<T>(opt.beta);
   const auto n = static_cast<std::size_t>(C);
-  const double total = run_kd_columns<T>(
-      C, z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
-        alignas(64) T buf[kd_stack_classes];
-        const auto t = static_cast<std::size_t>(y[j]);
-        const kernels::DkdTerms r =
-            kernels::dkd_column<T>(z.col(j).data(), v.col(j).data(), n, t, k, a, b, gs, dcol,
-                                   n <= kd_stack_classes ? buf : nullptr);
-        const double l = opt.alpha * r.tckd + opt.beta * r.nckd;
-        if (REGULA_LIKELY(!std::isnan(l)) || std::isnan(r.tckd) || std::isnan(r.nckd)) return l;
-        // A term past the largest double with a weight of 0 (0·inf) or two of opposite weights
-        // (inf − inf): the weighted sum in long double (NaN stays for non-finite logits).
-        using W = kernels::detail::wide;
-        return kernels::detail::recompute_wide(
-            z.col(j).data(), v.col(j).data(), n, l, &kernels::detail::dkd_weighted_wide<T>, t,
-            static_cast<W>(k), static_cast<W>(opt.alpha), static_cast<W>(opt.beta));
-      });
+  // α·TCKD + β·NCKD of column j from its terms.
+  auto weigh = [&](Index j, const kernels::DkdTerms& r) noexcept {
+    const double l = opt.alpha * r.tckd + opt.beta * r.nckd;
+    if (REGULA_LIKELY(!std::isnan(l)) || std::isnan(r.tckd) || std::isnan(r.nckd)) return l;
+    // A term past the largest double with a weight of 0 (0·inf) or two of opposite weights
+    // (inf − inf): the weighted sum in long double (NaN stays for non-finite logits).
+    using W = kernels::detail::wide;
+    return kernels::detail::recompute_wide(z.col(j).data(), v.col(j).data(), n, l,
+                                           &kernels::detail::dkd_weighted_wide<T>,
+                                           static_cast<std::size_t>(y[j]), static_cast<W>(k),
+                                           static_cast<W>(opt.alpha), static_cast<W>(opt.beta));
+  };
+  double total;
+  if (n <= kernels::tile_rows) {
+    // Narrow heads: the cross-column kernel, one column per SIMD lane.
+    const auto zs = static_cast<std::size_t>(z.outerStride());
+    const auto vs = static_cast<std::size_t>(v.outerStride());
+    const auto dzs = dz != nullptr ? static_cast<std::size_t>(dz->outerStride()) : n;
+    total = run_kd_tiles<T>(C, z.cols(), scale, opt.factor(), losses,
+                            [&](std::size_t c, std::size_t count, T gs, double* d) noexcept {
+                              const auto j = static_cast<Index>(c);
+                              kernels::DkdTerms r[simd::width<T>];
+                              std::int64_t t[simd::width<T>];
+                              for (std::size_t q = 0; q < count; ++q)
+                                t[q] = y[j + static_cast<Index>(q)];
+                              kernels::dkd_tile<T>(
+                                  z.col(j).data(), zs, v.col(j).data(), vs, n, count, t, k, a, b,
+                                  gs, dz != nullptr ? dz->col(j).data() : nullptr, dzs, r);
+                              for (std::size_t q = 0; q < count; ++q)
+                                d[q] = weigh(j + static_cast<Index>(q), r[q]);
+                            });
+  } else {
+    total = run_kd_columns<T>(
+        C, z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
+          alignas(64) T buf[kd_stack_classes];
+          const auto t = static_cast<std::size_t>(y[j]);
+          return weigh(j, kernels::dkd_column<T>(z.col(j).data(), v.col(j).data(), n, t, k, a, b,
+                                                 gs, dcol, n <= kd_stack_classes ? buf : nullptr));
+        });
+  }
   if (per_sample || REGULA_LIKELY(std::isfinite(total))) {
     return static_cast<T>(per_sample ? total : total * scale);
   }

@@ -38,6 +38,12 @@ struct Js : TemperatureLoss<Js> {
   static double column(const T* z, const T* v, std::size_t n, T k, T gs, T* dz, T* buf) noexcept {
     return kernels::js_column<T>(z, v, n, k, gs, dz, buf);
   }
+  static constexpr bool has_tile = true;
+  template <class T>
+  static void tile(const T* z, std::size_t zs, const T* v, std::size_t vs, std::size_t n,
+                   std::size_t count, T k, T gs, T* dz, std::size_t dzs, double* d) noexcept {
+    kernels::js_tile<T>(z, zs, v, vs, n, count, k, gs, dz, dzs, d);
+  }
 };
 
 }  // namespace detail

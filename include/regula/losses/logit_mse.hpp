@@ -57,10 +57,25 @@ T run_logit_mse(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
   check_kd_shapes(who, z, v, losses, dz);
   const double scale = per_sample ? 1.0 : reduction_scale(who, opt.reduction, z.rows(), z.cols());
   const auto n = static_cast<std::size_t>(z.rows());
-  const double total = run_kd_columns<T>(
-      z.rows(), z.cols(), scale, 1.0, losses, dz, [&](Index j, T gs, T* dcol) noexcept {
-        return kernels::logit_mse_column<T>(z.col(j).data(), v.col(j).data(), n, gs, dcol);
-      });
+  double total;
+  if (n <= kernels::tile_rows) {
+    // Narrow heads: the cross-column kernel, one column per SIMD lane.
+    const auto zs = static_cast<std::size_t>(z.outerStride());
+    const auto vs = static_cast<std::size_t>(v.outerStride());
+    const auto dzs = dz != nullptr ? static_cast<std::size_t>(dz->outerStride()) : n;
+    total = run_kd_tiles<T>(z.rows(), z.cols(), scale, 1.0, losses,
+                            [&](std::size_t c, std::size_t count, T gs, double* d) noexcept {
+                              const auto j = static_cast<Index>(c);
+                              kernels::logit_mse_tile<T>(
+                                  z.col(j).data(), zs, v.col(j).data(), vs, n, count, gs,
+                                  dz != nullptr ? dz->col(j).data() : nullptr, dzs, d);
+                            });
+  } else {
+    total = run_kd_columns<T>(
+        z.rows(), z.cols(), scale, 1.0, losses, dz, [&](Index j, T gs, T* dcol) noexcept {
+          return kernels::logit_mse_column<T>(z.col(j).data(), v.col(j).data(), n, gs, dcol);
+        });
+  }
   return static_cast<T>(per_sample ? total : total * scale);
 }
 
@@ -149,6 +164,153 @@ template <class T>
 using logit_std_accumulator =
     std::conditional_t<std::is_same_v<T, float>, double, kernels::detail::wide>;
 
+/// logit_std_kd on one column (see run_logit_std_kd): the standardization's mean and std in
+/// logit_std_accumulator<T>, the long-double path for the columns the normal path cannot take,
+/// else kd_kl_column at the column's temperatures and the standardization's correction. `root`
+/// = √(C − 1) and `safe` = the largest T over 4 bound the logits' differences (see there).
+template <class T>
+double logit_std_kd_column(const T* zc, const T* vc, std::size_t n, double kinv, T gs, T* dcol,
+                           double root, double safe) noexcept {
+  alignas(64) T buf[kd_stack_classes];
+  using A = logit_std_accumulator<T>;
+  A mza = 0, sdza = 0, mva = 0, sdva = 0;
+  mean_std(zc, n, mza, sdza);
+  mean_std(vc, n, mva, sdva);
+  const auto mz = static_cast<double>(mza), sdz = static_cast<double>(sdza);
+  const auto mv = static_cast<double>(mva), sdv = static_cast<double>(sdva);
+  // Logits that may differ by more than the largest T (or whose sums pass the largest
+  // double): z − max z would overflow in T before the per-column k ≈ 1/(T·std) brings it
+  // back to a moderate value, and give a finite but wrong loss. False for NaN.
+  if (REGULA_UNLIKELY(!(std::abs(mz) + sdz * root <= safe && std::abs(mv) + sdv * root <= safe)) &&
+      kernels::all_finite(zc, vc, n)) {
+    return logit_std_kd_wide(zc, vc, n, kinv, gs, dcol);
+  }
+  const double sz = sdz + logit_std_eps, sv = sdv + logit_std_eps;
+  // A student whose standardized logits nearly equal the teacher's (largest |z' − v'|
+  // below largest |z'|/limit; false for a constant student, both 0). std::max drops a
+  // NaN, so the column's logits are tested too (NaN in, NaN out: the normal path).
+  double zmax = 0.0, umax = 0.0;
+  const double rz = 1.0 / sz, rv = 1.0 / sv;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double zs = (static_cast<double>(zc[i]) - mz) * rz;
+    zmax = std::max(zmax, std::abs(zs));
+    umax = std::max(umax, std::abs(zs - (static_cast<double>(vc[i]) - mv) * rv));
+  }
+  if (REGULA_UNLIKELY(umax * logit_std_agreement_limit<T> < zmax) &&
+      kernels::all_finite(zc, vc, n)) {
+    return logit_std_kd_wide(zc, vc, n, kinv, gs, dcol);
+  }
+  const double d =
+      kernels::kd_kl_column<T>(zc, vc, n, static_cast<T>(kinv / sz), static_cast<T>(kinv / sv), gs,
+                               dcol, n <= kd_stack_classes ? buf : nullptr);
+  if (dcol != nullptr) {
+    // dcol = g'/s; subtract its mean and the part through the std (in A, see there). Each
+    // x(i) is read before its own element is overwritten (the second pass reads i, then
+    // writes i).
+    standardization_correction<A>(
+        zc, n, mza, sdza, [dcol](std::size_t i) { return static_cast<A>(dcol[i]); }, dcol);
+  }
+  return d;
+}
+
+/// logit_std_kd_column over `count` ≤ W consecutive float columns of n ≤ tile_rows classes (the
+/// layout of kernels::kd_kl_tile), one column per lane: the means and stds in double lanes (the
+/// per-column sums, in the same order: the same bits), the two tests of the normal path in
+/// lanes, kd_kl at each lane's own temperatures (kernels::detail::kd_kl_tile_lanes, with its
+/// per-column fallback), then the standardization's correction in double lanes, again in the
+/// per-column order. A lane that fails either test (or holds a value that is not finite) is
+/// recomputed by logit_std_kd_column. Writes the losses to d[0..count).
+template <class A = default_arch>
+void logit_std_kd_tile(const float* z, std::size_t zs, const float* v, std::size_t vs,
+                       std::size_t n, std::size_t count, double kinv, float gs, float* dz,
+                       std::size_t dzs, double* d, double root, double safe) noexcept {
+  using B = xsimd::batch<float, A>;
+  using DB = xsimd::batch<double, A>;
+  constexpr std::size_t W = B::size;
+  constexpr std::size_t WD = DB::size;
+  const kernels::ColumnTile<float, A> zt(z, zs, n, count);
+  const kernels::ColumnTile<float, A> vt(v, vs, n, count);
+  alignas(64) double mzd[W], sdzd[W];
+  alignas(64) float kz[W], kv[W];
+  bool special[W];
+  const DB nd(static_cast<double>(n)), n1(static_cast<double>(n - 1));
+  const DB eps(logit_std_eps), rootb(root), safeb(safe), kinvb(kinv), one(1.0), zero(0.0);
+  const DB limit(logit_std_agreement_limit<float>);
+  for (std::size_t q = 0; q < W; q += WD) {
+    auto stats = [&](const kernels::ColumnTile<float, A>& t, DB& mean, DB& sd) noexcept {
+      DB sum = zero;
+      for (std::size_t r = 0; r < n; ++r) sum += DB::load_unaligned(t.rows[r] + q);
+      mean = sum / nd;
+      DB ss = zero;
+      for (std::size_t r = 0; r < n; ++r) {
+        const DB x = DB::load_unaligned(t.rows[r] + q) - mean;
+        ss = ss + x * x;  // not fused: the per-column sum's roundings
+      }
+      sd = xsimd::sqrt(ss / n1);
+    };
+    DB mz, sdz, mv, sdv;
+    stats(zt, mz, sdz);
+    stats(vt, mv, sdv);
+    const auto fits =
+        (xsimd::abs(mz) + sdz * rootb <= safeb) && (xsimd::abs(mv) + sdv * rootb <= safeb);
+    const DB sz = sdz + eps, sv = sdv + eps;
+    const DB rz = one / sz, rv = one / sv;
+    DB zmax = zero, umax = zero;
+    for (std::size_t r = 0; r < n; ++r) {
+      const DB zsr = (DB::load_unaligned(zt.rows[r] + q) - mz) * rz;
+      zmax = xsimd::max(zmax, xsimd::abs(zsr));
+      umax = xsimd::max(umax, xsimd::abs(zsr - (DB::load_unaligned(vt.rows[r] + q) - mv) * rv));
+    }
+    // False for NaN anywhere (the sums carry it): such lanes go per column, as do the lanes the
+    // normal path cannot take.
+    const auto normal = fits && (umax * limit >= zmax) && xsimd::isfinite(mz + mv + sdz + sdv);
+    alignas(64) double kzq[WD], kvq[WD], ok[WD];
+    (kinvb / sz).store_aligned(kzq);
+    (kinvb / sv).store_aligned(kvq);
+    xsimd::select(normal, one, zero).store_aligned(ok);
+    mz.store_aligned(mzd + q);
+    sdz.store_aligned(sdzd + q);
+    for (std::size_t k = 0; k < WD; ++k) {
+      kz[q + k] = static_cast<float>(kzq[k]);
+      kv[q + k] = static_cast<float>(kvq[k]);
+      special[q + k] = ok[k] == 0.0;
+    }
+  }
+  kernels::detail::kd_kl_tile_lanes<float, A>(z, zs, v, vs, n, count, B::load_aligned(kz),
+                                              B::load_aligned(kv), kz, kv, gs, dz, dzs, d);
+  if (dz != nullptr) {
+    // The correction of logit_std_kd_column in double lanes: x = dz (g'/s), then
+    // dz = x − mean x − coef·(z − mz), coef = ⟨x, z − mz⟩/(s·(n − 1)·sd) (0 where sd = 0).
+    const kernels::ColumnTile<float, A> xt(dz, dzs, n, count);
+    alignas(64) double out[kernels::tile_rows][W];
+    for (std::size_t q = 0; q < W; q += WD) {
+      const DB mz = DB::load_aligned(mzd + q), sd = DB::load_aligned(sdzd + q);
+      DB sum = zero, dot = zero;
+      for (std::size_t r = 0; r < n; ++r) {
+        const DB x = DB::load_unaligned(xt.rows[r] + q);
+        sum = sum + x;
+        dot = dot + x * (DB::load_unaligned(zt.rows[r] + q) - mz);
+      }
+      const DB mean_x = sum / nd;
+      const DB s = sd + eps;
+      const DB coef = xsimd::select(sd > zero, dot / (s * n1 * sd), zero);
+      for (std::size_t r = 0; r < n; ++r) {
+        const DB x = DB::load_unaligned(xt.rows[r] + q);
+        (x - mean_x - coef * (DB::load_unaligned(zt.rows[r] + q) - mz)).store_aligned(out[r] + q);
+      }
+    }
+    for (std::size_t k = 0; k < count; ++k) {
+      for (std::size_t r = 0; r < n; ++r) dz[k * dzs + r] = static_cast<float>(out[r][k]);
+    }
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    if (special[k]) {
+      d[k] = logit_std_kd_column<float>(z + k * zs, v + k * vs, n, kinv, gs,
+                                        dz != nullptr ? dz + k * dzs : nullptr, root, safe);
+    }
+  }
+}
+
 template <class T>
 T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>& v,
                    const KDLossOptions& opt, VectorRef<T>* losses, MatrixRef<T>* dz,
@@ -165,52 +327,28 @@ T run_logit_std_kd(const char* who, const MatrixCRef<T>& z, const MatrixCRef<T>&
   // column or of the pair reaches the largest T.
   const double root = std::sqrt(static_cast<double>(n - 1));
   const double safe = static_cast<double>(std::numeric_limits<T>::max()) / 4.0;
-  const double total = run_kd_columns<T>(
-      z.rows(), z.cols(), scale, opt.factor(), losses, dz, [&](Index j, T gs, T* dcol) noexcept {
-        alignas(64) T buf[kd_stack_classes];
-        using A = logit_std_accumulator<T>;
-        const T* zc = z.col(j).data();
-        const T* vc = v.col(j).data();
-        A mza = 0, sdza = 0, mva = 0, sdva = 0;
-        mean_std(zc, n, mza, sdza);
-        mean_std(vc, n, mva, sdva);
-        const auto mz = static_cast<double>(mza), sdz = static_cast<double>(sdza);
-        const auto mv = static_cast<double>(mva), sdv = static_cast<double>(sdva);
-        // Logits that may differ by more than the largest T (or whose sums pass the largest
-        // double): z − max z would overflow in T before the per-column k ≈ 1/(T·std) brings it
-        // back to a moderate value, and give a finite but wrong loss. False for NaN.
-        if (REGULA_UNLIKELY(
-                !(std::abs(mz) + sdz * root <= safe && std::abs(mv) + sdv * root <= safe)) &&
-            kernels::all_finite(zc, vc, n)) {
-          return logit_std_kd_wide(zc, vc, n, kinv, gs, dcol);
-        }
-        const double sz = sdz + logit_std_eps, sv = sdv + logit_std_eps;
-        // A student whose standardized logits nearly equal the teacher's (largest |z' − v'|
-        // below largest |z'|/limit; false for a constant student, both 0). std::max drops a
-        // NaN, so the column's logits are tested too (NaN in, NaN out: the normal path).
-        double zmax = 0.0, umax = 0.0;
-        const double rz = 1.0 / sz, rv = 1.0 / sv;
-        for (std::size_t i = 0; i < n; ++i) {
-          const double zs = (static_cast<double>(zc[i]) - mz) * rz;
-          zmax = std::max(zmax, std::abs(zs));
-          umax = std::max(umax, std::abs(zs - (static_cast<double>(vc[i]) - mv) * rv));
-        }
-        if (REGULA_UNLIKELY(umax * logit_std_agreement_limit<T> < zmax) &&
-            kernels::all_finite(zc, vc, n)) {
-          return logit_std_kd_wide(zc, vc, n, kinv, gs, dcol);
-        }
-        const double d = kernels::kd_kl_column<T>(zc, vc, n, static_cast<T>(kinv / sz),
-                                                  static_cast<T>(kinv / sv), gs, dcol,
-                                                  n <= kd_stack_classes ? buf : nullptr);
-        if (dcol != nullptr) {
-          // dcol = g'/s; subtract its mean and the part through the std (in A, see there). Each
-          // x(i) is read before its own element is overwritten (the second pass reads i, then
-          // writes i).
-          standardization_correction<A>(
-              zc, n, mza, sdza, [dcol](std::size_t i) { return static_cast<A>(dcol[i]); }, dcol);
-        }
-        return d;
-      });
+  double total;
+  if constexpr (std::is_same_v<T, float>) {
+    if (n <= kernels::tile_rows) {
+      // Narrow heads: the cross-column kernel, one column per SIMD lane.
+      const auto zs = static_cast<std::size_t>(z.outerStride());
+      const auto vs = static_cast<std::size_t>(v.outerStride());
+      const auto dzs = dz != nullptr ? static_cast<std::size_t>(dz->outerStride()) : n;
+      total = run_kd_tiles<T>(
+          z.rows(), z.cols(), scale, opt.factor(), losses,
+          [&](std::size_t c, std::size_t count, T gs, double* d) noexcept {
+            const auto j = static_cast<Index>(c);
+            logit_std_kd_tile(z.col(j).data(), zs, v.col(j).data(), vs, n, count, kinv, gs,
+                              dz != nullptr ? dz->col(j).data() : nullptr, dzs, d, root, safe);
+          });
+      return static_cast<T>(per_sample ? total : total * scale);
+    }
+  }
+  total = run_kd_columns<T>(z.rows(), z.cols(), scale, opt.factor(), losses, dz,
+                            [&](Index j, T gs, T* dcol) noexcept {
+                              return logit_std_kd_column<T>(z.col(j).data(), v.col(j).data(), n,
+                                                            kinv, gs, dcol, root, safe);
+                            });
   return static_cast<T>(per_sample ? total : total * scale);
 }
 
