@@ -61,9 +61,20 @@ def dkd(z, v, y, alpha=1.0, beta=8.0, temp=4.0):
     return alpha * tckd + beta * nckd
 
 
+def logit_std_kd(z, v, y, temp=2.0):
+    # torchdistill's LogitStdKDLoss: standardize with the unbiased std + 1e-7, then KD at T
+    def standardize(x):
+        return (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-7)
+
+    zs, vs = standardize(z), standardize(v)
+    return F.kl_div(F.log_softmax(zs / temp, 1), F.softmax(vs / temp, 1),
+                    reduction="batchmean") * temp * temp
+
+
 LOSSES = {"kd_kl": kd_kl, "dkd": dkd, "reverse_kl": reverse_kl, "js": js,
           "total_variation": total_variation, "logit_mse": logit_mse,
-          "binary_kl": binary_kl, "binary_kl_norm": binary_kl_norm}
+          "binary_kl": binary_kl, "binary_kl_norm": binary_kl_norm,
+          "logit_std_kd": logit_std_kd}
 
 for b, c in ((512, 10), (512, 100), (512, 1000)):
     z0 = (torch.rand(b, c) * 2 - 1) * 4

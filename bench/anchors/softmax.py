@@ -1,5 +1,6 @@
 """PyTorch anchors for the softmax group: F.softmax, F.log_softmax and F.cross_entropy
-forward+backward (autograd, mean reduction), float32, one thread. Shapes are (batch, classes)."""
+forward+backward (autograd, mean reduction; also with label_smoothing=0.1 at batch 512), float32,
+one thread. Shapes are (batch, classes)."""
 import torch
 import torch.nn.functional as F
 
@@ -18,3 +19,10 @@ for b, c in ((512, 10), (4096, 10), (512, 1000), (32, 32000)):
         return torch.autograd.grad(loss, zg)
 
     emit("softmax", f"ce_fwd_bwd_{shape}", "pytorch", seconds_per_call(ce))
+
+    if b == 512:
+        def ce_smooth():
+            loss = F.cross_entropy(zg, y, label_smoothing=0.1)
+            return torch.autograd.grad(loss, zg)
+
+        emit("softmax", f"ce_smooth_fwd_bwd_{shape}", "pytorch", seconds_per_call(ce_smooth))
