@@ -72,10 +72,9 @@ int register_all() {
       benchmark::RegisterBenchmark((smooth + "/exp").c_str(), [n](benchmark::State& st) {
         regula::bench::exp_reference(st, n);
       })->UseRealTime();
-      benchmark::RegisterBenchmark(
-          (smooth + "/regula").c_str(),
-          [s](benchmark::State& st) { ce_fwd_bwd<regula::Normalizer::softmax>(st, s, 0.1); })
-          ->UseRealTime();
+      benchmark::RegisterBenchmark((smooth + "/regula").c_str(), [s](benchmark::State& st) {
+        ce_fwd_bwd<regula::Normalizer::softmax>(st, s, 0.1);
+      })->UseRealTime();
     }
   }
   return 0;

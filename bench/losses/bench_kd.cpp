@@ -1,6 +1,6 @@
 // Distillation losses, forward+backward (loss and dL/dstudent in one call, batchmean), float,
-// one thread, T = 4 (logit_std_kd: T = 2, the paper's default). Names: kd/<loss>_<B>x<C>/regula; bench/anchors/kd.py adds the same losses written
-// in PyTorch with autograd (impl "pytorch").
+// one thread, T = 4 (logit_std_kd: T = 2, the paper's default). Names: kd/<loss>_<B>x<C>/regula;
+// bench/anchors/kd.py adds the same losses written in PyTorch with autograd (impl "pytorch").
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -70,7 +70,8 @@ int register_all() {
       {"binary_kl_norm", [kd](const CMap& z, const CMap& v, const regula::Labels&,
                               Map& d) { return regula::binary_kl_norm(z, v, d, kd); }},
       // The paper's default base temperature, 2.
-      {"logit_std_kd", [](const CMap& z, const CMap& v, const regula::Labels&, Map& d) {
+      {"logit_std_kd",
+       [](const CMap& z, const CMap& v, const regula::Labels&, Map& d) {
          return regula::logit_std_kd(z, v, d, regula::KDLossOptions{}.with_temperature(2.0));
        }},
   };
