@@ -636,6 +636,25 @@ TEST_CASE("weighted StableMax at the lowest double: a finite gradient, not g·A/
   CHECK(dz(1, 0) == Approx(r * (4.5 - 3.0)).epsilon(1e-12));
 }
 
+TEST_CASE("StableMax at the lowest double without weights: log 2, not the clamp of a subnormal log",
+          "[losses][cross_entropy][numerics][regression]") {
+  // S = 2/(1 + DBL_MAX) is subnormal; xsimd's double log read it 37 too low, so the narrow
+  // head's loss log S + log1p(DBL_MAX) came out −36.3 and was clamped to 0.
+  const double big = std::numeric_limits<double>::max();
+  CrossEntropyLoss<double, Normalizer::stablemax> sm(
+      CrossEntropyOptions{}.with_reduction(Reduction::sum));
+  Mat<double> z(2, 1);
+  z << -big, -big;
+  Labels y(1);
+  y << 0;
+  Vec<double> l(1);
+  Mat<double> dz(2, 1);
+  sm.per_sample(z, y, l, dz);
+  CHECK(l[0] == Approx(std::log(2.0)).epsilon(1e-12));
+  CHECK(sm.forward(z, y) == Approx(std::log(2.0)).epsilon(1e-12));
+  CHECK(dz.allFinite());
+}
+
 TEST_CASE("labels bind as int32 or int64, row or column, strided, or std::vector, with one result",
           "[losses][cross_entropy][labels]") {
   Mat<double> z = Mat<double>::Random(5, 4);
