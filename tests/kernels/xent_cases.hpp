@@ -43,19 +43,22 @@ std::vector<T> logits(std::size_t n, std::size_t cols, int regime,
 
 namespace xent_cases {
 
-// Long-double reference of one column with target q = β·1 + e_y (γ = 1): ℓ = Σ_j q_j·log(S/s_j)
-// and g·∂ℓ/∂z = g·r ⊙ ((nβ + 1)·s/S − q) (softmax: s = e^{z−m}, r = 1; StableMax: r_j·s_j =
-// min(s_j, 1)²), the label's element g·r_y·((n − 1)·β·s_y − (β + 1)·R)/S, R = Σ_{j≠y} s_j.
+// Long-double reference of one column with target q_j = β_j + [j = y]·w_y, β_j = β·w_j (class
+// weights w, all ones when null; γ = 1): ℓ = Σ_j q_j·log(S/s_j) and g·∂ℓ/∂z = g·r ⊙ (a·s/S − q),
+// a = Σ_j q_j (softmax: s = e^{z−m}, r = 1; StableMax: r_j·s_j = min(s_j, 1)²), the label's
+// element g·r_y·((a − q_y)·s_y − q_y·R)/S, R = Σ_{j≠y} s_j. `size` = Σ_j β_j·(|log S| + |log
+// s_j|), the size of the smoothing terms, which may cancel in any implementation (to 0 for one
+// class); dz_size[r] the size of element r's two terms, which cancel where the smoothed target
+// is nearly met (the label's (a − q_y)·s_y against q_y·R): a rounding of s or of R in any
+// implementation moves the element by eps on that scale.
 template <regula::Normalizer Norm, class T>
-// `size` = Σ_j β·(|log S| + |log s_j|), the size of the smoothing terms, which may cancel in
-// any implementation (to 0 for one class).
-long double reference(const T* z, std::size_t n, std::size_t y, T beta, T g, long double* dz,
-                      long double& size) {
+long double reference(const T* z, std::size_t n, std::size_t y, T beta, const T* weight, T g,
+                      long double* dz, long double* dz_size, long double& size) {
   using L = long double;
   L m = static_cast<L>(z[0]);
   for (std::size_t r = 1; r < n; ++r) m = std::max(m, static_cast<L>(z[r]));
-  std::vector<L> s(n);
-  L S = 0, R = 0;
+  std::vector<L> s(n), q(n);
+  L S = 0, R = 0, a = 0;
   for (std::size_t r = 0; r < n; ++r) {
     const L x = static_cast<L>(z[r]);
     if constexpr (Norm == regula::Normalizer::softmax) {
@@ -65,13 +68,19 @@ long double reference(const T* z, std::size_t n, std::size_t y, T beta, T g, lon
     }
     S += s[r];
     if (r != y) R += s[r];
+    const L w = weight != nullptr ? static_cast<L>(weight[r]) : L(1);
+    q[r] = static_cast<L>(beta) * w;
+    a += q[r];
   }
-  const L b = static_cast<L>(beta), a = static_cast<L>(n) * b;
-  L loss = std::log1p(R / s[y]);
+  const L wy = weight != nullptr ? static_cast<L>(weight[y]) : L(1);
+  q[y] += wy;
+  a += wy;
+  L loss = wy * std::log1p(R / s[y]);
   size = 0;
   for (std::size_t r = 0; r < n; ++r) {
     const L x = static_cast<L>(z[r]);
     const L rr = Norm == regula::Normalizer::softmax ? L(1) : 1 / (1 + std::abs(x));
+    const L b = q[r] - (r == y ? wy : L(0));  // β_r
     if (b != 0) {
       // log s from the logits: s itself may underflow even in long double (regime 3).
       const L log_s =
@@ -79,8 +88,9 @@ long double reference(const T* z, std::size_t n, std::size_t y, T beta, T g, lon
       loss += b * (std::log(S) - log_s);
       size += b * (std::abs(std::log(S)) + std::abs(log_s));
     }
-    dz[r] = r == y ? static_cast<L>(g) * rr * (static_cast<L>(n - 1) * b * s[r] - (b + 1) * R) / S
-                   : static_cast<L>(g) * rr * ((a + 1) * s[r] / S - b);
+    const L gr = static_cast<L>(g) * rr;
+    dz[r] = r == y ? gr * ((a - q[r]) * s[r] - q[r] * R) / S : gr * (a * s[r] / S - q[r]);
+    dz_size[r] = r == y ? gr * ((a - q[r]) * s[r] + q[r] * R) / S : gr * (a * s[r] / S + q[r]);
   }
   return loss;
 }
@@ -111,60 +121,88 @@ void check_tile() {
       if (count > W) continue;
       for (const int regime : {0, 1, 2, 3}) {
         for (const T beta : {T(0), T(0.1) / static_cast<T>(n)}) {  // label smoothing 0 and 0.1
-          INFO("n " << n << ", count " << count << ", regime " << regime << ", W " << W << ", beta "
-                    << beta);
-          std::vector<std::int64_t> y(count);
-          for (std::size_t k = 0; k < count; ++k) y[k] = static_cast<std::int64_t>((k * 7 + 3) % n);
-          const auto z = logits<T>(n, count, regime, y);
-          // One column past the tile holds a sentinel: the kernel writes `count` columns only.
-          std::vector<T> dz(n * (count + 1), T(-7)), dz_col(n * count);
-          XentTerms terms[16];
-          regula::kernels::xent_hard_tile<Norm, T>(z.data(), n, n, count, y.data(), beta, gamma, g,
-                                                   dz.data(), n, terms);
-          XentTerms no_dz[16];
-          regula::kernels::xent_hard_tile<Norm, T>(z.data(), n, n, count, y.data(), beta, gamma, g,
-                                                   static_cast<T*>(nullptr), n, no_dz);
-          for (std::size_t r = 0; r < n; ++r) CHECK(dz[count * n + r] == T(-7));
-          std::vector<long double> ref(n);
-          for (std::size_t k = 0; k < count; ++k) {
-            const T* zk = z.data() + k * n;
-            const auto yk = static_cast<std::size_t>(y[k]);
-            const XentTerms col = regula::kernels::xent_hard_terms<Norm, T>(
-                zk, n, yk, beta, gamma, g, dz_col.data() + k * n);
-            long double size_ref = 0;
-            const long double loss_ref = reference<Norm>(zk, n, yk, beta, g, ref.data(), size_ref);
-            const double loss = regula::kernels::xent_finish(terms[k]);
-            CHECK(loss == regula::kernels::xent_finish(no_dz[k]));  // the same with or without dz
-            CHECK(terms[k].kind == col.kind);
-            long double span = 0;
-            for (std::size_t r = 0; r < n; ++r) span = std::max(span, condition<Norm>(zk, n, r));
-            const double tol_loss = 8.0 * (static_cast<double>(n) + static_cast<double>(span)) *
-                                    static_cast<double>(eps);
-            CHECK(std::abs(static_cast<long double>(loss) - loss_ref) <=
-                  static_cast<long double>(tol_loss) * (loss_ref + size_ref) + 1e-300L);
-            CHECK(std::abs(loss - regula::kernels::xent_finish(col)) <=
-                  tol_loss * std::abs(loss) + 1e-300);
-            for (std::size_t r = 0; r < n; ++r) {
-              const T d = dz[k * n + r];
-              const long double floor = static_cast<long double>(std::numeric_limits<T>::min());
-              INFO("column " << k << ", class " << r << ": " << d << " vs "
-                             << static_cast<double>(ref[r]));
-              const long double cond = 1 + condition<Norm>(zk, n, r);
-              // With smoothing an element other than the label's is the difference of g·r·(nβ +
-              // 1)·s/S and g·r·β: accurate on the scale of its terms (as the per-column kernel).
-              const long double rr =
-                  Norm == regula::Normalizer::softmax
-                      ? 1.0L
-                      : 1.0L / (1.0L + std::abs(static_cast<long double>(zk[r])));
-              const long double size = std::abs(ref[r]) + (r != static_cast<std::size_t>(yk)
-                                                               ? static_cast<long double>(g) * rr *
-                                                                     static_cast<long double>(beta)
-                                                               : 0.0L);
-              CHECK(std::abs(static_cast<long double>(d) - ref[r]) <=
-                    16 * static_cast<long double>(eps) * cond * size + floor);
-              const T dc = dz_col[k * n + r];
-              CHECK(std::abs(d - dc) <=
-                    T(32) * eps * static_cast<T>(size) + std::numeric_limits<T>::min());
+          for (const bool weighted : {false, true}) {
+            INFO("n " << n << ", count " << count << ", regime " << regime << ", W " << W
+                      << ", beta " << beta << ", weighted " << weighted);
+            // Class weights with a zero among them (a label of weight 0 keeps the smoothing part).
+            std::vector<T> wv(n);
+            for (std::size_t r = 0; r < n; ++r)
+              wv[r] = r % 4 == 2 ? T(0) : static_cast<T>(0.25 + 0.5 * static_cast<double>(r % 5));
+            const T* w = weighted ? wv.data() : nullptr;
+            std::vector<std::int64_t> y(count);
+            for (std::size_t k = 0; k < count; ++k)
+              y[k] = static_cast<std::int64_t>((k * 7 + 3) % n);
+            const auto z = logits<T>(n, count, regime, y);
+            // One column past the tile holds a sentinel: the kernel writes `count` columns only.
+            std::vector<T> dz(n * (count + 1), T(-7)), dz_col(n * count);
+            XentTerms terms[16];
+            regula::kernels::xent_hard_tile<Norm, T>(z.data(), n, n, count, y.data(), w, beta,
+                                                     gamma, g, dz.data(), n, terms);
+            XentTerms no_dz[16];
+            regula::kernels::xent_hard_tile<Norm, T>(z.data(), n, n, count, y.data(), w, beta,
+                                                     gamma, g, static_cast<T*>(nullptr), n, no_dz);
+            for (std::size_t r = 0; r < n; ++r) CHECK(dz[count * n + r] == T(-7));
+            std::vector<long double> ref(n), ref_size(n);
+            for (std::size_t k = 0; k < count; ++k) {
+              const T* zk = z.data() + k * n;
+              const auto yk = static_cast<std::size_t>(y[k]);
+              // The per-column kernel: the hard-label one without weights, the general one
+              // (softmax_xent, stablemax_xent) with them.
+              double loss_col;
+              if (weighted) {
+                regula::kernels::XentTarget<T> t;
+                t.weight = w;
+                t.label = y[k];
+                t.beta = beta;
+                t.gamma = gamma;
+                loss_col =
+                    regula::kernels::xent_column<Norm, T>(zk, n, t, g, dz_col.data() + k * n);
+              } else {
+                const XentTerms col = regula::kernels::xent_hard_terms<Norm, T>(
+                    zk, n, yk, beta, gamma, g, dz_col.data() + k * n);
+                CHECK(terms[k].kind == col.kind);
+                loss_col = regula::kernels::xent_finish(col);
+              }
+              long double size_ref = 0;
+              const long double loss_ref =
+                  reference<Norm>(zk, n, yk, beta, w, g, ref.data(), ref_size.data(), size_ref);
+              const double loss = regula::kernels::xent_finish(terms[k]);
+              CHECK(loss == regula::kernels::xent_finish(no_dz[k]));  // the same with or without dz
+              long double span = 0;
+              for (std::size_t r = 0; r < n; ++r) span = std::max(span, condition<Norm>(zk, n, r));
+              const double tol_loss = 8.0 * (static_cast<double>(n) + static_cast<double>(span)) *
+                                      static_cast<double>(eps);
+              CHECK(std::abs(static_cast<long double>(loss) - loss_ref) <=
+                    static_cast<long double>(tol_loss) * (loss_ref + size_ref) + 1e-300L);
+              CHECK(std::abs(loss - loss_col) <=
+                    tol_loss * (std::abs(loss) + static_cast<double>(size_ref)) + 1e-300);
+              for (std::size_t r = 0; r < n; ++r) {
+                const T d = dz[k * n + r];
+                const long double floor = static_cast<long double>(std::numeric_limits<T>::min());
+                INFO("column " << k << ", class " << r << ": " << d << " vs "
+                               << static_cast<double>(ref[r]));
+                const long double cond = 1 + condition<Norm>(zk, n, r);
+                // Each element is a difference of two terms (see reference): accurate on the
+                // scale of those terms, as the per-column kernel.
+                const long double rr =
+                    Norm == regula::Normalizer::softmax
+                        ? 1.0L
+                        : 1.0L / (1.0L + std::abs(static_cast<long double>(zk[r])));
+                const long double wr = w != nullptr ? static_cast<long double>(w[r]) : 1.0L;
+                const long double size = ref_size[r];
+                CHECK(std::abs(static_cast<long double>(d) - ref[r]) <=
+                      16 * static_cast<long double>(eps) * cond * size + floor);
+                // The general per-column kernel forms every element as g·r·(a·s/S − q_r) away
+                // from the column's largest class: accurate on the scale of those terms.
+                const long double qr = weighted
+                                           ? static_cast<long double>(g) * rr *
+                                                 (static_cast<long double>(beta) * wr +
+                                                  (r == static_cast<std::size_t>(yk) ? wr : 0.0L))
+                                           : 0.0L;
+                const T dc = dz_col[k * n + r];
+                CHECK(std::abs(d - dc) <=
+                      T(32) * eps * static_cast<T>(size + qr) + std::numeric_limits<T>::min());
+              }
             }
           }
         }

@@ -413,18 +413,88 @@ REGULA_ALWAYS_INLINE xsimd::batch<T, A> tile_labels(const std::int64_t* labels,
   return B::load_aligned(t);
 }
 
-/// terms[k] for k < count from per-lane S, u, the label's form and, with smoothing (β ≠ 0),
-/// the per-lane sums of log s_j (`sum_log_s`, null when β = 0).
+}  // namespace detail
+
+// The general per-column kernels (defined below), which the tiles' gradient repair calls.
+template <class T, class A = default_arch>
+double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept;
+template <class T, class A = default_arch>
+double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept;
+
+namespace detail {
+
+/// The target q = β_j + γ_k·[j = y_k] of a tile's columns: β_j = β·w_j and γ_k = γ·w_{y_k} with
+/// class weights w (null: none), as the per-column kernels form them (in T), a = Σ_j β_j in
+/// double in class order (n·β without weights), and per lane the label's β_y and γ in double.
+template <class T, class A>
+struct TileTarget {
+  static constexpr std::size_t W = xsimd::batch<T, A>::size;
+  T beta[tile_rows];
+  double a = 0.0;
+  alignas(64) double beta_y[W], gamma[W], a_minus_beta_y[W];
+
+  TileTarget(const std::int64_t* labels, std::size_t count, std::size_t n, const T* weight, T b,
+             T g) noexcept {
+    for (std::size_t r = 0; r < n; ++r) beta[r] = weight != nullptr ? b * weight[r] : b;
+    if (weight == nullptr) {
+      a = static_cast<double>(n) * static_cast<double>(b);
+    } else {
+      for (std::size_t r = 0; r < n; ++r) a += static_cast<double>(beta[r]);
+    }
+    for (std::size_t k = 0; k < W; ++k) {
+      const auto y = static_cast<std::size_t>(labels[k < count ? k : 0]);
+      beta_y[k] = static_cast<double>(beta[y]);
+      gamma[k] = static_cast<double>(weight != nullptr ? g * weight[y] : g);
+      // (n − 1)·β without weights, as the per-column kernel forms it.
+      a_minus_beta_y[k] =
+          weight != nullptr ? a - beta_y[k] : static_cast<double>(n - 1) * static_cast<double>(b);
+    }
+  }
+};
+
+/// The gradient of each lane k < count whose scale or label element, rounded to T, is not
+/// finite with finite logits (g·A/S past the largest T: class weights near it, or a StableMax S
+/// that is subnormal, every logit near the lowest T) from the general per-column kernel, which
+/// forms it from the definitions in long double there; the lane's loss terms stay the tile's.
+/// One test per lane on the common path.
+template <Normalizer Norm, class T, class A>
+REGULA_ALWAYS_INLINE void xent_tile_gradient_repair(const T* z, std::size_t zs, std::size_t n,
+                                                    std::size_t count, const std::int64_t* labels,
+                                                    const T* weight, T beta, T gamma, T g,
+                                                    const double* scale, const double* label_elem,
+                                                    T* dz, std::size_t dzs) noexcept {
+  for (std::size_t k = 0; k < count; ++k) {
+    if (std::isfinite(static_cast<T>(scale[k])) && std::isfinite(static_cast<T>(label_elem[k])))
+      continue;
+    const T* zk = z + k * zs;
+    bool finite = true;
+    for (std::size_t r = 0; r < n; ++r) finite = finite && std::isfinite(zk[r]);
+    if (!finite) continue;  // NaN in, NaN out: the tile's result stands
+    XentTarget<T> t;
+    t.weight = weight;
+    t.label = labels[k];
+    t.beta = beta;
+    t.gamma = gamma;
+    if constexpr (Norm == Normalizer::softmax) {
+      softmax_xent<T, A>(zk, n, t, g, dz + k * dzs);
+    } else {
+      stablemax_xent<T, A>(zk, n, t, g, dz + k * dzs);
+    }
+  }
+}
+
+/// terms[k] for k < count from per-lane S, u, the label's form, a = Σ_j β_j, and with smoothing
+/// the per-lane Σ_j β_j·log s_j (`lin`, null without smoothing) and the label weights γ_k.
 REGULA_ALWAYS_INLINE void xent_tile_terms(const double* S, const double* u, const double* dominant,
-                                          std::size_t count, std::size_t n, double beta,
-                                          const double* sum_log_s, double gamma,
-                                          XentTerms::Label other, XentTerms* terms) noexcept {
+                                          std::size_t count, double a, const double* lin,
+                                          const double* gamma, XentTerms::Label other,
+                                          XentTerms* terms) noexcept {
   for (std::size_t k = 0; k < count; ++k) {
     XentTerms& t = terms[k];
     t.S = S[k];
-    t.a = static_cast<double>(n) * beta;
-    t.lin = sum_log_s != nullptr ? beta * sum_log_s[k] : 0.0;
-    t.gamma = gamma;
+    t.a = a;
+    t.lin = lin != nullptr ? lin[k] : 0.0;
+    t.gamma = gamma[k];
     t.u = u[k];
     t.kind = dominant[k] != 0.0 ? XentTerms::Label::dominant : other;
   }
@@ -433,23 +503,27 @@ REGULA_ALWAYS_INLINE void xent_tile_terms(const double* S, const double* u, cons
 }  // namespace detail
 
 /// Softmax cross-entropy of `count` ≤ W consecutive columns (column k at z + k·zs, n ≤
-/// xent_narrow_classes classes), each with a hard label `labels[k]` in [0, n), no weights,
-/// target q = β·1 + γ·e_y (β = ε/n with label smoothing ε): terms[k] are column k's XentTerms
-/// as softmax_xent_hard_terms gives them, and g·∂ℓ/∂z goes to dz (the same layout) when dz is not
-/// null (column k at dz + k·dzs; dz must not overlap z). W = the batch size of T. The strides
-/// only move the scalar transposes, so a block of a wider matrix gives the bits of a copy.
+/// xent_narrow_classes classes), each with a hard label `labels[k]` in [0, n), target
+/// q_j = β_j + γ_k·[j = y_k] (detail::TileTarget: β = ε/n with label smoothing ε, class weights w
+/// or null): terms[k] are column k's XentTerms as softmax_xent_hard_terms gives them without
+/// weights (with weights, the same form with each class's q), and g·∂ℓ/∂z goes to dz (the same
+/// layout) when dz is not null (column k at dz + k·dzs; dz must not overlap z). W = the batch size
+/// of T. The strides only move the scalar transposes, so a block of a wider matrix gives the bits
+/// of a copy.
 ///
 /// One lane holds one column (kernels/tile.hpp): the maximum, the exponentials, S, the label's
 /// e_y and R = Σ_{j≠y} e_j (in double) are vertical operations. The per-lane arithmetic is the
 /// per-column kernel's (the same dominant-label branch, the label's element formed from R, one
 /// division per column), branch-free in double lanes (a column's label is dominant or not at
 /// random, so a branch per lane would be mispredicted half of the time); only the order of the
-/// sums differs (S in class order in T, R and, with smoothing, Σ (z_j − m) in class order in
-/// double), so the two agree to a few ulps of S.
+/// sums differs (S in class order in T, R and, with smoothing, Σ β_j·(z_j − m) in class order
+/// in double), so the two agree to a few ulps of S. With class weights the per-column path is
+/// the general kernel (softmax_xent), which forms the same loss around the column's largest
+/// class instead of its label: both are accurate to a few ulps of the loss's terms.
 template <class T, class A = default_arch>
 void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
-                            const std::int64_t* labels, T beta, T gamma, T g, T* dz,
-                            std::size_t dzs, XentTerms* terms) noexcept {
+                            const std::int64_t* labels, const T* weight, T beta, T gamma, T g,
+                            T* dz, std::size_t dzs, XentTerms* terms) noexcept {
   using B = xsimd::batch<T, A>;
   using DB = xsimd::batch<double, A>;
   constexpr std::size_t W = B::size;
@@ -464,15 +538,16 @@ void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size
     m = xsimd::max(m, e[r]);
   }
   const bool smooth = beta != T(0);
+  const detail::TileTarget<T, A> q(labels, count, n, weight, beta, gamma);
   B S(T(0));
   B ey(T(0));
   B zy(T(0));
-  LaneSums<T, A> R, D;  // D: Σ (z_j − m), only with smoothing
+  LaneSums<T, A> R, D;  // D: Σ (z_j − m), or Σ β_j·(z_j − m) with weights; only with smoothing
   for (std::size_t r = 0; r < n; ++r) {
     const auto is_y = y == B(static_cast<T>(r));
     zy = xsimd::select(is_y, e[r], zy);
     const B d = e[r] - m;
-    if (smooth) D.add(d);
+    if (smooth) D.add(weight != nullptr ? B(q.beta[r]) * d : d);
     e[r] = exp_batch(d);
     S += e[r];
     ey = xsimd::select(is_y, e[r], ey);
@@ -483,49 +558,55 @@ void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size
   widen_lanes(ey, eyd);
   widen_lanes(zy - m, ud);
   R.store(Rd);
-  if (smooth) D.store(Dd);
-  const double gam = static_cast<double>(gamma);
-  const double bd = static_cast<double>(beta);
-  const double a = static_cast<double>(n) * bd;  // as the per-column kernel's terms.a
+  if (smooth) {
+    D.store(Dd);
+    if (weight == nullptr) {
+      for (std::size_t k = 0; k < W; ++k) Dd[k] *= static_cast<double>(beta);
+    }
+  }
   const DB gd(static_cast<double>(g));
-  for (std::size_t q = 0; q < W; q += WD) {
-    const DB S_ = DB::load_aligned(Sd + q);
-    const DB ey_ = DB::load_aligned(eyd + q);
-    const DB R_ = DB::load_aligned(Rd + q);
+  const DB a(q.a);
+  for (std::size_t h = 0; h < W; h += WD) {
+    const DB S_ = DB::load_aligned(Sd + h);
+    const DB ey_ = DB::load_aligned(eyd + h);
+    const DB R_ = DB::load_aligned(Rd + h);
+    const DB gam = DB::load_aligned(q.gamma + h);
     const auto d = DB(2.0) * ey_ > S_;
     const DB sd = xsimd::select(d, ey_ + R_, S_);
     const DB gs = gd / sd;
-    xsimd::select(d, R_ / ey_, DB::load_aligned(ud + q)).store_aligned(ud + q);
-    sd.store_aligned(Sd + q);
-    xsimd::select(d, DB(1.0), DB(0.0)).store_aligned(dom + q);
-    (gs * DB(a + gam)).store_aligned(scale_d + q);
-    // g·((n − 1)·β·e_y − (β + γ)·R)/S; with β = 0 exactly the unsmoothed g·(−γ·R)/S.
-    (gs *
-     (DB(static_cast<double>(n - 1) * bd) * ey_ - DB(bd + gam) * xsimd::select(d, R_, S_ - ey_)))
-        .store_aligned(dzy_d + q);
+    xsimd::select(d, R_ / ey_, DB::load_aligned(ud + h)).store_aligned(ud + h);
+    sd.store_aligned(Sd + h);
+    xsimd::select(d, DB(1.0), DB(0.0)).store_aligned(dom + h);
+    (gs * (a + gam)).store_aligned(scale_d + h);
+    // g·((a − β_y)·e_y − (β_y + γ)·R)/S; with β = 0 exactly the unsmoothed g·(−γ·R)/S.
+    (gs * (DB::load_aligned(q.a_minus_beta_y + h) * ey_ -
+           (DB::load_aligned(q.beta_y + h) + gam) * xsimd::select(d, R_, S_ - ey_)))
+        .store_aligned(dzy_d + h);
   }
-  detail::xent_tile_terms(Sd, ud, dom, count, n, bd, smooth ? Dd : nullptr, gam,
+  detail::xent_tile_terms(Sd, ud, dom, count, q.a, smooth ? Dd : nullptr, q.gamma,
                           XentTerms::Label::softmax, terms);
   if (dz == nullptr) return;
   const B sb = narrow_lanes<T, A>(scale_d);
   const B yb = narrow_lanes<T, A>(dzy_d);
-  const B gbb(g * beta);
-  for (std::size_t r = 0; r < n; ++r)
-    e[r] = xsimd::select(y == B(static_cast<T>(r)), yb, xsimd::fms(sb, e[r], gbb));
+  for (std::size_t r = 0; r < n; ++r) {
+    e[r] = xsimd::select(y == B(static_cast<T>(r)), yb, xsimd::fms(sb, e[r], B(g * q.beta[r])));
+  }
   store_tile(e, n, count, dz, dzs);
+  detail::xent_tile_gradient_repair<Normalizer::softmax, T, A>(
+      z, zs, n, count, labels, weight, beta, gamma, g, scale_d, dzy_d, dz, dzs);
 }
 
 /// StableMax cross-entropy of `count` ≤ W consecutive columns, the cross-column twin of
-/// stablemax_xent_hard_terms for hard labels without weights, target q = β·1 + γ·e_y (the
-/// layout and the contract of softmax_xent_hard_tile). One lane holds one column: s(z) with the
-/// fast reciprocal, S and R = Σ_{j≠y} s_j (and Σ log s_j with smoothing) in double, the label's
-/// s_y and z_y, then the per-column finish in double lanes (the same dominant-label branch, the
-/// label's element g·r_y·((n − 1)·β·s_y − (β + γ)·R)/S). Only the order of the double sums
-/// differs from the per-column kernel.
+/// stablemax_xent_hard_terms for hard labels, target q_j = β_j + γ_k·[j = y_k]
+/// (detail::TileTarget; the layout and the contract of softmax_xent_hard_tile). One lane holds
+/// one column: s(z) with the fast reciprocal, S and R = Σ_{j≠y} s_j (and Σ β_j·log s_j with
+/// smoothing) in double, the label's s_y and z_y, then the per-column finish in double lanes
+/// (the same dominant-label branch, the label's element g·r_y·((a − β_y)·s_y − (β_y + γ)·R)/S).
+/// Only the order of the double sums differs from the per-column kernel.
 template <class T, class A = default_arch>
 void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
-                              const std::int64_t* labels, T beta, T gamma, T g, T* dz,
-                              std::size_t dzs, XentTerms* terms) noexcept {
+                              const std::int64_t* labels, const T* weight, T beta, T gamma, T g,
+                              T* dz, std::size_t dzs, XentTerms* terms) noexcept {
   using B = xsimd::batch<T, A>;
   using DB = xsimd::batch<double, A>;
   constexpr std::size_t W = B::size;
@@ -533,10 +614,11 @@ void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::si
   const ColumnTile<T, A> tile(z, zs, n, count);
   const B y = detail::tile_labels<T, A>(labels, count);
   const bool smooth = beta != T(0);
+  const detail::TileTarget<T, A> q(labels, count, n, weight, beta, gamma);
   B s[tile_rows];
   B sy(T(0));
   B zy(T(0));
-  LaneSums<T, A> S, R, L;  // L: Σ log s_j, only with smoothing
+  LaneSums<T, A> S, R, L;  // L: Σ log s_j, or Σ β_j·log s_j with weights; only with smoothing
   for (std::size_t r = 0; r < n; ++r) {
     const B x = tile.row(r);
     const auto is_y = y == B(static_cast<T>(r));
@@ -547,66 +629,72 @@ void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::si
     R.add(xsimd::select(is_y, B(T(0)), s[r]));
     if (smooth) {
       const B l = xsimd::log1p(xsimd::abs(x));
-      L.add(xsimd::select(x >= B(T(0)), l, -l));
+      const B ls = xsimd::select(x >= B(T(0)), l, -l);
+      L.add(weight != nullptr ? B(q.beta[r]) * ls : ls);
     }
   }
   alignas(64) double Sd[W], syd[W], ud[W], Rd[W], Ld[W], dom[W], scale_d[W], dzy_d[W];
   S.store(Sd);
   R.store(Rd);
-  if (smooth) L.store(Ld);
+  if (smooth) {
+    L.store(Ld);
+    if (weight == nullptr) {
+      for (std::size_t k = 0; k < W; ++k) Ld[k] *= static_cast<double>(beta);
+    }
+  }
   widen_lanes(sy, syd);
   widen_lanes(zy, ud);
-  const double gam = static_cast<double>(gamma);
-  const double bd = static_cast<double>(beta);
-  const double a = static_cast<double>(n) * bd;  // as the per-column kernel's terms.a
   const DB gd(static_cast<double>(g));
-  const DB gg(static_cast<double>(g) * (a + gam));
-  for (std::size_t q = 0; q < W; q += WD) {
-    const DB S_ = DB::load_aligned(Sd + q);
-    const DB sy_ = DB::load_aligned(syd + q);
-    const DB R_ = DB::load_aligned(Rd + q);
-    const DB zy_ = DB::load_aligned(ud + q);
+  const DB a(q.a);
+  for (std::size_t h = 0; h < W; h += WD) {
+    const DB S_ = DB::load_aligned(Sd + h);
+    const DB sy_ = DB::load_aligned(syd + h);
+    const DB R_ = DB::load_aligned(Rd + h);
+    const DB zy_ = DB::load_aligned(ud + h);
+    const DB gam = DB::load_aligned(q.gamma + h);
     const auto d = DB(2.0) * sy_ > S_;
-    xsimd::select(d, R_ / sy_, zy_).store_aligned(ud + q);
-    xsimd::select(d, DB(1.0), DB(0.0)).store_aligned(dom + q);
-    (gg / S_).store_aligned(scale_d + q);
+    xsimd::select(d, R_ / sy_, zy_).store_aligned(ud + h);
+    xsimd::select(d, DB(1.0), DB(0.0)).store_aligned(dom + h);
+    (gd * (a + gam) / S_).store_aligned(scale_d + h);
     const DB ry = DB(1.0) / (DB(1.0) + xsimd::abs(zy_));
     const DB rs = xsimd::select(zy_ >= DB(0.0), DB(1.0), ry * ry);  // r_y·s_y
     // With β = 0 exactly the unsmoothed g·(−γ·r_y·R)/S.
     (gd *
-     (DB(static_cast<double>(n - 1) * bd) * rs -
-      DB(bd + gam) * ry * xsimd::select(d, R_, S_ - sy_)) /
+     (DB::load_aligned(q.a_minus_beta_y + h) * rs -
+      (DB::load_aligned(q.beta_y + h) + gam) * ry * xsimd::select(d, R_, S_ - sy_)) /
      S_)
-        .store_aligned(dzy_d + q);
+        .store_aligned(dzy_d + h);
   }
-  detail::xent_tile_terms(Sd, ud, dom, count, n, bd, smooth ? Ld : nullptr, gam,
+  detail::xent_tile_terms(Sd, ud, dom, count, q.a, smooth ? Ld : nullptr, q.gamma,
                           XentTerms::Label::stablemax, terms);
   if (dz == nullptr) return;
   const B sb = narrow_lanes<T, A>(scale_d);
   const B yb = narrow_lanes<T, A>(dzy_d);
   const B one(T(1));
-  const B gbb(g * beta);
-  // s·r = min(s, 1)², as in the per-column kernel; minus g·β·r with smoothing.
+  // s·r = min(s, 1)², as in the per-column kernel; minus g·β_j·r with smoothing.
   for (std::size_t r = 0; r < n; ++r) {
     const B v = xsimd::min(s[r], one);
     const B x =
-        smooth ? xsimd::fms(sb * v, v, gbb * (one / (one + xsimd::abs(tile.row(r))))) : sb * v * v;
+        smooth ? xsimd::fms(sb * v, v, B(g * q.beta[r]) * (one / (one + xsimd::abs(tile.row(r)))))
+               : sb * v * v;
     s[r] = xsimd::select(y == B(static_cast<T>(r)), yb, x);
   }
   store_tile(s, n, count, dz, dzs);
+  detail::xent_tile_gradient_repair<Normalizer::stablemax, T, A>(
+      z, zs, n, count, labels, weight, beta, gamma, g, scale_d, dzy_d, dz, dzs);
 }
 
 /// The cross-column kernel of normalizer Norm (softmax_xent_hard_tile or
 /// stablemax_xent_hard_tile).
 template <Normalizer Norm, class T, class A = default_arch>
 REGULA_ALWAYS_INLINE void xent_hard_tile(const T* z, std::size_t zs, std::size_t n,
-                                         std::size_t count, const std::int64_t* labels, T beta,
-                                         T gamma, T g, T* dz, std::size_t dzs,
-                                         XentTerms* terms) noexcept {
+                                         std::size_t count, const std::int64_t* labels,
+                                         const T* weight, T beta, T gamma, T g, T* dz,
+                                         std::size_t dzs, XentTerms* terms) noexcept {
   if constexpr (Norm == Normalizer::softmax) {
-    softmax_xent_hard_tile<T, A>(z, zs, n, count, labels, beta, gamma, g, dz, dzs, terms);
+    softmax_xent_hard_tile<T, A>(z, zs, n, count, labels, weight, beta, gamma, g, dz, dzs, terms);
   } else {
-    stablemax_xent_hard_tile<T, A>(z, zs, n, count, labels, beta, gamma, g, dz, dzs, terms);
+    stablemax_xent_hard_tile<T, A>(z, zs, n, count, labels, weight, beta, gamma, g, dz, dzs, terms);
   }
 }
 
@@ -695,7 +783,7 @@ std::size_t index_of(const T* z, std::size_t n, T m) noexcept {
 /// When the column's maximum k holds more than half of S, its element and the loss are formed
 /// from the complement sums over j ≠ k (XentComplement): ℓ = A_{¬k}·log S − Σ_{j≠k} q_j·d_j +
 /// q_k·log1p(R), dz_k = g·(A_{¬k} − q_k·R)/S, with d = z − m, e_k = 1 and S = 1 + R.
-template <class T, class A = default_arch>
+template <class T, class A>
 double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
@@ -780,7 +868,7 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
 /// Writes g·r ⊙ (A·π − q) to dz when dz is not null (no overlap with z). When the largest s_k
 /// holds more than half of S: ℓ = A_{¬k}·log S − Σ_{j≠k} q_j·log s_j + q_k·log1p(R/s_k) and
 /// dz_k = g·r_k·(A_{¬k}·s_k − q_k·R)/S.
-template <class T, class A = default_arch>
+template <class T, class A>
 double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;

@@ -2173,10 +2173,7 @@ REGULA_ALWAYS_INLINE void pq_tile(const T* z, std::size_t zs, const T* v, std::s
     for (std::size_t r = 0; r < n; ++r) e[r] = xsimd::fms(c1, f[r], c2 * e[r]);
     store_tile(e, n, count, dz, dzs);
   }
-  widen_lanes(lacc, d);
-  for (std::size_t c = 0; c < count; ++c) {
-    if (!std::isfinite(d[c])) column(c);
-  }
+  finish_lanes(lacc, count, d, column);
 }
 
 }  // namespace detail
@@ -2717,10 +2714,7 @@ REGULA_ALWAYS_INLINE void sum_tile(const T* z, std::size_t zs, const T* v, std::
     acc += l;
   }
   if (dz != nullptr) store_tile(g, n, count, dz, dzs);
-  widen_lanes(acc, d);
-  for (std::size_t c = 0; c < count; ++c) {
-    if (!std::isfinite(d[c])) column(c);
-  }
+  finish_lanes(acc, count, d, column);
 }
 
 }  // namespace detail

@@ -12,6 +12,7 @@
 #ifndef REGULA_KERNELS_TILE_HPP
 #define REGULA_KERNELS_TILE_HPP
 
+#include <cmath>
 #include <cstddef>
 #include <type_traits>
 
@@ -110,6 +111,18 @@ REGULA_ALWAYS_INLINE void widen_lanes(const xsimd::batch<T, A>& x, double* d) no
   alignas(64) T t[B::size];
   x.store_aligned(t);
   for (std::size_t k = 0; k < B::size; ++k) d[k] = static_cast<double>(t[k]);
+}
+
+/// The end of a tile kernel whose loss is a per-lane sum: `acc` widened to the lanes' losses
+/// d[0..W), then each lane c < count whose loss is not finite recomputed by `column(c)` (its
+/// per-column kernel, whose wide fallback holds what the lanes' range cannot).
+template <class T, class A, class Column>
+REGULA_ALWAYS_INLINE void finish_lanes(const xsimd::batch<T, A>& acc, std::size_t count, double* d,
+                                       Column&& column) noexcept {
+  widen_lanes(acc, d);
+  for (std::size_t c = 0; c < count; ++c) {
+    if (!std::isfinite(d[c])) column(c);
+  }
 }
 
 }  // namespace regula::kernels

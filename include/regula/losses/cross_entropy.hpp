@@ -154,12 +154,13 @@ T run_cross_entropy(const XentCall<T>& call) {
   // 16 columns at a time in SIMD. The sum over columns is parallel_sum_chunks': bitwise the
   // same for any thread count.
   const bool fast = call.labels != nullptr && call.weight == nullptr;
-  // Narrow heads take the cross-column kernel, one column per SIMD lane, on
+  // Narrow heads with hard labels (with or without smoothing and class weights) take the
+  // cross-column kernel, one column per SIMD lane, on
   // tiles of W consecutive columns of a chunk (so the tiling, like the chunking, depends only on
   // the shape, never on the layout or the thread count); a tile holding an ignored label goes
   // column by column.
   constexpr std::size_t W = xsimd::batch<T, default_arch>::size;
-  const bool narrow = fast && n <= kernels::xent_narrow_classes;
+  const bool narrow = call.labels != nullptr && n <= kernels::xent_narrow_classes;
   const auto zs = static_cast<std::size_t>(z.outerStride());
   const auto dzs =
       call.dlogits != nullptr ? static_cast<std::size_t>(call.dlogits->outerStride()) : n;
@@ -201,7 +202,8 @@ T run_cross_entropy(const XentCall<T>& call) {
               T* dz = call.dlogits != nullptr ? call.dlogits->col(static_cast<Index>(c)).data()
                                               : nullptr;
               kernels::xent_hard_tile<Norm>(z.col(static_cast<Index>(c)).data(), zs, n, count, lab,
-                                            proto.beta, proto.gamma, gt, dz, dzs, terms + pending);
+                                            call.weight, proto.beta, proto.gamma, gt, dz, dzs,
+                                            terms + pending);
               for (std::size_t k = 0; k < count; ++k) where[pending++] = static_cast<Index>(c + k);
               if (pending == G) flush();
               c += count - 1;
