@@ -1,6 +1,7 @@
 // Fuzz harness of losses/cross_entropy.hpp (softmax and StableMax: integer labels, soft targets,
 // class weights, label smoothing, ignore_index, every reduction, the per-sample calls, the class
-// and the free functions) and losses/coverage.hpp.
+// and the free functions) and the label-probability losses (losses/coverage.hpp,
+// losses/generalized_cross_entropy.hpp, losses/symmetric_cross_entropy.hpp).
 //
 // Byte layout: [type][family][palette][shape][fault][options...][data...]. Invariants of an
 // accepted call: no NaN out for NaN-free input, ℓ ≥ 0 for non-negative targets, finite out for
@@ -8,11 +9,14 @@
 // zero loss and gradient, NaN logits giving a NaN loss for their sample, the reduced loss equal
 // to the per-sample sum. Invalid arguments must give regula::invalid_argument and nothing else.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "regula/losses/coverage.hpp"
 #include "regula/losses/cross_entropy.hpp"
+#include "regula/losses/generalized_cross_entropy.hpp"
+#include "regula/losses/symmetric_cross_entropy.hpp"
 
 #include "fuzz_support.hpp"
 
@@ -37,7 +41,7 @@ enum class Fault : std::uint8_t {
   reduction_none,
   weight_size,
   weight_value,
-  coverage_n,
+  option_value,  // an invalid option of a label-probability loss
   count
 };
 
@@ -188,7 +192,7 @@ void run_xent(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
     case Fault::none:
     case Fault::smoothing:
     case Fault::weight_value:
-    case Fault::coverage_n:
+    case Fault::option_value:
       break;
     case Fault::empty_batch:
     case Fault::no_class:
@@ -376,13 +380,69 @@ void run_xent(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
   }
 }
 
-template <class T>
-void run_coverage(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
-  CoverageLossOptions opt;
-  opt.N = fuzz::option(in, {1.0, 2.0, 4.0, 16.0, 1.5, 100.0, 1e6});
-  if (fault == Fault::coverage_n)
-    opt.N = fuzz::option(in, {0.5, 0.0, -1.0, std::nan(""), HUGE_VAL});
-  const bool n_ok = opt.N >= 1.0 && std::isfinite(opt.N);
+// The options of one label-probability loss (losses/label_probability.hpp), drawn with
+// Fault::option_value making one of them invalid; `ok` says whether they are valid and `natural`
+// bounds F, the scale of a gradient column.
+template <class O>
+struct LpOptions {
+  O opt;
+  bool ok = true;
+  double natural = 2.0;
+};
+
+LpOptions<CoverageLossOptions> draw_options(fuzz::Input& in, Fault fault, CoverageLossOptions) {
+  LpOptions<CoverageLossOptions> o;
+  o.opt.N = fuzz::option(in, {1.0, 2.0, 4.0, 16.0, 1.5, 100.0, 1e6});
+  if (fault == Fault::option_value)
+    o.opt.N = fuzz::option(in, {0.5, 0.0, -1.0, std::nan(""), HUGE_VAL});
+  o.ok = o.opt.N >= 1.0 && std::isfinite(o.opt.N);
+  return o;
+}
+
+LpOptions<GeneralizedCrossEntropyOptions> draw_options(fuzz::Input& in, Fault fault,
+                                                       GeneralizedCrossEntropyOptions) {
+  LpOptions<GeneralizedCrossEntropyOptions> o;
+  o.opt.q = fuzz::option(in, {0.7, 1.0, 0.1, 1e-6, 0.5});
+  o.opt.truncation = fuzz::option(in, {0.0, 0.0, 0.2, 0.5, 0.99});
+  if (fault == Fault::option_value) {
+    if (in.flag()) {
+      o.opt.q = fuzz::option(in, {0.0, -1.0, 1.5, std::nan(""), HUGE_VAL});
+    } else {
+      o.opt.truncation = fuzz::option(in, {1.0, -0.1, std::nan(""), 2.0});
+    }
+  }
+  o.ok = std::isfinite(o.opt.q) && o.opt.q > 0.0 && o.opt.q <= 1.0 && o.opt.truncation >= 0.0 &&
+         o.opt.truncation < 1.0;
+  return o;
+}
+
+LpOptions<SymmetricCrossEntropyOptions> draw_options(fuzz::Input& in, Fault fault,
+                                                     SymmetricCrossEntropyOptions) {
+  LpOptions<SymmetricCrossEntropyOptions> o;
+  o.opt.alpha = fuzz::option(in, {0.1, 0.0, 6.0, 1.0, 1e6});
+  o.opt.beta = fuzz::option(in, {1.0, 0.1, 0.0, 1e6});
+  o.opt.A = fuzz::option(in, {-9.210340371976182, -4.0, -1.0, -1e6});
+  if (fault == Fault::option_value) {
+    const unsigned which = in.u8() % 3;
+    const double bad = fuzz::option(in, {-1.0, std::nan(""), HUGE_VAL, 0.0, 1.0});
+    if (which == 0) o.opt.alpha = bad;
+    if (which == 1) o.opt.beta = bad;
+    if (which == 2) o.opt.A = bad;
+  }
+  o.ok = std::isfinite(o.opt.alpha) && o.opt.alpha >= 0.0 && std::isfinite(o.opt.beta) &&
+         o.opt.beta >= 0.0 && std::isfinite(o.opt.A) && o.opt.A < 0.0;
+  if (o.ok) o.natural = 2.0 * std::max(1.0, o.opt.alpha + o.opt.beta * -o.opt.A);
+  return o;
+}
+
+// One label-probability loss: `Loss` is its reduced function object or coverage's overloads
+// (through `call`), `what` its name.
+template <class T, class O, class Reduced, class PerSample>
+void run_label_probability(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault,
+                           const char* what, Reduced&& reduced_call, PerSample&& per_sample_call) {
+  const LpOptions<O> drawn = draw_options(in, fault, O{});
+  O opt = drawn.opt;
+  const bool n_ok = drawn.ok;
   opt.reduction = static_cast<Reduction>(1 + in.pick(3));
   if (fault == Fault::reduction_none) opt.reduction = Reduction::none;
   opt.ignore_index =
@@ -418,7 +478,7 @@ void run_coverage(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
     case Fault::weight_size:
     case Fault::weight_value:
     case Fault::losses_overlap:
-    case Fault::coverage_n:
+    case Fault::option_value:
       break;
     case Fault::empty_batch:
     case Fault::no_class:
@@ -441,35 +501,70 @@ void run_coverage(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
   }
   if (fault == Fault::losses_overlap) return;  // losses is a separate vector here
   T reduced = T(0);
-  const bool accepted = fuzz::call("coverage_loss", valid ? Expect::accept : Expect::reject, [&] {
+  Eigen::Map<Matrix<T>>* const none = nullptr;  // the calls without a gradient
+  const bool accepted = fuzz::call(what, valid ? Expect::accept : Expect::reject, [&] {
     switch (entry) {
       case 0:
-        reduced = coverage_loss(z, y, opt);
+        reduced = reduced_call(z, y, none, opt);
         break;
       case 1:
-        reduced = coverage_loss(z, y, g, opt);
+        reduced = reduced_call(z, y, &g, opt);
         break;
       case 2:
-        coverage_loss_per_sample(z, y, losses, opt);
+        per_sample_call(z, y, losses, none, opt);
         break;
       default:
-        coverage_loss_per_sample(z, y, losses, g, opt);
+        per_sample_call(z, y, losses, &g, opt);
         break;
     }
   });
-  if (!accepted || !valid || (fault != Fault::none && fault != Fault::coverage_n)) return;
+  if (!accepted || !valid || (fault != Fault::none && fault != Fault::option_value)) return;
   const Matrix<T> zc = z;
   Vector<T> ps(B);
-  coverage_loss_per_sample(zc, y, ps, opt);
+  per_sample_call(zc, y, ps, none, opt);
   Matrix<T> gc;
   if (with_grad) gc = g;
-  check_losses<T>("coverage_loss", Normalizer::softmax, pal, zc, &y, nullptr, opt.ignore_index,
-                  false, ps, with_grad && per_sample ? &gc : nullptr, 2.0);
+  check_losses<T>(what, Normalizer::softmax, pal, zc, &y, nullptr, opt.ignore_index, false, ps,
+                  with_grad && per_sample ? &gc : nullptr, drawn.natural);
   if (fuzz::all_finite(zc)) {
     REGULA_FUZZ_CHECK(!std::isnan(reduced) || opt.reduction == Reduction::mean,
-                      "coverage_loss: NaN reduced loss for finite input");
+                      "%s: NaN reduced loss for finite input", what);
     if (with_grad && !per_sample && fuzz::all_finite(gc))
-      fuzz::check_column_sums<T>("coverage_loss", gc, 2.0);
+      fuzz::check_column_sums<T>(what, gc, drawn.natural);
+  }
+}
+
+// The reduced and per-sample calls of a label-probability loss as run_label_probability takes
+// them (a null gradient pointer: the call without one).
+#define REGULA_FUZZ_LP_CALLS(NAME)                                        \
+  [](const auto& z, const auto& y, auto* g, const auto& o) {              \
+    return g != nullptr ? NAME(z, y, *g, o) : NAME(z, y, o);              \
+  },                                                                      \
+      [](const auto& z, const auto& y, auto& l, auto* g, const auto& o) { \
+        if (g != nullptr) {                                               \
+          NAME##_per_sample(z, y, l, *g, o);                              \
+        } else {                                                          \
+          NAME##_per_sample(z, y, l, o);                                  \
+        }                                                                 \
+      }
+
+template <class T>
+void run_label_probabilities(fuzz::Input& in, Palette pal, Index C, Index B, Fault fault) {
+  switch (in.u8() % 3) {
+    case 0:
+      run_label_probability<T, CoverageLossOptions>(in, pal, C, B, fault, "coverage_loss",
+                                                    REGULA_FUZZ_LP_CALLS(coverage_loss));
+      break;
+    case 1:
+      run_label_probability<T, GeneralizedCrossEntropyOptions>(
+          in, pal, C, B, fault, "generalized_cross_entropy",
+          REGULA_FUZZ_LP_CALLS(generalized_cross_entropy));
+      break;
+    default:
+      run_label_probability<T, SymmetricCrossEntropyOptions>(
+          in, pal, C, B, fault, "symmetric_cross_entropy",
+          REGULA_FUZZ_LP_CALLS(symmetric_cross_entropy));
+      break;
   }
 }
 
@@ -492,7 +587,7 @@ void run(fuzz::Input& in) {
       run_xent<T, Normalizer::stablemax>(in, pal, C, B, fault);
       break;
     default:
-      run_coverage<T>(in, pal, C, B, fault);
+      run_label_probabilities<T>(in, pal, C, B, fault);
       break;
   }
 }

@@ -9,11 +9,13 @@
 #include <regula/losses/cross_entropy.hpp>
 #include <regula/losses/dkd.hpp>
 #include <regula/losses/dual_head.hpp>
+#include <regula/losses/generalized_cross_entropy.hpp>
 #include <regula/losses/js.hpp>
 #include <regula/losses/kd_kl.hpp>
 #include <regula/losses/logit_mse.hpp>
 #include <regula/losses/reverse_kl.hpp>
 #include <regula/losses/sinkhorn_kd.hpp>
+#include <regula/losses/symmetric_cross_entropy.hpp>
 #include <regula/losses/total_variation.hpp>
 #include <sys/resource.h>
 
@@ -388,30 +390,48 @@ void cross_entropy_rows() {
           });
 }
 
-void coverage_rows() {
-  using O = CoverageLossOptions;
-  struct Call {
-    std::string entry;
-    bool per, grad;
-    std::function<double(const MatrixCRef<T>&, const LabelsCRef&, VectorRef<T>, MatrixRef<T>,
-                         const O&)>
-        f;
-  };
-  const std::vector<Call> calls = {
-      {"regula::coverage_loss/3", false, false,
-       [](auto& z, auto& y, auto, auto, const O& o) { return coverage_loss(z, y, o); }},
-      {"regula::coverage_loss/4", false, true,
-       [](auto& z, auto& y, auto, auto dz, const O& o) { return coverage_loss(z, y, dz, o); }},
-      {"regula::coverage_loss_per_sample/4", true, false,
-       [](auto& z, auto& y, auto l, auto, const O& o) {
-         coverage_loss_per_sample(z, y, l, o);
-         return 0.0;
-       }},
-      {"regula::coverage_loss_per_sample/5", true, true,
-       [](auto& z, auto& y, auto l, auto dz, const O& o) {
-         coverage_loss_per_sample(z, y, l, dz, o);
-         return 0.0;
-       }}};
+// The label-probability losses (losses/label_probability.hpp: coverage, generalized and symmetric
+// cross-entropy): four calls each on one driver, and the options each one refuses.
+template <class O>
+struct LpCall {
+  std::string entry;
+  bool per, grad;
+  std::function<double(const MatrixCRef<T>&, const LabelsCRef&, VectorRef<T>, MatrixRef<T>,
+                       const O&)>
+      f;
+};
+
+// An option value the loss must refuse, naming `param`.
+template <class O>
+struct BadOption {
+  std::string param;
+  double value;
+  std::function<void(O&, double)> set;
+};
+
+#define SWEEP_LP_CALLS(NAME, O)                                                               \
+  std::vector<LpCall<O>> {                                                                    \
+    {"regula::" #NAME "/3", false, false,                                                     \
+     [](auto& z, auto& y, auto, auto, const O& o) { return double(regula::NAME(z, y, o)); }}, \
+        {"regula::" #NAME "/4", false, true,                                                  \
+         [](auto& z, auto& y, auto, auto dz, const O& o) {                                    \
+           return double(regula::NAME(z, y, dz, o));                                          \
+         }},                                                                                  \
+        {"regula::" #NAME "_per_sample/4", true, false,                                       \
+         [](auto& z, auto& y, auto l, auto, const O& o) {                                     \
+           regula::NAME##_per_sample(z, y, l, o);                                             \
+           return 0.0;                                                                        \
+         }},                                                                                  \
+        {"regula::" #NAME "_per_sample/5", true, true,                                        \
+         [](auto& z, auto& y, auto l, auto dz, const O& o) {                                  \
+           regula::NAME##_per_sample(z, y, l, dz, o);                                         \
+           return 0.0;                                                                        \
+         }},                                                                                  \
+  }
+
+template <class O>
+void label_probability_rows(const std::vector<LpCall<O>>& calls,
+                            const std::vector<BadOption<O>>& bad) {
   for (const auto& k : calls) {
     const auto f = k.f;
     auto std_call = [f](const MatrixCRef<T>& z, const Labels& y, VectorRef<T> l, MatrixRef<T> dz,
@@ -426,14 +446,14 @@ void coverage_rows() {
       V l(B);
       rejects({"logits"}, [&] { (void)std_call(z, labels(B, 1), l, dz, O{}); });
     });
-    for (double n : {0.5, nan, inf}) {
-      add_row({k.entry}, "N = " + std::to_string(n) + " rejected", [=] {
+    for (const auto& b : bad) {
+      add_row({k.entry}, b.param + " = " + std::to_string(b.value) + " rejected", [=] {
         const M z = normal<T>(C, B);
         M dz(C, B);
         V l(B);
         O o;
-        o.N = n;
-        rejects({"N"}, [&] { (void)std_call(z, labels(B, C), l, dz, o); });
+        b.set(o, b.value);
+        rejects({b.param.c_str()}, [&] { (void)std_call(z, labels(B, C), l, dz, o); });
       });
     }
     add_row({k.entry}, "a label out of range rejected", [=] {
@@ -486,6 +506,23 @@ void coverage_rows() {
         rejects({"dlogits"}, [&] { (void)std_call(z, labels(B, C), l, dz, O{}); });
       });
     }
+    add_row({k.entry}, "logits of +-1e4 give finite results, a NaN column NaN", [=] {
+      M z = normal<T>(C, B, 3, 1e4);
+      M dz(C, B);
+      V l(B);
+      const double v = std_call(z, labels(B, C), l, dz, O{});
+      if (k.per) CHECK(l.allFinite());
+      if (!k.per) CHECK(std::isfinite(v));
+      if (k.grad) CHECK(dz.allFinite());
+      z(1, 2) = static_cast<T>(nan);
+      const double w = std_call(z, labels(B, C), l, dz, O{});
+      if (k.per) {
+        CHECK(std::isnan(l[2]));
+        CHECK_FALSE(std::isnan(l[0]));
+      } else {
+        CHECK(std::isnan(w));
+      }
+    });
     add_row({k.entry}, "strided blocks give the result of contiguous copies", [=] {
       const M z = normal<T>(C, B);
       M dz(C, B);
@@ -500,6 +537,41 @@ void coverage_rows() {
       if (k.per) CHECK(same(l2, l));
     });
   }
+}
+
+void label_probability_rows() {
+  using CO = CoverageLossOptions;
+  std::vector<BadOption<CO>> cov;
+  for (double n : {0.5, nan, inf}) cov.push_back({"N", n, [](CO& o, double v) { o.N = v; }});
+  label_probability_rows<CO>(SWEEP_LP_CALLS(coverage_loss, CO), cov);
+  using GO = GeneralizedCrossEntropyOptions;
+  std::vector<BadOption<GO>> gce;
+  for (double q : {0.0, -0.5, 1.5, nan}) gce.push_back({"q", q, [](GO& o, double v) { o.q = v; }});
+  for (double k : {-0.1, 1.0, nan})
+    gce.push_back({"truncation", k, [](GO& o, double v) { o.truncation = v; }});
+  label_probability_rows<GO>(SWEEP_LP_CALLS(generalized_cross_entropy, GO), gce);
+  using SO = SymmetricCrossEntropyOptions;
+  std::vector<BadOption<SO>> sce;
+  for (double a : {-1.0, nan, inf})
+    sce.push_back({"alpha", a, [](SO& o, double v) { o.alpha = v; }});
+  for (double b : {-1.0, nan}) sce.push_back({"beta", b, [](SO& o, double v) { o.beta = v; }});
+  for (double A : {0.0, 1.0, nan, -inf}) sce.push_back({"A", A, [](SO& o, double v) { o.A = v; }});
+  label_probability_rows<SO>(SWEEP_LP_CALLS(symmetric_cross_entropy, SO), sce);
+  add_row({"regula::GeneralizedCrossEntropyOptions::with_q/1",
+           "regula::GeneralizedCrossEntropyOptions::with_truncation/1",
+           "regula::SymmetricCrossEntropyOptions::with_alpha/1",
+           "regula::SymmetricCrossEntropyOptions::with_beta/1",
+           "regula::SymmetricCrossEntropyOptions::with_A/1"},
+          "the fluent options reach their fields", [] {
+            const auto g = GeneralizedCrossEntropyOptions{}.with_q(0.5).with_truncation(0.25);
+            CHECK(g.q == 0.5);
+            CHECK(g.truncation == 0.25);
+            const auto o =
+                SymmetricCrossEntropyOptions{}.with_alpha(2.0).with_beta(3.0).with_A(-5.0);
+            CHECK(o.alpha == 2.0);
+            CHECK(o.beta == 3.0);
+            CHECK(o.A == -5.0);
+          });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1057,7 +1129,7 @@ void dual_head_rows() {
 
 void register_rows() {
   cross_entropy_rows();
-  coverage_rows();
+  label_probability_rows();
   kd_rows(SWEEP_KD_CALLS(kd_kl, KDLossOptions));
   kd_rows(SWEEP_KD_CALLS(reverse_kl, KDLossOptions));
   kd_rows(SWEEP_KD_CALLS(js, KDLossOptions));

@@ -9,14 +9,13 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "regula/core/columns.hpp"
 #include "regula/core/error.hpp"
 #include "regula/core/labels.hpp"
 #include "regula/core/matrix.hpp"
 #include "regula/core/options.hpp"
-#include "regula/core/parallel.hpp"
 #include "regula/core/reduction.hpp"
 #include "regula/kernels/coverage.hpp"
+#include "regula/losses/label_probability.hpp"
 
 namespace regula {
 
@@ -35,63 +34,14 @@ template <class T>
 T run_coverage(const char* who, const CoverageLossOptions& opt, const MatrixCRef<T>& z,
                const LabelsCRef& labels, VectorRef<T>* losses, MatrixRef<T>* dlogits,
                bool per_sample) {
-  const Index C = z.rows();
-  const Index B = z.cols();
-  REGULA_EXPECTS(B > 0, who, "logits must hold at least one sample (column), got ", C, " x ", B);
-  REGULA_EXPECTS(C > 0, who, "logits must have at least one class (row), got ", C, " x ", B);
   REGULA_EXPECTS(opt.N >= 1.0 && std::isfinite(opt.N), who, "N must be finite and >= 1, got ",
                  opt.N);
-  if (!per_sample) {
-    REGULA_EXPECTS(opt.reduction != Reduction::none, who,
-                   "reduction must be mean, sum or batchmean for a reduced loss (use the "
-                   "per-sample call for none), got ",
-                   opt.reduction);
-  }
-  REGULA_EXPECTS(labels.size() == B, who, "labels must have one value per sample (", B, "), got ",
-                 labels.size());
-  if (losses != nullptr) {
-    REGULA_EXPECTS(losses->size() == B, who, "losses must have one value per sample (", B,
-                   "), got ", losses->size());
-  }
-  if (dlogits != nullptr) check_same_shape(who, "dlogits", *dlogits, "logits", z);
-  check_no_overlap(who, {region("logits", z), region("labels", labels)},
-                   {region("losses", losses), region("dlogits", dlogits)});
-  double valid = 0.0;
-  for (Index i = 0; i < B; ++i) {
-    const std::int64_t yi = labels[i];
-    if (yi == opt.ignore_index) continue;
-    REGULA_EXPECTS(yi >= 0 && yi < static_cast<std::int64_t>(C), who, "labels[", i,
-                   "] must be in [0, ", C, ") or ignore_index (", opt.ignore_index, "), got ", yi);
-    valid += 1.0;
-  }
-  const double denom = opt.reduction == Reduction::mean ? valid : static_cast<double>(B);
-  const double g = (per_sample || opt.reduction == Reduction::sum) ? 1.0 : 1.0 / denom;
-  const T gt = static_cast<T>(g);
-  const auto n = static_cast<std::size_t>(C);
-  const auto cols = static_cast<std::size_t>(B);
-  const double total =
-      parallel_sum_chunks(cols, column_chunk(C), [&](std::size_t begin, std::size_t end) noexcept {
-        double acc = 0.0;
-        for (std::size_t c = begin; c < end; ++c) {
-          const auto j = static_cast<Index>(c);
-          T* dz = dlogits != nullptr ? dlogits->col(j).data() : nullptr;
-          const std::int64_t yi = labels[j];
-          if (yi == opt.ignore_index) {
-            if (losses != nullptr) (*losses)[j] = T(0);
-            if (dz != nullptr) {
-              for (std::size_t i = 0; i < n; ++i) dz[i] = T(0);
-            }
-            continue;
-          }
-          const double l = kernels::coverage_column(z.col(j).data(), n,
-                                                    static_cast<std::size_t>(yi), opt.N, gt, dz);
-          if (losses != nullptr) (*losses)[j] = static_cast<T>(l);
-          acc += l;
-        }
-        return acc;
+  const double N = opt.N;
+  return run_label_probability<T>(
+      who, opt, z, labels, losses, dlogits, per_sample,
+      [N](const T* zj, std::size_t n, std::size_t y, T g, T* dz) noexcept {
+        return kernels::coverage_column(zj, n, y, N, g, dz);
       });
-  if (per_sample || opt.reduction == Reduction::sum) return static_cast<T>(total);
-  return static_cast<T>(total / denom);
 }
 
 }  // namespace detail
