@@ -425,30 +425,49 @@ namespace detail {
 
 /// The target q = β_j + γ_k·[j = y_k] of a tile's columns: β_j = β·w_j and γ_k = γ·w_{y_k} with
 /// class weights w (null: none), as the per-column kernels form them (in T), a = Σ_j β_j in
-/// double in class order (n·β without weights), and per lane the label's β_y and γ in double.
+/// double in class order (n·β without weights), and the label's β_y, γ and a − β_y in double:
+/// per lane with weights, one value for every lane without (so an unweighted tile pays nothing
+/// per lane for them).
 template <class T, class A>
 struct TileTarget {
+  using DB = xsimd::batch<double, A>;
   static constexpr std::size_t W = xsimd::batch<T, A>::size;
-  T beta[tile_rows];
+  bool weighted;
   double a = 0.0;
+  double beta0, gamma0, amb0;  // without weights: β, γ and (n − 1)·β
+  T beta[tile_rows];           // with weights: β_j
   alignas(64) double beta_y[W], gamma[W], a_minus_beta_y[W];
 
   TileTarget(const std::int64_t* labels, std::size_t count, std::size_t n, const T* weight, T b,
-             T g) noexcept {
-    for (std::size_t r = 0; r < n; ++r) beta[r] = weight != nullptr ? b * weight[r] : b;
-    if (weight == nullptr) {
-      a = static_cast<double>(n) * static_cast<double>(b);
-    } else {
-      for (std::size_t r = 0; r < n; ++r) a += static_cast<double>(beta[r]);
+             T g) noexcept
+      : weighted(weight != nullptr),
+        beta0(static_cast<double>(b)),
+        gamma0(static_cast<double>(g)),
+        amb0(static_cast<double>(n - 1) * static_cast<double>(b)) {
+    if (!weighted) {
+      a = static_cast<double>(n) * static_cast<double>(b);  // as the per-column kernel's
+      return;
+    }
+    for (std::size_t r = 0; r < n; ++r) {
+      beta[r] = b * weight[r];
+      a += static_cast<double>(beta[r]);
     }
     for (std::size_t k = 0; k < W; ++k) {
       const auto y = static_cast<std::size_t>(labels[k < count ? k : 0]);
       beta_y[k] = static_cast<double>(beta[y]);
-      gamma[k] = static_cast<double>(weight != nullptr ? g * weight[y] : g);
-      // (n − 1)·β without weights, as the per-column kernel forms it.
-      a_minus_beta_y[k] =
-          weight != nullptr ? a - beta_y[k] : static_cast<double>(n - 1) * static_cast<double>(b);
+      gamma[k] = static_cast<double>(g * weight[y]);
+      a_minus_beta_y[k] = a - beta_y[k];
     }
+  }
+  /// γ_k, β_{y_k} and a − β_{y_k} of the lanes h, h + 1, … (double batches).
+  DB gamma_at(std::size_t h) const noexcept {
+    return weighted ? DB::load_aligned(gamma + h) : DB(gamma0);
+  }
+  DB beta_y_at(std::size_t h) const noexcept {
+    return weighted ? DB::load_aligned(beta_y + h) : DB(beta0);
+  }
+  DB a_minus_beta_y_at(std::size_t h) const noexcept {
+    return weighted ? DB::load_aligned(a_minus_beta_y + h) : DB(amb0);
   }
 };
 
@@ -484,17 +503,18 @@ REGULA_ALWAYS_INLINE void xent_tile_gradient_repair(const T* z, std::size_t zs, 
 }
 
 /// terms[k] for k < count from per-lane S, u, the label's form, a = Σ_j β_j, and with smoothing
-/// the per-lane Σ_j β_j·log s_j (`lin`, null without smoothing) and the label weights γ_k.
+/// the per-lane Σ_j β_j·log s_j (`lin`, null without smoothing) and the label weights γ_k
+/// (`gamma`, or `gamma0` for every lane when null).
 REGULA_ALWAYS_INLINE void xent_tile_terms(const double* S, const double* u, const double* dominant,
                                           std::size_t count, double a, const double* lin,
-                                          const double* gamma, XentTerms::Label other,
-                                          XentTerms* terms) noexcept {
+                                          const double* gamma, double gamma0,
+                                          XentTerms::Label other, XentTerms* terms) noexcept {
   for (std::size_t k = 0; k < count; ++k) {
     XentTerms& t = terms[k];
     t.S = S[k];
     t.a = a;
     t.lin = lin != nullptr ? lin[k] : 0.0;
-    t.gamma = gamma[k];
+    t.gamma = gamma != nullptr ? gamma[k] : gamma0;
     t.u = u[k];
     t.kind = dominant[k] != 0.0 ? XentTerms::Label::dominant : other;
   }
@@ -570,7 +590,7 @@ void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size
     const DB S_ = DB::load_aligned(Sd + h);
     const DB ey_ = DB::load_aligned(eyd + h);
     const DB R_ = DB::load_aligned(Rd + h);
-    const DB gam = DB::load_aligned(q.gamma + h);
+    const DB gam = q.gamma_at(h);
     const auto d = DB(2.0) * ey_ > S_;
     const DB sd = xsimd::select(d, ey_ + R_, S_);
     const DB gs = gd / sd;
@@ -579,19 +599,24 @@ void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size
     xsimd::select(d, DB(1.0), DB(0.0)).store_aligned(dom + h);
     (gs * (a + gam)).store_aligned(scale_d + h);
     // g·((a − β_y)·e_y − (β_y + γ)·R)/S; with β = 0 exactly the unsmoothed g·(−γ·R)/S.
-    (gs * (DB::load_aligned(q.a_minus_beta_y + h) * ey_ -
-           (DB::load_aligned(q.beta_y + h) + gam) * xsimd::select(d, R_, S_ - ey_)))
+    (gs * (q.a_minus_beta_y_at(h) * ey_ - (q.beta_y_at(h) + gam) * xsimd::select(d, R_, S_ - ey_)))
         .store_aligned(dzy_d + h);
   }
-  detail::xent_tile_terms(Sd, ud, dom, count, q.a, smooth ? Dd : nullptr, q.gamma,
-                          XentTerms::Label::softmax, terms);
+  detail::xent_tile_terms(Sd, ud, dom, count, q.a, smooth ? Dd : nullptr,
+                          q.weighted ? q.gamma : nullptr, q.gamma0, XentTerms::Label::softmax,
+                          terms);
   if (dz == nullptr) return;
   const B sb = narrow_lanes<T, A>(scale_d);
   const B yb = narrow_lanes<T, A>(dzy_d);
+  const B gbb(g * beta);
   for (std::size_t r = 0; r < n; ++r) {
-    e[r] = xsimd::select(y == B(static_cast<T>(r)), yb, xsimd::fms(sb, e[r], B(g * q.beta[r])));
+    const B gq = weight != nullptr ? B(g * q.beta[r]) : gbb;
+    e[r] = xsimd::select(y == B(static_cast<T>(r)), yb, xsimd::fms(sb, e[r], gq));
   }
   store_tile(e, n, count, dz, dzs);
+  // One test for the tile: every lane's scale and label element finite in T (NaN fails it).
+  const B big(std::numeric_limits<T>::max());
+  if (xsimd::all(xsimd::abs(sb) <= big) && xsimd::all(xsimd::abs(yb) <= big)) return;
   detail::xent_tile_gradient_repair<Normalizer::softmax, T, A>(
       z, zs, n, count, labels, weight, beta, gamma, g, scale_d, dzy_d, dz, dzs);
 }
@@ -651,7 +676,7 @@ void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::si
     const DB sy_ = DB::load_aligned(syd + h);
     const DB R_ = DB::load_aligned(Rd + h);
     const DB zy_ = DB::load_aligned(ud + h);
-    const DB gam = DB::load_aligned(q.gamma + h);
+    const DB gam = q.gamma_at(h);
     const auto d = DB(2.0) * sy_ > S_;
     xsimd::select(d, R_ / sy_, zy_).store_aligned(ud + h);
     xsimd::select(d, DB(1.0), DB(0.0)).store_aligned(dom + h);
@@ -660,26 +685,31 @@ void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::si
     const DB rs = xsimd::select(zy_ >= DB(0.0), DB(1.0), ry * ry);  // r_y·s_y
     // With β = 0 exactly the unsmoothed g·(−γ·r_y·R)/S.
     (gd *
-     (DB::load_aligned(q.a_minus_beta_y + h) * rs -
-      (DB::load_aligned(q.beta_y + h) + gam) * ry * xsimd::select(d, R_, S_ - sy_)) /
+     (q.a_minus_beta_y_at(h) * rs - (q.beta_y_at(h) + gam) * ry * xsimd::select(d, R_, S_ - sy_)) /
      S_)
         .store_aligned(dzy_d + h);
   }
-  detail::xent_tile_terms(Sd, ud, dom, count, q.a, smooth ? Ld : nullptr, q.gamma,
-                          XentTerms::Label::stablemax, terms);
+  detail::xent_tile_terms(Sd, ud, dom, count, q.a, smooth ? Ld : nullptr,
+                          q.weighted ? q.gamma : nullptr, q.gamma0, XentTerms::Label::stablemax,
+                          terms);
   if (dz == nullptr) return;
   const B sb = narrow_lanes<T, A>(scale_d);
   const B yb = narrow_lanes<T, A>(dzy_d);
   const B one(T(1));
+  const B gbb(g * beta);
   // s·r = min(s, 1)², as in the per-column kernel; minus g·β_j·r with smoothing.
   for (std::size_t r = 0; r < n; ++r) {
     const B v = xsimd::min(s[r], one);
-    const B x =
-        smooth ? xsimd::fms(sb * v, v, B(g * q.beta[r]) * (one / (one + xsimd::abs(tile.row(r)))))
-               : sb * v * v;
+    const B x = smooth ? xsimd::fms(sb * v, v,
+                                    (weight != nullptr ? B(g * q.beta[r]) : gbb) *
+                                        (one / (one + xsimd::abs(tile.row(r)))))
+                       : sb * v * v;
     s[r] = xsimd::select(y == B(static_cast<T>(r)), yb, x);
   }
   store_tile(s, n, count, dz, dzs);
+  // One test for the tile: every lane's scale and label element finite in T (NaN fails it).
+  const B big(std::numeric_limits<T>::max());
+  if (xsimd::all(xsimd::abs(sb) <= big) && xsimd::all(xsimd::abs(yb) <= big)) return;
   detail::xent_tile_gradient_repair<Normalizer::stablemax, T, A>(
       z, zs, n, count, labels, weight, beta, gamma, g, scale_d, dzy_d, dz, dzs);
 }
