@@ -48,6 +48,7 @@
 #define REGULA_LIKELY(x) __builtin_expect(!!(x), 1)
 #define REGULA_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define REGULA_ALWAYS_INLINE inline __attribute__((always_inline))
+#define REGULA_NOINLINE __attribute__((noinline))
 #else
 /// Branch hint: x is usually true.
 #define REGULA_LIKELY(x) (x)
@@ -55,6 +56,9 @@
 #define REGULA_UNLIKELY(x) (x)
 /// Forces inlining of the kernels' inner steps where the compiler supports it.
 #define REGULA_ALWAYS_INLINE inline
+/// Keeps a rare path (a repair, a fallback) out of its caller's hot loop, whose registers it
+/// would otherwise take.
+#define REGULA_NOINLINE
 #endif
 
 #endif  // REGULA_CONFIG_HPP

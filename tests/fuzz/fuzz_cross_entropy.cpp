@@ -388,6 +388,9 @@ struct LpOptions {
   O opt;
   bool ok = true;
   double natural = 2.0;
+  // False where the options alone can carry a finite loss past the largest float (α = 1e300,
+  // q = 1e-300): the finiteness checks of the moderate and large palettes do not apply then.
+  bool ordinary = true;
 };
 
 LpOptions<CoverageLossOptions> draw_options(fuzz::Input& in, Fault fault, CoverageLossOptions) {
@@ -413,6 +416,7 @@ LpOptions<GeneralizedCrossEntropyOptions> draw_options(fuzz::Input& in, Fault fa
   }
   o.ok = std::isfinite(o.opt.q) && o.opt.q > 0.0 && o.opt.q <= 1.0 && o.opt.truncation >= 0.0 &&
          o.opt.truncation < 1.0;
+  o.ordinary = o.opt.q >= 1e-6;  // ℓ ≤ 1/q
   return o;
 }
 
@@ -432,6 +436,8 @@ LpOptions<SymmetricCrossEntropyOptions> draw_options(fuzz::Input& in, Fault faul
   o.ok = std::isfinite(o.opt.alpha) && o.opt.alpha >= 0.0 && std::isfinite(o.opt.beta) &&
          o.opt.beta >= 0.0 && std::isfinite(o.opt.A) && o.opt.A < 0.0;
   if (o.ok) o.natural = 2.0 * std::max(1.0, o.opt.alpha + o.opt.beta * -o.opt.A);
+  // ℓ ≤ α·CE + β·(−A), CE up to ~2e30 for the large palette's float logits.
+  o.ordinary = o.opt.alpha <= 1e6 && o.opt.beta * -o.opt.A <= 1e12;
   return o;
 }
 
@@ -524,8 +530,9 @@ void run_label_probability(fuzz::Input& in, Palette pal, Index C, Index B, Fault
   per_sample_call(zc, y, ps, none, opt);
   Matrix<T> gc;
   if (with_grad) gc = g;
-  check_losses<T>(what, Normalizer::softmax, pal, zc, &y, nullptr, opt.ignore_index, false, ps,
-                  with_grad && per_sample ? &gc : nullptr, drawn.natural);
+  check_losses<T>(what, Normalizer::softmax, drawn.ordinary ? pal : Palette::extreme, zc, &y,
+                  nullptr, opt.ignore_index, false, ps, with_grad && per_sample ? &gc : nullptr,
+                  drawn.natural);
   if (fuzz::all_finite(zc)) {
     REGULA_FUZZ_CHECK(!std::isnan(reduced) || opt.reduction == Reduction::mean,
                       "%s: NaN reduced loss for finite input", what);

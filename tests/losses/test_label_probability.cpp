@@ -283,6 +283,20 @@ TEMPLATE_TEST_CASE(
   CHECK(std::isfinite(ls[0]));
 }
 
+TEST_CASE("symmetric cross-entropy with a loss weight past the largest float: no inf times 0",
+          "[losses][symmetric_cross_entropy][numerics][regression]") {
+  // α = 1e300 is a finite option; g·F/S overflows float, and an element whose e^{z − m} is 0
+  // gave inf·0 = NaN. Its true value is below the smallest float: 0.
+  Eigen::MatrixXf z(2, 1);
+  z << 0.0f, -200.0f;
+  Labels y(1);
+  y << 0;
+  Eigen::MatrixXf dz(2, 1);
+  (void)regula::symmetric_cross_entropy(z, y, dz, SymmetricCrossEntropyOptions{}.with_alpha(1e300));
+  CHECK(dz(1, 0) == 0.0f);
+  CHECK_FALSE(std::isnan(dz(0, 0)));
+}
+
 TEST_CASE("generalized and symmetric cross-entropy reject bad arguments and allocate nothing",
           "[losses][generalized_cross_entropy][symmetric_cross_entropy][errors]") {
   const Eigen::MatrixXf z = Eigen::MatrixXf::Random(5, 3);

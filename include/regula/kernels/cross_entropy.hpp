@@ -471,33 +471,39 @@ struct TileTarget {
   }
 };
 
-/// The gradient of each lane k < count whose scale or label element, rounded to T, is not
-/// finite with finite logits (g·A/S past the largest T: class weights near it, or a StableMax S
-/// that is subnormal, every logit near the lowest T) from the general per-column kernel, which
-/// forms it from the definitions in long double there; the lane's loss terms stay the tile's.
-/// One test per lane on the common path.
-template <Normalizer Norm, class T, class A>
-REGULA_ALWAYS_INLINE void xent_tile_gradient_repair(const T* z, std::size_t zs, std::size_t n,
-                                                    std::size_t count, const std::int64_t* labels,
-                                                    const T* weight, T beta, T gamma, T g,
-                                                    const double* scale, const double* label_elem,
-                                                    T* dz, std::size_t dzs) noexcept {
+/// The gradient of each of `count` columns (label_of(k), skipped where it is ignore_index) whose
+/// gradient from a tile is not finite with finite logits (g·A/S past the largest T: class weights
+/// near it, or a StableMax S that is subnormal, every logit near the lowest T) from the general
+/// per-column kernel, which forms it from the definitions in long double there; the lane's loss
+/// terms stay the tile's. The driver calls it once per chunk after its loop, only where a tile of
+/// the chunk reported a scale or label element past the largest T: called from the tile, or from
+/// the driver's loop, it cost the 10-class cross-entropy about 15% at 512 × 10 (AVX-512) although
+/// it never ran.
+template <Normalizer Norm, class T, class A, class LabelOf>
+REGULA_NOINLINE void xent_tile_gradient_repair(const T* z, std::size_t zs, std::size_t n,
+                                               std::size_t count, LabelOf&& label_of,
+                                               std::int64_t ignore_index, const T* weight, T beta,
+                                               T gamma, T g, T* dz, std::size_t dzs) noexcept {
   for (std::size_t k = 0; k < count; ++k) {
-    if (std::isfinite(static_cast<T>(scale[k])) && std::isfinite(static_cast<T>(label_elem[k])))
-      continue;
+    const std::int64_t label = label_of(k);
+    if (label == ignore_index) continue;
+    T* dk = dz + k * dzs;
+    bool done = true;
+    for (std::size_t r = 0; r < n; ++r) done = done && std::isfinite(dk[r]);
+    if (done) continue;
     const T* zk = z + k * zs;
     bool finite = true;
     for (std::size_t r = 0; r < n; ++r) finite = finite && std::isfinite(zk[r]);
     if (!finite) continue;  // NaN in, NaN out: the tile's result stands
     XentTarget<T> t;
     t.weight = weight;
-    t.label = labels[k];
+    t.label = label;
     t.beta = beta;
     t.gamma = gamma;
     if constexpr (Norm == Normalizer::softmax) {
-      softmax_xent<T, A>(zk, n, t, g, dz + k * dzs);
+      softmax_xent<T, A>(zk, n, t, g, dk);
     } else {
-      stablemax_xent<T, A>(zk, n, t, g, dz + k * dzs);
+      stablemax_xent<T, A>(zk, n, t, g, dk);
     }
   }
 }
@@ -529,7 +535,8 @@ REGULA_ALWAYS_INLINE void xent_tile_terms(const double* S, const double* u, cons
 /// weights (with weights, the same form with each class's q), and g·∂ℓ/∂z goes to dz (the same
 /// layout) when dz is not null (column k at dz + k·dzs; dz must not overlap z). W = the batch size
 /// of T. The strides only move the scalar transposes, so a block of a wider matrix gives the bits
-/// of a copy.
+/// of a copy. Returns true when some lane's gradient scale or label element is past the largest
+/// T or NaN: the caller then passes the tile to detail::xent_tile_gradient_repair.
 ///
 /// One lane holds one column (kernels/tile.hpp): the maximum, the exponentials, S, the label's
 /// e_y and R = Σ_{j≠y} e_j (in double) are vertical operations. The per-lane arithmetic is the
@@ -541,7 +548,7 @@ REGULA_ALWAYS_INLINE void xent_tile_terms(const double* S, const double* u, cons
 /// the general kernel (softmax_xent), which forms the same loss around the column's largest
 /// class instead of its label: both are accurate to a few ulps of the loss's terms.
 template <class T, class A = default_arch>
-void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
+bool softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
                             const std::int64_t* labels, const T* weight, T beta, T gamma, T g,
                             T* dz, std::size_t dzs, XentTerms* terms) noexcept {
   using B = xsimd::batch<T, A>;
@@ -605,20 +612,24 @@ void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size
   detail::xent_tile_terms(Sd, ud, dom, count, q.a, smooth ? Dd : nullptr,
                           q.weighted ? q.gamma : nullptr, q.gamma0, XentTerms::Label::softmax,
                           terms);
-  if (dz == nullptr) return;
+  if (dz == nullptr) return false;
   const B sb = narrow_lanes<T, A>(scale_d);
   const B yb = narrow_lanes<T, A>(dzy_d);
-  const B gbb(g * beta);
-  for (std::size_t r = 0; r < n; ++r) {
-    const B gq = weight != nullptr ? B(g * q.beta[r]) : gbb;
-    e[r] = xsimd::select(y == B(static_cast<T>(r)), yb, xsimd::fms(sb, e[r], gq));
+  // Two loops, not a choice per row (which made GCC copy the rows through memcpy).
+  if (weight == nullptr) {
+    const B gbb(g * beta);
+    for (std::size_t r = 0; r < n; ++r)
+      e[r] = xsimd::select(y == B(static_cast<T>(r)), yb, xsimd::fms(sb, e[r], gbb));
+  } else {
+    for (std::size_t r = 0; r < n; ++r) {
+      e[r] = xsimd::select(y == B(static_cast<T>(r)), yb, xsimd::fms(sb, e[r], B(g * q.beta[r])));
+    }
   }
   store_tile(e, n, count, dz, dzs);
-  // One test for the tile: every lane's scale and label element finite in T (NaN fails it).
+  // One test for the tile: true where a lane's scale or label element is past the largest T or
+  // NaN, and the caller must repair it (detail::xent_tile_gradient_repair).
   const B big(std::numeric_limits<T>::max());
-  if (xsimd::all(xsimd::abs(sb) <= big) && xsimd::all(xsimd::abs(yb) <= big)) return;
-  detail::xent_tile_gradient_repair<Normalizer::softmax, T, A>(
-      z, zs, n, count, labels, weight, beta, gamma, g, scale_d, dzy_d, dz, dzs);
+  return !(xsimd::all(xsimd::abs(sb) <= big) && xsimd::all(xsimd::abs(yb) <= big));
 }
 
 /// StableMax cross-entropy of `count` ≤ W consecutive columns, the cross-column twin of
@@ -629,7 +640,7 @@ void softmax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size
 /// (the same dominant-label branch, the label's element g·r_y·((a − β_y)·s_y − (β_y + γ)·R)/S).
 /// Only the order of the double sums differs from the per-column kernel.
 template <class T, class A = default_arch>
-void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
+bool stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::size_t count,
                               const std::int64_t* labels, const T* weight, T beta, T gamma, T g,
                               T* dz, std::size_t dzs, XentTerms* terms) noexcept {
   using B = xsimd::batch<T, A>;
@@ -692,39 +703,51 @@ void stablemax_xent_hard_tile(const T* z, std::size_t zs, std::size_t n, std::si
   detail::xent_tile_terms(Sd, ud, dom, count, q.a, smooth ? Ld : nullptr,
                           q.weighted ? q.gamma : nullptr, q.gamma0, XentTerms::Label::stablemax,
                           terms);
-  if (dz == nullptr) return;
+  if (dz == nullptr) return false;
   const B sb = narrow_lanes<T, A>(scale_d);
   const B yb = narrow_lanes<T, A>(dzy_d);
   const B one(T(1));
   const B gbb(g * beta);
-  // s·r = min(s, 1)², as in the per-column kernel; minus g·β_j·r with smoothing.
-  for (std::size_t r = 0; r < n; ++r) {
-    const B v = xsimd::min(s[r], one);
-    const B x = smooth ? xsimd::fms(sb * v, v,
-                                    (weight != nullptr ? B(g * q.beta[r]) : gbb) *
-                                        (one / (one + xsimd::abs(tile.row(r)))))
-                       : sb * v * v;
-    s[r] = xsimd::select(y == B(static_cast<T>(r)), yb, x);
+  // s·r = min(s, 1)², as in the per-column kernel; minus g·β_j·r with smoothing. One loop per
+  // case, not a choice per row (which made GCC copy the rows through memcpy).
+  if (!smooth) {
+    for (std::size_t r = 0; r < n; ++r) {
+      const B v = xsimd::min(s[r], one);
+      s[r] = xsimd::select(y == B(static_cast<T>(r)), yb, sb * v * v);
+    }
+  } else if (weight == nullptr) {
+    for (std::size_t r = 0; r < n; ++r) {
+      const B v = xsimd::min(s[r], one);
+      const B x = xsimd::fms(sb * v, v, gbb * (one / (one + xsimd::abs(tile.row(r)))));
+      s[r] = xsimd::select(y == B(static_cast<T>(r)), yb, x);
+    }
+  } else {
+    for (std::size_t r = 0; r < n; ++r) {
+      const B v = xsimd::min(s[r], one);
+      const B x = xsimd::fms(sb * v, v, B(g * q.beta[r]) * (one / (one + xsimd::abs(tile.row(r)))));
+      s[r] = xsimd::select(y == B(static_cast<T>(r)), yb, x);
+    }
   }
   store_tile(s, n, count, dz, dzs);
-  // One test for the tile: every lane's scale and label element finite in T (NaN fails it).
+  // One test for the tile: true where a lane's scale or label element is past the largest T or
+  // NaN, and the caller must repair it (detail::xent_tile_gradient_repair).
   const B big(std::numeric_limits<T>::max());
-  if (xsimd::all(xsimd::abs(sb) <= big) && xsimd::all(xsimd::abs(yb) <= big)) return;
-  detail::xent_tile_gradient_repair<Normalizer::stablemax, T, A>(
-      z, zs, n, count, labels, weight, beta, gamma, g, scale_d, dzy_d, dz, dzs);
+  return !(xsimd::all(xsimd::abs(sb) <= big) && xsimd::all(xsimd::abs(yb) <= big));
 }
 
 /// The cross-column kernel of normalizer Norm (softmax_xent_hard_tile or
 /// stablemax_xent_hard_tile).
 template <Normalizer Norm, class T, class A = default_arch>
-REGULA_ALWAYS_INLINE void xent_hard_tile(const T* z, std::size_t zs, std::size_t n,
+REGULA_ALWAYS_INLINE bool xent_hard_tile(const T* z, std::size_t zs, std::size_t n,
                                          std::size_t count, const std::int64_t* labels,
                                          const T* weight, T beta, T gamma, T g, T* dz,
                                          std::size_t dzs, XentTerms* terms) noexcept {
   if constexpr (Norm == Normalizer::softmax) {
-    softmax_xent_hard_tile<T, A>(z, zs, n, count, labels, weight, beta, gamma, g, dz, dzs, terms);
+    return softmax_xent_hard_tile<T, A>(z, zs, n, count, labels, weight, beta, gamma, g, dz, dzs,
+                                        terms);
   } else {
-    stablemax_xent_hard_tile<T, A>(z, zs, n, count, labels, weight, beta, gamma, g, dz, dzs, terms);
+    return stablemax_xent_hard_tile<T, A>(z, zs, n, count, labels, weight, beta, gamma, g, dz, dzs,
+                                          terms);
   }
 }
 

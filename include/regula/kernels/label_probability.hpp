@@ -72,12 +72,20 @@ void label_probability_gradient(const LabelProbability& lp, std::size_t n, std::
                                 T g, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
-  const T scale = static_cast<T>(static_cast<double>(g) * F / lp.S);
-  const B sb(scale);
-  std::size_t i = 0;
-  for (; i + W <= n; i += W) (sb * B::load_unaligned(dz + i)).store_unaligned(dz + i);
-  for (; i < n; ++i) dz[i] *= scale;
-  dz[y] = static_cast<T>(-static_cast<double>(g) * F * lp.other / lp.S);
+  const double gF = static_cast<double>(g) * F;
+  const T scale = static_cast<T>(gF / lp.S);
+  if (std::abs(scale) <= std::numeric_limits<T>::max()) {
+    const B sb(scale);
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) (sb * B::load_unaligned(dz + i)).store_unaligned(dz + i);
+    for (; i < n; ++i) dz[i] *= scale;
+  } else {
+    // g·F/S past the largest T (a loss weight near it, as SCE's α = 1e300 in float): e/S ≤ 1
+    // first, so an element whose e is 0 stays 0 instead of inf·0 = NaN; NaN F stays NaN.
+    for (std::size_t i = 0; i < n; ++i)
+      dz[i] = static_cast<T>(gF * (static_cast<double>(dz[i]) / lp.S));
+  }
+  dz[y] = static_cast<T>(-gF * (lp.other / lp.S));
 }
 
 /// A label-probability loss of one column with label y: `terms(log_p, log1mp, loss, F)` (double)

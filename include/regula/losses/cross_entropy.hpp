@@ -7,6 +7,7 @@
 #ifndef REGULA_LOSSES_CROSS_ENTROPY_HPP
 #define REGULA_LOSSES_CROSS_ENTROPY_HPP
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -164,6 +165,7 @@ T run_cross_entropy(const XentCall<T>& call) {
   const auto zs = static_cast<std::size_t>(z.outerStride());
   const auto dzs =
       call.dlogits != nullptr ? static_cast<std::size_t>(call.dlogits->outerStride()) : n;
+  std::atomic<bool> needs_repair{false};  // a narrow tile's gradient needs a repair
   const double total =
       parallel_sum_chunks(cols, column_chunk(C), [&](std::size_t begin, std::size_t end) noexcept {
         constexpr std::size_t G = 16;
@@ -173,6 +175,7 @@ T run_cross_entropy(const XentCall<T>& call) {
         double done[G];
         std::size_t pending = 0;
         double acc = 0.0;
+        bool repair = false;  // a narrow tile's gradient needs xent_tile_gradient_repair
         auto flush = [&]() noexcept {
           kernels::xent_finish_batch(terms, pending, done);
           for (std::size_t t = 0; t < pending; ++t) {
@@ -201,9 +204,10 @@ T run_cross_entropy(const XentCall<T>& call) {
               if (pending + count > G) flush();
               T* dz = call.dlogits != nullptr ? call.dlogits->col(static_cast<Index>(c)).data()
                                               : nullptr;
-              kernels::xent_hard_tile<Norm>(z.col(static_cast<Index>(c)).data(), zs, n, count, lab,
-                                            call.weight, proto.beta, proto.gamma, gt, dz, dzs,
-                                            terms + pending);
+              repair = kernels::xent_hard_tile<Norm>(z.col(static_cast<Index>(c)).data(), zs, n,
+                                                     count, lab, call.weight, proto.beta,
+                                                     proto.gamma, gt, dz, dzs, terms + pending) ||
+                       repair;
               for (std::size_t k = 0; k < count; ++k) where[pending++] = static_cast<Index>(c + k);
               if (pending == G) flush();
               c += count - 1;
@@ -232,8 +236,17 @@ T run_cross_entropy(const XentCall<T>& call) {
           acc += l;
         }
         flush();
+        if (repair) needs_repair.store(true, std::memory_order_relaxed);
         return acc;
       });
+  if (needs_repair.load(std::memory_order_relaxed)) {
+    // After the parallel sum, not in its chunks: a call to the repair anywhere in the chunk's
+    // body cost the narrow path ~15% at 512 × 10 (see xent_tile_gradient_repair).
+    kernels::detail::xent_tile_gradient_repair<Norm, T, default_arch>(
+        z.data(), zs, n, cols,
+        [&](std::size_t k) noexcept { return (*call.labels)[static_cast<Index>(k)]; },
+        opt.ignore_index, call.weight, proto.beta, proto.gamma, gt, call.dlogits->data(), dzs);
+  }
   if (!std::isfinite(total) && !call.per_sample) {
     // Losses of both signs (soft targets) near the largest double can carry the double partial
     // sums past it, giving NaN or an infinity where the exact sum is finite or of the other sign;
