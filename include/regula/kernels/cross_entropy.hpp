@@ -413,16 +413,6 @@ REGULA_ALWAYS_INLINE xsimd::batch<T, A> tile_labels(const std::int64_t* labels,
   return B::load_aligned(t);
 }
 
-}  // namespace detail
-
-// The general per-column kernels (defined below), which the tiles' gradient repair calls.
-template <class T, class A = default_arch>
-double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept;
-template <class T, class A = default_arch>
-double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept;
-
-namespace detail {
-
 /// The target q = β_j + γ_k·[j = y_k] of a tile's columns: β_j = β·w_j and γ_k = γ·w_{y_k} with
 /// class weights w (null: none), as the per-column kernels form them (in T), a = Σ_j β_j in
 /// double in class order (n·β without weights), and the label's β_y, γ and a − β_y in double:
@@ -470,43 +460,6 @@ struct TileTarget {
     return weighted ? DB::load_aligned(a_minus_beta_y + h) : DB(amb0);
   }
 };
-
-/// The gradient of each of `count` columns (label_of(k), skipped where it is ignore_index) whose
-/// gradient from a tile is not finite with finite logits (g·A/S past the largest T: class weights
-/// near it, or a StableMax S that is subnormal, every logit near the lowest T) from the general
-/// per-column kernel, which forms it from the definitions in long double there; the lane's loss
-/// terms stay the tile's. The driver calls it once per chunk after its loop, only where a tile of
-/// the chunk reported a scale or label element past the largest T: called from the tile, or from
-/// the driver's loop, it cost the 10-class cross-entropy about 15% at 512 × 10 (AVX-512) although
-/// it never ran.
-template <Normalizer Norm, class T, class A, class LabelOf>
-REGULA_NOINLINE void xent_tile_gradient_repair(const T* z, std::size_t zs, std::size_t n,
-                                               std::size_t count, LabelOf&& label_of,
-                                               std::int64_t ignore_index, const T* weight, T beta,
-                                               T gamma, T g, T* dz, std::size_t dzs) noexcept {
-  for (std::size_t k = 0; k < count; ++k) {
-    const std::int64_t label = label_of(k);
-    if (label == ignore_index) continue;
-    T* dk = dz + k * dzs;
-    bool done = true;
-    for (std::size_t r = 0; r < n; ++r) done = done && std::isfinite(dk[r]);
-    if (done) continue;
-    const T* zk = z + k * zs;
-    bool finite = true;
-    for (std::size_t r = 0; r < n; ++r) finite = finite && std::isfinite(zk[r]);
-    if (!finite) continue;  // NaN in, NaN out: the tile's result stands
-    XentTarget<T> t;
-    t.weight = weight;
-    t.label = label;
-    t.beta = beta;
-    t.gamma = gamma;
-    if constexpr (Norm == Normalizer::softmax) {
-      softmax_xent<T, A>(zk, n, t, g, dk);
-    } else {
-      stablemax_xent<T, A>(zk, n, t, g, dk);
-    }
-  }
-}
 
 /// terms[k] for k < count from per-lane S, u, the label's form, a = Σ_j β_j, and with smoothing
 /// the per-lane Σ_j β_j·log s_j (`lin`, null without smoothing) and the label weights γ_k
@@ -836,7 +789,7 @@ std::size_t index_of(const T* z, std::size_t n, T m) noexcept {
 /// When the column's maximum k holds more than half of S, its element and the loss are formed
 /// from the complement sums over j ≠ k (XentComplement): ℓ = A_{¬k}·log S − Σ_{j≠k} q_j·d_j +
 /// q_k·log1p(R), dz_k = g·(A_{¬k} − q_k·R)/S, with d = z − m, e_k = 1 and S = 1 + R.
-template <class T, class A>
+template <class T, class A = default_arch>
 double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
@@ -921,7 +874,7 @@ double softmax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* d
 /// Writes g·r ⊙ (A·π − q) to dz when dz is not null (no overlap with z). When the largest s_k
 /// holds more than half of S: ℓ = A_{¬k}·log S − Σ_{j≠k} q_j·log s_j + q_k·log1p(R/s_k) and
 /// dz_k = g·r_k·(A_{¬k}·s_k − q_k·R)/S.
-template <class T, class A>
+template <class T, class A = default_arch>
 double stablemax_xent(const T* z, std::size_t n, const XentTarget<T>& t, T g, T* dz) noexcept {
   using B = xsimd::batch<T, A>;
   constexpr std::size_t W = B::size;
@@ -1096,6 +1049,41 @@ bool xent_inputs_finite(const T* z, std::size_t n, const XentTarget<T>& t) noexc
     if (t.weight != nullptr && !std::isfinite(t.weight[i])) return false;
   }
   return true;
+}
+
+/// The gradient of each of `count` columns (label_of(k), skipped where it is ignore_index) whose
+/// gradient from a tile is not finite with finite logits (g·A/S past the largest T: class weights
+/// near it, or a StableMax S that is subnormal, every logit near the lowest T) from the general
+/// per-column kernel, which forms it from the definitions in long double there; the lane's loss
+/// terms stay the tile's. The driver calls it once per call, after the parallel sum, and only
+/// where a tile reported a scale or label element past the largest T: called from the tile, or
+/// from the driver's chunk loop, it cost the 10-class cross-entropy about 15% at 512 × 10
+/// (AVX-512) although it never ran.
+template <Normalizer Norm, class T, class A, class LabelOf>
+REGULA_NOINLINE void xent_tile_gradient_repair(const T* z, std::size_t zs, std::size_t n,
+                                               std::size_t count, LabelOf&& label_of,
+                                               std::int64_t ignore_index, const T* weight, T beta,
+                                               T gamma, T g, T* dz, std::size_t dzs) noexcept {
+  for (std::size_t k = 0; k < count; ++k) {
+    const std::int64_t label = label_of(k);
+    if (label == ignore_index) continue;
+    T* dk = dz + k * dzs;
+    bool done = true;
+    for (std::size_t r = 0; r < n; ++r) done = done && std::isfinite(dk[r]);
+    if (done) continue;
+    const T* zk = z + k * zs;
+    XentTarget<T> t;
+    t.weight = weight;
+    t.label = label;
+    t.beta = beta;
+    t.gamma = gamma;
+    if (!xent_inputs_finite(zk, n, t)) continue;  // NaN in, NaN out: the tile's result stands
+    if constexpr (Norm == Normalizer::softmax) {
+      softmax_xent<T, A>(zk, n, t, g, dk);
+    } else {
+      stablemax_xent<T, A>(zk, n, t, g, dk);
+    }
+  }
 }
 
 }  // namespace detail
